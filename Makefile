@@ -1,0 +1,53 @@
+# Custody — two commands for a newcomer on a fresh Debian/Ubuntu machine:
+#   make run    install missing system packages, build, start Custody on ./custody-data
+#   make test   install missing system packages, build, run every test
+SHELL := /bin/bash
+SWIFT ?= swift
+DATA_DIR ?= ./custody-data
+# Debian packages the build needs (headers and pkg-config files for the C libraries).
+APT_PACKAGES := liblz4-dev libsqlite3-dev pkg-config
+CUSTODY := .build/release/custody
+
+.PHONY: run test deps build release bench benchmarks format lint clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	    echo "installing:$$missing"; sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "Custody needs these Debian packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product custody
+
+# Until the server lands, the most useful thing to start is an in-process ingest run into the
+# default data directory, followed by a look at what it wrote.
+run: release
+	$(CUSTODY) bench ingest --in-process --data-dir $(DATA_DIR) --events 1000000
+	$(CUSTODY) log inspect --data-dir $(DATA_DIR)
+	$(CUSTODY) log verify --data-dir $(DATA_DIR)
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --parallel --num-workers 2
+
+# Benchmarks (ordo-one/benchmark), built in release by the plugin.
+benchmarks: deps
+	$(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Benchmarks Package.swift
+
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
+
+clean:
+	rm -rf .build

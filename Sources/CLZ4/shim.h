@@ -1,0 +1,4 @@
+#ifndef CUSTODY_CLZ4_SHIM_H
+#define CUSTODY_CLZ4_SHIM_H
+#include <lz4.h>
+#endif

@@ -1,0 +1,105 @@
+import NIOCore
+
+/// Records framed for a batch but not yet given seqs: what concurrent appends accumulate while
+/// the previous group is being written.
+struct FramedRecords {
+    var bytes: ByteBuffer
+    var count = 0
+    var firstTimestamp: Int64 = 0
+    var lastTimestamp: Int64 = 0
+
+    init(capacity: Int) {
+        bytes = ByteBufferAllocator().buffer(capacity: capacity)
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ payload: ByteBuffer, timestamp: Int64) {
+        if count == 0 { firstTimestamp = timestamp }
+        lastTimestamp = timestamp
+        count += 1
+        bytes.writeInteger(UInt32(payload.readableBytes), endianness: .little)
+        bytes.writeInteger(timestamp, endianness: .little)
+        bytes.writeImmutableBuffer(payload)
+    }
+}
+
+/// Turns framed records into batch bytes and back.
+enum BatchCodec {
+    /// Appends one encoded batch (header and payload) to `output`. The payload is LZ4-compressed
+    /// when that makes it smaller, stored as it is otherwise.
+    @discardableResult
+    static func encode(_ records: FramedRecords, firstSeq: UInt64, flags: UInt16, into output: inout ByteBuffer) -> BatchHeader {
+        var written: BatchHeader?
+        records.bytes.withUnsafeReadableBytes { payload in
+            let bound = LZ4Block.compressBound(payload.count)
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: BatchHeader.size + max(bound, payload.count)) { destination in
+                let headerBytes = UnsafeMutableRawBufferPointer(rebasing: destination[0..<BatchHeader.size])
+                let body = UnsafeMutableRawBufferPointer(rebasing: destination[BatchHeader.size...])
+                var codec = BatchHeader.Codec.stored
+                var storedLength = payload.count
+                // Only keep the compressed form when it saves space.
+                if let compressed = LZ4Block.compress(payload, into: UnsafeMutableRawBufferPointer(rebasing: body[0..<bound])),
+                    compressed < payload.count
+                {
+                    codec = .lz4
+                    storedLength = compressed
+                } else {
+                    body.copyMemory(from: payload)
+                }
+                var header = BatchHeader(
+                    version: BatchHeader.currentVersion,
+                    codec: codec,
+                    flags: flags,
+                    firstSeq: firstSeq,
+                    recordCount: UInt32(records.count),
+                    uncompressedLength: UInt32(payload.count),
+                    firstTimestamp: records.firstTimestamp,
+                    lastTimestamp: records.lastTimestamp,
+                    storedLength: UInt32(storedLength),
+                    checksum: 0)
+                header.checksum = header.write(into: headerBytes, payload: UnsafeRawBufferPointer(rebasing: body[0..<storedLength]))
+                written = header
+                return BatchHeader.size + storedLength
+            }
+        }
+        return written!
+    }
+
+    /// Decodes a batch's records. `stored` is the payload as it is on disk; its checksum must
+    /// already have been verified. Fails when the payload does not hold exactly the records the
+    /// header announces.
+    static func decodeRecords(_ header: BatchHeader, stored: UnsafeRawBufferPointer) -> Result<[LogRecord], BatchHeader.Defect> {
+        var payload = ByteBufferAllocator().buffer(capacity: Int(header.uncompressedLength))
+        switch header.codec {
+        case .stored:
+            payload.writeBytes(stored)
+        case .lz4:
+            var ok = false
+            payload.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(header.uncompressedLength)) { destination in
+                ok = LZ4Block.decompress(stored, into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<Int(header.uncompressedLength)]))
+                return ok ? Int(header.uncompressedLength) : 0
+            }
+            guard ok else { return .failure(.badPayload) }
+        }
+        var records: [LogRecord] = []
+        records.reserveCapacity(Int(header.recordCount))
+        var seq = header.firstSeq
+        var previousTimestamp = header.firstTimestamp
+        while payload.readableBytes > 0 {
+            guard records.count < Int(header.recordCount),
+                let length = payload.readInteger(endianness: .little, as: UInt32.self),
+                let timestamp = payload.readInteger(endianness: .little, as: Int64.self),
+                timestamp >= previousTimestamp,
+                let body = payload.readSlice(length: Int(length))
+            else { return .failure(.badPayload) }
+            records.append(LogRecord(seq: seq, timestamp: timestamp, payload: body))
+            previousTimestamp = timestamp
+            seq += 1
+        }
+        guard records.count == Int(header.recordCount), records.first?.timestamp == header.firstTimestamp,
+            records.last?.timestamp == header.lastTimestamp
+        else { return .failure(.badPayload) }
+        return .success(records)
+    }
+}

@@ -1,0 +1,79 @@
+/// When an append counts as durable.
+public enum FsyncPolicy: Sendable, Hashable, CustomStringConvertible {
+    /// Acknowledge after the `fdatasync` that covers the append (the default). Concurrent appends
+    /// share one write and one fsync (group commit).
+    case always
+    /// Acknowledge after the write; fsync at most every `milliseconds`.
+    case interval(milliseconds: Int)
+    /// Acknowledge after the write; the operating system decides when data reaches the disk.
+    /// For benchmarks only.
+    case never
+
+    /// Parses `always`, `never` or `interval=MS`.
+    public init?(_ text: String) {
+        switch text {
+        case "always": self = .always
+        case "never": self = .never
+        default:
+            guard text.hasPrefix("interval="), let ms = Int(text.dropFirst("interval=".count)), ms > 0 else { return nil }
+            self = .interval(milliseconds: ms)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .always: "always"
+        case .never: "never"
+        case .interval(let ms): "interval=\(ms)"
+        }
+    }
+
+    /// Whether appends are acknowledged before their fsync.
+    var acknowledgesBeforeSync: Bool { self != .always }
+}
+
+/// How a ``SegmentLog`` writes.
+public struct LogConfiguration: Sendable {
+    public var fsync: FsyncPolicy
+    /// A segment is sealed and a new one started once it holds this many bytes.
+    public var segmentBytes: Int64
+    /// A segment is also sealed once it is this old (nil: no age limit).
+    public var segmentAge: Duration?
+    /// The sparse index gets an entry at least every this many bytes of segment.
+    public var indexIntervalBytes: Int64
+    /// Appends are cut into batches of about this many uncompressed bytes.
+    public var batchBytes: Int
+    /// Bytes waiting for the next group commit beyond which appends are refused (overloaded),
+    /// so that a stalled disk cannot make memory grow without bound.
+    public var maximumPendingBytes: Int
+    /// A recovery point is saved after this many bytes have been written since the last one, so
+    /// opening the log checksums at most about this much of the last segment.
+    public var recoveryPointIntervalBytes: Int64
+
+    public init(
+        fsync: FsyncPolicy = .always,
+        segmentBytes: Int64 = 64 << 20,
+        segmentAge: Duration? = nil,
+        indexIntervalBytes: Int64 = 4096,
+        batchBytes: Int = 1 << 20,
+        maximumPendingBytes: Int = 256 << 20,
+        recoveryPointIntervalBytes: Int64 = 16 << 20
+    ) {
+        self.fsync = fsync
+        self.segmentBytes = segmentBytes
+        self.segmentAge = segmentAge
+        self.indexIntervalBytes = indexIntervalBytes
+        self.batchBytes = batchBytes
+        self.maximumPendingBytes = maximumPendingBytes
+        self.recoveryPointIntervalBytes = recoveryPointIntervalBytes
+    }
+}
+
+/// What opening the log may do about damage it finds.
+public enum DamagePolicy: Sendable {
+    /// Refuse to open when anything before the tail is damaged (a torn tail is always cut).
+    case refuse
+    /// Move each damaged range into a side file next to its segment, record the lost seqs in
+    /// `quarantine.json`, and open.
+    case quarantine
+}

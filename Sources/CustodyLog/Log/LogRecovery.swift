@@ -1,0 +1,390 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import SystemPackage
+
+/// A sealed segment: its base seq and its (complete) index.
+struct SealedSegment: Sendable {
+    var baseSeq: UInt64
+    var index: SegmentIndex
+    var length: Int64 { index.coveredLength }
+}
+
+/// Brings a data directory to a consistent state before the log is used: the synchronous,
+/// blocking work of ``SegmentLog/open(directory:configuration:damagePolicy:fileSystem:threadPool:logger:)``.
+///
+/// The rules, in order:
+/// 1. Unfinished temporary files are removed.
+/// 2. Every sealed segment (all but the last) must be whole: its index files are trusted when they
+///    describe exactly the segment's current length; otherwise the segment is scanned with
+///    checksums and its index files are written again. Any damage in a sealed segment is
+///    corruption: it was synchronized before the next segment was created.
+/// 3. Seqs run on without gaps from segment to segment, except across a range recorded as lost by
+///    an earlier repair.
+/// 4. The last segment is walked by header up to the recovery point and checked by checksum after
+///    it. At the first damage, the damage is a *torn tail* — cut off and reported — when no valid
+///    batch follows it, or when every valid batch that follows belongs to the same, final write
+///    (no batch marks the end of a write and is followed by more), or was written under a policy
+///    that acknowledges before fsync. Otherwise it is corruption.
+/// 5. Corruption makes the open fail with every detail (segment, offset, seqs), unless the damage
+///    policy is ``DamagePolicy/quarantine``: then the damaged bytes move to a side file, the loss
+///    is recorded in `quarantine.json`, and the scan goes on.
+struct LogRecovery {
+    let directory: String
+    let fileSystem: any LogFileSystem
+    let configuration: LogConfiguration
+    let damagePolicy: DamagePolicy
+    var report = RecoveryReport()
+    var quarantine: [QuarantineRecord] = []
+
+    struct Recovered {
+        var sealed: [SealedSegment]
+        var activeBase: UInt64
+        var activeIndex: SegmentIndex
+        var activeFile: any LogFile
+        var lastTimestamp: Int64
+        var lock: any LogFile
+        var report: RecoveryReport
+    }
+
+    init(directory: String, fileSystem: any LogFileSystem, configuration: LogConfiguration, damagePolicy: DamagePolicy) {
+        self.directory = directory
+        self.fileSystem = fileSystem
+        self.configuration = configuration
+        self.damagePolicy = damagePolicy
+    }
+
+    func path(_ name: String) -> String { joinPath(directory, name) }
+
+    mutating func run() throws -> Recovered {
+        let started = ContinuousClock.now
+        do {
+            try fileSystem.createDirectory(at: directory)
+        } catch {
+            throw LogError.storageUnavailable("cannot create the data directory \(directory)", error)
+        }
+        let lock: any LogFile
+        do {
+            lock = try fileSystem.lockFile(at: path(SegmentName.lockFile))
+        } catch let error as Errno where error == .wouldBlock || error == .resourceTemporarilyUnavailable {
+            throw LogError(.directoryLocked, "another process has the data directory \(directory) open")
+        }
+        do {
+            var recovered = try recover(lock: lock)
+            report.durationSeconds = Self.seconds(ContinuousClock.now - started)
+            recovered.report = report
+            return recovered
+        } catch {
+            try? lock.close()
+            throw error
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    private mutating func recover(lock: any LogFile) throws -> Recovered {
+        let names = try fileSystem.contentsOfDirectory(at: directory)
+        for name in names where name.hasSuffix(SegmentName.temporarySuffix) {
+            try fileSystem.removeFile(at: path(name))
+            report.removedFiles.append(name)
+        }
+        quarantine = try loadQuarantine()
+        var bases = names.compactMap(SegmentName.baseSeq(ofSegment:)).sorted()
+        let recoveryPoint = loadRecoveryPoint()
+
+        if bases.isEmpty {
+            if let recoveryPoint, recoveryPoint.endSeq > 1 {
+                let damage = LogDamage(
+                    segment: "(all)", offset: 0, length: 0, firstSeq: 1, lastSeq: recoveryPoint.endSeq - 1,
+                    defect: "every segment file is missing")
+                guard damagePolicy == .quarantine else { throw corruption([damage]) }
+                let base = recoveryPoint.endSeq
+                try record(QuarantineRecord(segment: "(all)", offset: 0, length: 0, sideFile: nil, firstLostSeq: 1, lastLostSeq: base - 1, defect: damage.defect))
+                bases = [try createSegment(base)]
+            } else {
+                bases = [try createSegment(1)]
+            }
+            try fileSystem.synchronizeDirectory(at: directory)
+        }
+
+        var sealed: [SealedSegment] = []
+        var expectedSeq: UInt64? = nil
+        var lastTimestamp: Int64 = .min
+        for (position, base) in bases.enumerated() {
+            let isLast = position == bases.count - 1
+            if let expected = expectedSeq, base != expected, !isRecordedGap(from: expected, to: base) {
+                let damage = LogDamage(
+                    segment: SegmentName.segment(base), offset: 0, length: 0, firstSeq: expected, lastSeq: base &- 1,
+                    defect: base > expected ? "seqs missing between segments" : "segment overlaps the one before it")
+                guard damagePolicy == .quarantine, base > expected else { throw corruption([damage]) }
+                try record(QuarantineRecord(
+                    segment: damage.segment, offset: 0, length: 0, sideFile: nil, firstLostSeq: expected, lastLostSeq: base - 1,
+                    defect: damage.defect))
+            }
+            if isLast {
+                let (index, file) = try recoverLastSegment(base, recoveryPoint: recoveryPoint, lastTimestamp: &lastTimestamp)
+                report.segments = sealed.count + 1
+                report.endSeq = index.endSeq
+                return Recovered(
+                    sealed: sealed, activeBase: base, activeIndex: index, activeFile: file, lastTimestamp: max(lastTimestamp, 0),
+                    lock: lock, report: report)
+            }
+            guard let index = try recoverSealedSegment(base, lastTimestamp: &lastTimestamp) else {
+                continue  // an empty segment in the middle: removed
+            }
+            sealed.append(SealedSegment(baseSeq: base, index: index))
+            expectedSeq = index.endSeq
+        }
+        preconditionFailure("the loop returns at the last segment")
+    }
+
+    // MARK: Segments
+
+    private func createSegment(_ base: UInt64) throws -> UInt64 {
+        let file = try fileSystem.openFile(at: path(SegmentName.segment(base)), mode: .createNew)
+        try file.close()
+        return base
+    }
+
+    /// A sealed segment's index, from its index files or by scanning it; nil when it was empty
+    /// (and has been removed).
+    private mutating func recoverSealedSegment(_ base: UInt64, lastTimestamp: inout Int64) throws -> SegmentIndex? {
+        let name = SegmentName.segment(base)
+        while true {
+            let file = try fileSystem.openFile(at: path(name), mode: .readOnly)
+            defer { try? file.close() }
+            let length = try file.size()
+            if length == 0 {
+                try fileSystem.removeFile(at: path(name))
+                try fileSystem.synchronizeDirectory(at: directory)
+                report.removedFiles.append(name)
+                return nil
+            }
+            if let index = SegmentIndexFile.load(fileSystem: fileSystem, directory: directory, baseSeq: base, segmentLength: length),
+                index.firstTimestamp.map({ $0 >= lastTimestamp }) ?? true
+            {
+                lastTimestamp = index.lastTimestamp
+                return index
+            }
+            var index = SegmentIndex(baseSeq: base)
+            var scanner = SegmentScanner(file: file, length: length)
+            var timestamp = lastTimestamp
+            let outcome = try scan(&scanner, index: &index, from: 0, check: .checksum, lastTimestamp: &timestamp)
+            report.bytesVerified += index.coveredLength
+            guard let damage = outcome else {
+                lastTimestamp = timestamp
+                try writeIndexFiles(index, base: base)
+                report.indexesRebuilt.append(name)
+                return index
+            }
+            // Damage in a sealed segment is never a torn tail.
+            let following = try validBatches(after: damage.offset, in: &scanner, minimumSeq: index.endSeq)
+            let end = following.first?.offset ?? length
+            let lost = LogDamage(
+                segment: name, offset: damage.offset, length: end - damage.offset, firstSeq: index.endSeq,
+                lastSeq: following.first.map { $0.header.firstSeq &- 1 }, defect: damage.defect.description)
+            try quarantineOrThrow(lost, base: base, file: file, fileLength: length)
+        }
+    }
+
+    /// The last segment's index and an open, writable handle, with a torn tail cut off.
+    private mutating func recoverLastSegment(
+        _ base: UInt64, recoveryPoint: RecoveryPoint?, lastTimestamp: inout Int64
+    ) throws -> (SegmentIndex, any LogFile) {
+        let name = SegmentName.segment(base)
+        while true {
+            let file = try fileSystem.openFile(at: path(name), mode: .readWrite)
+            var keepOpen = false
+            defer { if !keepOpen { try? file.close() } }
+            let length = try file.size()
+            // The recovery point is trusted only when it is about this segment and the file still
+            // reaches it; otherwise every byte is checked.
+            var trusted: Int64 = 0
+            if let recoveryPoint, recoveryPoint.segmentBase == base, recoveryPoint.offset <= length {
+                trusted = recoveryPoint.offset
+            }
+            var index = SegmentIndex(baseSeq: base)
+            var timestamp = lastTimestamp
+            var scanner = SegmentScanner(file: file, length: length, readAhead: 1 << 20)
+            var outcome: ScanDamage? = nil
+            if trusted > 0 {
+                var walker = SegmentScanner(file: file, length: trusted, readAhead: 256 << 10)
+                outcome = try scan(&walker, index: &index, from: 0, check: .header, lastTimestamp: &timestamp)
+                report.bytesWalked += index.coveredLength
+                // Damage found by the walk lies below the recovery point: in acknowledged data.
+            }
+            if outcome == nil {
+                let start = index.coveredLength
+                outcome = try scan(&scanner, index: &index, from: start, check: .checksum, lastTimestamp: &timestamp)
+                report.bytesVerified += index.coveredLength - start
+            }
+            guard let damage = outcome else {
+                lastTimestamp = timestamp
+                keepOpen = true
+                try saveRecoveryPoint(file: file, base: base, index: index)
+                return (index, file)
+            }
+            let following = try validBatches(after: damage.offset, in: &scanner, minimumSeq: index.endSeq)
+            let laterWriteExists = following.dropLast().contains { $0.header.flags & BatchHeader.flagEndOfWrite != 0 }
+            let deferredSync = following.contains { $0.header.flags & BatchHeader.flagDeferredSync != 0 }
+            let isTornTail = following.isEmpty || (damage.offset >= trusted && (!laterWriteExists || deferredSync))
+            if isTornTail {
+                try file.truncate(to: damage.offset)
+                try file.synchronize()
+                let dropped = following.map { $0.header.firstSeq...$0.header.lastSeq }
+                report.tailCuts.append(
+                    RecoveryReport.TailCut(
+                        segment: name, offset: damage.offset, bytesCut: length - damage.offset, defect: damage.defect.description,
+                        droppedSeqs: dropped, reachedAcknowledgedData: recoveryPoint.map { $0.segmentBase == base && damage.offset < $0.offset } ?? false))
+                continue  // scan again: the segment now ends at the cut
+            }
+            let end = following[0].offset
+            let lost = LogDamage(
+                segment: name, offset: damage.offset, length: end - damage.offset, firstSeq: index.endSeq,
+                lastSeq: following[0].header.firstSeq &- 1, defect: damage.defect.description)
+            try quarantineOrThrow(lost, base: base, file: file, fileLength: length)
+        }
+    }
+
+    struct ScanDamage {
+        var offset: Int64
+        var defect: BatchHeader.Defect
+    }
+
+    /// Scans batches from `start`, adding them to `index`; returns the first damage, or nil when
+    /// the scanner's length is reached cleanly.
+    private func scan(
+        _ scanner: inout SegmentScanner, index: inout SegmentIndex, from start: Int64, check: SegmentScanner.Check,
+        lastTimestamp: inout Int64
+    ) throws -> ScanDamage? {
+        var offset = start
+        while true {
+            switch try scanner.batch(at: offset, check: check) {
+            case .end:
+                return nil
+            case .damaged(let at, let defect):
+                return ScanDamage(offset: at, defect: defect)
+            case .batch(let header, let at):
+                if header.firstSeq != index.endSeq && !isRecordedGap(from: index.endSeq, to: header.firstSeq) {
+                    return ScanDamage(offset: at, defect: .unexpectedSeq(expected: index.endSeq, found: header.firstSeq))
+                }
+                if header.firstTimestamp < lastTimestamp { return ScanDamage(offset: at, defect: .badTimestamps) }
+                index.noteBatch(header, at: at, interval: configuration.indexIntervalBytes)
+                lastTimestamp = header.lastTimestamp
+                offset = at + Int64(header.totalLength)
+            }
+        }
+    }
+
+    /// Every valid batch after `offset`, in order (each found by checksum, continuing from the
+    /// previous one or by searching for the next batch magic).
+    private func validBatches(
+        after offset: Int64, in scanner: inout SegmentScanner, minimumSeq: UInt64
+    ) throws -> [(header: BatchHeader, offset: Int64)] {
+        var found: [(header: BatchHeader, offset: Int64)] = []
+        var position = offset
+        while let (header, at) = try scanner.nextValidBatch(after: position, minimumSeq: found.last?.header.endSeq ?? minimumSeq) {
+            found.append((header, at))
+            var next = at + Int64(header.totalLength)
+            while case .batch(let h, let a) = try scanner.batch(at: next, check: .checksum, expectedSeq: found.last!.header.endSeq) {
+                found.append((h, a))
+                next = a + Int64(h.totalLength)
+            }
+            position = next - 1
+        }
+        return found
+    }
+
+    // MARK: Quarantine
+
+    private func corruption(_ damage: [LogDamage]) -> LogError {
+        let list = damage.map(\.description).joined(separator: "; ")
+        return LogError(
+            .corruption,
+            "the log in \(directory) is damaged before its tail: \(list). Nothing was changed; open it with repair to quarantine the damaged range, or restore the segment from a copy.",
+            damage: damage)
+    }
+
+    private func isRecordedGap(from expected: UInt64, to found: UInt64) -> Bool {
+        found > expected && quarantine.contains { $0.firstLostSeq <= expected && $0.lastLostSeq >= found - 1 }
+    }
+
+    /// Under ``DamagePolicy/quarantine``, moves the damaged bytes into a side file and rewrites the
+    /// segment without them; otherwise throws.
+    private mutating func quarantineOrThrow(_ damage: LogDamage, base: UInt64, file: any LogFile, fileLength: Int64) throws {
+        guard damagePolicy == .quarantine else { throw corruption([damage]) }
+        let sideName = SegmentName.quarantine(base, offset: damage.offset)
+        let damaged = try file.read(count: Int(damage.length), at: damage.offset)
+        try replaceFileAtomically(damaged, named: sideName, in: directory, fileSystem: fileSystem)
+        // The segment without the damaged range, written beside it and renamed over it.
+        let rest = try file.read(count: Int(fileLength - damage.offset - damage.length), at: damage.offset + damage.length)
+        let prefix = try file.read(count: Int(damage.offset), at: 0)
+        try replaceFileAtomically(prefix + rest, named: SegmentName.segment(base), in: directory, fileSystem: fileSystem)
+        try? fileSystem.removeFile(at: path(SegmentName.offsetIndex(base)))
+        try? fileSystem.removeFile(at: path(SegmentName.timeIndex(base)))
+        try record(QuarantineRecord(
+            segment: damage.segment, offset: damage.offset, length: damage.length, sideFile: sideName,
+            firstLostSeq: damage.firstSeq ?? 0, lastLostSeq: damage.lastSeq ?? UInt64.max, defect: damage.defect))
+    }
+
+    private mutating func record(_ entry: QuarantineRecord) throws {
+        quarantine.append(entry)
+        report.quarantined.append(entry)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try replaceFileAtomically(Array(try encoder.encode(quarantine)), named: SegmentName.quarantineManifest, in: directory, fileSystem: fileSystem)
+        try fileSystem.synchronizeDirectory(at: directory)
+    }
+
+    private func loadQuarantine() throws -> [QuarantineRecord] {
+        let manifest = path(SegmentName.quarantineManifest)
+        guard fileSystem.fileExists(at: manifest) else { return [] }
+        let file = try fileSystem.openFile(at: manifest, mode: .readOnly)
+        defer { try? file.close() }
+        let bytes = try file.read(count: Int(try file.size()), at: 0)
+        do {
+            return try JSONDecoder().decode([QuarantineRecord].self, from: Data(bytes))
+        } catch {
+            throw LogError(.corruption, "\(manifest) cannot be read: \(error)")
+        }
+    }
+
+    // MARK: Index files and recovery point
+
+    private func writeIndexFiles(_ index: SegmentIndex, base: UInt64) throws {
+        try writeSegmentIndexFiles(index, base: base, directory: directory, fileSystem: fileSystem)
+        try fileSystem.synchronizeDirectory(at: directory)
+    }
+
+    private func loadRecoveryPoint() -> RecoveryPoint? {
+        let path = path(SegmentName.recoveryPoint)
+        guard fileSystem.fileExists(at: path), let file = try? fileSystem.openFile(at: path, mode: .readOnly) else { return nil }
+        defer { try? file.close() }
+        guard let bytes = try? file.read(count: RecoveryPoint.size + 1, at: 0) else { return nil }
+        return RecoveryPoint.decode(bytes)
+    }
+
+    /// The tail that was just checked may still be only in the page cache (the process died,
+    /// not the machine): make it durable before promising, in a recovery point, that it is.
+    private func saveRecoveryPoint(file: any LogFile, base: UInt64, index: SegmentIndex) throws {
+        try file.synchronize()
+        let point = RecoveryPoint(segmentBase: base, offset: index.coveredLength, endSeq: index.endSeq, lastTimestamp: index.lastTimestamp)
+        try replaceFileAtomically(point.encode(), named: SegmentName.recoveryPoint, in: directory, fileSystem: fileSystem)
+        try fileSystem.synchronizeDirectory(at: directory)
+    }
+}
+
+/// Writes a sealed segment's two index files (each atomically). The caller synchronizes the
+/// directory.
+func writeSegmentIndexFiles(_ index: SegmentIndex, base: UInt64, directory: String, fileSystem: any LogFileSystem) throws {
+    try replaceFileAtomically(
+        SegmentIndexFile.encode(index, baseSeq: base, time: false), named: SegmentName.offsetIndex(base), in: directory,
+        fileSystem: fileSystem)
+    try replaceFileAtomically(
+        SegmentIndexFile.encode(index, baseSeq: base, time: true), named: SegmentName.timeIndex(base), in: directory,
+        fileSystem: fileSystem)
+}

@@ -1,0 +1,215 @@
+/// Reading: from any seq, concurrently with appends, never past the last acknowledged record.
+extension SegmentLog {
+    /// Where to read a seq: one segment file, from an indexed offset up to its readable end.
+    struct ReadPlan: Sendable {
+        var path: String
+        var start: Int64
+        var end: Int64
+    }
+
+    /// The first seq the log still holds.
+    public var firstSeq: UInt64 { sealedSegments.first?.baseSeq ?? activeSegment.baseSeq }
+
+    /// The last acknowledged seq (0 when the log is empty).
+    public var lastSeq: UInt64 { nextSeq - 1 }
+
+    /// Reads records from `seq` on (or from the first one after it that the log holds): whole
+    /// batches, until at least `maxRecords` records or the end of a segment. Empty when `seq` is
+    /// past the last acknowledged record.
+    public func read(from seq: UInt64, maxRecords: Int = 10_000) async throws -> [LogRecord] {
+        guard let plan = readPlan(from: seq) else { return [] }
+        let fileSystem = fileSystem
+        return try await runIO { try Self.readRecords(plan, from: seq, maxRecords: maxRecords, fileSystem: fileSystem) }.get()
+    }
+
+    func readPlan(from requested: UInt64) -> ReadPlan? {
+        var seq = max(requested, firstSeq)
+        guard seq < nextSeq else { return nil }
+        if seq >= activeSegment.baseSeq {
+            return ReadPlan(
+                path: joinPath(directory, SegmentName.segment(activeSegment.baseSeq)), start: activeSegment.index.offset(forSeq: seq),
+                end: activeSegment.length)
+        }
+        // The last sealed segment starting at or before seq.
+        var low = 0
+        var high = sealedSegments.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sealedSegments[middle].baseSeq <= seq { low = middle + 1 } else { high = middle }
+        }
+        var position = max(low - 1, 0)
+        // A seq lost to a repair at the end of a segment: go on with the next one.
+        while seq >= sealedSegments[position].index.endSeq {
+            position += 1
+            if position == sealedSegments.count { return readPlan(from: max(seq, activeSegment.baseSeq)) }
+            seq = sealedSegments[position].baseSeq
+        }
+        let segment = sealedSegments[position]
+        return ReadPlan(
+            path: joinPath(directory, SegmentName.segment(segment.baseSeq)), start: segment.index.offset(forSeq: seq), end: segment.length)
+    }
+
+    static func readRecords(_ plan: ReadPlan, from seq: UInt64, maxRecords: Int, fileSystem: any LogFileSystem) throws -> [LogRecord] {
+        let file = try fileSystem.openFile(at: plan.path, mode: .readOnly)
+        defer { try? file.close() }
+        var scanner = SegmentScanner(file: file, length: plan.end)
+        var records: [LogRecord] = []
+        var offset = plan.start
+        while records.count < maxRecords {
+            switch try scanner.batch(at: offset, check: .checksum) {
+            case .end(_):
+                return records
+            case .damaged(let at, let defect):
+                throw LogError(
+                    .corruption, "\(plan.path) is damaged at byte \(at): \(defect)",
+                    damage: [LogDamage(segment: plan.path, offset: at, length: plan.end - at, firstSeq: nil, lastSeq: nil, defect: defect.description)])
+            case .batch(let header, let at):
+                offset = at + Int64(header.totalLength)
+                guard header.lastSeq >= seq else { continue }
+                switch try scanner.records(of: header, at: at) {
+                case .failure(let defect):
+                    throw LogError(
+                        .corruption, "\(plan.path) is damaged at byte \(at): \(defect)",
+                        damage: [LogDamage(segment: plan.path, offset: at, length: Int64(header.totalLength), firstSeq: header.firstSeq, lastSeq: header.lastSeq, defect: defect.description)])
+                case .success(let batch):
+                    if header.firstSeq >= seq {
+                        records.append(contentsOf: batch)
+                    } else {
+                        records.append(contentsOf: batch[Int(seq - header.firstSeq)...])
+                    }
+                }
+            }
+        }
+        return records
+    }
+
+    /// Waits until a record after `seq` is acknowledged; returns the last acknowledged seq.
+    /// Throws `CancellationError` when the task is cancelled, ``LogError/Code/closed`` on close.
+    public func waitForAppend(after seq: UInt64) async throws -> UInt64 {
+        if lastSeq > seq { return lastSeq }
+        guard isOpen else { throw LogError(.closed, "the log is closed") }
+        let id = registerHeadWaiterID()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                } else {
+                    addHeadWaiter(id: id, after: seq, continuation: continuation)
+                }
+            }
+        } onCancel: {
+            Task { await self.cancelHeadWaiter(id) }
+        }
+    }
+
+    /// Records from `seq` on, in batches as they were read, following the log as it grows; ends
+    /// when the log is closed.
+    public nonisolated func records(from seq: UInt64) -> LogTail {
+        LogTail(log: self, start: seq)
+    }
+
+    /// The first seq whose timestamp is at or after `timestamp` (``lastSeq`` + 1 when none is).
+    /// Uses the time indexes to read only the batch that straddles `timestamp`.
+    public func firstSeq(atOrAfter timestamp: Int64) async throws -> UInt64 {
+        var candidates: [(base: UInt64, index: SegmentIndex)] = sealedSegments.map { ($0.baseSeq, $0.index) }
+        candidates.append((activeSegment.baseSeq, activeSegment.index))
+        guard let segment = candidates.first(where: { $0.index.coveredLength > 0 && $0.index.lastTimestamp >= timestamp }) else {
+            return nextSeq
+        }
+        let plan = ReadPlan(
+            path: joinPath(directory, SegmentName.segment(segment.base)), start: segment.index.offset(forTimestamp: timestamp),
+            end: segment.index.coveredLength)
+        let fileSystem = fileSystem
+        let fallback = segment.index.endSeq
+        return try await runIO {
+            let file = try fileSystem.openFile(at: plan.path, mode: .readOnly)
+            defer { try? file.close() }
+            var scanner = SegmentScanner(file: file, length: plan.end)
+            var offset = plan.start
+            while case .batch(let header, let at) = try scanner.batch(at: offset, check: .checksum) {
+                offset = at + Int64(header.totalLength)
+                guard header.lastTimestamp >= timestamp else { continue }
+                if header.firstTimestamp >= timestamp { return header.firstSeq }
+                if case .success(let records) = try scanner.records(of: header, at: at),
+                    let first = records.first(where: { $0.timestamp >= timestamp })
+                {
+                    return first.seq
+                }
+            }
+            return fallback
+        }.get()
+    }
+
+    /// The log's segments, seqs and counters.
+    public func status() -> LogStatus {
+        var segments = sealedSegments.map { segment in
+            LogStatus.Segment(
+                name: SegmentName.segment(segment.baseSeq), baseSeq: segment.baseSeq, endSeq: segment.index.endSeq, bytes: segment.length,
+                firstTimestamp: segment.index.firstTimestamp, lastTimestamp: segment.index.coveredLength > 0 ? segment.index.lastTimestamp : nil,
+                sealed: true)
+        }
+        segments.append(
+            LogStatus.Segment(
+                name: SegmentName.segment(activeSegment.baseSeq), baseSeq: activeSegment.baseSeq, endSeq: activeSegment.index.endSeq,
+                bytes: activeSegment.length, firstTimestamp: activeSegment.index.firstTimestamp,
+                lastTimestamp: activeSegment.length > 0 ? activeSegment.index.lastTimestamp : nil, sealed: false))
+        return LogStatus(
+            firstSeq: firstSeq, lastSeq: lastSeq, segments: segments, failure: currentFailure?.message, statistics: currentStatistics,
+            recovery: recoveryReport)
+    }
+}
+
+/// A snapshot of the log, for `inspect` and the admin API.
+public struct LogStatus: Sendable, Codable, Hashable {
+    public struct Segment: Sendable, Codable, Hashable {
+        public var name: String
+        public var baseSeq: UInt64
+        /// The seq after the segment's last record.
+        public var endSeq: UInt64
+        public var bytes: Int64
+        public var firstTimestamp: Int64?
+        public var lastTimestamp: Int64?
+        public var sealed: Bool
+    }
+
+    public var firstSeq: UInt64
+    public var lastSeq: UInt64
+    public var segments: [Segment]
+    /// Why appends are failing, when they are.
+    public var failure: String?
+    public var statistics: LogStatistics
+    public var recovery: RecoveryReport
+}
+
+/// Records from a seq on, following the log: each element is the records of one read (whole
+/// batches, in seq order). Waits for appends when it reaches the end; finishes when the log closes.
+public struct LogTail: AsyncSequence, Sendable {
+    public typealias Element = [LogRecord]
+    let log: SegmentLog
+    let start: UInt64
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let log: SegmentLog
+        var next: UInt64
+
+        public mutating func next() async throws -> [LogRecord]? {
+            while true {
+                try Task.checkCancellation()
+                let records = try await log.read(from: next, maxRecords: 4096)
+                if let last = records.last {
+                    next = last.seq + 1
+                    return records
+                }
+                do {
+                    _ = try await log.waitForAppend(after: next - 1)
+                } catch let error as LogError where error.code == .closed {
+                    return nil
+                }
+            }
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(log: log, next: Swift.max(start, 1))
+    }
+}

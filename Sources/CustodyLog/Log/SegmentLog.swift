@@ -1,0 +1,506 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The durable, append-only segment log: Custody's record of truth. It knows nothing of what the
+/// records mean.
+///
+/// Guarantees:
+/// - **Acknowledged means durable.** ``append(_:timestamp:)`` returns only after the records are
+///   written and, under ``FsyncPolicy/always``, after the `fdatasync` that covers them.
+///   Concurrent appends are gathered into one write and one fsync (group commit).
+/// - **Seqs** start at 1 and increase by one per record with no gaps; the seqs of one append are
+///   consecutive.
+/// - **Readers see only acknowledged records**, from any seq, concurrently with appends.
+/// - **A failed write or fsync** is never retried on the same bytes: the segment is cut back to
+///   its last acknowledged batch and sealed, the affected appends fail with
+///   ``LogError/Code/storageUnavailable``, and appends keep failing until a new segment can be
+///   started (tried again on each append, so ingest resumes by itself once the disk recovers).
+///
+/// State lives in the actor; every blocking file operation runs on a `NIOThreadPool`, so the
+/// actor stays free to gather the next group while the previous one is being written.
+public actor SegmentLog {
+    public nonisolated let directory: String
+    public nonisolated let configuration: LogConfiguration
+    /// What opening the log found and did.
+    public nonisolated let recoveryReport: RecoveryReport
+    nonisolated let fileSystem: any LogFileSystem
+    nonisolated let threadPool: NIOThreadPool
+    nonisolated let logger: Logger
+
+    struct ActiveSegment {
+        var baseSeq: UInt64
+        var index: SegmentIndex
+        var file: any LogFile
+        /// Bytes acknowledged (written, and synchronized under `always`).
+        var length: Int64 { index.coveredLength }
+        var synchronizedLength: Int64
+        var openedAt: ContinuousClock.Instant
+    }
+
+    struct Waiter {
+        var count: Int
+        var timestamp: Int64
+        var continuation: CheckedContinuation<AppendReceipt, any Error>
+    }
+
+    /// Appends gathered for the next group commit.
+    struct PendingGroup {
+        var batches: [FramedRecords] = []
+        var waiters: [Waiter] = []
+        var bytes = 0
+        var isEmpty: Bool { waiters.isEmpty }
+    }
+
+    enum Lifecycle {
+        case open
+        case closing
+        case closed
+    }
+
+    private var sealed: [SealedSegment]
+    private var active: ActiveSegment
+    private let lock: any LogFile
+    /// The seq the next record gets; `endSeq - 1` is the last acknowledged one.
+    private var endSeq: UInt64
+    private var lastTimestamp: Int64
+    private var pending = PendingGroup()
+    private var flushing = false
+    private var failure: LogError?
+    private var lifecycle = Lifecycle.open
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var headWaiters: [Int: (after: UInt64, continuation: CheckedContinuation<UInt64, any Error>)] = [:]
+    private var nextHeadWaiterID = 0
+    private var bytesSinceRecoveryPoint: Int64 = 0
+    private var lastSynchronization = ContinuousClock.now
+    private var synchronizationScheduled = false
+    private var statistics = LogStatistics()
+
+    init(
+        directory: String, configuration: LogConfiguration, fileSystem: any LogFileSystem, threadPool: NIOThreadPool, logger: Logger,
+        recovered: LogRecovery.Recovered
+    ) {
+        self.directory = directory
+        self.configuration = configuration
+        self.fileSystem = fileSystem
+        self.threadPool = threadPool
+        self.logger = logger
+        self.recoveryReport = recovered.report
+        self.sealed = recovered.sealed
+        self.lock = recovered.lock
+        self.active = ActiveSegment(
+            baseSeq: recovered.activeBase, index: recovered.activeIndex, file: recovered.activeFile,
+            synchronizedLength: recovered.activeIndex.coveredLength, openedAt: .now)
+        self.endSeq = recovered.activeIndex.endSeq
+        self.lastTimestamp = recovered.lastTimestamp
+    }
+
+    /// Opens (creating if needed) the log in `directory`, recovering it as ``LogRecovery``
+    /// describes: a torn tail is cut and reported; damage before the tail makes the open fail
+    /// with ``LogError/Code/corruption`` unless `damagePolicy` is ``DamagePolicy/quarantine``.
+    public static func open(
+        directory: String,
+        configuration: LogConfiguration = LogConfiguration(),
+        damagePolicy: DamagePolicy = .refuse,
+        fileSystem: any LogFileSystem = PosixFileSystem(),
+        threadPool: NIOThreadPool = .singleton,
+        logger: Logger = Logger(label: "custody.log")
+    ) async throws -> SegmentLog {
+        let recovered = try await threadPool.runIfActive {
+            var recovery = LogRecovery(directory: directory, fileSystem: fileSystem, configuration: configuration, damagePolicy: damagePolicy)
+            return try recovery.run()
+        }
+        let report = recovered.report
+        for cut in report.tailCuts {
+            logger.warning(
+                "cut a torn tail from the log",
+                metadata: [
+                    "segment": "\(cut.segment)", "offset": "\(cut.offset)", "bytes_cut": "\(cut.bytesCut)", "defect": "\(cut.defect)",
+                    "dropped_seqs": "\(cut.droppedSeqs)", "below_recovery_point": "\(cut.reachedAcknowledgedData)",
+                ])
+        }
+        for entry in report.quarantined {
+            logger.error(
+                "quarantined a damaged range of the log",
+                metadata: [
+                    "segment": "\(entry.segment)", "offset": "\(entry.offset)", "length": "\(entry.length)",
+                    "side_file": "\(entry.sideFile ?? "-")", "lost_seqs": "\(entry.firstLostSeq)...\(entry.lastLostSeq)",
+                ])
+        }
+        logger.info(
+            "opened the log",
+            metadata: [
+                "directory": "\(directory)", "segments": "\(report.segments)", "end_seq": "\(report.endSeq)",
+                "bytes_verified": "\(report.bytesVerified)", "indexes_rebuilt": "\(report.indexesRebuilt.count)",
+                "seconds": "\(report.durationSeconds)",
+            ])
+        return SegmentLog(
+            directory: directory, configuration: configuration, fileSystem: fileSystem, threadPool: threadPool, logger: logger,
+            recovered: recovered)
+    }
+
+    // MARK: Appending
+
+    /// Appends `payloads` as consecutive records, all stamped with `timestamp` (nanoseconds since
+    /// the Unix epoch; now when nil; never earlier than the log's last timestamp). Returns once
+    /// they are durable under the fsync policy. Once called, the append is not cancellable: it
+    /// either becomes durable or fails.
+    public func append(_ payloads: [ByteBuffer], timestamp: Int64? = nil) async throws -> AppendReceipt {
+        guard lifecycle == .open else { throw LogError(.closed, "the log is closed") }
+        guard !payloads.isEmpty else { throw LogError(.invalidArgument, "an append needs at least one record") }
+        var bytes = 0
+        for payload in payloads {
+            guard payload.readableBytes <= RecordFrame.maximumPayloadLength else {
+                throw LogError(.invalidArgument, "a record of \(payload.readableBytes) bytes is over the limit of \(RecordFrame.maximumPayloadLength)")
+            }
+            bytes += payload.readableBytes + RecordFrame.headerSize
+        }
+        guard pending.bytes + bytes <= configuration.maximumPendingBytes || pending.isEmpty else {
+            statistics.appendsRefused += 1
+            throw LogError(.overloaded, "\(pending.bytes) bytes are already waiting to be written")
+        }
+        let stamp = max(timestamp ?? Self.now(), lastTimestamp)
+        lastTimestamp = stamp
+        for payload in payloads {
+            if pending.batches.isEmpty || pending.batches[pending.batches.count - 1].bytes.readableBytes >= configuration.batchBytes {
+                pending.batches.append(FramedRecords(capacity: min(configuration.batchBytes + RecordFrame.maximumPayloadLength, max(bytes, 4096))))
+            }
+            pending.batches[pending.batches.count - 1].append(payload, timestamp: stamp)
+        }
+        pending.bytes += bytes
+        return try await withCheckedThrowingContinuation { continuation in
+            pending.waiters.append(Waiter(count: payloads.count, timestamp: stamp, continuation: continuation))
+            startFlushing()
+        }
+    }
+
+    /// Appends one record.
+    public func append(_ payload: ByteBuffer, timestamp: Int64? = nil) async throws -> AppendReceipt {
+        try await append([payload], timestamp: timestamp)
+    }
+
+    private func startFlushing() {
+        guard !flushing else { return }
+        flushing = true
+        Task { await self.flush() }
+    }
+
+    /// Commits pending groups, one write (and fsync) each, until none is left.
+    private func flush() async {
+        while true {
+            if !pending.isEmpty {
+                let group = pending
+                pending = PendingGroup()
+                await commit(group)
+            } else if synchronizationScheduled && active.synchronizedLength < active.length && failure == nil {
+                synchronizationScheduled = false
+                await synchronizeActive()
+            } else {
+                break
+            }
+        }
+        flushing = false
+        let waiters = idleWaiters
+        idleWaiters = []
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func commit(_ group: PendingGroup) async {
+        if failure != nil {
+            do {
+                try await startSegmentAfterFailure()
+            } catch {
+                fail(group, with: failure ?? LogError.storageUnavailable("cannot start a new segment", error))
+                return
+            }
+        }
+        let groupBytes = Int64(group.bytes + group.batches.count * BatchHeader.size)
+        if active.length > 0
+            && (active.length + groupBytes > configuration.segmentBytes
+                || configuration.segmentAge.map { ContinuousClock.now - active.openedAt >= $0 } ?? false)
+        {
+            do {
+                try await roll()
+            } catch {
+                enterFailure(LogError.storageUnavailable("cannot start a new segment", error))
+                fail(group, with: failure!)
+                return
+            }
+        }
+
+        let firstSeq = endSeq
+        let file = active.file
+        let offset = active.length
+        let policy = configuration.fsync
+        let synchronize: Bool
+        switch policy {
+        case .always: synchronize = true
+        case .never: synchronize = false
+        case .interval(let ms): synchronize = ContinuousClock.now - lastSynchronization >= .milliseconds(ms)
+        }
+        let batches = group.batches
+        let result: Result<[(BatchHeader, Int64)], any Error> = await runIO {
+            var output = ByteBufferAllocator().buffer(capacity: Int(groupBytes) + 64)
+            var headers: [(BatchHeader, Int64)] = []
+            headers.reserveCapacity(batches.count)
+            var seq = firstSeq
+            for (position, batch) in batches.enumerated() {
+                var flags: UInt16 = position == batches.count - 1 ? BatchHeader.flagEndOfWrite : 0
+                if policy.acknowledgesBeforeSync { flags |= BatchHeader.flagDeferredSync }
+                let at = Int64(output.writerIndex)
+                let header = BatchCodec.encode(batch, firstSeq: seq, flags: flags, into: &output)
+                headers.append((header, offset + at))
+                seq += UInt64(batch.count)
+            }
+            try output.withUnsafeReadableBytes { try file.write($0, at: offset) }
+            if synchronize { try file.synchronize() }
+            return headers
+        }
+        switch result {
+        case .success(let headers):
+            for (header, at) in headers {
+                active.index.noteBatch(header, at: at, interval: configuration.indexIntervalBytes)
+            }
+            let written = active.length - offset
+            statistics.bytesWritten += written
+            statistics.batchesWritten += headers.count
+            statistics.writes += 1
+            bytesSinceRecoveryPoint += written
+            if synchronize {
+                statistics.synchronizations += 1
+                active.synchronizedLength = active.length
+                lastSynchronization = .now
+            } else if case .interval(let ms) = policy, !synchronizationScheduled {
+                synchronizationScheduled = true
+                Task {
+                    try? await Task.sleep(for: .milliseconds(ms))
+                    self.startFlushing()
+                }
+            }
+            endSeq = active.index.endSeq
+            statistics.recordsAppended += endSeq - firstSeq
+            var seq = firstSeq
+            for waiter in group.waiters {
+                let receipt = AppendReceipt(firstSeq: seq, lastSeq: seq + UInt64(waiter.count) - 1, timestamp: waiter.timestamp)
+                seq += UInt64(waiter.count)
+                waiter.continuation.resume(returning: receipt)
+            }
+            statistics.appends += group.waiters.count
+            wakeHeadWaiters()
+            if bytesSinceRecoveryPoint >= configuration.recoveryPointIntervalBytes && active.synchronizedLength == active.length {
+                await saveRecoveryPoint()
+            }
+        case .failure(let error):
+            enterFailure(LogError.storageUnavailable("writing to \(SegmentName.segment(active.baseSeq)) failed", error))
+            fail(group, with: failure!)
+        }
+    }
+
+    private func fail(_ group: PendingGroup, with error: LogError) {
+        statistics.appendsFailed += group.waiters.count
+        for waiter in group.waiters { waiter.continuation.resume(throwing: error) }
+    }
+
+    /// Records an I/O failure: from now on appends fail until a new segment is started.
+    private func enterFailure(_ error: LogError) {
+        if failure == nil {
+            logger.error("the log cannot be written; the segment is sealed", metadata: ["error": "\(error.message)"])
+        }
+        failure = error
+        statistics.failures += 1
+    }
+
+    /// After a failure: cuts the failed segment back to what was acknowledged, makes that durable,
+    /// seals it, and starts a new segment. Throws (and the log stays failed) if any step fails.
+    private func startSegmentAfterFailure() async throws {
+        let old = active
+        let base = endSeq
+        let directory = directory
+        let fileSystem = fileSystem
+        let newFile: any LogFile = try await runIO {
+            try old.file.truncate(to: old.length)
+            try old.file.synchronize()
+            if old.length == 0 {
+                try old.file.close()
+                try fileSystem.removeFile(at: joinPath(directory, SegmentName.segment(old.baseSeq)))
+            } else {
+                try writeSegmentIndexFiles(old.index, base: old.baseSeq, directory: directory, fileSystem: fileSystem)
+            }
+            let file = try Self.createSegmentFile(base, directory: directory, fileSystem: fileSystem)
+            try fileSystem.synchronizeDirectory(at: directory)
+            if old.length > 0 { try? old.file.close() }
+            return file
+        }.get()
+        if old.length > 0 { sealed.append(SealedSegment(baseSeq: old.baseSeq, index: old.index)) }
+        active = ActiveSegment(baseSeq: base, index: SegmentIndex(baseSeq: base), file: newFile, synchronizedLength: 0, openedAt: .now)
+        logger.notice("the log is writable again", metadata: ["segment": "\(SegmentName.segment(base))"])
+        failure = nil
+        await saveRecoveryPoint()
+    }
+
+    /// Seals the active segment (synchronized, index files written) and starts the next one.
+    private func roll() async throws {
+        let old = active
+        let base = endSeq
+        let directory = directory
+        let fileSystem = fileSystem
+        let newFile: any LogFile = try await runIO {
+            if old.synchronizedLength < old.length { try old.file.synchronize() }
+            try writeSegmentIndexFiles(old.index, base: old.baseSeq, directory: directory, fileSystem: fileSystem)
+            let file = try Self.createSegmentFile(base, directory: directory, fileSystem: fileSystem)
+            try fileSystem.synchronizeDirectory(at: directory)
+            try? old.file.close()
+            return file
+        }.get()
+        sealed.append(SealedSegment(baseSeq: old.baseSeq, index: old.index))
+        active = ActiveSegment(baseSeq: base, index: SegmentIndex(baseSeq: base), file: newFile, synchronizedLength: 0, openedAt: .now)
+        statistics.segmentsRolled += 1
+        await saveRecoveryPoint()
+    }
+
+    /// Creates an empty segment file. A file of that name can only be left over from a start that
+    /// failed half-way (no record has a seq at or after `base` yet); it must be empty.
+    static func createSegmentFile(_ base: UInt64, directory: String, fileSystem: any LogFileSystem) throws -> any LogFile {
+        let path = joinPath(directory, SegmentName.segment(base))
+        if fileSystem.fileExists(at: path) {
+            let existing = try fileSystem.openFile(at: path, mode: .readOnly)
+            let size = try existing.size()
+            try existing.close()
+            guard size == 0 else { throw LogError(.corruption, "\(path) already holds \(size) bytes at seqs not yet written") }
+            try fileSystem.removeFile(at: path)
+        }
+        return try fileSystem.openFile(at: path, mode: .createNew)
+    }
+
+    /// Saves a recovery point at the end of the active segment, which must be synchronized.
+    /// A failure here loses nothing: recovery then scans more.
+    private func saveRecoveryPoint() async {
+        guard active.synchronizedLength == active.length else { return }
+        let point = RecoveryPoint(segmentBase: active.baseSeq, offset: active.length, endSeq: endSeq, lastTimestamp: lastTimestamp)
+        let directory = directory
+        let fileSystem = fileSystem
+        let result = await runIO {
+            try replaceFileAtomically(point.encode(), named: SegmentName.recoveryPoint, in: directory, fileSystem: fileSystem)
+            try fileSystem.synchronizeDirectory(at: directory)
+        }
+        if case .failure(let error) = result {
+            logger.warning("cannot save a recovery point", metadata: ["error": "\(error)"])
+        } else {
+            bytesSinceRecoveryPoint = 0
+        }
+    }
+
+    private func synchronizeActive() async {
+        let file = active.file
+        let length = active.length
+        switch await runIO({ try file.synchronize() }) {
+        case .success:
+            statistics.synchronizations += 1
+            active.synchronizedLength = max(active.synchronizedLength, length)
+            lastSynchronization = .now
+        case .failure(let error):
+            enterFailure(LogError.storageUnavailable("synchronizing \(SegmentName.segment(active.baseSeq)) failed", error))
+        }
+    }
+
+    // MARK: Closing
+
+    /// Finishes pending appends, synchronizes, saves a recovery point and releases the directory.
+    /// Appends after this fail with ``LogError/Code/closed``.
+    public func close() async {
+        guard lifecycle == .open else { return }
+        lifecycle = .closing
+        while flushing {
+            await withCheckedContinuation { idleWaiters.append($0) }
+        }
+        if failure == nil && active.synchronizedLength < active.length {
+            await synchronizeActive()
+        }
+        if failure == nil { await saveRecoveryPoint() }
+        let file = active.file
+        let lock = lock
+        _ = await runIO {
+            try? file.close()
+            try? lock.close()
+        }
+        lifecycle = .closed
+        let waiters = headWaiters
+        headWaiters = [:]
+        for (_, waiter) in waiters { waiter.continuation.resume(throwing: LogError(.closed, "the log is closed")) }
+    }
+
+    // MARK: State for readers
+
+    var sealedSegments: [SealedSegment] { sealed }
+    var activeSegment: ActiveSegment { active }
+    var nextSeq: UInt64 { endSeq }
+    var isOpen: Bool { lifecycle == .open }
+    var currentFailure: LogError? { failure }
+    var currentStatistics: LogStatistics { statistics }
+
+    func registerHeadWaiterID() -> Int {
+        nextHeadWaiterID += 1
+        return nextHeadWaiterID
+    }
+
+    func addHeadWaiter(id: Int, after seq: UInt64, continuation: CheckedContinuation<UInt64, any Error>) {
+        if endSeq - 1 > seq {
+            continuation.resume(returning: endSeq - 1)
+        } else if lifecycle != .open {
+            continuation.resume(throwing: LogError(.closed, "the log is closed"))
+        } else {
+            headWaiters[id] = (seq, continuation)
+        }
+    }
+
+    func cancelHeadWaiter(_ id: Int) {
+        headWaiters.removeValue(forKey: id)?.continuation.resume(throwing: CancellationError())
+    }
+
+    private func wakeHeadWaiters() {
+        let head = endSeq - 1
+        for (id, waiter) in headWaiters where waiter.after < head {
+            headWaiters.removeValue(forKey: id)
+            waiter.continuation.resume(returning: head)
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Runs blocking file work on the thread pool.
+    nonisolated func runIO<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async -> Result<T, any Error> {
+        do {
+            return .success(try await threadPool.runIfActive(body))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch, from the real-time clock.
+    public static func now() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+    }
+}
+
+/// Counters of what the log has done since it opened.
+public struct LogStatistics: Sendable, Hashable, Codable {
+    public var appends = 0
+    public var appendsFailed = 0
+    public var appendsRefused = 0
+    public var recordsAppended: UInt64 = 0
+    public var batchesWritten = 0
+    public var writes = 0
+    public var synchronizations = 0
+    public var bytesWritten: Int64 = 0
+    public var segmentsRolled = 0
+    public var failures = 0
+}

@@ -1,0 +1,29 @@
+import NIOCore
+
+/// Realistic sample records (span-like JSON) for benchmarks, `custody bench` and tests. The log
+/// itself never uses this: it only gives measurements data that compresses like real traffic.
+public enum SamplePayloads {
+    static let sources = ["agent-factory", "data-factory", "services-factory", "ui-factory", "ops-factory", "orchestrator"]
+    static let stages = ["request_received", "processing", "outbound_call", "response_sent", "before_rpc", "after_rpc", "error"]
+    static let operations = ["createAgent", "POST /api/tasks", "runPipeline", "deployService", "renderPage", "submitFollowup", "GET /api/orders/{id}"]
+
+    /// A span-like JSON document of about `size` bytes (at least ~200), varying with `n`.
+    public static func span(_ n: Int, size: Int = 256, random: inout some RandomNumberGenerator) -> ByteBuffer {
+        let trace = String(UInt64.random(in: 0...UInt64.max, using: &random) & 0xFFFF_FFFF_FFFF, radix: 16)
+        let span = String(UInt64.random(in: 0...UInt64.max, using: &random), radix: 16)
+        let duration = Double(Int.random(in: 1...250_000, using: &random)) / 100
+        var json =
+            #"{"type":"span","trace_id":"\#(trace)","span_id":"\#(span)","source":"\#(sources[n % sources.count])","#
+            + #""stage":"\#(stages[(n / 3) % stages.count])","operation":"\#(operations[(n / 7) % operations.count])","#
+            + #""task_uuid":null,"duration_ms":\#(duration),"timestamp":"2026-11-25T06:\#(10 + n % 50):\#(10 + n % 49).\#(100 + n % 900)Z","details":{"ok":true"#
+        if json.utf8.count + 20 < size {
+            json += #","note":""#
+            while json.utf8.count + 3 < size {
+                json += ["order ", "retry ", "ok ", "queued ", "shipped ", "\(n % 97) "][Int.random(in: 0..<6, using: &random)]
+            }
+            json += "\""
+        }
+        json += "}}"
+        return ByteBuffer(string: json)
+    }
+}

@@ -1,0 +1,201 @@
+import ArgumentParser
+import CustodyLog
+import Foundation
+import Histogram
+import NIOCore
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Load tests with a report.",
+        subcommands: [Ingest.self])
+
+    struct Ingest: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Append events and report events/s, MB/s, acknowledgement latency, bytes on disk and compression.",
+            discussion: """
+                --in-process appends straight to a segment log in this process (the HTTP ingest path \
+                arrives with the server). Without --data-dir the log goes in a temporary directory that is \
+                removed afterwards.
+                """)
+
+        @Flag(name: .customLong("in-process"), help: "Append to a log in this process.") var inProcess = false
+        @Option(name: .customLong("data-dir"), help: "Append to the log in this directory (kept).") var dataDirectory: String?
+        @Option(help: "How many events to append.") var events = 1_000_000
+        @Option(help: "Events per append call.") var batch = 100
+        @Option(help: "Concurrent appenders.") var concurrency = 64
+        @Option(help: "Bytes per event (span-like JSON).") var eventBytes = 256
+        @Option(help: "fsync policy: always, interval=MS or never.") var fsync = "always"
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func validate() throws {
+            guard inProcess else {
+                throw ValidationError("say --in-process: ingest through the HTTP server is not available yet")
+            }
+            guard events > 0, batch > 0, concurrency > 0, eventBytes > 0 else {
+                throw ValidationError("--events, --batch, --concurrency and --event-bytes must be positive")
+            }
+            guard FsyncPolicy(fsync) != nil else { throw ValidationError("--fsync takes always, interval=MS or never") }
+        }
+
+        func run() async throws {
+            let temporary = dataDirectory == nil
+            let directory = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("custody-bench-\(UUID().uuidString)").path
+            defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
+            let report = try await withCleanErrors { try await measure(directory: directory) }
+            if json {
+                print(try encodeJSON(report))
+            } else {
+                print(report.text)
+            }
+        }
+
+        func measure(directory: String) async throws -> IngestReport {
+            let configuration = LogConfiguration(fsync: FsyncPolicy(fsync)!)
+            let log = try await SegmentLog.open(directory: directory, configuration: configuration)
+            let before = await log.status()
+            // Payloads are made before the clock starts: the figure is the log's, not the generator's.
+            let appendsPerAppender = (events + batch * concurrency - 1) / (batch * concurrency)
+            let workloads: [[[ByteBuffer]]] = (0..<concurrency).map { appender in
+                var random = SplitMix64(seed: UInt64(appender) + 1)
+                return (0..<appendsPerAppender).map { call in
+                    (0..<batch).map { i in SamplePayloads.span(call * batch + i, size: eventBytes, random: &random) }
+                }
+            }
+            let totalEvents = concurrency * appendsPerAppender * batch
+            let rawBytes = workloads.joined().joined().reduce(0) { $0 + $1.readableBytes }
+            let progress = ProgressLine(total: totalEvents, unit: "events")
+            let clock = ContinuousClock()
+            let started = clock.now
+            let histograms = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
+                for workload in workloads {
+                    group.addTask {
+                        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                        for payloads in workload {
+                            let t0 = clock.now
+                            _ = try await log.append(payloads)
+                            let elapsed = clock.now - t0
+                            _ = histogram.record(UInt64(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+                            await progress.advance(by: payloads.count)
+                        }
+                        return histogram
+                    }
+                }
+                var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                for try await histogram in group { merged.add(histogram) }
+                return merged
+            }
+            let elapsed = clock.now - started
+            await progress.finish()
+            let after = await log.status()
+            await log.close()
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let diskBytes = after.segments.reduce(0) { $0 + $1.bytes } - before.segments.reduce(0) { $0 + $1.bytes }
+            let statistics = after.statistics
+            return IngestReport(
+                events: totalEvents, appendCalls: concurrency * appendsPerAppender, concurrency: concurrency, batch: batch,
+                eventBytes: eventBytes, fsync: fsync, seconds: seconds, eventsPerSecond: Double(totalEvents) / seconds,
+                megabytesPerSecond: Double(rawBytes) / seconds / 1e6, latencyMicroseconds: .init(histograms), rawBytes: rawBytes,
+                bytesOnDisk: diskBytes, compressionRatio: diskBytes > 0 ? Double(rawBytes) / Double(diskBytes) : 0,
+                writes: statistics.writes, fsyncs: statistics.synchronizations,
+                eventsPerWrite: statistics.writes > 0 ? Double(statistics.recordsAppended) / Double(statistics.writes) : 0,
+                firstSeq: before.lastSeq + 1, lastSeq: after.lastSeq, dataDirectory: directory)
+        }
+    }
+}
+
+struct LatencySummary: Codable {
+    var p50: UInt64
+    var p90: UInt64
+    var p99: UInt64
+    var p999: UInt64
+    var max: UInt64
+
+    init(_ histogram: Histogram<UInt64>) {
+        p50 = histogram.valueAtPercentile(50)
+        p90 = histogram.valueAtPercentile(90)
+        p99 = histogram.valueAtPercentile(99)
+        p999 = histogram.valueAtPercentile(99.9)
+        max = histogram.max
+    }
+}
+
+struct IngestReport: Codable {
+    var events: Int
+    var appendCalls: Int
+    var concurrency: Int
+    var batch: Int
+    var eventBytes: Int
+    var fsync: String
+    var seconds: Double
+    var eventsPerSecond: Double
+    var megabytesPerSecond: Double
+    /// Per append call, from the call to its acknowledgement.
+    var latencyMicroseconds: LatencySummary
+    var rawBytes: Int
+    var bytesOnDisk: Int64
+    var compressionRatio: Double
+    var writes: Int
+    var fsyncs: Int
+    var eventsPerWrite: Double
+    var firstSeq: UInt64
+    var lastSeq: UInt64
+    var dataDirectory: String
+
+    var text: String {
+        let l = latencyMicroseconds
+        return """
+            in-process ingest: \(events) events of ~\(eventBytes) B, \(concurrency) appenders × \(batch) events per append, fsync \(fsync)
+              throughput   \(String(format: "%.0f", eventsPerSecond)) events/s, \(String(format: "%.1f", megabytesPerSecond)) MB/s of event JSON, \(String(format: "%.2f", seconds)) s
+              ack latency  p50 \(formatMicros(l.p50))  p90 \(formatMicros(l.p90))  p99 \(formatMicros(l.p99))  p99.9 \(formatMicros(l.p999))  max \(formatMicros(l.max))
+              disk         \(formatBytes(bytesOnDisk)) for \(formatBytes(Int64(rawBytes))) of events: \(String(format: "%.2f", compressionRatio))× smaller
+              group commit \(writes) writes, \(fsyncs) fsyncs, \(String(format: "%.0f", eventsPerWrite)) events per write
+              seqs         \(firstSeq)–\(lastSeq) in \(dataDirectory)
+            """
+    }
+}
+
+func formatMicros(_ micros: UInt64) -> String {
+    micros >= 10_000 ? String(format: "%.1f ms", Double(micros) / 1000) : "\(micros) µs"
+}
+
+/// A progress line with rate and ETA on a terminal (stderr); silent otherwise.
+actor ProgressLine {
+    let total: Int
+    let unit: String
+    let enabled = ProcessEnvironment.standardErrorIsTerminal
+    var done = 0
+    let started = ContinuousClock.now
+    var lastDrawn = ContinuousClock.now
+
+    init(total: Int, unit: String) {
+        self.total = total
+        self.unit = unit
+    }
+
+    func advance(by count: Int) {
+        done += count
+        guard enabled, ContinuousClock.now - lastDrawn > .milliseconds(200) else { return }
+        lastDrawn = .now
+        draw()
+    }
+
+    func finish() {
+        if enabled {
+            draw()
+            printError("")
+        }
+    }
+
+    private func draw() {
+        let elapsed = ContinuousClock.now - started
+        let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 0.001)
+        let rate = Double(done) / seconds
+        let fraction = Double(done) / Double(max(total, 1))
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        printError(String(format: "\r%@ %3.0f%% %d/%d %@  %.0f/s  ETA %.0fs ", bar, fraction * 100, done, total, unit, rate, eta), terminator: "")
+    }
+}

@@ -1,0 +1,234 @@
+import ArgumentParser
+import CustodyLog
+import Foundation
+import NIOCore
+
+struct LogCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log",
+        abstract: "Look at the segment log directly: verify, inspect, dump.",
+        subcommands: [Verify.self, Inspect.self, Dump.self, Stress.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check every batch's CRC-32C and the index files; name any damage (segment, offset, seq range).",
+            discussion: "Exits 0 only when the log is clean.")
+
+        @OptionGroup var data: DataDirectoryOptions
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func run() throws {
+            let verification = try withCleanErrors { try LogDirectory(path: data.path).verify() }
+            if json {
+                print(try encodeJSON(verification))
+            } else {
+                print(
+                    "checked \(verification.segments) segments, \(verification.batches) batches, \(verification.records) records, \(formatBytes(verification.bytes))")
+                for note in verification.notes { print("note: \(note)") }
+                for damage in verification.damage { print("DAMAGE: \(damage)") }
+                print(verification.isClean ? "clean" : "\(verification.damage.count) damaged range(s)")
+            }
+            if !verification.isClean { throw ExitCode(1) }
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Segments, seq ranges, sizes, compression ratio and time range.")
+
+        @OptionGroup var data: DataDirectoryOptions
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func run() throws {
+            let inspection = try withCleanErrors { try LogDirectory(path: data.path).inspect() }
+            if json {
+                print(try encodeJSON(inspection))
+                return
+            }
+            print("data directory: \(data.path)")
+            print("segment                      seqs                         records     bytes  ratio  index  time range")
+            for segment in inspection.segments {
+                let seqs = segment.records == 0 ? "(empty)" : "\(segment.baseSeq)–\(segment.endSeq - 1)"
+                let ratio = segment.bytes > 0 ? String(format: "%.2f×", Double(segment.uncompressedBytes) / Double(segment.bytes)) : "-"
+                let times = [segment.firstTimestamp, segment.lastTimestamp].compactMap { $0.map(formatTimestamp) }.joined(separator: " → ")
+                var line = "\(segment.name)  \(seqs.padding(toLength: 27, withPad: " ", startingAt: 0))  "
+                line += "\(String(segment.records).leftPadded(9))  \(formatBytes(segment.bytes).leftPadded(8))  \(ratio.leftPadded(6))  "
+                line += "\((segment.hasIndexFiles ? "yes" : "no").leftPadded(5))  \(times)"
+                if segment.trailingBytes > 0 { line += "  (+\(segment.trailingBytes) bytes not a whole batch)" }
+                print(line)
+            }
+            print(
+                "total: \(inspection.segments.count) segments, \(inspection.records) records, \(formatBytes(inspection.bytes)) on disk, \(formatBytes(inspection.uncompressedBytes)) uncompressed, ratio \(String(format: "%.2f", inspection.compressionRatio))×"
+            )
+            for entry in inspection.quarantined {
+                print("quarantined: \(entry.segment) at byte \(entry.offset) (\(entry.length) bytes, seqs \(entry.firstLostSeq)–\(entry.lastLostSeq)): \(entry.defect)")
+            }
+        }
+    }
+
+    struct Dump: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print records as JSON lines: seq, ingested_at, and the record (as JSON when it is JSON, else base64).")
+
+        @OptionGroup var data: DataDirectoryOptions
+        @Option(help: "First seq.") var from: UInt64 = 1
+        @Option(help: "Last seq.") var to: UInt64 = .max
+        @Option(help: "Only records whose JSON has this \"trace_id\" (at the top, or in \"body\").") var trace: String?
+        @Option(help: "Only records whose JSON has this \"type\".") var type: String?
+
+        func validate() throws {
+            guard from <= to else { throw ValidationError("--from must not be after --to") }
+        }
+
+        func run() throws {
+            var output = FileHandleOutput()
+            try withCleanErrors {
+                try LogDirectory(path: data.path).forEachRecord(in: from...to) { record in
+                    let bytes = Data(record.payload.readableBytesView)
+                    let object = try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])
+                    if type != nil || trace != nil {
+                        guard let dictionary = object as? [String: Any] else { return true }
+                        if let type, dictionary["type"] as? String != type { return true }
+                        if let trace {
+                            let body = dictionary["body"] as? [String: Any]
+                            guard (dictionary["trace_id"] as? String ?? body?["trace_id"] as? String) == trace else { return true }
+                        }
+                    }
+                    var line: [String: Any] = ["seq": record.seq, "ingested_at": formatTimestamp(record.timestamp)]
+                    line["record"] = object ?? ["base64": bytes.base64EncodedString()]
+                    let encoded = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes])
+                    output.write(encoded)
+                    output.write(Data("\n".utf8))
+                    return true
+                }
+            }
+            output.flush()
+        }
+    }
+
+    /// Appends in a loop and prints "ack FIRST LAST" after each acknowledged append, until killed:
+    /// the child process of the kill -9 durability test, and a manual check of the same.
+    struct Stress: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Append until killed, printing each acknowledged seq range (for crash tests).", shouldDisplay: false)
+
+        @OptionGroup var data: DataDirectoryOptions
+        @Option(help: "Concurrent appenders.") var appenders = 8
+        @Option(help: "Records per append.") var batch = 16
+        @Option(help: "Bytes per record.") var recordBytes = 200
+        @Option(help: "fsync policy: always, interval=MS or never.") var fsync = "always"
+        @Option(help: "Segment size in bytes (small, to cross segment rolls).") var segmentBytes: Int64 = 256 << 10
+
+        func run() async throws {
+            guard let policy = FsyncPolicy(fsync) else { throw ValidationError("--fsync takes always, interval=MS or never") }
+            let log = try await SegmentLog.open(
+                directory: data.path, configuration: LogConfiguration(fsync: policy, segmentBytes: segmentBytes))
+            let output = AcknowledgementPrinter()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for appender in 0..<appenders {
+                    group.addTask {
+                        var random = SplitMix64(seed: UInt64(appender) &+ 1)
+                        var n = 0
+                        while true {
+                            var payloads: [ByteBuffer] = []
+                            for _ in 0..<batch {
+                                var payload = SamplePayloads.span(n, size: recordBytes, random: &random)
+                                payload.writeString(" a\(appender)")
+                                payloads.append(payload)
+                                n += 1
+                            }
+                            let receipt = try await log.append(payloads)
+                            await output.acknowledge(receipt)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+}
+
+/// Prints acknowledgements one whole line at a time, so a reader that is killed mid-way never
+/// sees half a line.
+actor AcknowledgementPrinter {
+    func acknowledge(_ receipt: AppendReceipt) {
+        writeAll(STDOUT_FILENO, "ack \(receipt.firstSeq) \(receipt.lastSeq)\n")
+    }
+}
+
+/// Buffered standard output for commands that print a lot.
+struct FileHandleOutput {
+    var buffer = Data()
+
+    mutating func write(_ data: Data) {
+        buffer.append(data)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        FileHandle.standardOutput.write(buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Runs `body`, turning a log error into one clear sentence on stderr and exit code 1.
+func withCleanErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as LogError {
+        printError("custody: \(error.message)")
+        throw ExitCode(error.code == .corruption ? 2 : 1)
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        printError("custody: \(error)")
+        throw ExitCode(1)
+    }
+}
+
+func withCleanErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as LogError {
+        printError("custody: \(error.message)")
+        throw ExitCode(error.code == .corruption ? 2 : 1)
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        printError("custody: \(error)")
+        throw ExitCode(1)
+    }
+}
+
+func encodeJSON(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
+
+/// RFC 3339 with milliseconds, in UTC.
+func formatTimestamp(_ nanoseconds: Int64) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.string(from: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))
+}
+
+func formatBytes(_ bytes: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
