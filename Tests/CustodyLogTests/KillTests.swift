@@ -1,0 +1,76 @@
+import CustodyLog
+import Foundation
+import NIOCore
+import Testing
+
+/// A real process, really killed: `custody log stress` appends with 8 concurrent appenders and
+/// prints each acknowledged seq range; the test kills it with SIGKILL at a random moment, reopens
+/// the log, and checks every acknowledged seq. Rounds continue on the same directory, so later
+/// rounds also recover from earlier kills.
+@Suite struct KillTests {
+    /// The `custody` executable built next to the test bundle.
+    static var custodyExecutable: String {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var candidates = [bundle.deletingLastPathComponent().appendingPathComponent("custody").path]
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("custody").path)
+        }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    static var rounds: Int { Int(ProcessInfo.processInfo.environment["CUSTODY_KILL_ROUNDS"] ?? "") ?? 6 }
+
+    @Test func killMinusNineLosesNoAcknowledgedAppend() async throws {
+        let executable = Self.custodyExecutable
+        try #require(FileManager.default.isExecutableFile(atPath: executable), "build the custody executable first: \(executable)")
+        let directory = TemporaryDirectory("kill9")
+        defer { directory.remove() }
+        var acknowledged: [ClosedRange<UInt64>] = []
+        var random = SplitMix64(seed: UInt64(Date().timeIntervalSince1970))
+        for round in 0..<Self.rounds {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = ["log", "stress", "--data-dir", directory.path, "--appenders", "8", "--batch", "\(1 + round % 4 * 10)"]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let reader = Task.detached { () -> Data in output.fileHandleForReading.readDataToEndOfFile() }
+            try await Task.sleep(for: .milliseconds(300 + Int(random.next(upperBound: 900))))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal)
+            let text = String(decoding: await reader.value, as: UTF8.self)
+            // Only whole lines count: a line cut by the kill was never fully printed.
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            lines.removeLast()
+            let ranges = lines.compactMap { line -> ClosedRange<UInt64>? in
+                let parts = line.split(separator: " ")
+                guard parts.count == 3, parts[0] == "ack", let first = UInt64(parts[1]), let last = UInt64(parts[2]) else { return nil }
+                return first...last
+            }
+            #expect(ranges.count == lines.count, "round \(round): unreadable acknowledgement lines")
+            #expect(!ranges.isEmpty, "round \(round): the child acknowledged nothing before it was killed")
+            acknowledged.append(contentsOf: ranges)
+
+            let log = try await openLog(directory: directory.path, configuration: LogConfiguration(segmentBytes: 256 << 10))
+            let records = try await readAll(log)
+            await log.close()
+            #expect(records.enumerated().allSatisfy { $0.element.seq == UInt64($0.offset + 1) }, "round \(round): seqs have gaps")
+            let highest = acknowledged.map(\.upperBound).max() ?? 0
+            #expect(UInt64(records.count) >= highest, "round \(round): acknowledged seq \(highest), the log holds \(records.count)")
+            for range in acknowledged {
+                for seq in range where seq <= UInt64(records.count) {
+                    // Each record is the stress command's span JSON, tagged with its appender.
+                    let text = records[Int(seq) - 1].payload.text
+                    if !(text.hasPrefix("{\"type\":\"span\"") && text.contains("} a")) {
+                        Issue.record("round \(round): seq \(seq) holds \(text.prefix(60))")
+                    }
+                }
+            }
+        }
+        let verification = try LogDirectory(path: directory.path).verify()
+        #expect(verification.isClean, "\(verification.damage)")
+        #expect(verification.segments > 1)
+    }
+}
