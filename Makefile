@@ -36,6 +36,7 @@ run: release
 	$(CUSTODY) log verify --data-dir $(DATA_DIR)
 
 test: deps
+	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel --num-workers 2
 

@@ -8,7 +8,8 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Load tests with a report.",
-        subcommands: [Ingest.self])
+        subcommands: [Ingest.self]
+    )
 
     struct Ingest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -17,7 +18,8 @@ struct BenchCommand: AsyncParsableCommand {
                 --in-process appends straight to a segment log in this process (the HTTP ingest path \
                 arrives with the server). Without --data-dir the log goes in a temporary directory that is \
                 removed afterwards.
-                """)
+                """
+        )
 
         @Flag(name: .customLong("in-process"), help: "Append to a log in this process.") var inProcess = false
         @Option(name: .customLong("data-dir"), help: "Append to the log in this directory (kept).") var dataDirectory: String?
@@ -42,7 +44,7 @@ struct BenchCommand: AsyncParsableCommand {
             let temporary = dataDirectory == nil
             let directory = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("custody-bench-\(UUID().uuidString)").path
             defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
-            let report = try await withCleanErrors { try await measure(directory: directory) }
+            let report = try await awaitingCleanErrors { try await measure(directory: directory) }
             if json {
                 print(try encodeJSON(report))
             } else {
@@ -93,13 +95,26 @@ struct BenchCommand: AsyncParsableCommand {
             let diskBytes = after.segments.reduce(0) { $0 + $1.bytes } - before.segments.reduce(0) { $0 + $1.bytes }
             let statistics = after.statistics
             return IngestReport(
-                events: totalEvents, appendCalls: concurrency * appendsPerAppender, concurrency: concurrency, batch: batch,
-                eventBytes: eventBytes, fsync: fsync, seconds: seconds, eventsPerSecond: Double(totalEvents) / seconds,
-                megabytesPerSecond: Double(rawBytes) / seconds / 1e6, latencyMicroseconds: .init(histograms), rawBytes: rawBytes,
-                bytesOnDisk: diskBytes, compressionRatio: diskBytes > 0 ? Double(rawBytes) / Double(diskBytes) : 0,
-                writes: statistics.writes, fsyncs: statistics.synchronizations,
+                events: totalEvents,
+                appendCalls: concurrency * appendsPerAppender,
+                concurrency: concurrency,
+                batch: batch,
+                eventBytes: eventBytes,
+                fsync: fsync,
+                seconds: seconds,
+                eventsPerSecond: Double(totalEvents) / seconds,
+                megabytesPerSecond: Double(rawBytes) / seconds / 1e6,
+                latencyMicroseconds: .init(histograms),
+                rawBytes: rawBytes,
+                bytesOnDisk: diskBytes,
+                compressionRatio: diskBytes > 0 ? Double(rawBytes) / Double(diskBytes) : 0,
+                writes: statistics.writes,
+                fsyncs: statistics.synchronizations,
                 eventsPerWrite: statistics.writes > 0 ? Double(statistics.recordsAppended) / Double(statistics.writes) : 0,
-                firstSeq: before.lastSeq + 1, lastSeq: after.lastSeq, dataDirectory: directory)
+                firstSeq: before.lastSeq + 1,
+                lastSeq: after.lastSeq,
+                dataDirectory: directory
+            )
         }
     }
 }

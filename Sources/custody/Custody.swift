@@ -31,7 +31,8 @@ struct Custody: AsyncParsableCommand {
         commandName: "custody",
         abstract: "The control plane and chain-of-custody record for a fleet of worker services.",
         discussion: "Every operation is an event in one durable, append-only, LZ4-compressed segment log.",
-        subcommands: [LogCommand.self, BenchCommand.self])
+        subcommands: [LogCommand.self, BenchCommand.self]
+    )
 }
 
 /// Options every command that works on a data directory takes.

@@ -7,23 +7,50 @@ struct LogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log",
         abstract: "Look at the segment log directly: verify, inspect, dump.",
-        subcommands: [Verify.self, Inspect.self, Dump.self, Stress.self])
+        subcommands: [Verify.self, Inspect.self, Dump.self, Stress.self]
+    )
 
-    struct Verify: ParsableCommand {
+    struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check every batch's CRC-32C and the index files; name any damage (segment, offset, seq range).",
-            discussion: "Exits 0 only when the log is clean.")
+            discussion: """
+                Exits 0 only when the log is clean. With --repair, damage is then repaired the way the \
+                server's --repair does it: each damaged range is moved into a side file next to its \
+                segment, the lost seqs are recorded in quarantine.json and printed, and the log is \
+                checked again. Do not repair the directory of a running server.
+                """
+        )
 
         @OptionGroup var data: DataDirectoryOptions
         @Flag(help: "Print the report as JSON.") var json = false
+        @Flag(help: "Quarantine damaged ranges (a torn tail is cut), then verify again.") var repair = false
 
-        func run() throws {
-            let verification = try withCleanErrors { try LogDirectory(path: data.path).verify() }
+        func run() async throws {
+            var verification = try withCleanErrors { try LogDirectory(path: data.path).verify() }
+            if repair && !verification.isClean {
+                for damage in verification.damage { printError("found: \(damage)") }
+                let directory = data.path
+                let report = try await awaitingCleanErrors {
+                    let log = try await SegmentLog.open(directory: directory, damagePolicy: .quarantine)
+                    await log.close()
+                    return log.recoveryReport
+                }
+                for cut in report.tailCuts {
+                    printError("cut a torn tail: \(cut.segment) at byte \(cut.offset), \(cut.bytesCut) bytes (\(cut.defect))")
+                }
+                for entry in report.quarantined {
+                    printError(
+                        "quarantined \(entry.segment) bytes \(entry.offset)..<\(entry.offset + entry.length) into \(entry.sideFile ?? "-"): lost seqs \(entry.firstLostSeq)–\(entry.lastLostSeq)"
+                    )
+                }
+                verification = try withCleanErrors { try LogDirectory(path: data.path).verify() }
+            }
             if json {
                 print(try encodeJSON(verification))
             } else {
                 print(
-                    "checked \(verification.segments) segments, \(verification.batches) batches, \(verification.records) records, \(formatBytes(verification.bytes))")
+                    "checked \(verification.segments) segments, \(verification.batches) batches, \(verification.records) records, \(formatBytes(verification.bytes))"
+                )
                 for note in verification.notes { print("note: \(note)") }
                 for damage in verification.damage { print("DAMAGE: \(damage)") }
                 print(verification.isClean ? "clean" : "\(verification.damage.count) damaged range(s)")
@@ -34,7 +61,8 @@ struct LogCommand: AsyncParsableCommand {
 
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Segments, seq ranges, sizes, compression ratio and time range.")
+            abstract: "Segments, seq ranges, sizes, compression ratio and time range."
+        )
 
         @OptionGroup var data: DataDirectoryOptions
         @Flag(help: "Print the report as JSON.") var json = false
@@ -61,14 +89,17 @@ struct LogCommand: AsyncParsableCommand {
                 "total: \(inspection.segments.count) segments, \(inspection.records) records, \(formatBytes(inspection.bytes)) on disk, \(formatBytes(inspection.uncompressedBytes)) uncompressed, ratio \(String(format: "%.2f", inspection.compressionRatio))×"
             )
             for entry in inspection.quarantined {
-                print("quarantined: \(entry.segment) at byte \(entry.offset) (\(entry.length) bytes, seqs \(entry.firstLostSeq)–\(entry.lastLostSeq)): \(entry.defect)")
+                print(
+                    "quarantined: \(entry.segment) at byte \(entry.offset) (\(entry.length) bytes, seqs \(entry.firstLostSeq)–\(entry.lastLostSeq)): \(entry.defect)"
+                )
             }
         }
     }
 
     struct Dump: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print records as JSON lines: seq, ingested_at, and the record (as JSON when it is JSON, else base64).")
+            abstract: "Print records as JSON lines: seq, ingested_at, and the record (as JSON when it is JSON, else base64)."
+        )
 
         @OptionGroup var data: DataDirectoryOptions
         @Option(help: "First seq.") var from: UInt64 = 1
@@ -110,7 +141,9 @@ struct LogCommand: AsyncParsableCommand {
     /// the child process of the kill -9 durability test, and a manual check of the same.
     struct Stress: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Append until killed, printing each acknowledged seq range (for crash tests).", shouldDisplay: false)
+            abstract: "Append until killed, printing each acknowledged seq range (for crash tests).",
+            shouldDisplay: false
+        )
 
         @OptionGroup var data: DataDirectoryOptions
         @Option(help: "Concurrent appenders.") var appenders = 8
@@ -122,7 +155,9 @@ struct LogCommand: AsyncParsableCommand {
         func run() async throws {
             guard let policy = FsyncPolicy(fsync) else { throw ValidationError("--fsync takes always, interval=MS or never") }
             let log = try await SegmentLog.open(
-                directory: data.path, configuration: LogConfiguration(fsync: policy, segmentBytes: segmentBytes))
+                directory: data.path,
+                configuration: LogConfiguration(fsync: policy, segmentBytes: segmentBytes)
+            )
             let output = AcknowledgementPrinter()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for appender in 0..<appenders {
@@ -186,7 +221,8 @@ func withCleanErrors<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
-func withCleanErrors<T>(_ body: () async throws -> T) async throws -> T {
+/// ``withCleanErrors(_:)`` for async work.
+func awaitingCleanErrors<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as LogError {

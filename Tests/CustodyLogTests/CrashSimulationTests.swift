@@ -10,7 +10,12 @@ import Testing
     /// Small segments, a dense index and frequent recovery points, so a short run crosses
     /// segment rolls, index writes and recovery-point renames.
     static let configuration = LogConfiguration(
-        fsync: .always, segmentBytes: 2048, indexIntervalBytes: 128, batchBytes: 512, recoveryPointIntervalBytes: 1024)
+        fsync: .always,
+        segmentBytes: 2048,
+        indexIntervalBytes: 128,
+        batchBytes: 512,
+        recoveryPointIntervalBytes: 1024
+    )
 
     struct Outcome {
         /// seq → payload of every acknowledged record.

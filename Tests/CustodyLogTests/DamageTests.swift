@@ -97,7 +97,9 @@ import Testing
                 let verification = try LogDirectory(path: directory.path).verify()
                 try flipBit(in: path, at: position, bit: bit)
                 flips += 1
-                let hit = verification.damage.first { $0.segment == segment && $0.offset <= Int64(position) && Int64(position) < $0.offset + $0.length }
+                let hit = verification.damage.first {
+                    $0.segment == segment && $0.offset <= Int64(position) && Int64(position) < $0.offset + $0.length
+                }
                 guard let hit else {
                     Issue.record("a flipped bit at \(segment):\(position) was not found: \(verification.damage)")
                     continue
@@ -183,5 +185,32 @@ import Testing
         let verification = try LogDirectory(path: directory.path).verify()
         #expect(verification.damage.count == 1)
         #expect(verification.damage.first?.offset == Int64(offsets[5]))
+        // Repair quarantines exactly that batch; everything after it stays.
+        let log = try await openLog(directory: directory.path, damagePolicy: .quarantine)
+        #expect(log.recoveryReport.quarantined.map(\.firstLostSeq) == [6])
+        #expect(log.recoveryReport.tailCuts.isEmpty)
+        #expect(try await readAll(log).map(\.seq) == Array(1...5) + Array(7...20))
+        #expect(try await log.append(ByteBuffer(string: "next")).firstSeq == 21)
+        await log.close()
+        #expect(try LogDirectory(path: directory.path).verify().isClean)
+    }
+
+    /// A flipped payload bit in the last segment, below the recovery point, is beyond what opening
+    /// checks (it walks headers there); verify finds it, and repair quarantines it.
+    @Test func payloadDamageInTheLastSegmentIsFoundByVerifyAndRepair() async throws {
+        let directory = TemporaryDirectory("tail-payload")
+        defer { directory.remove() }
+        let texts = try await Self.writeLog(directory.path, appends: 20)
+        let segment = try directory.segments().last!
+        let offsets = try Self.batchOffsets(directory.file(segment))
+        try flipBit(in: directory.file(segment), at: offsets[9] + 50, bit: 3)
+        let verification = try LogDirectory(path: directory.path).verify()
+        #expect(verification.damage.map(\.offset) == [Int64(offsets[9])])
+        #expect(verification.damage.first?.firstSeq == 10 && verification.damage.first?.lastSeq == 10)
+        let log = try await openLog(directory: directory.path, damagePolicy: .quarantine)
+        #expect(log.recoveryReport.quarantined.map(\.firstLostSeq) == [10])
+        let records = try await readAll(log)
+        #expect(records.map(\.payload.text) == Array(texts[0..<9]) + Array(texts[10...]))
+        await log.close()
     }
 }

@@ -25,13 +25,20 @@ struct TemporaryDirectory {
 
 /// Opens a log with a logger that stays silent (tests assert on reports and errors), so test output stays short.
 func openLog(
-    directory: String, configuration: LogConfiguration = LogConfiguration(), damagePolicy: DamagePolicy = .refuse,
+    directory: String,
+    configuration: LogConfiguration = LogConfiguration(),
+    damagePolicy: DamagePolicy = .refuse,
     fileSystem: any LogFileSystem = PosixFileSystem()
 ) async throws -> SegmentLog {
     var logger = Logger(label: "custody.log.test")
     logger.logLevel = .critical
     return try await SegmentLog.open(
-        directory: directory, configuration: configuration, damagePolicy: damagePolicy, fileSystem: fileSystem, logger: logger)
+        directory: directory,
+        configuration: configuration,
+        damagePolicy: damagePolicy,
+        fileSystem: fileSystem,
+        logger: logger
+    )
 }
 
 /// Reads every record of the log, in order.

@@ -241,7 +241,8 @@ public final class FaultInjectingFileSystem: LogFileSystem {
             let replaced = state.files[destination]
             state.files[destination] = moved
             state.pendingDirectoryOperations.append(
-                .renamed(from: source, to: destination, replacedBackup: replacedBackup, moved: moved, replaced: replaced))
+                .renamed(from: source, to: destination, replacedBackup: replacedBackup, moved: moved, replaced: replaced)
+            )
         }
     }
 
@@ -299,7 +300,10 @@ struct FaultInjectingLogFile: LogFile {
 
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
         let admission = try fileSystem.admitMutation()
-        enum Outcome { case whole, prefix(Int, Errno) }
+        enum Outcome {
+            case whole
+            case prefix(Int, Errno)
+        }
         let outcome: Outcome = fileSystem.state.withLock { state in
             if admission == .crashNow {
                 return .prefix(Int(state.random.next(upperBound: UInt64(bytes.count + 1))), .ioError)

@@ -1,3 +1,5 @@
+import SystemPackage
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import SystemPackage
 
 /// The real file system, through swift-system's `FileDescriptor` and the POSIX calls it lacks
 /// (`fdatasync`, `fsync` of a directory, `flock`).
@@ -49,10 +50,18 @@ public struct PosixFileSystem: LogFileSystem {
             descriptor = try FileDescriptor.open(path, .readWrite, options: [.closeOnExec])
         case .createNew:
             descriptor = try FileDescriptor.open(
-                path, .readWrite, options: [.create, .exclusiveCreate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead])
+                path,
+                .readWrite,
+                options: [.create, .exclusiveCreate, .closeOnExec],
+                permissions: [.ownerReadWrite, .groupRead]
+            )
         case .createOrTruncate:
             descriptor = try FileDescriptor.open(
-                path, .readWrite, options: [.create, .truncate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead])
+                path,
+                .readWrite,
+                options: [.create, .truncate, .closeOnExec],
+                permissions: [.ownerReadWrite, .groupRead]
+            )
         }
         return PosixLogFile(descriptor: descriptor)
     }
@@ -73,7 +82,11 @@ public struct PosixFileSystem: LogFileSystem {
 
     public func lockFile(at path: String) throws -> any LogFile {
         let descriptor = try FileDescriptor.open(
-            path, .readWrite, options: [.create, .closeOnExec], permissions: [.ownerReadWrite, .groupRead])
+            path,
+            .readWrite,
+            options: [.create, .closeOnExec],
+            permissions: [.ownerReadWrite, .groupRead]
+        )
         if flock(descriptor.rawValue, LOCK_EX | LOCK_NB) != 0 {
             let error = Errno(rawValue: errno)
             try? descriptor.close()

@@ -57,7 +57,8 @@ enum BatchCodec {
                     firstTimestamp: records.firstTimestamp,
                     lastTimestamp: records.lastTimestamp,
                     storedLength: UInt32(storedLength),
-                    checksum: 0)
+                    checksum: 0
+                )
                 header.checksum = header.write(into: headerBytes, payload: UnsafeRawBufferPointer(rebasing: body[0..<storedLength]))
                 written = header
                 return BatchHeader.size + storedLength

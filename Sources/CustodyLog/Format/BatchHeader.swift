@@ -98,7 +98,8 @@ public struct BatchHeader: Sendable, Hashable {
             firstTimestamp: bytes.littleEndian(at: 24),
             lastTimestamp: bytes.littleEndian(at: 32),
             storedLength: bytes.littleEndian(at: 40),
-            checksum: bytes.littleEndian(at: 44))
+            checksum: bytes.littleEndian(at: 44)
+        )
         let minimumPayload = Int(header.recordCount) * RecordFrame.headerSize
         guard header.flags & ~knownFlags == 0,
             header.firstSeq > 0,

@@ -15,7 +15,8 @@ enum LZ4Block {
             sourceBase.assumingMemoryBound(to: CChar.self),
             destinationBase.assumingMemoryBound(to: CChar.self),
             Int32(source.count),
-            Int32(destination.count))
+            Int32(destination.count)
+        )
         return written > 0 ? Int(written) : nil
     }
 
@@ -29,7 +30,8 @@ enum LZ4Block {
             sourceBase.assumingMemoryBound(to: CChar.self),
             destinationBase.assumingMemoryBound(to: CChar.self),
             Int32(source.count),
-            Int32(destination.count))
+            Int32(destination.count)
+        )
         return produced == destination.count
     }
 }

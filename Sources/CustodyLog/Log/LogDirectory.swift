@@ -72,8 +72,14 @@ public struct LogDirectory: Sendable {
             if let expected, base != expected, !isGap(expected, base) {
                 result.damage.append(
                     LogDamage(
-                        segment: name, offset: 0, length: 0, firstSeq: min(expected, base), lastSeq: max(expected, base) - 1,
-                        defect: base > expected ? "seqs missing between segments" : "segment overlaps the one before it"))
+                        segment: name,
+                        offset: 0,
+                        length: 0,
+                        firstSeq: min(expected, base),
+                        lastSeq: max(expected, base) - 1,
+                        defect: base > expected ? "seqs missing between segments" : "segment overlaps the one before it"
+                    )
+                )
             }
             let file = try fileSystem.openFile(at: joinPath(path, name), mode: .readOnly)
             defer { try? file.close() }
@@ -93,21 +99,38 @@ public struct LogDirectory: Sendable {
                     if header.firstSeq != seq && !isGap(seq, header.firstSeq) {
                         result.damage.append(
                             LogDamage(
-                                segment: name, offset: at, length: 0, firstSeq: min(seq, header.firstSeq),
+                                segment: name,
+                                offset: at,
+                                length: 0,
+                                firstSeq: min(seq, header.firstSeq),
                                 lastSeq: max(seq, header.firstSeq) - 1,
-                                defect: header.firstSeq > seq ? "seqs missing" : "seqs repeated"))
+                                defect: header.firstSeq > seq ? "seqs missing" : "seqs repeated"
+                            )
+                        )
                     }
                     if header.firstTimestamp < lastTimestamp {
                         result.damage.append(
                             LogDamage(
-                                segment: name, offset: at, length: Int64(header.totalLength), firstSeq: header.firstSeq, lastSeq: header.lastSeq,
-                                defect: "timestamps go backwards"))
+                                segment: name,
+                                offset: at,
+                                length: Int64(header.totalLength),
+                                firstSeq: header.firstSeq,
+                                lastSeq: header.lastSeq,
+                                defect: "timestamps go backwards"
+                            )
+                        )
                     }
                     if case .failure(let defect) = try scanner.records(of: header, at: at) {
                         result.damage.append(
                             LogDamage(
-                                segment: name, offset: at, length: Int64(header.totalLength), firstSeq: header.firstSeq, lastSeq: header.lastSeq,
-                                defect: defect.description))
+                                segment: name,
+                                offset: at,
+                                length: Int64(header.totalLength),
+                                firstSeq: header.firstSeq,
+                                lastSeq: header.lastSeq,
+                                defect: defect.description
+                            )
+                        )
                     }
                     batchStarts[at] = (header.firstSeq, header.firstTimestamp)
                     index.noteBatch(header, at: at, interval: 4096)
@@ -122,7 +145,9 @@ public struct LogDirectory: Sendable {
                     let lastLost: UInt64? = next.map { $0.0.firstSeq &- 1 } ?? nextBase.map { $0 &- 1 }
                     var description = defect.description
                     if isLast && next == nil { description += " (at the end of the last segment: a torn tail, which opening the log cuts off)" }
-                    result.damage.append(LogDamage(segment: name, offset: at, length: end - at, firstSeq: seq, lastSeq: lastLost, defect: description))
+                    result.damage.append(
+                        LogDamage(segment: name, offset: at, length: end - at, firstSeq: seq, lastSeq: lastLost, defect: description)
+                    )
                     guard let (header, nextOffset) = next else { break scanning }
                     seq = header.firstSeq
                     offset = nextOffset
@@ -160,7 +185,9 @@ public struct LogDirectory: Sendable {
                 continue
             }
             if decoded.coveredLength != length || decoded.endSeq != endSeq || decoded.baseSeq != base {
-                report("index file is stale: it describes \(decoded.coveredLength) bytes up to seq \(decoded.endSeq), the segment has \(length) bytes up to seq \(endSeq)")
+                report(
+                    "index file is stale: it describes \(decoded.coveredLength) bytes up to seq \(decoded.endSeq), the segment has \(length) bytes up to seq \(endSeq)"
+                )
                 continue
             }
             for pair in decoded.pairs {
@@ -218,8 +245,16 @@ public struct LogDirectory: Sendable {
             let length = try file.size()
             var scanner = SegmentScanner(file: file, length: length, readAhead: 256 << 10)
             var summary = SegmentSummary(
-                name: name, baseSeq: base, endSeq: base, bytes: length, batches: 0, records: 0, uncompressedBytes: 0,
-                hasIndexFiles: fileSystem.fileExists(at: joinPath(path, SegmentName.offsetIndex(base))), trailingBytes: 0)
+                name: name,
+                baseSeq: base,
+                endSeq: base,
+                bytes: length,
+                batches: 0,
+                records: 0,
+                uncompressedBytes: 0,
+                hasIndexFiles: fileSystem.fileExists(at: joinPath(path, SegmentName.offsetIndex(base))),
+                trailingBytes: 0
+            )
             var offset: Int64 = 0
             walking: while true {
                 switch try scanner.batch(at: offset, check: .header) {
@@ -269,8 +304,10 @@ public struct LogDirectory: Sendable {
                 case .damaged(let at, let defect):
                     if position == bases.count - 1 { break reading }  // a torn tail, or an append in progress
                     throw LogError(
-                        .corruption, "\(name) is damaged at byte \(at): \(defect); run custody log verify",
-                        damage: [LogDamage(segment: name, offset: at, length: length - at, firstSeq: nil, lastSeq: nil, defect: defect.description)])
+                        .corruption,
+                        "\(name) is damaged at byte \(at): \(defect); run custody log verify",
+                        damage: [LogDamage(segment: name, offset: at, length: length - at, firstSeq: nil, lastSeq: nil, defect: defect.description)]
+                    )
                 case .batch(let header, let at):
                     offset = at + Int64(header.totalLength)
                     guard header.lastSeq >= seqs.lowerBound else { continue }

@@ -1,9 +1,10 @@
+import SystemPackage
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import SystemPackage
 
 /// A sealed segment: its base seq and its (complete) index.
 struct SealedSegment: Sendable {
@@ -29,8 +30,9 @@ struct SealedSegment: Sendable {
 ///    (no batch marks the end of a write and is followed by more), or was written under a policy
 ///    that acknowledges before fsync. Otherwise it is corruption.
 /// 5. Corruption makes the open fail with every detail (segment, offset, seqs), unless the damage
-///    policy is ``DamagePolicy/quarantine``: then the damaged bytes move to a side file, the loss
-///    is recorded in `quarantine.json`, and the scan goes on.
+///    policy is ``DamagePolicy/quarantine``: then every segment is checked by checksum (index
+///    files and the recovery point's walk are not trusted), the damaged bytes move to a side
+///    file, the loss is recorded in `quarantine.json`, and the scan goes on.
 struct LogRecovery {
     let directory: String
     let fileSystem: any LogFileSystem
@@ -99,11 +101,26 @@ struct LogRecovery {
         if bases.isEmpty {
             if let recoveryPoint, recoveryPoint.endSeq > 1 {
                 let damage = LogDamage(
-                    segment: "(all)", offset: 0, length: 0, firstSeq: 1, lastSeq: recoveryPoint.endSeq - 1,
-                    defect: "every segment file is missing")
+                    segment: "(all)",
+                    offset: 0,
+                    length: 0,
+                    firstSeq: 1,
+                    lastSeq: recoveryPoint.endSeq - 1,
+                    defect: "every segment file is missing"
+                )
                 guard damagePolicy == .quarantine else { throw corruption([damage]) }
                 let base = recoveryPoint.endSeq
-                try record(QuarantineRecord(segment: "(all)", offset: 0, length: 0, sideFile: nil, firstLostSeq: 1, lastLostSeq: base - 1, defect: damage.defect))
+                try record(
+                    QuarantineRecord(
+                        segment: "(all)",
+                        offset: 0,
+                        length: 0,
+                        sideFile: nil,
+                        firstLostSeq: 1,
+                        lastLostSeq: base - 1,
+                        defect: damage.defect
+                    )
+                )
                 bases = [try createSegment(base)]
             } else {
                 bases = [try createSegment(1)]
@@ -118,20 +135,39 @@ struct LogRecovery {
             let isLast = position == bases.count - 1
             if let expected = expectedSeq, base != expected, !isRecordedGap(from: expected, to: base) {
                 let damage = LogDamage(
-                    segment: SegmentName.segment(base), offset: 0, length: 0, firstSeq: expected, lastSeq: base &- 1,
-                    defect: base > expected ? "seqs missing between segments" : "segment overlaps the one before it")
+                    segment: SegmentName.segment(base),
+                    offset: 0,
+                    length: 0,
+                    firstSeq: expected,
+                    lastSeq: base &- 1,
+                    defect: base > expected ? "seqs missing between segments" : "segment overlaps the one before it"
+                )
                 guard damagePolicy == .quarantine, base > expected else { throw corruption([damage]) }
-                try record(QuarantineRecord(
-                    segment: damage.segment, offset: 0, length: 0, sideFile: nil, firstLostSeq: expected, lastLostSeq: base - 1,
-                    defect: damage.defect))
+                try record(
+                    QuarantineRecord(
+                        segment: damage.segment,
+                        offset: 0,
+                        length: 0,
+                        sideFile: nil,
+                        firstLostSeq: expected,
+                        lastLostSeq: base - 1,
+                        defect: damage.defect
+                    )
+                )
             }
             if isLast {
                 let (index, file) = try recoverLastSegment(base, recoveryPoint: recoveryPoint, lastTimestamp: &lastTimestamp)
                 report.segments = sealed.count + 1
                 report.endSeq = index.endSeq
                 return Recovered(
-                    sealed: sealed, activeBase: base, activeIndex: index, activeFile: file, lastTimestamp: max(lastTimestamp, 0),
-                    lock: lock, report: report)
+                    sealed: sealed,
+                    activeBase: base,
+                    activeIndex: index,
+                    activeFile: file,
+                    lastTimestamp: max(lastTimestamp, 0),
+                    lock: lock,
+                    report: report
+                )
             }
             guard let index = try recoverSealedSegment(base, lastTimestamp: &lastTimestamp) else {
                 continue  // an empty segment in the middle: removed
@@ -164,7 +200,9 @@ struct LogRecovery {
                 report.removedFiles.append(name)
                 return nil
             }
-            if let index = SegmentIndexFile.load(fileSystem: fileSystem, directory: directory, baseSeq: base, segmentLength: length),
+            // Repair checks every byte: index files are only trusted when not repairing.
+            if damagePolicy == .refuse,
+                let index = SegmentIndexFile.load(fileSystem: fileSystem, directory: directory, baseSeq: base, segmentLength: length),
                 index.firstTimestamp.map({ $0 >= lastTimestamp }) ?? true
             {
                 lastTimestamp = index.lastTimestamp
@@ -185,15 +223,22 @@ struct LogRecovery {
             let following = try validBatches(after: damage.offset, in: &scanner, minimumSeq: index.endSeq)
             let end = following.first?.offset ?? length
             let lost = LogDamage(
-                segment: name, offset: damage.offset, length: end - damage.offset, firstSeq: index.endSeq,
-                lastSeq: following.first.map { $0.header.firstSeq &- 1 }, defect: damage.defect.description)
+                segment: name,
+                offset: damage.offset,
+                length: end - damage.offset,
+                firstSeq: index.endSeq,
+                lastSeq: following.first.map { $0.header.firstSeq &- 1 },
+                defect: damage.defect.description
+            )
             try quarantineOrThrow(lost, base: base, file: file, fileLength: length)
         }
     }
 
     /// The last segment's index and an open, writable handle, with a torn tail cut off.
     private mutating func recoverLastSegment(
-        _ base: UInt64, recoveryPoint: RecoveryPoint?, lastTimestamp: inout Int64
+        _ base: UInt64,
+        recoveryPoint: RecoveryPoint?,
+        lastTimestamp: inout Int64
     ) throws -> (SegmentIndex, any LogFile) {
         let name = SegmentName.segment(base)
         while true {
@@ -207,12 +252,15 @@ struct LogRecovery {
             if let recoveryPoint, recoveryPoint.segmentBase == base, recoveryPoint.offset <= length {
                 trusted = recoveryPoint.offset
             }
+            // Repair checks every byte by checksum, but still judges damage below the recovery
+            // point as damage to acknowledged data.
+            let walkedLength = damagePolicy == .quarantine ? 0 : trusted
             var index = SegmentIndex(baseSeq: base)
             var timestamp = lastTimestamp
             var scanner = SegmentScanner(file: file, length: length, readAhead: 1 << 20)
             var outcome: ScanDamage? = nil
-            if trusted > 0 {
-                var walker = SegmentScanner(file: file, length: trusted, readAhead: 256 << 10)
+            if walkedLength > 0 {
+                var walker = SegmentScanner(file: file, length: walkedLength, readAhead: 256 << 10)
                 outcome = try scan(&walker, index: &index, from: 0, check: .header, lastTimestamp: &timestamp)
                 report.bytesWalked += index.coveredLength
                 // Damage found by the walk lies below the recovery point: in acknowledged data.
@@ -238,14 +286,25 @@ struct LogRecovery {
                 let dropped = following.map { $0.header.firstSeq...$0.header.lastSeq }
                 report.tailCuts.append(
                     RecoveryReport.TailCut(
-                        segment: name, offset: damage.offset, bytesCut: length - damage.offset, defect: damage.defect.description,
-                        droppedSeqs: dropped, reachedAcknowledgedData: recoveryPoint.map { $0.segmentBase == base && damage.offset < $0.offset } ?? false))
+                        segment: name,
+                        offset: damage.offset,
+                        bytesCut: length - damage.offset,
+                        defect: damage.defect.description,
+                        droppedSeqs: dropped,
+                        reachedAcknowledgedData: recoveryPoint.map { $0.segmentBase == base && damage.offset < $0.offset } ?? false
+                    )
+                )
                 continue  // scan again: the segment now ends at the cut
             }
             let end = following[0].offset
             let lost = LogDamage(
-                segment: name, offset: damage.offset, length: end - damage.offset, firstSeq: index.endSeq,
-                lastSeq: following[0].header.firstSeq &- 1, defect: damage.defect.description)
+                segment: name,
+                offset: damage.offset,
+                length: end - damage.offset,
+                firstSeq: index.endSeq,
+                lastSeq: following[0].header.firstSeq &- 1,
+                defect: damage.defect.description
+            )
             try quarantineOrThrow(lost, base: base, file: file, fileLength: length)
         }
     }
@@ -258,7 +317,10 @@ struct LogRecovery {
     /// Scans batches from `start`, adding them to `index`; returns the first damage, or nil when
     /// the scanner's length is reached cleanly.
     private func scan(
-        _ scanner: inout SegmentScanner, index: inout SegmentIndex, from start: Int64, check: SegmentScanner.Check,
+        _ scanner: inout SegmentScanner,
+        index: inout SegmentIndex,
+        from start: Int64,
+        check: SegmentScanner.Check,
         lastTimestamp: inout Int64
     ) throws -> ScanDamage? {
         var offset = start
@@ -283,7 +345,9 @@ struct LogRecovery {
     /// Every valid batch after `offset`, in order (each found by checksum, continuing from the
     /// previous one or by searching for the next batch magic).
     private func validBatches(
-        after offset: Int64, in scanner: inout SegmentScanner, minimumSeq: UInt64
+        after offset: Int64,
+        in scanner: inout SegmentScanner,
+        minimumSeq: UInt64
     ) throws -> [(header: BatchHeader, offset: Int64)] {
         var found: [(header: BatchHeader, offset: Int64)] = []
         var position = offset
@@ -306,7 +370,8 @@ struct LogRecovery {
         return LogError(
             .corruption,
             "the log in \(directory) is damaged before its tail: \(list). Nothing was changed; open it with repair to quarantine the damaged range, or restore the segment from a copy.",
-            damage: damage)
+            damage: damage
+        )
     }
 
     private func isRecordedGap(from expected: UInt64, to found: UInt64) -> Bool {
@@ -326,9 +391,17 @@ struct LogRecovery {
         try replaceFileAtomically(prefix + rest, named: SegmentName.segment(base), in: directory, fileSystem: fileSystem)
         try? fileSystem.removeFile(at: path(SegmentName.offsetIndex(base)))
         try? fileSystem.removeFile(at: path(SegmentName.timeIndex(base)))
-        try record(QuarantineRecord(
-            segment: damage.segment, offset: damage.offset, length: damage.length, sideFile: sideName,
-            firstLostSeq: damage.firstSeq ?? 0, lastLostSeq: damage.lastSeq ?? UInt64.max, defect: damage.defect))
+        try record(
+            QuarantineRecord(
+                segment: damage.segment,
+                offset: damage.offset,
+                length: damage.length,
+                sideFile: sideName,
+                firstLostSeq: damage.firstSeq ?? 0,
+                lastLostSeq: damage.lastSeq ?? UInt64.max,
+                defect: damage.defect
+            )
+        )
     }
 
     private mutating func record(_ entry: QuarantineRecord) throws {
@@ -382,9 +455,15 @@ struct LogRecovery {
 /// directory.
 func writeSegmentIndexFiles(_ index: SegmentIndex, base: UInt64, directory: String, fileSystem: any LogFileSystem) throws {
     try replaceFileAtomically(
-        SegmentIndexFile.encode(index, baseSeq: base, time: false), named: SegmentName.offsetIndex(base), in: directory,
-        fileSystem: fileSystem)
+        SegmentIndexFile.encode(index, baseSeq: base, time: false),
+        named: SegmentName.offsetIndex(base),
+        in: directory,
+        fileSystem: fileSystem
+    )
     try replaceFileAtomically(
-        SegmentIndexFile.encode(index, baseSeq: base, time: true), named: SegmentName.timeIndex(base), in: directory,
-        fileSystem: fileSystem)
+        SegmentIndexFile.encode(index, baseSeq: base, time: true),
+        named: SegmentName.timeIndex(base),
+        in: directory,
+        fileSystem: fileSystem
+    )
 }

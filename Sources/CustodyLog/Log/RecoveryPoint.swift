@@ -35,8 +35,11 @@ struct RecoveryPoint: Sendable, Equatable {
                 CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<40])) == raw.littleEndian(at: 40, as: UInt32.self)
             else { return nil }
             return RecoveryPoint(
-                segmentBase: raw.littleEndian(at: 8), offset: raw.littleEndian(at: 16), endSeq: raw.littleEndian(at: 24),
-                lastTimestamp: raw.littleEndian(at: 32))
+                segmentBase: raw.littleEndian(at: 8),
+                offset: raw.littleEndian(at: 16),
+                endSeq: raw.littleEndian(at: 24),
+                lastTimestamp: raw.littleEndian(at: 32)
+            )
         }
     }
 }

@@ -27,8 +27,10 @@ extension SegmentLog {
         guard seq < nextSeq else { return nil }
         if seq >= activeSegment.baseSeq {
             return ReadPlan(
-                path: joinPath(directory, SegmentName.segment(activeSegment.baseSeq)), start: activeSegment.index.offset(forSeq: seq),
-                end: activeSegment.length)
+                path: joinPath(directory, SegmentName.segment(activeSegment.baseSeq)),
+                start: activeSegment.index.offset(forSeq: seq),
+                end: activeSegment.length
+            )
         }
         // The last sealed segment starting at or before seq.
         var low = 0
@@ -46,7 +48,10 @@ extension SegmentLog {
         }
         let segment = sealedSegments[position]
         return ReadPlan(
-            path: joinPath(directory, SegmentName.segment(segment.baseSeq)), start: segment.index.offset(forSeq: seq), end: segment.length)
+            path: joinPath(directory, SegmentName.segment(segment.baseSeq)),
+            start: segment.index.offset(forSeq: seq),
+            end: segment.length
+        )
     }
 
     static func readRecords(_ plan: ReadPlan, from seq: UInt64, maxRecords: Int, fileSystem: any LogFileSystem) throws -> [LogRecord] {
@@ -61,16 +66,31 @@ extension SegmentLog {
                 return records
             case .damaged(let at, let defect):
                 throw LogError(
-                    .corruption, "\(plan.path) is damaged at byte \(at): \(defect)",
-                    damage: [LogDamage(segment: plan.path, offset: at, length: plan.end - at, firstSeq: nil, lastSeq: nil, defect: defect.description)])
+                    .corruption,
+                    "\(plan.path) is damaged at byte \(at): \(defect)",
+                    damage: [
+                        LogDamage(segment: plan.path, offset: at, length: plan.end - at, firstSeq: nil, lastSeq: nil, defect: defect.description)
+                    ]
+                )
             case .batch(let header, let at):
                 offset = at + Int64(header.totalLength)
                 guard header.lastSeq >= seq else { continue }
                 switch try scanner.records(of: header, at: at) {
                 case .failure(let defect):
                     throw LogError(
-                        .corruption, "\(plan.path) is damaged at byte \(at): \(defect)",
-                        damage: [LogDamage(segment: plan.path, offset: at, length: Int64(header.totalLength), firstSeq: header.firstSeq, lastSeq: header.lastSeq, defect: defect.description)])
+                        .corruption,
+                        "\(plan.path) is damaged at byte \(at): \(defect)",
+                        damage: [
+                            LogDamage(
+                                segment: plan.path,
+                                offset: at,
+                                length: Int64(header.totalLength),
+                                firstSeq: header.firstSeq,
+                                lastSeq: header.lastSeq,
+                                defect: defect.description
+                            )
+                        ]
+                    )
                 case .success(let batch):
                     if header.firstSeq >= seq {
                         records.append(contentsOf: batch)
@@ -117,8 +137,10 @@ extension SegmentLog {
             return nextSeq
         }
         let plan = ReadPlan(
-            path: joinPath(directory, SegmentName.segment(segment.base)), start: segment.index.offset(forTimestamp: timestamp),
-            end: segment.index.coveredLength)
+            path: joinPath(directory, SegmentName.segment(segment.base)),
+            start: segment.index.offset(forTimestamp: timestamp),
+            end: segment.index.coveredLength
+        )
         let fileSystem = fileSystem
         let fallback = segment.index.endSeq
         return try await runIO {
@@ -144,18 +166,34 @@ extension SegmentLog {
     public func status() -> LogStatus {
         var segments = sealedSegments.map { segment in
             LogStatus.Segment(
-                name: SegmentName.segment(segment.baseSeq), baseSeq: segment.baseSeq, endSeq: segment.index.endSeq, bytes: segment.length,
-                firstTimestamp: segment.index.firstTimestamp, lastTimestamp: segment.index.coveredLength > 0 ? segment.index.lastTimestamp : nil,
-                sealed: true)
+                name: SegmentName.segment(segment.baseSeq),
+                baseSeq: segment.baseSeq,
+                endSeq: segment.index.endSeq,
+                bytes: segment.length,
+                firstTimestamp: segment.index.firstTimestamp,
+                lastTimestamp: segment.index.coveredLength > 0 ? segment.index.lastTimestamp : nil,
+                sealed: true
+            )
         }
         segments.append(
             LogStatus.Segment(
-                name: SegmentName.segment(activeSegment.baseSeq), baseSeq: activeSegment.baseSeq, endSeq: activeSegment.index.endSeq,
-                bytes: activeSegment.length, firstTimestamp: activeSegment.index.firstTimestamp,
-                lastTimestamp: activeSegment.length > 0 ? activeSegment.index.lastTimestamp : nil, sealed: false))
+                name: SegmentName.segment(activeSegment.baseSeq),
+                baseSeq: activeSegment.baseSeq,
+                endSeq: activeSegment.index.endSeq,
+                bytes: activeSegment.length,
+                firstTimestamp: activeSegment.index.firstTimestamp,
+                lastTimestamp: activeSegment.length > 0 ? activeSegment.index.lastTimestamp : nil,
+                sealed: false
+            )
+        )
         return LogStatus(
-            firstSeq: firstSeq, lastSeq: lastSeq, segments: segments, failure: currentFailure?.message, statistics: currentStatistics,
-            recovery: recoveryReport)
+            firstSeq: firstSeq,
+            lastSeq: lastSeq,
+            segments: segments,
+            failure: currentFailure?.message,
+            statistics: currentStatistics,
+            recovery: recoveryReport
+        )
     }
 }
 

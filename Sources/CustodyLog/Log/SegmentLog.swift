@@ -1,3 +1,7 @@
+import Logging
+import NIOCore
+import NIOPosix
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,9 +9,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Logging
-import NIOCore
-import NIOPosix
 
 /// The durable, append-only segment log: Custody's record of truth. It knows nothing of what the
 /// records mean.
@@ -84,7 +85,11 @@ public actor SegmentLog {
     private var statistics = LogStatistics()
 
     init(
-        directory: String, configuration: LogConfiguration, fileSystem: any LogFileSystem, threadPool: NIOThreadPool, logger: Logger,
+        directory: String,
+        configuration: LogConfiguration,
+        fileSystem: any LogFileSystem,
+        threadPool: NIOThreadPool,
+        logger: Logger,
         recovered: LogRecovery.Recovered
     ) {
         self.directory = directory
@@ -96,8 +101,12 @@ public actor SegmentLog {
         self.sealed = recovered.sealed
         self.lock = recovered.lock
         self.active = ActiveSegment(
-            baseSeq: recovered.activeBase, index: recovered.activeIndex, file: recovered.activeFile,
-            synchronizedLength: recovered.activeIndex.coveredLength, openedAt: .now)
+            baseSeq: recovered.activeBase,
+            index: recovered.activeIndex,
+            file: recovered.activeFile,
+            synchronizedLength: recovered.activeIndex.coveredLength,
+            openedAt: .now
+        )
         self.endSeq = recovered.activeIndex.endSeq
         self.lastTimestamp = recovered.lastTimestamp
     }
@@ -124,7 +133,8 @@ public actor SegmentLog {
                 metadata: [
                     "segment": "\(cut.segment)", "offset": "\(cut.offset)", "bytes_cut": "\(cut.bytesCut)", "defect": "\(cut.defect)",
                     "dropped_seqs": "\(cut.droppedSeqs)", "below_recovery_point": "\(cut.reachedAcknowledgedData)",
-                ])
+                ]
+            )
         }
         for entry in report.quarantined {
             logger.error(
@@ -132,7 +142,8 @@ public actor SegmentLog {
                 metadata: [
                     "segment": "\(entry.segment)", "offset": "\(entry.offset)", "length": "\(entry.length)",
                     "side_file": "\(entry.sideFile ?? "-")", "lost_seqs": "\(entry.firstLostSeq)...\(entry.lastLostSeq)",
-                ])
+                ]
+            )
         }
         logger.info(
             "opened the log",
@@ -140,10 +151,16 @@ public actor SegmentLog {
                 "directory": "\(directory)", "segments": "\(report.segments)", "end_seq": "\(report.endSeq)",
                 "bytes_verified": "\(report.bytesVerified)", "indexes_rebuilt": "\(report.indexesRebuilt.count)",
                 "seconds": "\(report.durationSeconds)",
-            ])
+            ]
+        )
         return SegmentLog(
-            directory: directory, configuration: configuration, fileSystem: fileSystem, threadPool: threadPool, logger: logger,
-            recovered: recovered)
+            directory: directory,
+            configuration: configuration,
+            fileSystem: fileSystem,
+            threadPool: threadPool,
+            logger: logger,
+            recovered: recovered
+        )
     }
 
     // MARK: Appending
@@ -158,7 +175,10 @@ public actor SegmentLog {
         var bytes = 0
         for payload in payloads {
             guard payload.readableBytes <= RecordFrame.maximumPayloadLength else {
-                throw LogError(.invalidArgument, "a record of \(payload.readableBytes) bytes is over the limit of \(RecordFrame.maximumPayloadLength)")
+                throw LogError(
+                    .invalidArgument,
+                    "a record of \(payload.readableBytes) bytes is over the limit of \(RecordFrame.maximumPayloadLength)"
+                )
             }
             bytes += payload.readableBytes + RecordFrame.headerSize
         }

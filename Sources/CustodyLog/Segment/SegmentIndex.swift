@@ -115,7 +115,9 @@ enum SegmentIndexFile {
             let count = Int(raw.littleEndian(at: 40, as: UInt32.self))
             guard raw.count == headerSize + count * 16 else { return nil }
             let crc = CRC32C.update(
-                CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<44])), UnsafeRawBufferPointer(rebasing: raw[48...]))
+                CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<44])),
+                UnsafeRawBufferPointer(rebasing: raw[48...])
+            )
             guard crc == raw.littleEndian(at: 44, as: UInt32.self) else { return nil }
             var pairs: [(Int64, Int64)] = []
             pairs.reserveCapacity(count)
@@ -128,14 +130,18 @@ enum SegmentIndexFile {
                 coveredLength: raw.littleEndian(at: 16),
                 endSeq: raw.littleEndian(at: 24),
                 lastTimestamp: raw.littleEndian(at: 32),
-                pairs: pairs)
+                pairs: pairs
+            )
         }
     }
 
     /// Loads both index files of a segment; nil when either is missing, damaged, or does not
     /// describe a segment of `segmentLength` bytes starting at `baseSeq`.
     static func load(
-        fileSystem: any LogFileSystem, directory: String, baseSeq: UInt64, segmentLength: Int64
+        fileSystem: any LogFileSystem,
+        directory: String,
+        baseSeq: UInt64,
+        segmentLength: Int64
     ) -> SegmentIndex? {
         func read(_ name: String) -> [UInt8]? {
             let path = joinPath(directory, name)

@@ -66,7 +66,8 @@ struct SegmentScanner {
             let matches = withBytes(offset, header.totalLength) { raw in
                 BatchHeader.checksumMatches(
                     header: UnsafeRawBufferPointer(rebasing: raw[0..<BatchHeader.size]),
-                    payload: UnsafeRawBufferPointer(rebasing: raw[BatchHeader.size...]))
+                    payload: UnsafeRawBufferPointer(rebasing: raw[BatchHeader.size...])
+                )
             }
             guard matches else { return .damaged(offset: offset, defect: .checksumMismatch) }
         }

@@ -5,7 +5,9 @@ import NIOCore
 public enum SamplePayloads {
     static let sources = ["agent-factory", "data-factory", "services-factory", "ui-factory", "ops-factory", "orchestrator"]
     static let stages = ["request_received", "processing", "outbound_call", "response_sent", "before_rpc", "after_rpc", "error"]
-    static let operations = ["createAgent", "POST /api/tasks", "runPipeline", "deployService", "renderPage", "submitFollowup", "GET /api/orders/{id}"]
+    static let operations = [
+        "createAgent", "POST /api/tasks", "runPipeline", "deployService", "renderPage", "submitFollowup", "GET /api/orders/{id}",
+    ]
 
     /// A span-like JSON document of about `size` bytes (at least ~200), varying with `n`.
     public static func span(_ n: Int, size: Int = 256, random: inout some RandomNumberGenerator) -> ByteBuffer {
