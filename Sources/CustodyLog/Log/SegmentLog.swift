@@ -81,7 +81,10 @@ public actor SegmentLog {
     private var nextHeadWaiterID = 0
     private var bytesSinceRecoveryPoint: Int64 = 0
     private var lastSynchronization = ContinuousClock.now
+    /// A timer will make a synchronization due (fsync `interval`).
     private var synchronizationScheduled = false
+    /// The interval has passed since unsynchronized bytes were written: the flush loop syncs.
+    private var synchronizationDue = false
     private var statistics = LogStatistics()
 
     init(
@@ -219,9 +222,9 @@ public actor SegmentLog {
                 let group = pending
                 pending = PendingGroup()
                 await commit(group)
-            } else if synchronizationScheduled && active.synchronizedLength < active.length && failure == nil {
-                synchronizationScheduled = false
-                await synchronizeActive()
+            } else if synchronizationDue {
+                synchronizationDue = false
+                if active.synchronizedLength < active.length && failure == nil { await synchronizeActive() }
             } else {
                 break
             }
@@ -301,6 +304,9 @@ public actor SegmentLog {
                 synchronizationScheduled = true
                 Task {
                     try? await Task.sleep(for: .milliseconds(ms))
+                    guard self.lifecycle == .open else { return }
+                    self.synchronizationScheduled = false
+                    self.synchronizationDue = true
                     self.startFlushing()
                 }
             }
