@@ -47,27 +47,30 @@ import Testing
         #expect(bytes[6] & 2 == 2)
     }
 
-    @Test func segmentsRollBySizeAndByAge() async throws {
-        let directory = TemporaryDirectory("roll")
-        defer { directory.remove() }
-        let log = try await openLog(
-            directory: directory.path,
-            configuration: LogConfiguration(segmentBytes: 1 << 30, segmentAge: .seconds(1))
-        )
-        _ = try await log.append(ByteBuffer(string: "one"))
-        _ = try await log.append(ByteBuffer(string: "two"))
+    @Test func segmentsRollByAge() async throws {
+        // A segment younger than its age limit is not rolled…
+        let young = TemporaryDirectory("roll-young")
+        defer { young.remove() }
+        let log = try await openLog(directory: young.path, configuration: LogConfiguration(segmentAge: .seconds(600)))
+        for i in 0..<3 { _ = try await log.append(ByteBuffer(string: "r\(i)")) }
         #expect(await log.status().segments.count == 1)
-        try await Task.sleep(for: .milliseconds(1100))
-        _ = try await log.append(ByteBuffer(string: "three"))
-        let segments = await log.status().segments
-        #expect(segments.count == 2)
-        #expect(segments.map(\.baseSeq) == [1, 3])
-        #expect(segments[0].sealed && !segments[1].sealed)
         await log.close()
+
+        // …and one older than the limit is rolled before the next append is written.
+        let old = TemporaryDirectory("roll-old")
+        defer { old.remove() }
+        let aging = try await openLog(directory: old.path, configuration: LogConfiguration(segmentAge: .milliseconds(200)))
+        _ = try await aging.append(ByteBuffer(string: "one"))
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await aging.append(ByteBuffer(string: "two"))
+        let segments = await aging.status().segments
+        #expect(segments.map(\.baseSeq) == [1, 2])
+        #expect(segments.map(\.sealed) == [true, false])
+        await aging.close()
         // The sealed segment got its index files; names are the first seq, zero-padded.
-        #expect(FileManager.default.fileExists(atPath: directory.file("00000000000000000001.index")))
-        #expect(FileManager.default.fileExists(atPath: directory.file("00000000000000000001.timeindex")))
-        #expect(try directory.segments() == ["00000000000000000001.log", "00000000000000000003.log"])
+        #expect(FileManager.default.fileExists(atPath: old.file("00000000000000000001.index")))
+        #expect(FileManager.default.fileExists(atPath: old.file("00000000000000000001.timeindex")))
+        #expect(try old.segments() == ["00000000000000000001.log", "00000000000000000002.log"])
     }
 
     /// After a clean close, opening checks no batch by checksum: the recovery point covers the

@@ -178,6 +178,20 @@ import Testing
         await log.close()
     }
 
+    /// However large the configured batch size, batches stay readable (under 64 MiB).
+    @Test func hugeBatchSettingsStillWriteReadableBatches() async throws {
+        let directory = TemporaryDirectory("huge-batches")
+        defer { directory.remove() }
+        let log = try await openLog(directory: directory.path, configuration: LogConfiguration(fsync: .never, batchBytes: 1 << 30))
+        let records = (0..<5).map { ByteBuffer(repeating: UInt8($0 + 1), count: 15 << 20) }
+        _ = try await log.append(records)
+        #expect(try await readAll(log).map(\.payload) == records)
+        await log.close()
+        let verification = try LogDirectory(path: directory.path).verify()
+        #expect(verification.isClean)
+        #expect(verification.batches >= 2)
+    }
+
     @Test func aSecondOpenOfTheSameDirectoryIsRefused() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }

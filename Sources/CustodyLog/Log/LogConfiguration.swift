@@ -41,7 +41,8 @@ public struct LogConfiguration: Sendable {
     public var segmentAge: Duration?
     /// The sparse index gets an entry at least every this many bytes of segment.
     public var indexIntervalBytes: Int64
-    /// Appends are cut into batches of about this many uncompressed bytes.
+    /// Appends are cut into batches of about this many uncompressed bytes (at most 32 MiB: a
+    /// batch, with the record that tops it up, must stay under the 64 MiB a reader accepts).
     public var batchBytes: Int
     /// Bytes waiting for the next group commit beyond which appends are refused (overloaded),
     /// so that a stalled disk cannot make memory grow without bound.
@@ -67,6 +68,12 @@ public struct LogConfiguration: Sendable {
         self.maximumPendingBytes = maximumPendingBytes
         self.recoveryPointIntervalBytes = recoveryPointIntervalBytes
     }
+}
+
+extension LogConfiguration {
+    /// ``batchBytes`` within what a batch may hold: a batch closes once it reaches this size, so it
+    /// can grow by one more record (16 MiB at most) and must stay under 64 MiB.
+    var effectiveBatchBytes: Int { max(1, min(batchBytes, 32 << 20)) }
 }
 
 /// What opening the log may do about damage it finds.

@@ -192,8 +192,8 @@ public actor SegmentLog {
         let stamp = max(timestamp ?? Self.now(), lastTimestamp)
         lastTimestamp = stamp
         for payload in payloads {
-            if pending.batches.isEmpty || pending.batches[pending.batches.count - 1].bytes.readableBytes >= configuration.batchBytes {
-                pending.batches.append(FramedRecords(capacity: min(configuration.batchBytes + RecordFrame.maximumPayloadLength, max(bytes, 4096))))
+            if pending.batches.isEmpty || pending.batches[pending.batches.count - 1].bytes.readableBytes >= configuration.effectiveBatchBytes {
+                pending.batches.append(FramedRecords(capacity: min(configuration.effectiveBatchBytes, max(bytes, 4096))))
             }
             pending.batches[pending.batches.count - 1].append(payload, timestamp: stamp)
         }
