@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "CustodyLog", targets: ["CustodyLog"]),
+        .library(name: "CustodyCore", targets: ["CustodyCore"]),
         .executable(name: "custody", targets: ["custody"]),
     ],
     dependencies: [
@@ -47,10 +48,29 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "CustodyCore",
+            dependencies: [
+                "CustodyLog",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CustodyCoreTests",
+            dependencies: [
+                "CustodyCore",
+                "CustodyLog",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "custody",
             dependencies: [
                 "CustodyLog",
+                "CustodyCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CustodyCore
 import CustodyLog
 import Foundation
 import Histogram
@@ -13,7 +14,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     struct Ingest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Append events and report events/s, MB/s, acknowledgement latency, bytes on disk and compression.",
+            abstract: "Append span events and report events/s, MB/s, acknowledgement latency, bytes on disk and compression.",
             discussion: """
                 --in-process appends straight to a segment log in this process (the HTTP ingest path \
                 arrives with the server). Without --data-dir the log goes in a temporary directory that is \
@@ -56,16 +57,30 @@ struct BenchCommand: AsyncParsableCommand {
             let configuration = LogConfiguration(fsync: FsyncPolicy(fsync)!)
             let log = try await SegmentLog.open(directory: directory, configuration: configuration)
             let before = await log.status()
-            // Payloads are made before the clock starts: the figure is the log's, not the generator's.
+            // Events are made before the clock starts: the figure is the log's, not the generator's.
+            // Each is span JSON of about --event-bytes, validated as the API would, then encoded.
             let appendsPerAppender = (events + batch * concurrency - 1) / (batch * concurrency)
-            let workloads: [[[ByteBuffer]]] = (0..<concurrency).map { appender in
+            var rawBytes = 0
+            var workloads: [[[ByteBuffer]]] = []
+            let decoder = JSONDecoder()
+            for appender in 0..<concurrency {
                 var random = SplitMix64(seed: UInt64(appender) + 1)
-                return (0..<appendsPerAppender).map { call in
-                    (0..<batch).map { i in SamplePayloads.span(call * batch + i, size: eventBytes, random: &random) }
+                var appends: [[ByteBuffer]] = []
+                for call in 0..<appendsPerAppender {
+                    var payloads: [ByteBuffer] = []
+                    for i in 0..<batch {
+                        let json = SamplePayloads.span(call * batch + i, size: eventBytes, random: &random)
+                        rawBytes += json.readableBytes
+                        let input = try decoder.decode(SpanInput.self, from: Data(json.readableBytesView))
+                        let span = try input.validated(now: SegmentLog.now()) { UUID().uuidString }
+                        payloads.append(EventCodec.encode(.span(span)))
+                    }
+                    appends.append(payloads)
                 }
+                workloads.append(appends)
             }
             let totalEvents = concurrency * appendsPerAppender * batch
-            let rawBytes = workloads.joined().joined().reduce(0) { $0 + $1.readableBytes }
+            let eventBytesTotal = workloads.joined().joined().reduce(0) { $0 + $1.readableBytes }
             let progress = ProgressLine(total: totalEvents, unit: "events")
             let clock = ContinuousClock()
             let started = clock.now
@@ -106,6 +121,7 @@ struct BenchCommand: AsyncParsableCommand {
                 megabytesPerSecond: Double(rawBytes) / seconds / 1e6,
                 latencyMicroseconds: .init(histograms),
                 rawBytes: rawBytes,
+                encodedBytes: eventBytesTotal,
                 bytesOnDisk: diskBytes,
                 compressionRatio: diskBytes > 0 ? Double(rawBytes) / Double(diskBytes) : 0,
                 writes: statistics.writes,
@@ -147,7 +163,10 @@ struct IngestReport: Codable {
     var megabytesPerSecond: Double
     /// Per append call, from the call to its acknowledgement.
     var latencyMicroseconds: LatencySummary
+    /// The span JSON the events were made from.
     var rawBytes: Int
+    /// The events as encoded in the log (before compression).
+    var encodedBytes: Int
     var bytesOnDisk: Int64
     var compressionRatio: Double
     var writes: Int
@@ -160,10 +179,10 @@ struct IngestReport: Codable {
     var text: String {
         let l = latencyMicroseconds
         return """
-            in-process ingest: \(events) events of ~\(eventBytes) B, \(concurrency) appenders × \(batch) events per append, fsync \(fsync)
-              throughput   \(String(format: "%.0f", eventsPerSecond)) events/s, \(String(format: "%.1f", megabytesPerSecond)) MB/s of event JSON, \(String(format: "%.2f", seconds)) s
+            in-process ingest: \(events) span events (from ~\(eventBytes) B of JSON each), \(concurrency) appenders × \(batch) events per append, fsync \(fsync)
+              throughput   \(String(format: "%.0f", eventsPerSecond)) events/s, \(String(format: "%.1f", megabytesPerSecond)) MB/s of span JSON, \(String(format: "%.2f", seconds)) s
               ack latency  p50 \(formatMicros(l.p50))  p90 \(formatMicros(l.p90))  p99 \(formatMicros(l.p99))  p99.9 \(formatMicros(l.p999))  max \(formatMicros(l.max))
-              disk         \(formatBytes(bytesOnDisk)) for \(formatBytes(Int64(rawBytes))) of events: \(String(format: "%.2f", compressionRatio))× smaller
+              disk         \(formatBytes(bytesOnDisk)) for \(formatBytes(Int64(rawBytes))) of span JSON (\(formatBytes(Int64(encodedBytes))) encoded): \(String(format: "%.2f", compressionRatio))× smaller
               group commit \(writes) writes, \(fsyncs) fsyncs, \(String(format: "%.0f", eventsPerWrite)) events per write
               seqs         \(firstSeq)–\(lastSeq) in \(dataDirectory)
             """

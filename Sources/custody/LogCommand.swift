@@ -1,4 +1,5 @@
 import ArgumentParser
+import CustodyCore
 import CustodyLog
 import Foundation
 import NIOCore
@@ -98,37 +99,47 @@ struct LogCommand: AsyncParsableCommand {
 
     struct Dump: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print records as JSON lines: seq, ingested_at, and the record (as JSON when it is JSON, else base64)."
+            abstract: "Print events as JSON lines: seq, ingested_at, type and body.",
+            discussion: """
+                A record that is not an event (written by something other than Custody's core) is printed \
+                as {"seq", "ingested_at", "record"}, with the record as JSON when it is JSON, else base64.
+                """
         )
 
         @OptionGroup var data: DataDirectoryOptions
         @Option(help: "First seq.") var from: UInt64 = 1
         @Option(help: "Last seq.") var to: UInt64 = .max
-        @Option(help: "Only records whose JSON has this \"trace_id\" (at the top, or in \"body\").") var trace: String?
-        @Option(help: "Only records whose JSON has this \"type\".") var type: String?
+        @Option(help: "Only events of this trace (a span's trace_id, a replay's new trace).") var trace: String?
+        @Option(help: "Only events of this type (span, task.created, task.status_changed, …).") var type: String?
 
         func validate() throws {
             guard from <= to else { throw ValidationError("--from must not be after --to") }
+            if let type, EventType(name: type) == nil {
+                throw ValidationError("--type takes one of: \(EventType.allCases.map(\.name).joined(separator: ", "))")
+            }
         }
 
         func run() throws {
             var output = FileHandleOutput()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             try withCleanErrors {
                 try LogDirectory(path: data.path).forEachRecord(in: from...to) { record in
-                    let bytes = Data(record.payload.readableBytesView)
-                    let object = try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])
-                    if type != nil || trace != nil {
-                        guard let dictionary = object as? [String: Any] else { return true }
-                        if let type, dictionary["type"] as? String != type { return true }
-                        if let trace {
-                            let body = dictionary["body"] as? [String: Any]
-                            guard (dictionary["trace_id"] as? String ?? body?["trace_id"] as? String) == trace else { return true }
-                        }
+                    let line: JSONValue
+                    if let event = try? EventCodec.decode(record) {
+                        if let type, event.type.name != type { return true }
+                        if let trace, event.traceId != trace { return true }
+                        line = event.jsonValue
+                    } else {
+                        if type != nil || trace != nil { return true }
+                        let bytes = Data(record.payload.readableBytesView)
+                        let parsed = try? JSONDecoder().decode(JSONValue.self, from: bytes)
+                        line = .object([
+                            "seq": .integer(Int64(bitPattern: record.seq)), "ingested_at": .string(RFC3339.format(record.timestamp)),
+                            "record": parsed ?? .object(["base64": .string(bytes.base64EncodedString())]),
+                        ])
                     }
-                    var line: [String: Any] = ["seq": record.seq, "ingested_at": formatTimestamp(record.timestamp)]
-                    line["record"] = object ?? ["base64": bytes.base64EncodedString()]
-                    let encoded = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes])
-                    output.write(encoded)
+                    output.write(try encoder.encode(line))
                     output.write(Data("\n".utf8))
                     return true
                 }

@@ -1,0 +1,183 @@
+import CustodyLog
+import NIOCore
+
+/// The binary encoding of events in log records (docs/log-format.md, "Events").
+///
+/// A record is: the encoding version (1 byte), the ``EventType`` tag (1 byte), then the body's
+/// fields in a fixed order. A newer binary keeps a decoder for every version it ever wrote, so
+/// it reads every older log; a record of a version it does not know is rejected, not guessed at.
+public enum EventCodec {
+    /// The version this binary writes.
+    public static let currentVersion: UInt8 = 1
+
+    public static func encode(_ body: EventBody) -> ByteBuffer {
+        var writer = EventWriter()
+        writer.byte(currentVersion)
+        writer.byte(body.type.rawValue)
+        switch body {
+        case .span(let span):
+            writer.string(span.traceId)
+            writer.optionalString(span.spanId)
+            writer.optionalString(span.parentSpanId)
+            writer.string(span.source)
+            writer.string(span.stage)
+            writer.string(span.operation)
+            writer.optionalString(span.taskUUID)
+            if let duration = span.durationMs {
+                writer.byte(1)
+                writer.double(duration)
+            } else {
+                writer.byte(0)
+            }
+            writer.int64(span.timestamp)
+            writer.optionalJSON(span.details)
+        case .taskCreated(let event):
+            writer.string(event.uuid)
+            writer.string(event.orderId)
+            writer.json(event.payload)
+        case .taskStatusChanged(let event):
+            writer.string(event.uuid)
+            writer.byte(event.status.tag)
+            writer.byte(event.previousStatus.tag)
+        case .factoryErrorRecorded(let event):
+            writer.string(event.errorId)
+            writer.string(event.source)
+            writer.string(event.message)
+            writer.optionalString(event.orderId)
+            writer.optionalString(event.taskUUID)
+            writer.optionalString(event.errorType)
+            writer.optionalJSON(event.payload)
+        case .followupSubmitted(let event):
+            writer.string(event.id)
+            writer.string(event.orderId)
+            writer.string(event.type)
+            writer.string(event.note)
+            writer.byte(event.impact.tag)
+        case .deliveryFinalized(let event):
+            writer.string(event.orderId)
+            writer.varint(event.revision)
+            writer.json(event.report)
+        case .githubRequested(let event):
+            writer.string(event.operationId)
+            writer.byte(event.kind.tag)
+            writer.json(event.params)
+        case .githubSucceeded(let event), .githubFailed(let event):
+            writer.string(event.operationId)
+            writer.byte(event.kind.tag)
+            writer.varint(UInt64(event.attempt))
+            writer.json(event.outcome)
+        case .replayStarted(let event), .replayCompleted(let event):
+            writer.string(event.newTrace)
+            writer.string(event.fromTrace)
+            writer.byte(event.mode.tag)
+            writer.double(event.speed)
+            writer.varint(UInt64(event.spans))
+            writer.string(event.status)
+        }
+        return writer.buffer
+    }
+
+    /// Decodes a record's bytes; throws ``EventCodecError`` for anything that is not exactly one
+    /// event of a known version and type.
+    public static func decode(_ bytes: ByteBuffer) throws(EventCodecError) -> EventBody {
+        var reader = EventReader(bytes)
+        let version = try reader.byte()
+        guard version == 1 else { throw reader.fail("unknown encoding version \(version)") }
+        let type = try reader.tag(EventType.init(rawValue:), "event type")
+        let body: EventBody
+        switch type {
+        case .span:
+            let traceId = try reader.string()
+            let spanId = try reader.optionalString()
+            let parentSpanId = try reader.optionalString()
+            let source = try reader.string()
+            let stage = try reader.string()
+            let operation = try reader.string()
+            let taskUUID = try reader.optionalString()
+            let durationMs = try reader.optional { (reader: inout EventReader) throws(EventCodecError) in try reader.double() }
+            let timestamp = try reader.int64()
+            let details = try reader.optionalJSON()
+            body = .span(
+                Span(
+                    traceId: traceId,
+                    spanId: spanId,
+                    parentSpanId: parentSpanId,
+                    source: source,
+                    stage: stage,
+                    operation: operation,
+                    taskUUID: taskUUID,
+                    durationMs: durationMs,
+                    timestamp: timestamp,
+                    details: details
+                )
+            )
+        case .taskCreated:
+            body = .taskCreated(TaskCreated(uuid: try reader.string(), orderId: try reader.string(), payload: try reader.json()))
+        case .taskStatusChanged:
+            body = .taskStatusChanged(
+                TaskStatusChanged(
+                    uuid: try reader.string(),
+                    status: try reader.tag(TaskStatus.init(tag:), "task status"),
+                    previousStatus: try reader.tag(TaskStatus.init(tag:), "task status")
+                )
+            )
+        case .factoryErrorRecorded:
+            body = .factoryErrorRecorded(
+                FactoryErrorRecorded(
+                    errorId: try reader.string(),
+                    source: try reader.string(),
+                    message: try reader.string(),
+                    orderId: try reader.optionalString(),
+                    taskUUID: try reader.optionalString(),
+                    errorType: try reader.optionalString(),
+                    payload: try reader.optionalJSON()
+                )
+            )
+        case .followupSubmitted:
+            body = .followupSubmitted(
+                FollowupSubmitted(
+                    id: try reader.string(),
+                    orderId: try reader.string(),
+                    type: try reader.string(),
+                    note: try reader.string(),
+                    impact: try reader.tag(FollowupImpact.init(tag:), "impact")
+                )
+            )
+        case .deliveryFinalized:
+            body = .deliveryFinalized(DeliveryFinalized(orderId: try reader.string(), revision: try reader.varint(), report: try reader.json()))
+        case .githubRequested:
+            body = .githubRequested(
+                GitHubRequested(
+                    operationId: try reader.string(),
+                    kind: try reader.tag(GitHubOperationKind.init(tag:), "GitHub operation kind"),
+                    params: try reader.json()
+                )
+            )
+        case .githubSucceeded, .githubFailed:
+            let finished = GitHubFinished(
+                operationId: try reader.string(),
+                kind: try reader.tag(GitHubOperationKind.init(tag:), "GitHub operation kind"),
+                attempt: try reader.uint32(),
+                outcome: try reader.json()
+            )
+            body = type == .githubSucceeded ? .githubSucceeded(finished) : .githubFailed(finished)
+        case .replayStarted, .replayCompleted:
+            let replay = ReplayEvent(
+                newTrace: try reader.string(),
+                fromTrace: try reader.string(),
+                mode: try reader.tag(ReplayMode.init(tag:), "replay mode"),
+                speed: try reader.double(),
+                spans: try reader.uint32(),
+                status: try reader.string()
+            )
+            body = type == .replayStarted ? .replayStarted(replay) : .replayCompleted(replay)
+        }
+        guard reader.buffer.readableBytes == 0 else { throw reader.fail("\(reader.buffer.readableBytes) bytes after the event") }
+        return body
+    }
+
+    /// The event a log record holds.
+    public static func decode(_ record: LogRecord) throws(EventCodecError) -> Event {
+        Event(seq: record.seq, ingestedAt: record.timestamp, body: try decode(record.payload))
+    }
+}

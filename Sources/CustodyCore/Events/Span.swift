@@ -1,0 +1,44 @@
+/// A span (log entry) of a trace, as API.md defines it, after validation and defaults.
+public struct Span: Sendable, Hashable {
+    public var traceId: String
+    public var spanId: String?
+    public var parentSpanId: String?
+    public var source: String
+    public var stage: String
+    public var operation: String
+    public var taskUUID: String?
+    public var durationMs: Double?
+    /// When the span happened (the sender's `timestamp`, else the server's time), in nanoseconds
+    /// since the Unix epoch.
+    public var timestamp: Int64
+    /// A JSON object of at most 64 KiB, or nil.
+    public var details: JSONText?
+
+    public init(
+        traceId: String,
+        spanId: String? = nil,
+        parentSpanId: String? = nil,
+        source: String = "unknown",
+        stage: String = "processing",
+        operation: String = "unknown",
+        taskUUID: String? = nil,
+        durationMs: Double? = nil,
+        timestamp: Int64,
+        details: JSONText? = nil
+    ) {
+        self.traceId = traceId
+        self.spanId = spanId
+        self.parentSpanId = parentSpanId
+        self.source = source
+        self.stage = stage
+        self.operation = operation
+        self.taskUUID = taskUUID
+        self.durationMs = durationMs
+        self.timestamp = timestamp
+        self.details = details
+    }
+
+    /// API.md: an error span has stage `error` or `replay_error`, or a `details.error`. The last
+    /// is decided when the span is validated (``SpanInput``), which knows the parsed details.
+    public static func isErrorStage(_ stage: String) -> Bool { stage == "error" || stage == "replay_error" }
+}

@@ -1,0 +1,55 @@
+/// An error from a core operation. Adapters map ``code`` to an HTTP status or RPC status in
+/// one place; ``message`` is one human sentence; ``field`` names the offending input field.
+public struct CoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The error codes of API.md's envelope.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Wrapped: String, Hashable, Sendable {
+            case invalidJSON = "invalid_json"
+            case invalidArgument = "invalid_argument"
+            case payloadTooLarge = "payload_too_large"
+            case notFound = "not_found"
+            case taskNotFound = "task_not_found"
+            case traceNotFound = "trace_not_found"
+            case conflict
+            case overloaded
+            case storageUnavailable = "storage_unavailable"
+            case beyondRetention = "beyond_retention"
+            case internalError = "internal"
+        }
+
+        private let wrapped: Wrapped
+        private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
+
+        public static let invalidJSON = Code(.invalidJSON)
+        public static let invalidArgument = Code(.invalidArgument)
+        public static let payloadTooLarge = Code(.payloadTooLarge)
+        public static let notFound = Code(.notFound)
+        public static let taskNotFound = Code(.taskNotFound)
+        public static let traceNotFound = Code(.traceNotFound)
+        public static let conflict = Code(.conflict)
+        public static let overloaded = Code(.overloaded)
+        public static let storageUnavailable = Code(.storageUnavailable)
+        public static let beyondRetention = Code(.beyondRetention)
+        public static let internalError = Code(.internalError)
+
+        /// The envelope's `code` string.
+        public var description: String { wrapped.rawValue }
+    }
+
+    public var code: Code
+    public var message: String
+    /// The input field at fault, for ``Code/invalidArgument`` and ``Code/payloadTooLarge``.
+    public var field: String?
+
+    public init(_ code: Code, _ message: String, field: String? = nil) {
+        self.code = code
+        self.message = message
+        self.field = field
+    }
+
+    public static func invalidArgument(_ field: String, _ problem: String) -> CoreError {
+        CoreError(.invalidArgument, "\(field) \(problem)", field: field)
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
