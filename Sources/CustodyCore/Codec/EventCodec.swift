@@ -23,12 +23,7 @@ public enum EventCodec {
             writer.string(span.stage)
             writer.string(span.operation)
             writer.optionalString(span.taskUUID)
-            if let duration = span.durationMs {
-                writer.byte(1)
-                writer.double(duration)
-            } else {
-                writer.byte(0)
-            }
+            writer.optional(span.durationMs) { $0.double($1) }
             writer.int64(span.timestamp)
             writer.optionalJSON(span.details)
         case .taskCreated(let event):

@@ -29,26 +29,22 @@ struct EventWriter {
         buffer.writeString(value)
     }
 
-    mutating func optionalString(_ value: String?) {
+    /// A presence byte (0 absent, 1 present), then the value when present.
+    mutating func optional<T>(_ value: T?, _ write: (inout EventWriter, T) -> Void) {
         if let value {
             byte(1)
-            string(value)
+            write(&self, value)
         } else {
             byte(0)
         }
     }
+
+    mutating func optionalString(_ value: String?) { optional(value) { $0.string($1) } }
 
     mutating func json(_ value: JSONText) {
         varint(UInt64(value.bytes.readableBytes))
         buffer.writeImmutableBuffer(value.bytes)
     }
 
-    mutating func optionalJSON(_ value: JSONText?) {
-        if let value {
-            byte(1)
-            json(value)
-        } else {
-            byte(0)
-        }
-    }
+    mutating func optionalJSON(_ value: JSONText?) { optional(value) { $0.json($1) } }
 }

@@ -1,5 +1,5 @@
 /// How much a follow-up matters (API.md).
-public enum FollowupImpact: String, Sendable, Hashable, CaseIterable {
+public enum FollowupImpact: String, Sendable, Hashable, CaseIterable, EncodedTag {
     case low
     case medium
     case high
@@ -14,10 +14,6 @@ public enum FollowupImpact: String, Sendable, Hashable, CaseIterable {
         }
     }
 
-    init?(tag: UInt8) {
-        guard let impact = Self.allCases.first(where: { $0.tag == tag }) else { return nil }
-        self = impact
-    }
 }
 
 /// `followup.submitted`

@@ -1,5 +1,5 @@
 /// What a GitHub operation does.
-public enum GitHubOperationKind: String, Sendable, Hashable, CaseIterable {
+public enum GitHubOperationKind: String, Sendable, Hashable, CaseIterable, EncodedTag {
     case upsertFile = "upsert_file"
     case openPullRequest = "open_pr"
     case createIssue = "create_issue"
@@ -12,10 +12,6 @@ public enum GitHubOperationKind: String, Sendable, Hashable, CaseIterable {
         }
     }
 
-    init?(tag: UInt8) {
-        guard let kind = Self.allCases.first(where: { $0.tag == tag }) else { return nil }
-        self = kind
-    }
 }
 
 /// `github.requested`: an operation put in the outbox. `params` never holds a secret.

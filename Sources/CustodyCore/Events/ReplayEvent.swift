@@ -1,17 +1,9 @@
 /// How a replay runs (API.md).
-public enum ReplayMode: String, Sendable, Hashable, CaseIterable {
+public enum ReplayMode: String, Sendable, Hashable, CaseIterable, EncodedTag {
     case dryRun = "dry-run"
     case live
 
     var tag: UInt8 { self == .dryRun ? 1 : 2 }
-
-    init?(tag: UInt8) {
-        switch tag {
-        case 1: self = .dryRun
-        case 2: self = .live
-        default: return nil
-        }
-    }
 }
 
 /// `replay.started` and `replay.completed`.

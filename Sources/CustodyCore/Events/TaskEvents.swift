@@ -1,5 +1,5 @@
 /// The status of a task (API.md). A new task is `pending`.
-public enum TaskStatus: String, Sendable, Hashable, CaseIterable {
+public enum TaskStatus: String, Sendable, Hashable, CaseIterable, EncodedTag {
     case pending
     case inProgress = "in_progress"
     case blocked
@@ -19,10 +19,6 @@ public enum TaskStatus: String, Sendable, Hashable, CaseIterable {
         }
     }
 
-    init?(tag: UInt8) {
-        guard let status = Self.allCases.first(where: { $0.tag == tag }) else { return nil }
-        self = status
-    }
 }
 
 /// `task.created`
