@@ -1,0 +1,120 @@
+import CustodyLog
+import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// LogOps: recording spans (API.md "Logging"). The HTTP route and the RPC method both call
+/// ``recordLog(_:requestTraceId:)``; neither holds any logic of its own.
+public struct LogOperations: Sendable {
+    /// At most this many entries in one call.
+    public static let maximumEntries = 10_000
+
+    let log: SegmentLog
+    let now: @Sendable () -> Int64
+    let newTraceId: @Sendable () -> String
+
+    public init(
+        log: SegmentLog,
+        now: @escaping @Sendable () -> Int64 = SegmentLog.now,
+        newTraceId: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() }
+    ) {
+        self.log = log
+        self.now = now
+        self.newTraceId = newTraceId
+    }
+
+    /// The body of a `recordLog` call: one entry, or a list (API.md accepts a JSON array or
+    /// `{"entries": [...]}`); errors about a list's entries say which one.
+    public enum Entries: Sendable, Hashable {
+        case one(SpanInput)
+        case many([SpanInput])
+    }
+
+    /// What ``recordLog(_:requestTraceId:)`` returns.
+    public struct Recorded: Sendable, Hashable {
+        /// The trace id of each entry, in order.
+        public var traceIds: [String]
+        /// The seqs the entries got (consecutive).
+        public var firstSeq: UInt64
+        public var lastSeq: UInt64
+        public var accepted: Int { traceIds.count }
+    }
+
+    /// Validates every entry, then appends them and one `processing` span for this operation (in
+    /// the request's trace) in a single append: all of them become durable, or none. Returns only
+    /// once they are durable. A problem with any entry rejects the call and appends nothing; the
+    /// error names the entry and field (`entries[3].duration_ms`).
+    public func recordLog(_ body: Entries, requestTraceId: String) async throws(CoreError) -> Recorded {
+        let entries: [SpanInput]
+        switch body {
+        case .one(let entry): entries = [entry]
+        case .many(let list): entries = list
+        }
+        guard !entries.isEmpty else { throw CoreError.invalidArgument("entries", "must hold at least one entry") }
+        guard entries.count <= Self.maximumEntries else {
+            throw CoreError.invalidArgument("entries", "holds \(entries.count) entries; the limit is \(Self.maximumEntries)")
+        }
+        let started = ContinuousClock.now
+        let time = now()
+        var spans: [Span] = []
+        spans.reserveCapacity(entries.count)
+        for (position, entry) in entries.enumerated() {
+            do {
+                spans.append(try entry.validated(now: time, newTraceId: newTraceId))
+            } catch {
+                if case .one = body { throw error }
+                throw error.prefixingField("entries[\(position)]")
+            }
+        }
+        var payloads = spans.map { EventCodec.encode(.span($0)) }
+        let elapsed = ContinuousClock.now - started
+        let processing = Span(
+            traceId: requestTraceId,
+            source: "orchestrator",
+            stage: "processing",
+            operation: "recordLog",
+            durationMs: Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000,
+            timestamp: time,
+            details: JSONValue.object(["accepted": .integer(Int64(spans.count))]).jsonText
+        )
+        payloads.append(EventCodec.encode(.span(processing)))
+        let receipt: AppendReceipt
+        do {
+            receipt = try await log.append(payloads, timestamp: time)
+        } catch {
+            throw CoreError(appending: error)
+        }
+        return Recorded(traceIds: spans.map(\.traceId), firstSeq: receipt.firstSeq, lastSeq: receipt.lastSeq - 1)
+    }
+}
+
+extension CoreError {
+    /// The one place where a log failure becomes a core error.
+    init(appending error: any Error) {
+        guard let error = error as? LogError else {
+            self.init(.internalError, "appending to the log failed unexpectedly")
+            return
+        }
+        switch error.code {
+        case .storageUnavailable, .closed:
+            self.init(.storageUnavailable, "the log cannot be written: \(error.message)")
+        case .overloaded:
+            self.init(.overloaded, "too much is waiting to be written; retry later")
+        case .invalidArgument:
+            self.init(.invalidArgument, error.message)
+        default:
+            self.init(.internalError, "appending to the log failed: \(error.message)")
+        }
+    }
+
+    /// The same error about a field of an element: `source` becomes `entries[2].source`.
+    func prefixingField(_ prefix: String) -> CoreError {
+        guard let field else { return CoreError(code, "\(prefix): \(message)", field: prefix) }
+        let named = "\(prefix).\(field)"
+        return CoreError(code, message.hasPrefix(field) ? named + message.dropFirst(field.count) : "\(named): \(message)", field: named)
+    }
+}
