@@ -48,10 +48,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The SQL of the projections: files in schema/, shipped as resources and run as they are.
+        .target(
+            name: "CustodySchema",
+            path: "schema",
+            resources: [.copy("projections")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CustodyCore",
             dependencies: [
                 "CustodyLog",
+                "CustodySchema",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -62,6 +71,7 @@ let package = Package(
             dependencies: [
                 "CustodyCore",
                 "CustodyLog",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

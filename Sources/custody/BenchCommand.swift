@@ -207,6 +207,10 @@ actor ProgressLine {
         self.unit = unit
     }
 
+    func set(_ count: Int) {
+        advance(by: count - done)
+    }
+
     func advance(by count: Int) {
         done += count
         guard enabled, ContinuousClock.now - lastDrawn > .milliseconds(200) else { return }

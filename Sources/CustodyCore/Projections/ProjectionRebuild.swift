@@ -1,0 +1,55 @@
+import CustodyLog
+import Foundation
+
+/// Rebuilds the projections from the first seq of the log into a fresh database file, then swaps
+/// it in atomically (rename), so the database is always either the old one or the complete new
+/// one.
+public enum ProjectionRebuild {
+    public struct Report: Sendable, Hashable, Codable {
+        public var events: UInt64
+        public var seconds: Double
+        public var eventsPerSecond: Double { seconds > 0 ? Double(events) / seconds : 0 }
+    }
+
+    /// Builds `databasePath` anew from `log`. Nothing else may have `databasePath` open (the
+    /// offline rebuild of `custody rebuild`). `progress` gets (applied seq, head seq).
+    public static func rebuild(
+        log: SegmentLog,
+        databasePath: String,
+        progress: (@Sendable (UInt64, UInt64) -> Void)? = nil
+    ) async throws -> Report {
+        let files = FileManager.default
+        let temporary = databasePath + ".rebuild"
+        for leftover in [temporary, temporary + "-wal", temporary + "-shm"] where files.fileExists(atPath: leftover) {
+            try files.removeItem(atPath: leftover)
+        }
+        let started = ContinuousClock.now
+        let store = try ProjectionStore(path: temporary, durability: .deferred)
+        let projector = Projector(log: log, store: store, batchSize: 16_384)
+        do {
+            try await projector.catchUp(progress: progress)
+            // One self-contained file, synchronized, before it replaces the old one.
+            try store.checkpointWAL()
+            try store.close()
+            try store.synchronizeFile()
+        } catch {
+            try? store.close()
+            throw error
+        }
+        let events = await projector.appliedSeq
+        // The WAL was checkpointed into the file and truncated: its leftovers hold nothing.
+        for leftover in [temporary + "-wal", temporary + "-shm"] where files.fileExists(atPath: leftover) {
+            try files.removeItem(atPath: leftover)
+        }
+        // The old file's WAL and shared memory belong to the old file: remove them first. If the
+        // process dies between here and the rename, the old file is still whole as of its last
+        // checkpoint (SQLite keeps a database without its WAL consistent), just older.
+        for stale in [databasePath + "-wal", databasePath + "-shm"] where files.fileExists(atPath: stale) {
+            try files.removeItem(atPath: stale)
+        }
+        try PosixFileSystem().rename(from: temporary, to: databasePath)
+        try PosixFileSystem().synchronizeDirectory(at: URL(fileURLWithPath: databasePath).deletingLastPathComponent().path)
+        let elapsed = ContinuousClock.now - started
+        return Report(events: events, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    }
+}

@@ -1,0 +1,119 @@
+import GRDB
+
+/// Writes events into the projection tables, inside a transaction that ``ProjectionStore``
+/// opened. Each event type changes its tables the same way every time, so applying the same
+/// events in the same order gives the same rows whatever the batch boundaries — which is what
+/// makes an incremental projection equal to a rebuild.
+struct ProjectionWriter {
+    let db: Database
+
+    init(_ db: Database) { self.db = db }
+
+    func apply(_ events: [Event]) throws {
+        for event in events { try apply(event) }
+    }
+
+    private func run(_ sql: String, _ arguments: StatementArguments) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+
+    func apply(_ event: Event) throws {
+        let seq = Int64(event.seq)
+        let at = event.ingestedAt
+        switch event.body {
+        case .span(let span):
+            let isError = Span.isErrorStage(span.stage) || (span.details?.hasTopLevelKey("error") ?? false)
+            try run(
+                """
+                INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms,
+                    timestamp, ingested_at, is_error)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    seq, span.traceId, span.spanId, span.parentSpanId, span.source, span.stage, span.operation, span.taskUUID, span.durationMs,
+                    span.timestamp, at, isError,
+                ]
+            )
+            let end = span.timestamp + Int64((span.durationMs ?? 0) * 1_000_000)
+            try run(
+                """
+                INSERT INTO trace_summaries (trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
+                VALUES (?1, ?2, ?3, ?4, 1, ?5, json_array(?6), (SELECT from_trace FROM replays WHERE new_trace = ?1), ?7)
+                ON CONFLICT (trace_id) DO UPDATE SET
+                    root_operation = CASE WHEN excluded.start < start THEN excluded.root_operation ELSE root_operation END,
+                    start = MIN(start, excluded.start),
+                    "end" = MAX("end", excluded."end"),
+                    span_count = span_count + 1,
+                    error_count = error_count + excluded.error_count,
+                    sources = CASE WHEN EXISTS (SELECT 1 FROM json_each(trace_summaries.sources) WHERE value = ?6)
+                        THEN sources ELSE json_insert(sources, '$[#]', ?6) END,
+                    last_seq = excluded.last_seq
+                """,
+                [span.traceId, span.operation, span.timestamp, end, isError ? 1 : 0, span.source, seq]
+            )
+        case .taskCreated(let task):
+            try run(
+                """
+                INSERT OR IGNORE INTO tasks (uuid, order_id, status, payload, created_at, updated_at, created_seq, last_seq)
+                VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)
+                """,
+                [task.uuid, task.orderId, task.payload.description, at, at, seq, seq]
+            )
+        case .taskStatusChanged(let change):
+            try run(
+                "UPDATE tasks SET status = ?, updated_at = ?, last_seq = ? WHERE uuid = ?",
+                [change.status.rawValue, at, seq, change.uuid]
+            )
+        case .factoryErrorRecorded(let error):
+            try run(
+                """
+                INSERT OR IGNORE INTO error_events (error_id, source, message, order_id, task_uuid, error_type, payload, created_at, seq)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [error.errorId, error.source, error.message, error.orderId, error.taskUUID, error.errorType, error.payload?.description, at, seq]
+            )
+        case .followupSubmitted(let followup):
+            try run(
+                "INSERT OR IGNORE INTO followups (id, order_id, type, note, impact, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [followup.id, followup.orderId, followup.type, followup.note, followup.impact.rawValue, at, seq]
+            )
+        case .deliveryFinalized(let report):
+            try run(
+                "INSERT OR REPLACE INTO delivery_reports (order_id, revision, report, finalized_at, seq) VALUES (?, ?, ?, ?, ?)",
+                [report.orderId, Int64(report.revision), report.report.description, at, seq]
+            )
+        case .githubRequested(let request):
+            try run(
+                """
+                INSERT OR IGNORE INTO github_operations (id, kind, status, params, attempts, result, error, requested_at, updated_at, last_seq)
+                VALUES (?, ?, 'pending', ?, 0, NULL, NULL, ?, ?, ?)
+                """,
+                [request.operationId, request.kind.rawValue, request.params.description, at, at, seq]
+            )
+        case .githubSucceeded(let finished):
+            try run(
+                "UPDATE github_operations SET status = 'succeeded', attempts = ?, result = ?, updated_at = ?, last_seq = ? WHERE id = ?",
+                [Int64(finished.attempt), finished.outcome.description, at, seq, finished.operationId]
+            )
+        case .githubFailed(let finished):
+            try run(
+                "UPDATE github_operations SET status = 'failed', attempts = ?, error = ?, updated_at = ?, last_seq = ? WHERE id = ?",
+                [Int64(finished.attempt), finished.outcome.description, at, seq, finished.operationId]
+            )
+        case .replayStarted(let replay):
+            try run(
+                """
+                INSERT OR IGNORE INTO replays (new_trace, from_trace, mode, speed, spans, status, started_at, completed_at, last_seq)
+                VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)
+                """,
+                [replay.newTrace, replay.fromTrace, replay.mode.rawValue, replay.speed, Int64(replay.spans), replay.status, at, seq]
+            )
+            try run("UPDATE trace_summaries SET replay_of = ? WHERE trace_id = ?", [replay.fromTrace, replay.newTrace])
+        case .replayCompleted(let replay):
+            try run(
+                "UPDATE replays SET status = ?, spans = ?, completed_at = ?, last_seq = ? WHERE new_trace = ?",
+                [replay.status, Int64(replay.spans), at, seq, replay.newTrace]
+            )
+        }
+    }
+}
