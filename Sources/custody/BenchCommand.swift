@@ -28,6 +28,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Events per append call.") var batch = 100
         @Option(help: "Concurrent appenders.") var concurrency = 64
         @Option(help: "Bytes per event (span-like JSON).") var eventBytes = 256
+        @Option(help: "Spans per trace (consecutive spans of one appender share a trace).") var spansPerTrace = 8
         @Option(help: "fsync policy: always, interval=MS or never.") var fsync = "always"
         @Flag(help: "Print the report as JSON.") var json = false
 
@@ -35,8 +36,8 @@ struct BenchCommand: AsyncParsableCommand {
             guard inProcess else {
                 throw ValidationError("say --in-process: ingest through the HTTP server is not available yet")
             }
-            guard events > 0, batch > 0, concurrency > 0, eventBytes > 0 else {
-                throw ValidationError("--events, --batch, --concurrency and --event-bytes must be positive")
+            guard events > 0, batch > 0, concurrency > 0, eventBytes > 0, spansPerTrace > 0 else {
+                throw ValidationError("--events, --batch, --concurrency, --event-bytes and --spans-per-trace must be positive")
             }
             guard FsyncPolicy(fsync) != nil else { throw ValidationError("--fsync takes always, interval=MS or never") }
         }
@@ -69,7 +70,13 @@ struct BenchCommand: AsyncParsableCommand {
                 for call in 0..<appendsPerAppender {
                     var payloads: [ByteBuffer] = []
                     for i in 0..<batch {
-                        let json = SamplePayloads.span(call * batch + i, size: eventBytes, random: &random)
+                        let json = SamplePayloads.span(
+                            call * batch + i,
+                            size: eventBytes,
+                            spansPerTrace: spansPerTrace,
+                            traceSalt: UInt64(appender) << 40,
+                            random: &random
+                        )
                         rawBytes += json.readableBytes
                         let input = try decoder.decode(SpanInput.self, from: Data(json.readableBytesView))
                         let span = try input.validated(now: SegmentLog.now()) { UUID().uuidString }

@@ -24,10 +24,12 @@ public enum ProjectionRebuild {
             try files.removeItem(atPath: leftover)
         }
         let started = ContinuousClock.now
-        let store = try ProjectionStore(path: temporary, durability: .deferred)
+        let store = try ProjectionStore(path: temporary, durability: .deferred, summarizesTraces: false)
         let projector = Projector(log: log, store: store, batchSize: 16_384)
         do {
+            try await store.beginBulkLoad()
             try await projector.catchUp(progress: progress)
+            try await store.finishBulkLoad()
             // One self-contained file, synchronized, before it replaces the old one.
             try store.checkpointWAL()
             try store.close()

@@ -1,6 +1,7 @@
 import CustodyLog
 import CustodySchema
 import GRDB
+import Synchronization
 
 /// The SQLite database of the projections (one file, WAL mode): tasks, followups,
 /// operation_logs, error_events, delivery_reports, github_operations, replays,
@@ -18,6 +19,10 @@ public final class ProjectionStore: Sendable {
 
     public let path: String
     let pool: DatabasePool
+    /// Whether ``apply(_:)`` keeps `trace_summaries` up to date (off during a bulk load).
+    let summarizesTraces: Bool
+    /// The secondary indexes dropped by ``beginBulkLoad()``, to create again.
+    private let droppedIndexes = Mutex<[String]>([])
 
     /// How the database is written.
     public enum Durability: Sendable {
@@ -29,8 +34,9 @@ public final class ProjectionStore: Sendable {
     }
 
     /// Opens (creating when missing) the database at `path` and brings its schema up to date.
-    public init(path: String, durability: Durability = .synchronous) throws {
+    public init(path: String, durability: Durability = .synchronous, summarizesTraces: Bool = true) throws {
         self.path = path
+        self.summarizesTraces = summarizesTraces
         var configuration = Configuration()
         configuration.label = "custody.projections"
         configuration.prepareDatabase { db in
@@ -72,7 +78,7 @@ public final class ProjectionStore: Sendable {
     /// event, over records that were not events), in one transaction.
     func apply(_ events: [Event], checkpointSeq: UInt64, checkpointTime: Int64) async throws {
         try await pool.write { db in
-            try ProjectionWriter(db).apply(events)
+            try ProjectionWriter(db, summarizesTraces: self.summarizesTraces).apply(events)
             try db.execute(
                 sql: """
                     INSERT INTO projection_checkpoint (name, applied_seq, applied_at) VALUES (?, ?, ?)
@@ -104,6 +110,52 @@ public final class ProjectionStore: Sendable {
     public static let tables = [
         "tasks", "followups", "operation_logs", "error_events", "delivery_reports", "github_operations", "replays", "trace_summaries",
     ]
+
+    // MARK: Bulk load (rebuild)
+
+    /// Prepares an empty database for loading many events: drops the secondary indexes (rows go
+    /// in faster without them; ``finishBulkLoad()`` creates them again, sorted, in one pass each).
+    /// Open the store with `summarizesTraces: false` for a bulk load.
+    public func beginBulkLoad() async throws {
+        let indexes = try await pool.write { db -> [(String, String)] in
+            let indexes = try Row.fetchAll(
+                db,
+                sql: "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name"
+            ).map { (row: Row) in (row["name"] as String, row["sql"] as String) }
+            for (name, _) in indexes { try db.execute(sql: "DROP INDEX \(name)") }
+            return indexes
+        }
+        droppedIndexes.withLock { $0 = indexes.map(\.1) }
+    }
+
+    /// Ends a bulk load: creates the dropped indexes again and computes every trace summary from
+    /// `operation_logs` in one statement — the same rows the live, per-span updates produce (the
+    /// earliest span's operation, ties to the lower seq; sources in order of first appearance).
+    public func finishBulkLoad() async throws {
+        let indexes = droppedIndexes.withLock { $0 }
+        try await pool.write { db in
+            for sql in indexes { try db.execute(sql: sql) }
+            try db.execute(sql: "DELETE FROM trace_summaries")
+            try db.execute(
+                sql: """
+                    INSERT INTO trace_summaries (trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
+                    SELECT o.trace_id,
+                        (SELECT r.operation FROM operation_logs r WHERE r.trace_id = o.trace_id ORDER BY r.timestamp, r.seq LIMIT 1),
+                        MIN(o.timestamp),
+                        MAX(o.timestamp + CAST(COALESCE(o.duration_ms, 0) * 1000000 AS INTEGER)),
+                        COUNT(*),
+                        SUM(o.is_error),
+                        (SELECT json_group_array(source) FROM (
+                            SELECT s.source, MIN(s.seq) AS first FROM operation_logs s WHERE s.trace_id = o.trace_id
+                            GROUP BY s.source ORDER BY first)),
+                        (SELECT from_trace FROM replays WHERE new_trace = o.trace_id),
+                        MAX(o.seq)
+                    FROM operation_logs o
+                    GROUP BY o.trace_id
+                    """
+            )
+        }
+    }
 
     /// Moves everything from the write-ahead log into the database file, leaving one file.
     public func checkpointWAL() throws {

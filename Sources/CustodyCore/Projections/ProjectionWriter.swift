@@ -6,8 +6,15 @@ import GRDB
 /// makes an incremental projection equal to a rebuild.
 struct ProjectionWriter {
     let db: Database
+    /// Whether spans update `trace_summaries` as they are applied (live). A bulk load (rebuild)
+    /// leaves them out and computes them all at the end with ``ProjectionStore/finishBulkLoad()``,
+    /// which gives the same rows.
+    let summarizesTraces: Bool
 
-    init(_ db: Database) { self.db = db }
+    init(_ db: Database, summarizesTraces: Bool = true) {
+        self.db = db
+        self.summarizesTraces = summarizesTraces
+    }
 
     func apply(_ events: [Event]) throws {
         for event in events { try apply(event) }
@@ -34,6 +41,7 @@ struct ProjectionWriter {
                     span.timestamp, at, isError,
                 ]
             )
+            guard summarizesTraces else { return }
             let end = span.timestamp + Int64((span.durationMs ?? 0) * 1_000_000)
             try run(
                 """
@@ -108,7 +116,11 @@ struct ProjectionWriter {
                 """,
                 [replay.newTrace, replay.fromTrace, replay.mode.rawValue, replay.speed, Int64(replay.spans), replay.status, at, seq]
             )
-            try run("UPDATE trace_summaries SET replay_of = ? WHERE trace_id = ?", [replay.fromTrace, replay.newTrace])
+            // The replay the replays table kept (the first one started for this trace).
+            try run(
+                "UPDATE trace_summaries SET replay_of = (SELECT from_trace FROM replays WHERE new_trace = ?1) WHERE trace_id = ?1",
+                [replay.newTrace]
+            )
         case .replayCompleted(let replay):
             try run(
                 "UPDATE replays SET status = ?, spans = ?, completed_at = ?, last_seq = ? WHERE new_trace = ?",

@@ -10,8 +10,22 @@ public enum SamplePayloads {
     ]
 
     /// A span-like JSON document of about `size` bytes (at least ~200), varying with `n`.
-    public static func span(_ n: Int, size: Int = 256, random: inout some RandomNumberGenerator) -> ByteBuffer {
-        let trace = String(UInt64.random(in: 0...UInt64.max, using: &random) & 0xFFFF_FFFF_FFFF, radix: 16)
+    /// `spansPerTrace` consecutive values of `n` share a trace id (with the same `traceSalt`), as
+    /// the spans of one request do; 1 gives every span its own trace.
+    public static func span(
+        _ n: Int,
+        size: Int = 256,
+        spansPerTrace: Int = 1,
+        traceSalt: UInt64 = 0,
+        random: inout some RandomNumberGenerator
+    ) -> ByteBuffer {
+        let trace: String
+        if spansPerTrace > 1 {
+            var mixer = SplitMix64(seed: traceSalt &+ UInt64(n / spansPerTrace))
+            trace = String(mixer.next() & 0xFFFF_FFFF_FFFF, radix: 16)
+        } else {
+            trace = String(UInt64.random(in: 0...UInt64.max, using: &random) & 0xFFFF_FFFF_FFFF, radix: 16)
+        }
         let span = String(UInt64.random(in: 0...UInt64.max, using: &random), radix: 16)
         let duration = Double(Int.random(in: 1...250_000, using: &random)) / 100
         var json =
