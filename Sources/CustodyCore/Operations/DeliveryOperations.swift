@@ -1,0 +1,231 @@
+import CustodyLog
+import GRDB
+
+/// A follow-up as the API returns it.
+public struct FollowupRecord: Sendable, Hashable {
+    public var id: String
+    public var orderId: String
+    public var type: String
+    public var note: String
+    public var impact: FollowupImpact
+    public var createdAt: Int64
+    public var seq: UInt64
+
+    public var jsonValue: JSONValue {
+        .object([
+            "id": .string(id), "order_id": .string(orderId), "type": .string(type), "note": .string(note), "impact": .string(impact.rawValue),
+            "created_at": .string(RFC3339.format(createdAt)),
+        ])
+    }
+}
+
+/// DeliveryOps (API.md "Delivery"): follow-ups and delivery reports.
+///
+/// A report is computed from one snapshot of the projections (one log position). Finalizing
+/// again with nothing new for the order returns the same revision; anything new — a task, a
+/// status change, a follow-up, a factory error, a span of one of its tasks — makes the next one.
+public struct DeliveryOperations: Sendable {
+    let context: CoreContext
+    let serializer = KeyedSerializer()
+
+    public init(context: CoreContext) { self.context = context }
+
+    /// submitOpsFollowup.
+    public func submitFollowup(
+        orderId: String?,
+        type: String?,
+        note: String?,
+        impact: String?,
+        requestTraceId: String
+    ) async throws(CoreError)
+        -> FollowupRecord
+    {
+        let started = ContinuousClock.now
+        let orderId = try FieldRules.identifier(orderId, "order_id")
+        let type = try FieldRules.identifier(type, "type", maximum: 64)
+        let note = try FieldRules.text(note, "note", maximum: 16 << 10)
+        guard let impact else { throw CoreError.invalidArgument("impact", "is required") }
+        guard let level = FollowupImpact(rawValue: impact) else {
+            throw CoreError.invalidArgument("impact", "must be one of low, medium, high, critical")
+        }
+        let event = FollowupSubmitted(id: context.newIdentifier(), orderId: orderId, type: type, note: note, impact: level)
+        let receipt = try await context.append(
+            [.followupSubmitted(event)],
+            operation: "submitOpsFollowup",
+            requestTraceId: requestTraceId,
+            started: started,
+            details: .object(["followup_id": .string(event.id)])
+        )
+        return FollowupRecord(
+            id: event.id,
+            orderId: orderId,
+            type: type,
+            note: note,
+            impact: level,
+            createdAt: receipt.timestamp,
+            seq: receipt.firstSeq
+        )
+    }
+
+    /// fetchFollowups: an order's follow-ups in the order they were submitted; with `asOf`, as
+    /// they stood then (follow-ups never change, so those with a seq up to that position).
+    public func fetchFollowups(orderId: String, asOf: AsOf? = nil) async throws(CoreError) -> [FollowupRecord] {
+        try await context.awaitProjections()
+        var bound = Int64.max
+        if let asOf { bound = Int64(try await context.resolve(asOf)) }
+        let limit = bound
+        do {
+            return try await context.store.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM followups WHERE order_id = ? AND seq <= ? ORDER BY seq", arguments: [orderId, limit])
+                    .map(FollowupRecord.init(row:))
+            }
+        } catch {
+            throw CoreError(.internalError, "reading follow-ups failed")
+        }
+    }
+
+    /// finalizeDeliveryReport: the report of an order, as a new revision when anything about the
+    /// order changed since the last one; `not_found` for an order with no task and no follow-up.
+    public func finalizeReport(orderId: String, requestTraceId: String) async throws(CoreError) -> JSONValue {
+        let started = ContinuousClock.now
+        let orderId = try FieldRules.identifier(orderId, "order_id")
+        await serializer.acquire(orderId)
+        defer { Task { await serializer.release(orderId) } }
+        try await context.awaitProjections()
+        let snapshot: ReportSnapshot
+        do {
+            snapshot = try await context.store.read { db in try ReportSnapshot(db, orderId: orderId) }
+        } catch {
+            throw CoreError(.internalError, "reading the order failed")
+        }
+        guard snapshot.taskCount > 0 || !snapshot.followups.isEmpty else {
+            let error = CoreError(.notFound, "there is no order \(orderId)")
+            await context.appendErrorSpan(operation: "finalizeDeliveryReport", requestTraceId: requestTraceId, error: error)
+            throw error
+        }
+        if let previous = snapshot.previous, previous.lastEventSeq == snapshot.lastEventSeq {
+            return previous.report
+        }
+        let revision = (snapshot.previous?.revision ?? 0) + 1
+        let report = snapshot.report(revision: revision, finalizedAt: context.now())
+        let receipt = try await context.append(
+            [.deliveryFinalized(DeliveryFinalized(orderId: orderId, revision: UInt64(revision), report: report.jsonText))],
+            operation: "finalizeDeliveryReport",
+            requestTraceId: requestTraceId,
+            started: started,
+            details: .object(["order_id": .string(orderId), "revision": .integer(revision)])
+        )
+        // The next finalize of this order must see this revision.
+        try await context.projector.waitUntilApplied(receipt.lastSeq, timeout: context.readTimeout)
+        return report
+    }
+
+    /// getReport: the latest revision, or `not_found`.
+    public func getReport(orderId: String) async throws(CoreError) -> JSONValue {
+        try await context.awaitProjections()
+        let text: String?
+        do {
+            text = try await context.store.read { db in
+                try String.fetchOne(
+                    db,
+                    sql: "SELECT report FROM delivery_reports WHERE order_id = ? ORDER BY revision DESC LIMIT 1",
+                    arguments: [orderId]
+                )
+            }
+        } catch {
+            throw CoreError(.internalError, "reading the report failed")
+        }
+        guard let text else { throw CoreError(.notFound, "order \(orderId) has no report") }
+        return JSONText(text).jsonValue
+    }
+}
+
+/// Everything a report needs, read in one transaction (one log position).
+struct ReportSnapshot {
+    var orderId: String
+    var taskCount: Int
+    var tasksByStatus: [String: Int]
+    var taskList: [JSONValue]
+    var followups: [FollowupRecord]
+    var errors: Int
+    var traces: Int
+    var spans: Int
+    var errorSpans: Int
+    var firstEventAt: Int64?
+    var lastEventAt: Int64?
+    /// The highest seq of anything about the order: a report changes only when this does.
+    var lastEventSeq: Int64
+    var previous: (revision: Int64, report: JSONValue, lastEventSeq: Int64)?
+
+    init(_ db: Database, orderId: String) throws {
+        self.orderId = orderId
+        let tasks = try Row.fetchAll(db, sql: "SELECT * FROM tasks WHERE order_id = ? ORDER BY created_seq", arguments: [orderId])
+        taskCount = tasks.count
+        tasksByStatus = Dictionary(grouping: tasks, by: { $0["status"] as String }).mapValues(\.count)
+        taskList = tasks.map { TaskRecord(row: $0).jsonValue }
+        followups = try Row.fetchAll(db, sql: "SELECT * FROM followups WHERE order_id = ? ORDER BY seq", arguments: [orderId])
+            .map(FollowupRecord.init(row:))
+        let errorRow = try Row.fetchOne(
+            db,
+            sql:
+                "SELECT COUNT(*) AS n, MAX(seq) AS last, MIN(created_at) AS first_at, MAX(created_at) AS last_at FROM error_events WHERE order_id = ?",
+            arguments: [orderId]
+        )!
+        errors = errorRow["n"]
+        let spanRow = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT COUNT(*) AS n, COUNT(DISTINCT trace_id) AS traces, COALESCE(SUM(is_error), 0) AS errors, MAX(seq) AS last,
+                    MIN(ingested_at) AS first_at, MAX(ingested_at) AS last_at
+                FROM operation_logs WHERE task_uuid IN (SELECT uuid FROM tasks WHERE order_id = ?)
+                """,
+            arguments: [orderId]
+        )!
+        spans = spanRow["n"]
+        traces = spanRow["traces"]
+        errorSpans = spanRow["errors"]
+        var seqs: [Int64] = tasks.map { $0["last_seq"] as Int64 }
+        seqs += followups.map { Int64($0.seq) }
+        for value: Int64? in [errorRow["last"], spanRow["last"]] { if let value { seqs.append(value) } }
+        lastEventSeq = seqs.max() ?? 0
+        var times: [Int64] = tasks.map { $0["created_at"] as Int64 }
+        times += tasks.map { $0["updated_at"] as Int64 }
+        times += followups.map(\.createdAt)
+        for value: Int64? in [errorRow["first_at"], errorRow["last_at"], spanRow["first_at"], spanRow["last_at"]] {
+            if let value { times.append(value) }
+        }
+        firstEventAt = times.min()
+        lastEventAt = times.max()
+        if let row = try Row.fetchOne(
+            db,
+            sql: "SELECT revision, report FROM delivery_reports WHERE order_id = ? ORDER BY revision DESC LIMIT 1",
+            arguments: [orderId]
+        ) {
+            let report = JSONText(row["report"] as String).jsonValue
+            let marker: Int64 = if case .integer(let value)? = report.objectValue?["last_event_seq"] { value } else { -1 }
+            previous = (row["revision"], report, marker)
+        }
+    }
+
+    func report(revision: Int64, finalizedAt: Int64) -> JSONValue {
+        .object([
+            "order_id": .string(orderId), "revision": .integer(revision), "finalized_at": .string(RFC3339.format(finalizedAt)),
+            "tasks": .object(tasksByStatus.mapValues { .integer(Int64($0)) }), "task_list": .array(taskList), "errors": .integer(Int64(errors)),
+            "followups": .array(followups.map(\.jsonValue)), "traces": .integer(Int64(traces)), "spans": .integer(Int64(spans)),
+            "error_spans": .integer(Int64(errorSpans)), "first_event_at": firstEventAt.map { .string(RFC3339.format($0)) } ?? .null,
+            "last_event_at": lastEventAt.map { .string(RFC3339.format($0)) } ?? .null, "last_event_seq": .integer(lastEventSeq),
+        ])
+    }
+}
+
+extension FollowupRecord {
+    init(row: Row) {
+        id = row["id"]
+        orderId = row["order_id"]
+        type = row["type"]
+        note = row["note"]
+        impact = FollowupImpact(rawValue: row["impact"]) ?? .low
+        createdAt = row["created_at"]
+        seq = UInt64(row["seq"] as Int64)
+    }
+}
