@@ -1,0 +1,177 @@
+import CustodyLog
+import DequeModule
+
+/// The spans of the last few minutes, in memory: what is happening now (`/api/traces/active`),
+/// and which (trace_id, span_id) pairs were already taken (OTLP exporters re-send after network
+/// failures).
+///
+/// Rules:
+/// - Holds spans whose `ingested_at` is within ``ttl`` of now, at most ``capacity`` of them;
+///   oldest out first. Spans are kept in log order, which is `ingested_at` order, so expiry and
+///   eviction only ever look at the oldest end: every insert evicts what is due, a few entries at
+///   a time — no sweep ever stops ingest.
+/// - Per-trace summaries cover the traces that have a span in the cache.
+/// - ``refill(from:)`` reads the log's tail (found by the time index) on start, so a restart
+///   loses nothing still within the TTL.
+public actor ActiveSpanCache {
+    public struct Entry: Sendable, Hashable {
+        public var seq: UInt64
+        public var ingestedAt: Int64
+        public var span: Span
+    }
+
+    /// A trace's summary, as far as the cache has seen it.
+    public struct TraceSummary: Sendable, Hashable {
+        public var traceId: String
+        public var rootOperation: String
+        public var start: Int64
+        public var end: Int64
+        public var spanCount: Int
+        public var errorCount: Int
+        public var sources: [String]
+        /// Spans of this trace still in the cache.
+        var cached: Int
+        var lastSeq: UInt64
+    }
+
+    public nonisolated let ttl: Duration
+    public nonisolated let capacity: Int
+    let now: @Sendable () -> Int64
+    private var entries = Deque<Entry>()
+    private var taken: Set<SpanKey> = []
+    private var traces: [String: TraceSummary] = [:]
+    private var appliedSeq: UInt64 = 0
+    public private(set) var evictedByCapacity = 0
+    public private(set) var expired = 0
+
+    struct SpanKey: Hashable {
+        var traceId: String
+        var spanId: String
+    }
+
+    public init(ttl: Duration = .seconds(15 * 60), capacity: Int = 100_000, now: @escaping @Sendable () -> Int64 = SegmentLog.now) {
+        self.ttl = ttl
+        self.capacity = max(1, capacity)
+        self.now = now
+    }
+
+    var ttlNanoseconds: Int64 { ttl.components.seconds * 1_000_000_000 + ttl.components.attoseconds / 1_000_000_000 }
+
+    /// Adds the spans among `events` (in seq order; events at or before the last one added are
+    /// ignored, so feeding the same events twice is harmless).
+    public func insert(_ events: [Event]) {
+        for event in events where event.seq > appliedSeq {
+            appliedSeq = event.seq
+            guard case .span(let span) = event.body else { continue }
+            entries.append(Entry(seq: event.seq, ingestedAt: event.ingestedAt, span: span))
+            if let spanId = span.spanId { taken.insert(SpanKey(traceId: span.traceId, spanId: spanId)) }
+            summarize(span, seq: event.seq)
+        }
+        evictDue()
+    }
+
+    private func summarize(_ span: Span, seq: UInt64) {
+        let end = span.timestamp + Int64((span.durationMs ?? 0) * 1_000_000)
+        let isError = Span.isErrorStage(span.stage) || (span.details?.hasTopLevelKey("error") ?? false)
+        if var summary = traces[span.traceId] {
+            if span.timestamp < summary.start {
+                summary.start = span.timestamp
+                summary.rootOperation = span.operation
+            }
+            summary.end = max(summary.end, end)
+            summary.spanCount += 1
+            summary.errorCount += isError ? 1 : 0
+            if !summary.sources.contains(span.source) { summary.sources.append(span.source) }
+            summary.cached += 1
+            summary.lastSeq = seq
+            traces[span.traceId] = summary
+        } else {
+            traces[span.traceId] = TraceSummary(
+                traceId: span.traceId,
+                rootOperation: span.operation,
+                start: span.timestamp,
+                end: end,
+                spanCount: 1,
+                errorCount: isError ? 1 : 0,
+                sources: [span.source],
+                cached: 1,
+                lastSeq: seq
+            )
+        }
+    }
+
+    /// Drops expired entries and those over capacity, oldest first.
+    private func evictDue() {
+        let horizon = now() - ttlNanoseconds
+        while let oldest = entries.first, oldest.ingestedAt < horizon || entries.count > capacity {
+            if oldest.ingestedAt < horizon { expired += 1 } else { evictedByCapacity += 1 }
+            entries.removeFirst()
+            if let spanId = oldest.span.spanId { taken.remove(SpanKey(traceId: oldest.span.traceId, spanId: spanId)) }
+            if var summary = traces[oldest.span.traceId] {
+                summary.cached -= 1
+                traces[oldest.span.traceId] = summary.cached == 0 ? nil : summary
+            }
+        }
+    }
+
+    /// Whether a span with this (trace_id, span_id) is in the cache: a re-sent span to acknowledge
+    /// without appending it again.
+    public func contains(traceId: String, spanId: String) -> Bool {
+        evictDue()
+        return taken.contains(SpanKey(traceId: traceId, spanId: spanId))
+    }
+
+    /// The newest spans (of `source` when given), newest first, and the summaries of their traces.
+    public func active(source: String? = nil, limit: Int = 100) -> (spans: [Entry], traces: [TraceSummary]) {
+        evictDue()
+        var spans: [Entry] = []
+        for entry in entries.reversed() where source == nil || entry.span.source == source {
+            spans.append(entry)
+            if spans.count >= limit { break }
+        }
+        var seen: Set<String> = []
+        let summaries = spans.compactMap { entry -> TraceSummary? in
+            guard seen.insert(entry.span.traceId).inserted else { return nil }
+            return traces[entry.span.traceId]
+        }
+        return (spans, summaries)
+    }
+
+    /// Spans in the cache (expired ones are dropped first).
+    public var count: Int {
+        evictDue()
+        return entries.count
+    }
+
+    /// Traces with a span in the cache.
+    public var traceCount: Int {
+        evictDue()
+        return traces.count
+    }
+
+    /// Fills the cache from the log's tail: every span ingested within the TTL.
+    public func refill(from log: SegmentLog) async throws {
+        let start = try await log.firstSeq(atOrAfter: now() - ttlNanoseconds)
+        try await follow(log, from: start, untilHead: true)
+    }
+
+    /// Reads the log from `seq` into the cache, to the head (`untilHead`) or for as long as the
+    /// task runs.
+    public func follow(_ log: SegmentLog, from seq: UInt64, untilHead: Bool = false) async throws {
+        var next = seq
+        while !Task.isCancelled {
+            let records = try await log.read(from: next, maxRecords: 8192)
+            guard let last = records.last else {
+                if untilHead { return }
+                do {
+                    _ = try await log.waitForAppend(after: next - 1)
+                } catch let error as LogError where error.code == .closed {
+                    return
+                }
+                continue
+            }
+            insert(records.compactMap { try? EventCodec.decode($0) })
+            next = last.seq + 1
+        }
+    }
+}
