@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Load tests with a report.",
-        subcommands: [Ingest.self]
+        subcommands: [Ingest.self, Startup.self]
     )
 
     struct Ingest: AsyncParsableCommand {
@@ -30,6 +30,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Bytes per event (span-like JSON).") var eventBytes = 256
         @Option(help: "Spans per trace (consecutive spans of one appender share a trace).") var spansPerTrace = 8
         @Option(help: "fsync policy: always, interval=MS or never.") var fsync = "always"
+        @Flag(help: "Run the projections alongside ingest and report their throughput and lag.") var project = false
         @Flag(help: "Print the report as JSON.") var json = false
 
         func validate() throws {
@@ -46,6 +47,7 @@ struct BenchCommand: AsyncParsableCommand {
             let temporary = dataDirectory == nil
             let directory = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("custody-bench-\(UUID().uuidString)").path
             defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
+            if project && temporary { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
             let report = try await awaitingCleanErrors { try await measure(directory: directory) }
             if json {
                 print(try encodeJSON(report))
@@ -90,6 +92,25 @@ struct BenchCommand: AsyncParsableCommand {
             let eventBytesTotal = workloads.joined().joined().reduce(0) { $0 + $1.readableBytes }
             let progress = ProgressLine(total: totalEvents, unit: "events")
             let clock = ContinuousClock()
+            // The projections, when asked for: a projector following the log, and a sampler of its lag.
+            var projection: (store: ProjectionStore, projector: Projector, running: Task<Void, any Error>, appliedBefore: UInt64)?
+            if project {
+                let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+                let projector = Projector(log: log, store: store)
+                try await projector.catchUp()
+                projection = (store, projector, Task { try await projector.run() }, await projector.appliedSeq)
+            }
+            let sampledProjector = projection?.projector
+            let lagSampler = Task { () -> (events: UInt64, seconds: Double) in
+                var worst: (events: UInt64, seconds: Double) = (0, 0)
+                guard let projector = sampledProjector else { return worst }
+                while !Task.isCancelled {
+                    let lag = await projector.lag()
+                    worst = (max(worst.events, lag.events), max(worst.seconds, lag.seconds))
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+                return worst
+            }
             let started = clock.now
             let histograms = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
                 for workload in workloads {
@@ -111,6 +132,28 @@ struct BenchCommand: AsyncParsableCommand {
             }
             let elapsed = clock.now - started
             await progress.finish()
+            var projectionReport: ProjectionReport?
+            if let projection {
+                let head = await log.lastSeq
+                try await projection.projector.waitUntilApplied(head, timeout: .seconds(600))
+                let caughtUp = clock.now - started
+                lagSampler.cancel()
+                let worst = await lagSampler.value
+                projection.running.cancel()
+                _ = try? await projection.running.value
+                try projection.store.close()
+                let applied = head - projection.appliedBefore
+                let total = Double(caughtUp.components.seconds) + Double(caughtUp.components.attoseconds) / 1e18
+                projectionReport = ProjectionReport(
+                    events: applied,
+                    secondsUntilCaughtUp: total,
+                    eventsPerSecond: Double(applied) / total,
+                    worstLagEvents: worst.events,
+                    worstLagSeconds: worst.seconds
+                )
+            } else {
+                lagSampler.cancel()
+            }
             let after = await log.status()
             await log.close()
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -134,10 +177,86 @@ struct BenchCommand: AsyncParsableCommand {
                 writes: statistics.writes,
                 fsyncs: statistics.synchronizations,
                 eventsPerWrite: statistics.writes > 0 ? Double(statistics.recordsAppended) / Double(statistics.writes) : 0,
+                projections: projectionReport,
                 firstSeq: before.lastSeq + 1,
                 lastSeq: after.lastSeq,
                 dataDirectory: directory
             )
+        }
+    }
+}
+
+struct ProjectionReport: Codable {
+    var events: UInt64
+    /// From the start of ingest until the projections held every event.
+    var secondsUntilCaughtUp: Double
+    var eventsPerSecond: Double
+    var worstLagEvents: UInt64
+    var worstLagSeconds: Double
+}
+
+extension BenchCommand {
+    /// Times a start on an existing data directory: open the log (recovery), open the
+    /// projections and catch them up, refill the active-span cache.
+    struct Startup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time a start on a data directory: log recovery, projections caught up, span cache refilled."
+        )
+
+        @OptionGroup var data: DataDirectoryOptions
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        struct Report: Codable {
+            var events: UInt64
+            var logOpenSeconds: Double
+            var projectionsSeconds: Double
+            var projectionsBehind: UInt64
+            var cacheRefillSeconds: Double
+            var cachedSpans: Int
+            var totalSeconds: Double
+        }
+
+        func run() async throws {
+            let directory = data.path
+            let report = try await awaitingCleanErrors { () async throws -> Report in
+                let clock = ContinuousClock()
+                func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+                let t0 = clock.now
+                let log = try await SegmentLog.open(directory: directory)
+                let t1 = clock.now
+                let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+                let projector = Projector(log: log, store: store)
+                let behind = await log.lastSeq - (try await store.appliedSeq())
+                try await projector.catchUp()
+                let t2 = clock.now
+                let cache = ActiveSpanCache()
+                try await cache.refill(from: log)
+                let t3 = clock.now
+                let report = Report(
+                    events: await log.lastSeq,
+                    logOpenSeconds: seconds(t1 - t0),
+                    projectionsSeconds: seconds(t2 - t1),
+                    projectionsBehind: behind,
+                    cacheRefillSeconds: seconds(t3 - t2),
+                    cachedSpans: await cache.count,
+                    totalSeconds: seconds(t3 - t0)
+                )
+                try store.close()
+                await log.close()
+                return report
+            }
+            if json {
+                print(try encodeJSON(report))
+            } else {
+                print(
+                    """
+                    start-up of \(directory) (\(report.events) events): \(String(format: "%.3f", report.totalSeconds)) s
+                      log open and recovery     \(String(format: "%.3f", report.logOpenSeconds)) s
+                      projections caught up     \(String(format: "%.3f", report.projectionsSeconds)) s (\(report.projectionsBehind) events behind)
+                      span cache refilled       \(String(format: "%.3f", report.cacheRefillSeconds)) s (\(report.cachedSpans) spans)
+                    """
+                )
+            }
         }
     }
 }
@@ -179,6 +298,7 @@ struct IngestReport: Codable {
     var writes: Int
     var fsyncs: Int
     var eventsPerWrite: Double
+    var projections: ProjectionReport?
     var firstSeq: UInt64
     var lastSeq: UInt64
     var dataDirectory: String
@@ -193,6 +313,10 @@ struct IngestReport: Codable {
               group commit \(writes) writes, \(fsyncs) fsyncs, \(String(format: "%.0f", eventsPerWrite)) events per write
               seqs         \(firstSeq)–\(lastSeq) in \(dataDirectory)
             """
+                + (projections.map { p in
+                    "\n  projections  \(p.events) events applied, caught up \(String(format: "%.2f", p.secondsUntilCaughtUp)) s after the start: "
+                        + "\(String(format: "%.0f", p.eventsPerSecond)) events/s; worst lag \(p.worstLagEvents) events, \(String(format: "%.2f", p.worstLagSeconds)) s"
+                } ?? "")
     }
 }
 

@@ -80,6 +80,29 @@ final class ManualClock: Sendable {
         #expect(!(await cache.contains(traceId: "t", spanId: "s9")))
     }
 
+    /// A long log within the TTL: the refill keeps exactly the newest `capacity` spans, as the
+    /// cache would have, and reads only the chunks that hold them.
+    @Test func refillKeepsTheNewestSpansUpToCapacity() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-cache-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try await SegmentLog.open(directory: directory)
+        let now = SegmentLog.now()
+        var bodies: [EventBody] = []
+        for i in 0..<5000 {
+            bodies.append(.span(Span(traceId: "t\(i)", spanId: "s", timestamp: now)))
+            if i % 3 == 0 { bodies.append(.taskCreated(TaskCreated(uuid: "task\(i)", orderId: "o", payload: JSONText("{}")))) }
+        }
+        _ = try await log.append(bodies.map(EventCodec.encode))
+        let cache = ActiveSpanCache(capacity: 1000)
+        try await cache.refill(from: log)
+        #expect(await cache.count == 1000)
+        #expect(await cache.contains(traceId: "t4999", spanId: "s"))
+        #expect(await cache.contains(traceId: "t4000", spanId: "s"))
+        #expect(!(await cache.contains(traceId: "t3999", spanId: "s")))
+        #expect(await cache.evictedByCapacity < 1100)
+        await log.close()
+    }
+
     /// After a restart, the cache comes back from the log's tail: spans within the TTL, not older.
     @Test func refillFromTheLogTail() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-cache-\(UUID().uuidString)").path

@@ -149,10 +149,33 @@ public actor ActiveSpanCache {
         return traces.count
     }
 
-    /// Fills the cache from the log's tail: every span ingested within the TTL.
+    /// Fills the cache from the log's tail: the newest spans ingested within the TTL, at most
+    /// ``capacity`` of them — what the cache would hold had it run all along. Reads backwards from
+    /// the head in chunks, so a long log within the TTL costs only the chunks that hold them.
     public func refill(from log: SegmentLog) async throws {
-        let start = try await log.firstSeq(atOrAfter: now() - ttlNanoseconds)
-        try await follow(log, from: start, untilHead: true)
+        let horizon = try await log.firstSeq(atOrAfter: now() - ttlNanoseconds)
+        let head = await log.lastSeq
+        guard head >= horizon else { return }
+        var chunks: [[Event]] = []
+        var spans = 0
+        var end = head
+        while true {
+            let wanted = UInt64(max(capacity - spans, 1024))
+            let start = end >= horizon + wanted ? end - wanted + 1 : horizon
+            var chunk: [Event] = []
+            var next = start
+            while next <= end {
+                let records = try await log.read(from: next, maxRecords: 8192)
+                guard let last = records.last else { break }
+                chunk += records.filter { $0.seq <= end }.compactMap { try? EventCodec.decode($0) }
+                next = last.seq + 1
+            }
+            spans += chunk.count { if case .span = $0.body { true } else { false } }
+            chunks.append(chunk)
+            if spans >= capacity || start == horizon { break }
+            end = start - 1
+        }
+        for chunk in chunks.reversed() { insert(chunk) }
     }
 
     /// Reads the log from `seq` into the cache, to the head (`untilHead`) or for as long as the

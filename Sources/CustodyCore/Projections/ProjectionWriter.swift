@@ -16,8 +16,74 @@ struct ProjectionWriter {
         self.summarizesTraces = summarizesTraces
     }
 
+    /// Applies a batch. Spans update `trace_summaries` once per trace per batch (their aggregate
+    /// merged into the row), after the batch's other events: the rows come out exactly as if each
+    /// span had been applied on its own, in seq order.
     func apply(_ events: [Event]) throws {
-        for event in events { try apply(event) }
+        var summaries: [String: TraceBatchSummary] = [:]
+        var order: [String] = []
+        for event in events {
+            try apply(event)
+            if summarizesTraces, case .span(let span) = event.body {
+                if summaries[span.traceId] == nil { order.append(span.traceId) }
+                summaries[span.traceId, default: TraceBatchSummary()].add(span, seq: Int64(event.seq))
+            }
+        }
+        for trace in order { try upsertSummary(trace, summaries[trace]!) }
+    }
+
+    /// The spans of one trace within a batch, aggregated.
+    struct TraceBatchSummary {
+        var rootOperation = ""
+        var rootTimestamp = Int64.max
+        var start = Int64.max
+        var end = Int64.min
+        var count = 0
+        var errors = 0
+        var sources: [String] = []
+        var lastSeq: Int64 = 0
+
+        mutating func add(_ span: Span, seq: Int64) {
+            // Earliest timestamp wins; on a tie the earlier seq (already here) keeps it.
+            if span.timestamp < rootTimestamp {
+                rootTimestamp = span.timestamp
+                rootOperation = span.operation
+            }
+            start = min(start, span.timestamp)
+            end = max(end, span.timestamp + Int64((span.durationMs ?? 0) * 1_000_000))
+            count += 1
+            errors += ProjectionWriter.isError(span) ? 1 : 0
+            if !sources.contains(span.source) { sources.append(span.source) }
+            lastSeq = seq
+        }
+    }
+
+    static func isError(_ span: Span) -> Bool {
+        Span.isErrorStage(span.stage) || (span.details?.hasTopLevelKey("error") ?? false)
+    }
+
+    private func upsertSummary(_ trace: String, _ summary: TraceBatchSummary) throws {
+        let sources = JSONValue.array(summary.sources.map(JSONValue.string)).jsonText.description
+        try run(
+            """
+            INSERT INTO trace_summaries (trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT from_trace FROM replays WHERE new_trace = ?1), ?8)
+            ON CONFLICT (trace_id) DO UPDATE SET
+                root_operation = CASE WHEN excluded.start < start THEN excluded.root_operation ELSE root_operation END,
+                start = MIN(start, excluded.start),
+                "end" = MAX("end", excluded."end"),
+                span_count = span_count + excluded.span_count,
+                error_count = error_count + excluded.error_count,
+                sources = (SELECT json_group_array(value) FROM (
+                    SELECT value FROM json_each(trace_summaries.sources)
+                    UNION ALL
+                    SELECT n.value FROM json_each(excluded.sources) n
+                    WHERE NOT EXISTS (SELECT 1 FROM json_each(trace_summaries.sources) o WHERE o.value = n.value))),
+                replay_of = COALESCE(replay_of, excluded.replay_of),
+                last_seq = excluded.last_seq
+            """,
+            [trace, summary.rootOperation, summary.start, summary.end, summary.count, summary.errors, sources, summary.lastSeq]
+        )
     }
 
     private func run(_ sql: String, _ arguments: StatementArguments) throws {
@@ -29,7 +95,7 @@ struct ProjectionWriter {
         let at = event.ingestedAt
         switch event.body {
         case .span(let span):
-            let isError = Span.isErrorStage(span.stage) || (span.details?.hasTopLevelKey("error") ?? false)
+            let isError = Self.isError(span)
             try run(
                 """
                 INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms,
@@ -40,24 +106,6 @@ struct ProjectionWriter {
                     seq, span.traceId, span.spanId, span.parentSpanId, span.source, span.stage, span.operation, span.taskUUID, span.durationMs,
                     span.timestamp, at, isError,
                 ]
-            )
-            guard summarizesTraces else { return }
-            let end = span.timestamp + Int64((span.durationMs ?? 0) * 1_000_000)
-            try run(
-                """
-                INSERT INTO trace_summaries (trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
-                VALUES (?1, ?2, ?3, ?4, 1, ?5, json_array(?6), (SELECT from_trace FROM replays WHERE new_trace = ?1), ?7)
-                ON CONFLICT (trace_id) DO UPDATE SET
-                    root_operation = CASE WHEN excluded.start < start THEN excluded.root_operation ELSE root_operation END,
-                    start = MIN(start, excluded.start),
-                    "end" = MAX("end", excluded."end"),
-                    span_count = span_count + 1,
-                    error_count = error_count + excluded.error_count,
-                    sources = CASE WHEN EXISTS (SELECT 1 FROM json_each(trace_summaries.sources) WHERE value = ?6)
-                        THEN sources ELSE json_insert(sources, '$[#]', ?6) END,
-                    last_seq = excluded.last_seq
-                """,
-                [span.traceId, span.operation, span.timestamp, end, isError ? 1 : 0, span.source, seq]
             )
         case .taskCreated(let task):
             try run(
