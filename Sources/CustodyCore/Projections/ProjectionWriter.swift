@@ -64,26 +64,35 @@ struct ProjectionWriter {
 
     private func upsertSummary(_ trace: String, _ summary: TraceBatchSummary) throws {
         let sources = JSONValue.array(summary.sources.map(JSONValue.string)).jsonText.description
-        try run(
-            """
-            INSERT INTO trace_summaries (trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT from_trace FROM replays WHERE new_trace = ?1), ?8)
-            ON CONFLICT (trace_id) DO UPDATE SET
-                root_operation = CASE WHEN excluded.start < start THEN excluded.root_operation ELSE root_operation END,
-                start = MIN(start, excluded.start),
-                "end" = MAX("end", excluded."end"),
-                span_count = span_count + excluded.span_count,
-                error_count = error_count + excluded.error_count,
-                sources = (SELECT json_group_array(value) FROM (
-                    SELECT value FROM json_each(trace_summaries.sources)
-                    UNION ALL
-                    SELECT n.value FROM json_each(excluded.sources) n
-                    WHERE NOT EXISTS (SELECT 1 FROM json_each(trace_summaries.sources) o WHERE o.value = n.value))),
-                replay_of = COALESCE(replay_of, excluded.replay_of),
-                last_seq = excluded.last_seq
-            """,
-            [trace, summary.rootOperation, summary.start, summary.end, summary.count, summary.errors, sources, summary.lastSeq]
+        var upsert = try DirectStatement(
+            db,
+            sql: """
+                INSERT INTO trace_summaries (trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT from_trace FROM replays WHERE new_trace = ?1), ?8)
+                ON CONFLICT (trace_id) DO UPDATE SET
+                    root_operation = CASE WHEN excluded.start < start THEN excluded.root_operation ELSE root_operation END,
+                    start = MIN(start, excluded.start),
+                    "end" = MAX("end", excluded."end"),
+                    span_count = span_count + excluded.span_count,
+                    error_count = error_count + excluded.error_count,
+                    sources = (SELECT json_group_array(value) FROM (
+                        SELECT value FROM json_each(trace_summaries.sources)
+                        UNION ALL
+                        SELECT n.value FROM json_each(excluded.sources) n
+                        WHERE NOT EXISTS (SELECT 1 FROM json_each(trace_summaries.sources) o WHERE o.value = n.value))),
+                    replay_of = COALESCE(replay_of, excluded.replay_of),
+                    last_seq = excluded.last_seq
+                """
         )
+        upsert.bind(trace)
+        upsert.bind(summary.rootOperation)
+        upsert.bind(summary.start)
+        upsert.bind(summary.end)
+        upsert.bind(Int64(summary.count))
+        upsert.bind(Int64(summary.errors))
+        upsert.bind(sources)
+        upsert.bind(summary.lastSeq)
+        try upsert.run(db)
     }
 
     private func run(_ sql: String, _ arguments: StatementArguments) throws {
@@ -96,17 +105,27 @@ struct ProjectionWriter {
         switch event.body {
         case .span(let span):
             let isError = Self.isError(span)
-            try run(
-                """
-                INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms,
-                    timestamp, ingested_at, is_error)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [
-                    seq, span.traceId, span.spanId, span.parentSpanId, span.source, span.stage, span.operation, span.taskUUID, span.durationMs,
-                    span.timestamp, at, isError,
-                ]
+            var insert = try DirectStatement(
+                db,
+                sql: """
+                    INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms,
+                        timestamp, ingested_at, is_error)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
             )
+            insert.bind(seq)
+            insert.bind(span.traceId)
+            insert.bind(span.spanId)
+            insert.bind(span.parentSpanId)
+            insert.bind(span.source)
+            insert.bind(span.stage)
+            insert.bind(span.operation)
+            insert.bind(span.taskUUID)
+            insert.bind(span.durationMs)
+            insert.bind(span.timestamp)
+            insert.bind(at)
+            insert.bind(isError ? 1 : 0)
+            try insert.run(db)
         case .taskCreated(let task):
             try run(
                 """
