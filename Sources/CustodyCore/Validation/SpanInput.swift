@@ -145,11 +145,16 @@ public struct SpanInput: Sendable, Hashable, Decodable {
     }
 
     static func check(_ value: String, _ field: String, maximum: Int) throws(CoreError) -> String {
-        let count = value.count
-        guard count >= 1, count <= maximum else { throw CoreError.invalidArgument(field, "must be 1–\(maximum) characters") }
-        guard !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw CoreError.invalidArgument(field, "must not contain control characters")
+        let bytes = value.utf8.count
+        // A string never has more characters than UTF-8 bytes: count characters only when the
+        // bytes alone do not settle it.
+        guard bytes >= 1, bytes <= maximum || value.count <= maximum else {
+            throw CoreError.invalidArgument(field, "must be 1–\(maximum) characters")
         }
+        let hasControl =
+            value.utf8.contains { $0 < 0x20 || $0 == 0x7F }
+            || (bytes > value.unicodeScalars.count && value.unicodeScalars.contains { $0.properties.generalCategory == .control })
+        guard !hasControl else { throw CoreError.invalidArgument(field, "must not contain control characters") }
         return value
     }
 }
