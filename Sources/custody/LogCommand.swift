@@ -162,6 +162,7 @@ struct LogCommand: AsyncParsableCommand {
         @Option(help: "Bytes per record.") var recordBytes = 200
         @Option(help: "fsync policy: always, interval=MS or never.") var fsync = "always"
         @Option(help: "Segment size in bytes (small, to cross segment rolls).") var segmentBytes: Int64 = 256 << 10
+        @Flag(help: "Append span events and run the projections alongside (to kill both at once).") var project = false
 
         func run() async throws {
             guard let policy = FsyncPolicy(fsync) else { throw ValidationError("--fsync takes always, interval=MS or never") }
@@ -170,7 +171,15 @@ struct LogCommand: AsyncParsableCommand {
                 configuration: LogConfiguration(fsync: policy, segmentBytes: segmentBytes)
             )
             let output = AcknowledgementPrinter()
+            let recordBytes = recordBytes
+            let project = project
+            let batch = batch
             try await withThrowingTaskGroup(of: Void.self) { group in
+                if project {
+                    let store = try ProjectionStore(path: ProjectionPaths.database(in: data.path))
+                    let projector = Projector(log: log, store: store, batchSize: 500)
+                    group.addTask { try await projector.run() }
+                }
                 for appender in 0..<appenders {
                     group.addTask {
                         var random = SplitMix64(seed: UInt64(appender) &+ 1)
@@ -178,9 +187,23 @@ struct LogCommand: AsyncParsableCommand {
                         while true {
                             var payloads: [ByteBuffer] = []
                             for _ in 0..<batch {
-                                var payload = SamplePayloads.span(n, size: recordBytes, random: &random)
-                                payload.writeString(" a\(appender)")
-                                payloads.append(payload)
+                                if project {
+                                    let span = Span(
+                                        traceId: "a\(appender)-\(n / 8)",
+                                        spanId: "s\(n)",
+                                        source: ["agent-factory", "ui-factory"][n % 2],
+                                        stage: n % 13 == 0 ? "error" : "processing",
+                                        operation: "op\(n % 5)",
+                                        durationMs: Double(n % 100),
+                                        timestamp: SegmentLog.now(),
+                                        details: JSONValue.object(["appender": .integer(Int64(appender))]).jsonText
+                                    )
+                                    payloads.append(EventCodec.encode(.span(span)))
+                                } else {
+                                    var payload = SamplePayloads.span(n, size: recordBytes, random: &random)
+                                    payload.writeString(" a\(appender)")
+                                    payloads.append(payload)
+                                }
                                 n += 1
                             }
                             let receipt = try await log.append(payloads)
