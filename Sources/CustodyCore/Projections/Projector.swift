@@ -35,20 +35,29 @@ public actor Projector {
     public func run() async throws {
         applied = try await store.appliedSeq()
         wakeWaiters()
-        var next = applied + 1
+        var current: DecodedBatch?
         while !Task.isCancelled {
-            let records = try await log.read(from: next, maxRecords: batchSize)
-            guard let last = records.last else {
-                caughtUpAt = .now
-                do {
-                    _ = try await log.waitForAppend(after: next - 1)
-                } catch let error as LogError where error.code == .closed {
-                    return
+            if current == nil {
+                current = try await Self.fetch(log, from: applied + 1, upTo: await log.lastSeq, maxRecords: batchSize, logger: logger)
+                if current == nil {
+                    caughtUpAt = .now
+                    do {
+                        _ = try await log.waitForAppend(after: applied)
+                    } catch let error as LogError where error.code == .closed {
+                        return
+                    }
+                    continue
                 }
-                continue
             }
-            try await apply(records)
-            next = last.seq + 1
+            // Read and decode the next batch while this one is written.
+            let batch = current!
+            let head = await log.lastSeq
+            async let following = Self.fetch(log, from: batch.last.seq + 1, upTo: head, maxRecords: batchSize, logger: logger)
+            try await store.apply(batch.events, checkpointSeq: batch.last.seq, checkpointTime: batch.last.timestamp)
+            undecodableRecords += batch.undecodable
+            applied = batch.last.seq
+            wakeWaiters()
+            current = try await following
         }
     }
 
@@ -97,24 +106,6 @@ public actor Projector {
             }
         }
         return DecodedBatch(events: events, last: last, undecodable: undecodable)
-    }
-
-    private func apply(_ records: [LogRecord]) async throws {
-        var events: [Event] = []
-        events.reserveCapacity(records.count)
-        for record in records {
-            do {
-                events.append(try EventCodec.decode(record))
-            } catch {
-                undecodableRecords += 1
-                logger.error("a log record is not an event; skipped", metadata: ["seq": "\(record.seq)", "error": "\(error)"])
-            }
-        }
-        // The checkpoint moves to the last record read, past any record that was not an event.
-        let last = records[records.count - 1]
-        try await store.apply(events, checkpointSeq: last.seq, checkpointTime: last.timestamp)
-        applied = last.seq
-        wakeWaiters()
     }
 
     /// Waits until every event up to `seq` is applied; after `timeout`, fails with a clear error
