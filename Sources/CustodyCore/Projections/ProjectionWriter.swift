@@ -22,14 +22,58 @@ struct ProjectionWriter {
     func apply(_ events: [Event]) throws {
         var summaries: [String: TraceBatchSummary] = [:]
         var order: [String] = []
+        var spans: [(seq: Int64, at: Int64, span: Span)] = []
         for event in events {
-            try apply(event)
+            if case .span(let span) = event.body {
+                spans.append((Int64(event.seq), event.ingestedAt, span))
+            } else {
+                try apply(event)
+            }
             if summarizesTraces, case .span(let span) = event.body {
                 if summaries[span.traceId] == nil { order.append(span.traceId) }
                 summaries[span.traceId, default: TraceBatchSummary()].add(span, seq: Int64(event.seq))
             }
         }
+        try insertSpans(spans)
         for trace in order { try upsertSummary(trace, summaries[trace]!) }
+    }
+
+    /// Rows of `operation_logs` per INSERT statement in a bulk load: one statement carrying many
+    /// rows made the rebuild ~18% faster (238k → 281k events/s), but the live projector, with its
+    /// indexes in place, ~10% slower (measured), so live inserts go one row at a time.
+    static let rowsPerBulkInsert = 32
+    static let spanColumns =
+        "INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms, timestamp, ingested_at, is_error) VALUES "
+    static let spanRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+    /// Inserts spans into `operation_logs` (they depend on nothing else in the batch), many rows per
+    /// statement.
+    private func insertSpans(_ spans: [(seq: Int64, at: Int64, span: Span)]) throws {
+        var start = 0
+        while start < spans.count {
+            let rows = summarizesTraces ? 1 : Self.rowsPerBulkInsert
+            let count = spans.count - start >= rows ? rows : 1
+            var insert = try DirectStatement(
+                db,
+                sql: Self.spanColumns + Array(repeating: Self.spanRow, count: count).joined(separator: ", ")
+            )
+            for (seq, at, span) in spans[start..<(start + count)] {
+                insert.bind(seq)
+                insert.bind(span.traceId)
+                insert.bind(span.spanId)
+                insert.bind(span.parentSpanId)
+                insert.bind(span.source)
+                insert.bind(span.stage)
+                insert.bind(span.operation)
+                insert.bind(span.taskUUID)
+                insert.bind(span.durationMs)
+                insert.bind(span.timestamp)
+                insert.bind(at)
+                insert.bind(Self.isError(span) ? 1 : 0)
+            }
+            try insert.run(db)
+            start += count
+        }
     }
 
     /// The spans of one trace within a batch, aggregated.
@@ -103,29 +147,9 @@ struct ProjectionWriter {
         let seq = Int64(event.seq)
         let at = event.ingestedAt
         switch event.body {
-        case .span(let span):
-            let isError = Self.isError(span)
-            var insert = try DirectStatement(
-                db,
-                sql: """
-                    INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms,
-                        timestamp, ingested_at, is_error)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """
-            )
-            insert.bind(seq)
-            insert.bind(span.traceId)
-            insert.bind(span.spanId)
-            insert.bind(span.parentSpanId)
-            insert.bind(span.source)
-            insert.bind(span.stage)
-            insert.bind(span.operation)
-            insert.bind(span.taskUUID)
-            insert.bind(span.durationMs)
-            insert.bind(span.timestamp)
-            insert.bind(at)
-            insert.bind(isError ? 1 : 0)
-            try insert.run(db)
+        case .span:
+            // Spans are inserted in chunks by apply(_ events:).
+            break
         case .taskCreated(let task):
             try run(
                 """
