@@ -30,7 +30,7 @@ func makeWorkload(appenders: Int, events: Int, perAppend: Int, size: Int = 256) 
 }
 
 func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    duration.inSeconds
 }
 
 /// Appends the workload concurrently; returns events per second.

@@ -143,7 +143,7 @@ struct BenchCommand: AsyncParsableCommand {
                 _ = try? await projection.running.value
                 try projection.store.close()
                 let applied = head - projection.appliedBefore
-                let total = Double(caughtUp.components.seconds) + Double(caughtUp.components.attoseconds) / 1e18
+                let total = caughtUp.inSeconds
                 projectionReport = ProjectionReport(
                     events: applied,
                     secondsUntilCaughtUp: total,
@@ -156,7 +156,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
             let after = await log.status()
             await log.close()
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.inSeconds
             let diskBytes = after.segments.reduce(0) { $0 + $1.bytes } - before.segments.reduce(0) { $0 + $1.bytes }
             let statistics = after.statistics
             return IngestReport(
@@ -220,7 +220,7 @@ extension BenchCommand {
             let directory = data.path
             let report = try await awaitingCleanErrors { () async throws -> Report in
                 let clock = ContinuousClock()
-                func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+                func seconds(_ d: Duration) -> Double { d.inSeconds }
                 let t0 = clock.now
                 let log = try await SegmentLog.open(directory: directory)
                 let t1 = clock.now
@@ -358,7 +358,7 @@ actor ProgressLine {
 
     private func draw() {
         let elapsed = ContinuousClock.now - started
-        let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 0.001)
+        let seconds = max(elapsed.inSeconds, 0.001)
         let rate = Double(done) / seconds
         let fraction = Double(done) / Double(max(total, 1))
         let width = 30

@@ -55,7 +55,7 @@ public struct CoreContext: Sendable {
             source: "orchestrator",
             stage: "processing",
             operation: operation,
-            durationMs: Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15,
+            durationMs: elapsed.inMilliseconds,
             timestamp: now(),
             details: details?.jsonText
         )

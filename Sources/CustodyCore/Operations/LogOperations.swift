@@ -77,7 +77,7 @@ public struct LogOperations: Sendable {
             source: "orchestrator",
             stage: "processing",
             operation: "recordLog",
-            durationMs: Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000,
+            durationMs: elapsed.inMilliseconds,
             timestamp: time,
             details: JSONValue.object(["accepted": .integer(Int64(spans.count))]).jsonText
         )

@@ -52,6 +52,6 @@ public enum ProjectionRebuild {
         try PosixFileSystem().rename(from: temporary, to: databasePath)
         try PosixFileSystem().synchronizeDirectory(at: URL(fileURLWithPath: databasePath).deletingLastPathComponent().path)
         let elapsed = ContinuousClock.now - started
-        return Report(events: events, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        return Report(events: events, seconds: elapsed.inSeconds)
     }
 }

@@ -152,6 +152,6 @@ public actor Projector {
         let head = await log.lastSeq
         guard head > applied else { return (0, 0) }
         let behind = ContinuousClock.now - caughtUpAt
-        return (head - applied, Double(behind.components.seconds) + Double(behind.components.attoseconds) / 1e18)
+        return (head - applied, behind.inSeconds)
     }
 }

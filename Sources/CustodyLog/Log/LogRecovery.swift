@@ -85,7 +85,7 @@ struct LogRecovery {
     }
 
     static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        duration.inSeconds
     }
 
     private mutating func recover(lock: any LogFile) throws -> Recovered {
