@@ -29,9 +29,11 @@ release: deps
 	$(SWIFT) build -c release --product custody
 
 # Until the server lands, the most useful thing to start is an in-process ingest run into the
-# default data directory, followed by a look at what it wrote.
+# default data directory with the projections following it, then a timed start-up of that data
+# directory, and a look at what was written.
 run: release
-	$(CUSTODY) bench ingest --in-process --data-dir $(DATA_DIR) --events 1000000
+	$(CUSTODY) bench ingest --in-process --data-dir $(DATA_DIR) --events 1000000 --project
+	$(CUSTODY) bench startup --data-dir $(DATA_DIR)
 	$(CUSTODY) log inspect --data-dir $(DATA_DIR)
 	$(CUSTODY) log verify --data-dir $(DATA_DIR)
 
