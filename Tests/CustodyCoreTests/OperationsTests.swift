@@ -118,8 +118,11 @@ struct CoreFixture {
         let statuses: [TaskStatus] = [.inProgress, .blocked, .complete, .failed, .cancelled, .pending]
         let results = try await withThrowingTaskGroup(of: TaskOperations.StatusChange.self) { group in
             for i in 0..<24 {
+                // A separate TaskOperations value per call, on one context, as the HTTP and RPC
+                // adapters would each hold their own: serialization must still hold.
+                let operations = TaskOperations(context: fixture.context)
                 group.addTask {
-                    try await tasks.updateTaskStatus(taskId: "t", status: statuses[i % statuses.count].rawValue, requestTraceId: "u\(i)")
+                    try await operations.updateTaskStatus(taskId: "t", status: statuses[i % statuses.count].rawValue, requestTraceId: "u\(i)")
                 }
             }
             var all: [TaskOperations.StatusChange] = []

@@ -17,6 +17,10 @@ public struct CoreContext: Sendable {
     let newIdentifier: @Sendable () -> String
     /// How long a read waits for the projections to reach the writes before it (read-your-writes).
     let readTimeout: Duration
+    /// Serializes the operations on one task, and on one order, across every user of this
+    /// context: the HTTP routes and the RPC methods must share one context (copies share these).
+    let tasks = KeyedSerializer()
+    let orders = KeyedSerializer()
 
     public init(
         log: SegmentLog,

@@ -26,7 +26,6 @@ public struct FollowupRecord: Sendable, Hashable {
 /// status change, a follow-up, a factory error, a span of one of its tasks — makes the next one.
 public struct DeliveryOperations: Sendable {
     let context: CoreContext
-    let serializer = KeyedSerializer()
 
     public init(context: CoreContext) { self.context = context }
 
@@ -89,8 +88,8 @@ public struct DeliveryOperations: Sendable {
     public func finalizeReport(orderId: String, requestTraceId: String) async throws(CoreError) -> JSONValue {
         let started = ContinuousClock.now
         let orderId = try FieldRules.identifier(orderId, "order_id")
-        await serializer.acquire(orderId)
-        defer { Task { await serializer.release(orderId) } }
+        await context.orders.acquire(orderId)
+        defer { Task { await context.orders.release(orderId) } }
         try await context.awaitProjections()
         let snapshot: ReportSnapshot
         do {

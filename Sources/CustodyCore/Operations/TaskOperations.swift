@@ -29,7 +29,6 @@ public struct TaskRecord: Sendable, Hashable {
 /// `previous_status`; an update of an unknown task appends only an `error` span.
 public struct TaskOperations: Sendable {
     let context: CoreContext
-    let serializer = KeyedSerializer()
 
     public init(context: CoreContext) { self.context = context }
 
@@ -46,8 +45,8 @@ public struct TaskOperations: Sendable {
         let orderId = try FieldRules.identifier(orderId, "order_id")
         let payload = try FieldRules.object(payload, "payload")!
         let uuid = try uuid.map { value throws(CoreError) in try FieldRules.identifier(value, "uuid") } ?? context.newIdentifier()
-        await serializer.acquire(uuid)
-        defer { Task { await serializer.release(uuid) } }
+        await context.tasks.acquire(uuid)
+        defer { Task { await context.tasks.release(uuid) } }
         try await context.awaitProjections()
         if let existing = try await task(uuid) {
             guard existing.orderId == orderId, existing.payload.jsonValue == payload.jsonValue else {
@@ -91,8 +90,8 @@ public struct TaskOperations: Sendable {
         guard let newStatus = TaskStatus(rawValue: status) else {
             throw CoreError.invalidArgument("status", "must be one of \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        await serializer.acquire(taskId)
-        defer { Task { await serializer.release(taskId) } }
+        await context.tasks.acquire(taskId)
+        defer { Task { await context.tasks.release(taskId) } }
         try await context.awaitProjections()
         guard let current = try await task(taskId) else {
             let error = CoreError(.taskNotFound, "there is no task \(taskId)", field: "task_id")
