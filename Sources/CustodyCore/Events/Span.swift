@@ -38,6 +38,27 @@ public struct Span: Sendable, Hashable {
         self.details = details
     }
 
+    /// A span of the orchestrator's own work on a request (source `orchestrator`, in the
+    /// request's trace): the `processing` span every core operation appends, or its `error` span.
+    public static func orchestrator(
+        stage: String,
+        operation: String,
+        requestTraceId: String,
+        durationMs: Double? = nil,
+        timestamp: Int64,
+        details: JSONText? = nil
+    ) -> Span {
+        Span(
+            traceId: requestTraceId,
+            source: "orchestrator",
+            stage: stage,
+            operation: operation,
+            durationMs: durationMs,
+            timestamp: timestamp,
+            details: details
+        )
+    }
+
     /// API.md: an error span has stage `error` or `replay_error`, or a `details.error`. The last
     /// is decided when the span is validated (``SpanInput``), which knows the parsed details.
     public static func isErrorStage(_ stage: String) -> Bool { stage == "error" || stage == "replay_error" }

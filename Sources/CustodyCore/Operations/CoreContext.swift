@@ -54,11 +54,10 @@ public struct CoreContext: Sendable {
         async throws(CoreError) -> AppendReceipt
     {
         let elapsed = ContinuousClock.now - started
-        let processing = Span(
-            traceId: requestTraceId,
-            source: "orchestrator",
+        let processing = Span.orchestrator(
             stage: "processing",
             operation: operation,
+            requestTraceId: requestTraceId,
             durationMs: elapsed.inMilliseconds,
             timestamp: now(),
             details: details?.jsonText
@@ -73,11 +72,10 @@ public struct CoreContext: Sendable {
     /// Appends only an `error` span for a valid request about something that does not exist
     /// (API.md: such requests are traced normally, with an error span).
     func appendErrorSpan(operation: String, requestTraceId: String, error: CoreError) async {
-        let span = Span(
-            traceId: requestTraceId,
-            source: "orchestrator",
+        let span = Span.orchestrator(
             stage: "error",
             operation: operation,
+            requestTraceId: requestTraceId,
             timestamp: now(),
             details: JSONValue.object(["error": .object(["code": .string(error.code.description), "message": .string(error.message)])]).jsonText
         )

@@ -72,11 +72,10 @@ public struct LogOperations: Sendable {
         }
         var payloads = spans.map { EventCodec.encode(.span($0)) }
         let elapsed = ContinuousClock.now - started
-        let processing = Span(
-            traceId: requestTraceId,
-            source: "orchestrator",
+        let processing = Span.orchestrator(
             stage: "processing",
             operation: "recordLog",
+            requestTraceId: requestTraceId,
             durationMs: elapsed.inMilliseconds,
             timestamp: time,
             details: JSONValue.object(["accepted": .integer(Int64(spans.count))]).jsonText
