@@ -22,7 +22,7 @@ import Testing
             let operations = LogOperations(log: log, now: { 1_793_739_600_000_000_000 }, newTraceId: { "new-trace" })
             let recorded = try await operations.recordLog(
                 .many([SpanInput(traceId: "t-1", source: "agent-factory"), SpanInput(operation: "createAgent", durationMs: 3)]),
-                requestTraceId: "request-trace"
+                request: RequestTrace(traceId: "request-trace")
             )
             #expect(recorded.traceIds == ["t-1", "new-trace"])
             #expect(recorded.firstSeq == 1 && recorded.lastSeq == 2 && recorded.accepted == 2)
@@ -44,12 +44,12 @@ import Testing
     @Test func aBadEntryRejectsTheCallNamesItAndAppendsNothing() async throws {
         try await Self.withLog { log in
             let operations = LogOperations(log: log)
-            _ = try await operations.recordLog(.one(SpanInput(traceId: "ok")), requestTraceId: "r")
+            _ = try await operations.recordLog(.one(SpanInput(traceId: "ok")), request: RequestTrace(traceId: "r"))
             let before = await log.lastSeq
             do {
                 _ = try await operations.recordLog(
                     .many([SpanInput(), SpanInput(), SpanInput(durationMs: -1)]),
-                    requestTraceId: "r"
+                    request: RequestTrace(traceId: "r")
                 )
                 Issue.record("a bad entry was accepted")
             } catch let error as CoreError {
@@ -58,13 +58,13 @@ import Testing
                 #expect(error.message.hasPrefix("entries[2].duration_ms must be"))
             }
             do {
-                _ = try await operations.recordLog(.one(SpanInput(source: "")), requestTraceId: "r")
+                _ = try await operations.recordLog(.one(SpanInput(source: "")), request: RequestTrace(traceId: "r"))
                 Issue.record("a bad entry was accepted")
             } catch let error as CoreError {
                 #expect(error.field == "source")
             }
             do {
-                _ = try await operations.recordLog(.many([]), requestTraceId: "r")
+                _ = try await operations.recordLog(.many([]), request: RequestTrace(traceId: "r"))
                 Issue.record("an empty list was accepted")
             } catch let error as CoreError {
                 #expect(error.field == "entries")
@@ -72,7 +72,7 @@ import Testing
             do {
                 _ = try await operations.recordLog(
                     .many(Array(repeating: SpanInput(), count: LogOperations.maximumEntries + 1)),
-                    requestTraceId: "r"
+                    request: RequestTrace(traceId: "r")
                 )
                 Issue.record("too many entries were accepted")
             } catch let error as CoreError {
@@ -88,14 +88,14 @@ import Testing
             let operations = LogOperations(log: log)
             fileSystem.failNextSynchronize()
             do {
-                _ = try await operations.recordLog(.one(SpanInput()), requestTraceId: "r")
+                _ = try await operations.recordLog(.one(SpanInput()), request: RequestTrace(traceId: "r"))
                 Issue.record("an append whose fsync failed was acknowledged")
             } catch let error as CoreError {
                 #expect(error.code == .storageUnavailable)
             }
             #expect(await log.lastSeq == 0)
             // The log recovers by itself on the next call.
-            #expect(try await operations.recordLog(.one(SpanInput()), requestTraceId: "r").firstSeq == 1)
+            #expect(try await operations.recordLog(.one(SpanInput()), request: RequestTrace(traceId: "r")).firstSeq == 1)
         }
     }
 }

@@ -53,24 +53,24 @@ struct CoreFixture {
     @Test func createIsIdempotentForEqualContentAndConflictsOtherwise() async throws {
         let fixture = try await CoreFixture.make()
         let tasks = TaskOperations(context: fixture.context)
-        let first = try await tasks.createTask(orderId: "o1", payload: .object(["a": .integer(1)]), uuid: "t1", requestTraceId: "r1")
+        let first = try await tasks.createTask(orderId: "o1", payload: .object(["a": .integer(1)]), uuid: "t1", request: RequestTrace(traceId: "r1"))
         #expect(first.created && first.task.status == .pending && first.task.uuid == "t1")
-        let again = try await tasks.createTask(orderId: "o1", payload: .object(["a": .integer(1)]), uuid: "t1", requestTraceId: "r2")
+        let again = try await tasks.createTask(orderId: "o1", payload: .object(["a": .integer(1)]), uuid: "t1", request: RequestTrace(traceId: "r2"))
         #expect(!again.created && again.task.orderId == "o1")
         do {
-            _ = try await tasks.createTask(orderId: "o1", payload: .object(["a": .integer(2)]), uuid: "t1", requestTraceId: "r3")
+            _ = try await tasks.createTask(orderId: "o1", payload: .object(["a": .integer(2)]), uuid: "t1", request: RequestTrace(traceId: "r3"))
             Issue.record("different content under an existing uuid was accepted")
         } catch {
             #expect(error.code == .conflict)
         }
         do {
-            _ = try await tasks.createTask(orderId: nil, payload: .object([:]), uuid: nil, requestTraceId: "r4")
+            _ = try await tasks.createTask(orderId: nil, payload: .object([:]), uuid: nil, request: RequestTrace(traceId: "r4"))
             Issue.record("a task without order_id was accepted")
         } catch {
             #expect(error.field == "order_id")
         }
         do {
-            _ = try await tasks.createTask(orderId: "o", payload: .array([]), uuid: nil, requestTraceId: "r5")
+            _ = try await tasks.createTask(orderId: "o", payload: .array([]), uuid: nil, request: RequestTrace(traceId: "r5"))
             Issue.record("a non-object payload was accepted")
         } catch {
             #expect(error.field == "payload")
@@ -88,13 +88,13 @@ struct CoreFixture {
         let fixture = try await CoreFixture.make()
         let tasks = TaskOperations(context: fixture.context)
         do {
-            _ = try await tasks.updateTaskStatus(taskId: "missing", status: "complete", requestTraceId: "r")
+            _ = try await tasks.updateTaskStatus(taskId: "missing", status: "complete", request: RequestTrace(traceId: "r"))
             Issue.record("an unknown task was updated")
         } catch {
             #expect(error.code == .taskNotFound)
         }
         do {
-            _ = try await tasks.updateTaskStatus(taskId: "missing", status: "done", requestTraceId: "r")
+            _ = try await tasks.updateTaskStatus(taskId: "missing", status: "done", request: RequestTrace(traceId: "r"))
             Issue.record("an unknown status was accepted")
         } catch {
             #expect(error.code == .invalidArgument && error.field == "status")
@@ -114,7 +114,7 @@ struct CoreFixture {
     @Test func concurrentUpdatesChainTheirPreviousStatus() async throws {
         let fixture = try await CoreFixture.make()
         let tasks = TaskOperations(context: fixture.context)
-        _ = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t", requestTraceId: "r")
+        _ = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t", request: RequestTrace(traceId: "r"))
         let statuses: [TaskStatus] = [.inProgress, .blocked, .complete, .failed, .cancelled, .pending]
         let results = try await withThrowingTaskGroup(of: TaskOperations.StatusChange.self) { group in
             for i in 0..<24 {
@@ -122,7 +122,11 @@ struct CoreFixture {
                 // adapters would each hold their own: serialization must still hold.
                 let operations = TaskOperations(context: fixture.context)
                 group.addTask {
-                    try await operations.updateTaskStatus(taskId: "t", status: statuses[i % statuses.count].rawValue, requestTraceId: "u\(i)")
+                    try await operations.updateTaskStatus(
+                        taskId: "t",
+                        status: statuses[i % statuses.count].rawValue,
+                        request: RequestTrace(traceId: "u\(i)")
+                    )
                 }
             }
             var all: [TaskOperations.StatusChange] = []
@@ -147,14 +151,14 @@ struct CoreFixture {
         let fixture = try await CoreFixture.make()
         let tasks = TaskOperations(context: fixture.context)
         _ = try await fixture.log.append(ByteBuffer(string: "padding before the task"))
-        let created = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t", requestTraceId: "r")
+        let created = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t", request: RequestTrace(traceId: "r"))
         try await Task.sleep(for: .milliseconds(5))
-        _ = try await tasks.updateTaskStatus(taskId: "t", status: "in_progress", requestTraceId: "r")
+        _ = try await tasks.updateTaskStatus(taskId: "t", status: "in_progress", request: RequestTrace(traceId: "r"))
         let afterFirst = await fixture.log.lastSeq
         try await Task.sleep(for: .milliseconds(5))
         let middle = SegmentLog.now()
         try await Task.sleep(for: .milliseconds(5))
-        _ = try await tasks.updateTaskStatus(taskId: "t", status: "complete", requestTraceId: "r")
+        _ = try await tasks.updateTaskStatus(taskId: "t", status: "complete", request: RequestTrace(traceId: "r"))
 
         #expect(try await tasks.getTask("t", asOf: .seq(created.task.createdSeq)).task.status == .pending)
         let then = try await tasks.getTask("t", asOf: .seq(afterFirst))
@@ -178,14 +182,20 @@ struct CoreFixture {
         let fixture = try await CoreFixture.make()
         let tasks = TaskOperations(context: fixture.context)
         let delivery = DeliveryOperations(context: fixture.context)
-        _ = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t1", requestTraceId: "r")
-        _ = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t2", requestTraceId: "r")
-        _ = try await tasks.updateTaskStatus(taskId: "t1", status: "complete", requestTraceId: "r")
-        let followup = try await delivery.submitFollowup(orderId: "o", type: "qa", note: "check it", impact: "high", requestTraceId: "r")
+        _ = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t1", request: RequestTrace(traceId: "r"))
+        _ = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t2", request: RequestTrace(traceId: "r"))
+        _ = try await tasks.updateTaskStatus(taskId: "t1", status: "complete", request: RequestTrace(traceId: "r"))
+        let followup = try await delivery.submitFollowup(
+            orderId: "o",
+            type: "qa",
+            note: "check it",
+            impact: "high",
+            request: RequestTrace(traceId: "r")
+        )
         #expect(followup.impact == .high)
         _ = try await LogOperations(log: fixture.log).recordLog(
             .many([SpanInput(traceId: "tr", taskUUID: "t1"), SpanInput(traceId: "tr", stage: "error", taskUUID: "t2")]),
-            requestTraceId: "r"
+            request: RequestTrace(traceId: "r")
         )
         _ = try await tasks.recordFactoryError(
             source: "data-factory",
@@ -194,10 +204,10 @@ struct CoreFixture {
             taskUUID: nil,
             errorType: nil,
             payload: nil,
-            requestTraceId: "r"
+            request: RequestTrace(traceId: "r")
         )
 
-        let first = try await delivery.finalizeReport(orderId: "o", requestTraceId: "r").objectValue
+        let first = try await delivery.finalizeReport(orderId: "o", request: RequestTrace(traceId: "r")).objectValue
         #expect(first?["revision"] == .integer(1))
         #expect(first?["tasks"] == .object(["complete": .integer(1), "pending": .integer(1)]))
         #expect(first?["spans"] == .integer(2) && first?["error_spans"] == .integer(1) && first?["traces"] == .integer(1))
@@ -206,24 +216,24 @@ struct CoreFixture {
 
         // Nothing new: the same revision, nothing appended.
         let before = await fixture.log.lastSeq
-        let same = try await delivery.finalizeReport(orderId: "o", requestTraceId: "r").objectValue
+        let same = try await delivery.finalizeReport(orderId: "o", request: RequestTrace(traceId: "r")).objectValue
         #expect(same?["revision"] == .integer(1))
         #expect(await fixture.log.lastSeq == before)
         // Something new: the next revision.
-        _ = try await delivery.submitFollowup(orderId: "o", type: "qa", note: "again", impact: "low", requestTraceId: "r")
-        #expect(try await delivery.finalizeReport(orderId: "o", requestTraceId: "r").objectValue?["revision"] == .integer(2))
+        _ = try await delivery.submitFollowup(orderId: "o", type: "qa", note: "again", impact: "low", request: RequestTrace(traceId: "r"))
+        #expect(try await delivery.finalizeReport(orderId: "o", request: RequestTrace(traceId: "r")).objectValue?["revision"] == .integer(2))
         #expect(try await delivery.getReport(orderId: "o").objectValue?["revision"] == .integer(2))
         #expect(try await delivery.fetchFollowups(orderId: "o").count == 2)
         #expect(try await delivery.fetchFollowups(orderId: "o", asOf: .seq(followup.seq)).count == 1)
 
         do {
-            _ = try await delivery.finalizeReport(orderId: "nobody", requestTraceId: "r")
+            _ = try await delivery.finalizeReport(orderId: "nobody", request: RequestTrace(traceId: "r"))
             Issue.record("an unknown order was finalized")
         } catch {
             #expect(error.code == .notFound)
         }
         do {
-            _ = try await delivery.submitFollowup(orderId: "o", type: "qa", note: "x", impact: "huge", requestTraceId: "r")
+            _ = try await delivery.submitFollowup(orderId: "o", type: "qa", note: "x", impact: "huge", request: RequestTrace(traceId: "r"))
             Issue.record("an unknown impact was accepted")
         } catch {
             #expect(error.field == "impact")

@@ -41,6 +41,9 @@ public actor ActiveSpanCache {
     private var taken: Set<SpanKey> = []
     private var traces: [String: TraceSummary] = [:]
     private var appliedSeq: UInt64 = 0
+    /// The last seq ``follow(_:from:untilHead:)`` has read (spans or not).
+    private var followedSeq: UInt64 = 0
+    private var waiters = PositionWaiters()
     public private(set) var evictedByCapacity = 0
     public private(set) var expired = 0
 
@@ -178,10 +181,40 @@ public actor ActiveSpanCache {
         for chunk in chunks.reversed() { insert(chunk) }
     }
 
+    /// Waits until ``follow(_:from:untilHead:)`` has read the log up to `seq` (read-your-writes for
+    /// `GET /api/traces/active`); after `timeout`, `overloaded`.
+    public func waitUntilFollowed(_ seq: UInt64, timeout: Duration = .seconds(5)) async throws(CoreError) {
+        if followedSeq >= seq || appliedSeq >= seq { return }
+        let id = waiters.reserveID()
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            self.expireWaiter(id)
+        }
+        defer { timer.cancel() }
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                if followedSeq >= seq || appliedSeq >= seq {
+                    continuation.resume()
+                } else {
+                    waiters.add(id: id, seq, continuation)
+                }
+            }
+        } catch {
+            throw CoreError(.overloaded, "the span cache has not reached seq \(seq) within \(timeout); retry later")
+        }
+    }
+
+    private func expireWaiter(_ id: Int) {
+        waiters.expire(id)
+    }
+
     /// Reads the log from `seq` into the cache, to the head (`untilHead`) or for as long as the
     /// task runs.
     public func follow(_ log: SegmentLog, from seq: UInt64, untilHead: Bool = false) async throws {
         var next = seq
+        // Everything before `seq` is in the cache already (refilled, or never wanted).
+        followedSeq = max(followedSeq, seq - 1)
+        waiters.wake(upTo: followedSeq)
         while !Task.isCancelled {
             let records = try await log.read(from: next, maxRecords: 8192)
             guard let last = records.last else {
@@ -195,6 +228,8 @@ public actor ActiveSpanCache {
             }
             insert(records.compactMap { try? EventCodec.decode($0) })
             next = last.seq + 1
+            followedSeq = last.seq
+            waiters.wake(upTo: followedSeq)
         }
     }
 }

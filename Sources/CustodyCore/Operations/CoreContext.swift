@@ -1,5 +1,6 @@
 import CustodyLog
 import NIOCore
+import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -42,12 +43,13 @@ public struct CoreContext: Sendable {
         try await projector.waitUntilApplied(head, timeout: readTimeout)
     }
 
-    /// Appends an operation's events and its `processing` span (source `orchestrator`, in the
-    /// request's trace) in one append; returns the receipt.
+    /// Appends the request's `request_received` span (when it is a request), an operation's
+    /// events and its `processing` span (source `orchestrator`, in the request's trace) in one
+    /// append; returns the receipt, whose `firstSeq` is the first of `bodies`.
     func append(
         _ bodies: [EventBody],
         operation: String,
-        requestTraceId: String,
+        request: RequestTrace,
         started: ContinuousClock.Instant,
         details: JSONValue? = nil
     )
@@ -57,29 +59,74 @@ public struct CoreContext: Sendable {
         let processing = Span.orchestrator(
             stage: "processing",
             operation: operation,
-            requestTraceId: requestTraceId,
+            requestTraceId: request.traceId,
             durationMs: elapsed.inMilliseconds,
             timestamp: now(),
             details: details?.jsonText
         )
+        var events: [EventBody] = []
+        events.reserveCapacity(bodies.count + 2)
+        if let received = request.receivedSpan { events.append(.span(received)) }
+        events.append(contentsOf: bodies)
+        events.append(.span(processing))
         do {
-            return try await log.append((bodies + [.span(processing)]).map(EventCodec.encode))
+            var receipt = try await log.append(events.map(EventCodec.encode))
+            request.recorded.received.store(true, ordering: .releasing)
+            // The receipt's first seq is the operation's first event's, not request_received's.
+            if events.count > bodies.count + 1 { receipt.firstSeq += 1 }
+            return receipt
         } catch {
             throw CoreError(appending: error)
         }
     }
 
+    /// Closes a request in its trace: `response_sent` with the request's whole duration and the
+    /// status it answered, or `error` for a valid request that failed (an unknown entity, a
+    /// conflict), preceded by `request_received` when the operation appended none (a read, or a
+    /// write that found nothing to do). Nothing when the operation closed the request itself.
+    /// Best effort: the operation's own events are durable already; a failure here loses only
+    /// these spans.
+    public func recordResponse(_ request: RequestTrace, status: Int, error: CoreError? = nil) async {
+        guard let received = request.receivedSpan, !request.recorded.closed.load(ordering: .acquiring) else { return }
+        let durationMs = (ContinuousClock.now - request.started).inMilliseconds
+        let details: JSONValue =
+            if let error {
+                .object([
+                    "status": .integer(Int64(status)),
+                    "error": .object(["code": .string(error.code.description), "message": .string(error.message)]),
+                ])
+            } else {
+                .object(["status": .integer(Int64(status))])
+            }
+        let closing = Span.orchestrator(
+            stage: error == nil ? "response_sent" : "error",
+            operation: request.operation,
+            requestTraceId: request.traceId,
+            durationMs: durationMs,
+            timestamp: now(),
+            details: details.jsonText
+        )
+        let spans = request.recorded.received.load(ordering: .acquiring) ? [closing] : [received, closing]
+        if (try? await log.append(spans.map { EventCodec.encode(.span($0)) })) != nil {
+            request.recorded.closed.store(true, ordering: .releasing)
+        }
+    }
+
     /// Appends only an `error` span for a valid request about something that does not exist
     /// (API.md: such requests are traced normally, with an error span).
-    func appendErrorSpan(operation: String, requestTraceId: String, error: CoreError) async {
+    func appendErrorSpan(operation: String, request: RequestTrace, error: CoreError) async {
         let span = Span.orchestrator(
             stage: "error",
             operation: operation,
-            requestTraceId: requestTraceId,
+            requestTraceId: request.traceId,
             timestamp: now(),
             details: JSONValue.object(["error": .object(["code": .string(error.code.description), "message": .string(error.message)])]).jsonText
         )
-        _ = try? await log.append(EventCodec.encode(.span(span)))
+        let spans = request.recorded.received.load(ordering: .acquiring) ? [span] : [request.receivedSpan, span].compactMap { $0 }
+        if (try? await log.append(spans.map { EventCodec.encode(.span($0)) })) != nil {
+            request.recorded.received.store(true, ordering: .releasing)
+            request.recorded.closed.store(true, ordering: .releasing)
+        }
     }
 }
 

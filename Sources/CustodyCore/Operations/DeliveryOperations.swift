@@ -35,7 +35,7 @@ public struct DeliveryOperations: Sendable {
         type: String?,
         note: String?,
         impact: String?,
-        requestTraceId: String
+        request: RequestTrace
     ) async throws(CoreError)
         -> FollowupRecord
     {
@@ -51,7 +51,7 @@ public struct DeliveryOperations: Sendable {
         let receipt = try await context.append(
             [.followupSubmitted(event)],
             operation: "submitOpsFollowup",
-            requestTraceId: requestTraceId,
+            request: request,
             started: started,
             details: .object(["followup_id": .string(event.id)])
         )
@@ -85,7 +85,7 @@ public struct DeliveryOperations: Sendable {
 
     /// finalizeDeliveryReport: the report of an order, as a new revision when anything about the
     /// order changed since the last one; `not_found` for an order with no task and no follow-up.
-    public func finalizeReport(orderId: String, requestTraceId: String) async throws(CoreError) -> JSONValue {
+    public func finalizeReport(orderId: String, request: RequestTrace) async throws(CoreError) -> JSONValue {
         let started = ContinuousClock.now
         let orderId = try FieldRules.identifier(orderId, "order_id")
         await context.orders.acquire(orderId)
@@ -99,7 +99,7 @@ public struct DeliveryOperations: Sendable {
         }
         guard snapshot.taskCount > 0 || !snapshot.followups.isEmpty else {
             let error = CoreError(.notFound, "there is no order \(orderId)")
-            await context.appendErrorSpan(operation: "finalizeDeliveryReport", requestTraceId: requestTraceId, error: error)
+            await context.appendErrorSpan(operation: "finalizeDeliveryReport", request: request, error: error)
             throw error
         }
         if let previous = snapshot.previous, previous.lastEventSeq == snapshot.lastEventSeq {
@@ -110,7 +110,7 @@ public struct DeliveryOperations: Sendable {
         let receipt = try await context.append(
             [.deliveryFinalized(DeliveryFinalized(orderId: orderId, revision: UInt64(revision), report: report.jsonText))],
             operation: "finalizeDeliveryReport",
-            requestTraceId: requestTraceId,
+            request: request,
             started: started,
             details: .object(["order_id": .string(orderId), "revision": .integer(revision)])
         )

@@ -1,5 +1,6 @@
 import CustodyLog
 import NIOCore
+import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -8,7 +9,7 @@ import Foundation
 #endif
 
 /// LogOps: recording spans (API.md "Logging"). The HTTP route and the RPC method both call
-/// ``recordLog(_:requestTraceId:)``; neither holds any logic of its own.
+/// ``recordLog(_:request:)``; neither holds any logic of its own.
 public struct LogOperations: Sendable {
     /// At most this many entries in one call.
     public static let maximumEntries = 10_000
@@ -34,7 +35,7 @@ public struct LogOperations: Sendable {
         case many([SpanInput])
     }
 
-    /// What ``recordLog(_:requestTraceId:)`` returns.
+    /// What ``recordLog(_:request:)`` returns.
     public struct Recorded: Sendable, Hashable {
         /// The trace id of each entry, in order.
         public var traceIds: [String]
@@ -48,7 +49,7 @@ public struct LogOperations: Sendable {
     /// the request's trace) in a single append: all of them become durable, or none. Returns only
     /// once they are durable. A problem with any entry rejects the call and appends nothing; the
     /// error names the entry and field (`entries[3].duration_ms`).
-    public func recordLog(_ body: Entries, requestTraceId: String) async throws(CoreError) -> Recorded {
+    public func recordLog(_ body: Entries, request: RequestTrace) async throws(CoreError) -> Recorded {
         let entries: [SpanInput]
         switch body {
         case .one(let entry): entries = [entry]
@@ -70,12 +71,16 @@ public struct LogOperations: Sendable {
                 throw error.prefixingField("entries[\(position)]")
             }
         }
-        var payloads = spans.map { EventCodec.encode(.span($0)) }
+        var payloads: [ByteBuffer] = []
+        payloads.reserveCapacity(spans.count + 2)
+        let received = request.receivedSpan
+        if let received { payloads.append(EventCodec.encode(.span(received))) }
+        for span in spans { payloads.append(EventCodec.encode(.span(span))) }
         let elapsed = ContinuousClock.now - started
         let processing = Span.orchestrator(
             stage: "processing",
             operation: "recordLog",
-            requestTraceId: requestTraceId,
+            requestTraceId: request.traceId,
             durationMs: elapsed.inMilliseconds,
             timestamp: time,
             details: JSONValue.object(["accepted": .integer(Int64(spans.count))]).jsonText
@@ -84,10 +89,12 @@ public struct LogOperations: Sendable {
         let receipt: AppendReceipt
         do {
             receipt = try await log.append(payloads, timestamp: time)
+            request.recorded.received.store(true, ordering: .releasing)
         } catch {
             throw CoreError(appending: error)
         }
-        return Recorded(traceIds: spans.map(\.traceId), firstSeq: receipt.firstSeq, lastSeq: receipt.lastSeq - 1)
+        let firstSeq = receipt.firstSeq + (received == nil ? 0 : 1)
+        return Recorded(traceIds: spans.map(\.traceId), firstSeq: firstSeq, lastSeq: firstSeq + UInt64(spans.count) - 1)
     }
 }
 
@@ -111,7 +118,7 @@ extension CoreError {
     }
 
     /// The same error about a field of an element: `source` becomes `entries[2].source`.
-    func prefixingField(_ prefix: String) -> CoreError {
+    public func prefixingField(_ prefix: String) -> CoreError {
         guard let field else { return CoreError(code, "\(prefix): \(message)", field: prefix) }
         let named = "\(prefix).\(field)"
         return CoreError(code, message.hasPrefix(field) ? named + message.dropFirst(field.count) : "\(named): \(message)", field: named)

@@ -40,7 +40,7 @@ public struct TaskOperations: Sendable {
 
     /// createTask: `uuid` optional (made when absent). An existing uuid with equal content returns
     /// the existing task; with other content, `conflict`.
-    public func createTask(orderId: String?, payload: JSONValue?, uuid: String?, requestTraceId: String) async throws(CoreError) -> Created {
+    public func createTask(orderId: String?, payload: JSONValue?, uuid: String?, request: RequestTrace) async throws(CoreError) -> Created {
         let started = ContinuousClock.now
         let orderId = try FieldRules.identifier(orderId, "order_id")
         let payload = try FieldRules.object(payload, "payload")!
@@ -57,7 +57,7 @@ public struct TaskOperations: Sendable {
         let receipt = try await context.append(
             [.taskCreated(TaskCreated(uuid: uuid, orderId: orderId, payload: payload))],
             operation: "createTask",
-            requestTraceId: requestTraceId,
+            request: request,
             started: started,
             details: .object(["task_uuid": .string(uuid)])
         )
@@ -83,7 +83,7 @@ public struct TaskOperations: Sendable {
     }
 
     /// updateTaskStatus.
-    public func updateTaskStatus(taskId: String?, status: String?, requestTraceId: String) async throws(CoreError) -> StatusChange {
+    public func updateTaskStatus(taskId: String?, status: String?, request: RequestTrace) async throws(CoreError) -> StatusChange {
         let started = ContinuousClock.now
         let taskId = try FieldRules.identifier(taskId, "task_id")
         guard let status else { throw CoreError.invalidArgument("status", "is required") }
@@ -95,14 +95,14 @@ public struct TaskOperations: Sendable {
         try await context.awaitProjections()
         guard let current = try await task(taskId) else {
             let error = CoreError(.taskNotFound, "there is no task \(taskId)", field: "task_id")
-            await context.appendErrorSpan(operation: "updateTaskStatus", requestTraceId: requestTraceId, error: error)
+            await context.appendErrorSpan(operation: "updateTaskStatus", request: request, error: error)
             throw error
         }
         let change = TaskStatusChanged(uuid: taskId, status: newStatus, previousStatus: current.status)
         let receipt = try await context.append(
             [.taskStatusChanged(change)],
             operation: "updateTaskStatus",
-            requestTraceId: requestTraceId,
+            request: request,
             started: started,
             details: .object(["task_uuid": .string(taskId), "status": .string(newStatus.rawValue)])
         )
@@ -119,7 +119,7 @@ public struct TaskOperations: Sendable {
         taskUUID: String?,
         errorType: String?,
         payload: JSONValue?,
-        requestTraceId: String
+        request: RequestTrace
     ) async throws(CoreError) -> String {
         let started = ContinuousClock.now
         let event = FactoryErrorRecorded(
@@ -134,7 +134,7 @@ public struct TaskOperations: Sendable {
         _ = try await context.append(
             [.factoryErrorRecorded(event)],
             operation: "recordFactoryError",
-            requestTraceId: requestTraceId,
+            request: request,
             started: started,
             details: .object(["error_id": .string(event.errorId)])
         )

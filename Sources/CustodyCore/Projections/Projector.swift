@@ -16,8 +16,7 @@ public actor Projector {
 
     private var applied: UInt64 = 0
     private var caughtUpAt = ContinuousClock.now
-    private var waiters: [Int: (seq: UInt64, continuation: CheckedContinuation<Void, any Error>)] = [:]
-    private var nextWaiterID = 0
+    private var waiters = PositionWaiters()
     private(set) var undecodableRecords = 0
 
     public init(log: SegmentLog, store: ProjectionStore, batchSize: Int = 8192, logger: Logger = Logger(label: "custody.projector")) {
@@ -112,8 +111,7 @@ public actor Projector {
     /// (``CoreError/Code/overloaded``: the projections are behind).
     public func waitUntilApplied(_ seq: UInt64, timeout: Duration = .seconds(5)) async throws(CoreError) {
         if applied >= seq { return }
-        nextWaiterID += 1
-        let id = nextWaiterID
+        let id = waiters.reserveID()
         let timer = Task {
             try? await Task.sleep(for: timeout)
             self.expireWaiter(id)
@@ -124,7 +122,7 @@ public actor Projector {
                 if applied >= seq {
                     continuation.resume()
                 } else {
-                    waiters[id] = (seq, continuation)
+                    waiters.add(id: id, seq, continuation)
                 }
             }
         } catch {
@@ -136,14 +134,11 @@ public actor Projector {
     }
 
     private func expireWaiter(_ id: Int) {
-        waiters.removeValue(forKey: id)?.continuation.resume(throwing: CancellationError())
+        waiters.expire(id)
     }
 
     private func wakeWaiters() {
-        for (id, waiter) in waiters where waiter.seq <= applied {
-            waiters.removeValue(forKey: id)
-            waiter.continuation.resume()
-        }
+        waiters.wake(upTo: applied)
     }
 
     /// How far behind the log the projections are: in events, and in seconds since they were last

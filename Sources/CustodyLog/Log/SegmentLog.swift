@@ -269,7 +269,7 @@ public actor SegmentLog {
         case .interval(let ms): synchronize = ContinuousClock.now - lastSynchronization >= .milliseconds(ms)
         }
         let batches = group.batches
-        let result: Result<[(BatchHeader, Int64)], any Error> = await runIO {
+        let result: Result<(headers: [(BatchHeader, Int64)], syncNanoseconds: Int64), any Error> = await runIO {
             var output = ByteBufferAllocator().buffer(capacity: Int(groupBytes) + 64)
             var headers: [(BatchHeader, Int64)] = []
             headers.reserveCapacity(batches.count)
@@ -283,13 +283,20 @@ public actor SegmentLog {
                 seq += UInt64(batch.count)
             }
             try output.withUnsafeReadableBytes { try file.write($0, at: offset) }
-            if synchronize { try file.synchronize() }
-            return headers
+            var syncNanoseconds: Int64 = 0
+            if synchronize {
+                let started = ContinuousClock.now
+                try file.synchronize()
+                let elapsed = (ContinuousClock.now - started).components
+                syncNanoseconds = elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
+            }
+            return (headers, syncNanoseconds)
         }
         switch result {
-        case .success(let headers):
+        case .success(let (headers, syncNanoseconds)):
             for (header, at) in headers {
                 active.index.noteBatch(header, at: at, interval: configuration.indexIntervalBytes)
+                statistics.uncompressedBytes += Int64(header.uncompressedLength)
             }
             let written = active.length - offset
             statistics.bytesWritten += written
@@ -298,6 +305,8 @@ public actor SegmentLog {
             bytesSinceRecoveryPoint += written
             if synchronize {
                 statistics.synchronizations += 1
+                statistics.synchronizationNanoseconds += syncNanoseconds
+                statistics.longestSynchronizationNanoseconds = max(statistics.longestSynchronizationNanoseconds, syncNanoseconds)
                 active.synchronizedLength = active.length
                 lastSynchronization = .now
             } else if case .interval(let ms) = policy, !synchronizationScheduled {
@@ -527,6 +536,11 @@ public struct LogStatistics: Sendable, Hashable, Codable {
     public var writes = 0
     public var synchronizations = 0
     public var bytesWritten: Int64 = 0
+    /// Bytes of the records written, before compression (with `bytesWritten`, the ratio).
+    public var uncompressedBytes: Int64 = 0
+    /// Time spent in `fdatasync` for appends, in all and the longest one.
+    public var synchronizationNanoseconds: Int64 = 0
+    public var longestSynchronizationNanoseconds: Int64 = 0
     public var segmentsRolled = 0
     public var failures = 0
 }

@@ -1,0 +1,261 @@
+import CustodyLog
+import GRDB
+
+/// A span as the API returns it: the span and the seq of its event.
+public struct SpanRecord: Sendable, Hashable {
+    public var seq: UInt64
+    public var span: Span
+
+    public init(seq: UInt64, span: Span) {
+        self.seq = seq
+        self.span = span
+    }
+
+    /// API.md's span entry plus `seq`.
+    public var jsonValue: JSONValue {
+        guard case .object(var object) = EventBody.span(span).jsonValue else { return .null }
+        object["seq"] = .integer(Int64(bitPattern: seq))
+        return .object(object)
+    }
+}
+
+/// One row of `trace_summaries` (API.md's TraceSummary).
+public struct TraceSummaryRecord: Sendable, Hashable {
+    public var traceId: String
+    public var rootOperation: String
+    public var start: Int64
+    public var end: Int64
+    public var spanCount: Int
+    public var errorCount: Int
+    public var sources: [String]
+    public var replayOf: String?
+
+    public var durationMs: Double { Double(end - start) / 1_000_000 }
+
+    public var jsonValue: JSONValue {
+        var object: [String: JSONValue] = [
+            "trace_id": .string(traceId), "root_operation": .string(rootOperation), "start": .string(RFC3339.format(start)),
+            "end": .string(RFC3339.format(end)), "duration_ms": .number(durationMs), "span_count": .integer(Int64(spanCount)),
+            "error_count": .integer(Int64(errorCount)), "sources": .array(sources.map(JSONValue.string)),
+        ]
+        if let replayOf { object["replay_of"] = .string(replayOf) }
+        return .object(object)
+    }
+
+    init(row: Row) {
+        traceId = row["trace_id"]
+        rootOperation = row["root_operation"]
+        start = row["start"]
+        end = row["end"]
+        spanCount = row["span_count"]
+        errorCount = row["error_count"]
+        let sourcesText: String = row["sources"]
+        if case .array(let values) = JSONText(sourcesText).jsonValue {
+            sources = values.compactMap { if case .string(let text) = $0 { text } else { nil } }
+        } else {
+            sources = []
+        }
+        replayOf = row["replay_of"]
+    }
+
+    init(_ summary: ActiveSpanCache.TraceSummary) {
+        traceId = summary.traceId
+        rootOperation = summary.rootOperation
+        start = summary.start
+        end = summary.end
+        spanCount = summary.spanCount
+        errorCount = summary.errorCount
+        sources = summary.sources
+        replayOf = nil
+    }
+}
+
+/// The filters of `GET /api/traces` (API.md "Traces").
+public struct TraceSearch: Sendable, Hashable {
+    public var source: String?
+    public var operation: String?
+    public var stage: String?
+    /// Only traces with an error span.
+    public var errorsOnly = false
+    public var minDurationMs: Double?
+    /// Traces that start at or after `since` and at or before `until` (nanoseconds).
+    public var since: Int64?
+    public var until: Int64?
+    /// A substring of the trace id, the root operation or a source.
+    public var query: String?
+    public var limit = 50
+    public var cursor: String?
+
+    public init() {}
+}
+
+/// Reads of traces: by id from the full history, search, the active-span cache, comparison and
+/// the replays list. Reads of traces are not traced themselves (API.md: no feedback loop).
+public struct TraceQueries: Sendable {
+    let context: CoreContext
+    let cache: ActiveSpanCache
+
+    public init(context: CoreContext, cache: ActiveSpanCache) {
+        self.context = context
+        self.cache = cache
+    }
+
+    /// A trace from the full history: its spans by timestamp then seq (with their `details`,
+    /// which stay in the log and are read from it by seq) and its summary; `trace_not_found`.
+    public func trace(_ traceId: String) async throws(CoreError) -> (spans: [SpanRecord], summary: TraceSummaryRecord) {
+        let traceId = try SpanInput.check(traceId, "trace_id", maximum: 128)
+        try await context.awaitProjections()
+        let found: (seqs: [UInt64], summary: TraceSummaryRecord?)
+        do {
+            found = try await context.store.read { db in
+                let seqs = try UInt64.fetchAll(
+                    db,
+                    sql: "SELECT seq FROM operation_logs WHERE trace_id = ? ORDER BY timestamp, seq",
+                    arguments: [traceId]
+                )
+                let summary = try Row.fetchOne(db, sql: "SELECT * FROM trace_summaries WHERE trace_id = ?", arguments: [traceId]).map(
+                    TraceSummaryRecord.init(row:)
+                )
+                return (seqs, summary)
+            }
+        } catch {
+            throw CoreError(.internalError, "reading trace \(traceId) failed")
+        }
+        guard let summary = found.summary, !found.seqs.isEmpty else { throw CoreError(.traceNotFound, "there is no trace \(traceId)") }
+        let events = try await events(at: found.seqs)
+        let spans = found.seqs.compactMap { seq -> SpanRecord? in
+            guard case .span(let span)? = events[seq]?.body else { return nil }
+            return SpanRecord(seq: seq, span: span)
+        }
+        return (spans, summary)
+    }
+
+    /// The events at the given seqs, read from the log batch by batch: a batch that holds several
+    /// of them is read once.
+    func events(at seqs: [UInt64]) async throws(CoreError) -> [UInt64: Event] {
+        let wanted = seqs.sorted()
+        var found: [UInt64: Event] = [:]
+        found.reserveCapacity(wanted.count)
+        var index = 0
+        do {
+            while index < wanted.count {
+                let records = try await context.log.read(from: wanted[index], maxRecords: 1)
+                guard let last = records.last, let first = records.first, first.seq <= wanted[index] else {
+                    index += 1
+                    continue
+                }
+                var byOffset = 0
+                while index < wanted.count, wanted[index] <= last.seq {
+                    let position = Int(wanted[index] - first.seq)
+                    if position >= byOffset, position < records.count, let event = try? EventCodec.decode(records[position]) {
+                        found[wanted[index]] = event
+                        byOffset = position
+                    }
+                    index += 1
+                }
+            }
+        } catch {
+            throw CoreError(.internalError, "reading the log failed")
+        }
+        return found
+    }
+
+    /// Traces matching `search`, newest first (by start, then trace id), `limit` at a time;
+    /// `next_cursor` continues after the last one.
+    public func search(_ search: TraceSearch) async throws(CoreError) -> (traces: [TraceSummaryRecord], nextCursor: String?) {
+        guard (1...1000).contains(search.limit) else { throw CoreError.invalidArgument("limit", "must be 1–1000") }
+        if let minimum = search.minDurationMs, !(minimum >= 0 && minimum.isFinite) {
+            throw CoreError.invalidArgument("min_duration_ms", "must be a number >= 0")
+        }
+        var after: (start: Int64, traceId: String)?
+        if let cursor = search.cursor {
+            let parts = cursor.split(separator: "~", maxSplits: 1)
+            guard parts.count == 2, let start = Int64(parts[0]), !parts[1].isEmpty else {
+                throw CoreError.invalidArgument("cursor", "is not a cursor this API returned")
+            }
+            after = (start, String(parts[1]))
+        }
+        var conditions: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if let after {
+            conditions.append("(t.start < ? OR (t.start = ? AND t.trace_id < ?))")
+            arguments += [after.start, after.start, after.traceId]
+        }
+        for (column, value) in [("source", search.source), ("operation", search.operation), ("stage", search.stage)] {
+            guard let value else { continue }
+            conditions.append("EXISTS (SELECT 1 FROM operation_logs o WHERE o.trace_id = t.trace_id AND o.\(column) = ?)")
+            arguments.append(value)
+        }
+        if search.errorsOnly { conditions.append("t.error_count > 0") }
+        if let minimum = search.minDurationMs {
+            conditions.append("(t.\"end\" - t.start) >= ?")
+            arguments.append(Int64(minimum * 1_000_000))
+        }
+        if let since = search.since {
+            conditions.append("t.start >= ?")
+            arguments.append(since)
+        }
+        if let until = search.until {
+            conditions.append("t.start <= ?")
+            arguments.append(until)
+        }
+        if let query = search.query, !query.isEmpty {
+            var pattern = "%"
+            for character in query {
+                if character == "\\" || character == "%" || character == "_" { pattern.append("\\") }
+                pattern.append(character)
+            }
+            pattern.append("%")
+            conditions.append("(t.trace_id LIKE ? ESCAPE '\\' OR t.root_operation LIKE ? ESCAPE '\\' OR t.sources LIKE ? ESCAPE '\\')")
+            arguments += [pattern, pattern, pattern]
+        }
+        let sql =
+            "SELECT t.* FROM trace_summaries t" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY t.start DESC, t.trace_id DESC LIMIT ?"
+        arguments.append(search.limit + 1)
+        try await context.awaitProjections()
+        let rows: [TraceSummaryRecord]
+        do {
+            let statementArguments = StatementArguments(arguments) ?? StatementArguments()
+            rows = try await context.store.read { db in
+                try Row.fetchAll(db, sql: sql, arguments: statementArguments).map(TraceSummaryRecord.init(row:))
+            }
+        } catch {
+            throw CoreError(.internalError, "searching traces failed")
+        }
+        let page = Array(rows.prefix(search.limit))
+        let next = rows.count > search.limit ? page.last.map { "\($0.start)~\($0.traceId)" } : nil
+        return (page, next)
+    }
+
+    /// The newest spans in the active-span cache (of one source when given), newest first, with
+    /// the summaries of their traces as the cache sees them.
+    public func active(source: String?, limit: Int) async throws(CoreError) -> (spans: [SpanRecord], traces: [TraceSummaryRecord]) {
+        guard (1...10_000).contains(limit) else { throw CoreError.invalidArgument("limit", "must be 1–10000") }
+        try await cache.waitUntilFollowed(await context.log.lastSeq, timeout: context.readTimeout)
+        let (entries, traces) = await cache.active(source: source, limit: limit)
+        return (entries.map { SpanRecord(seq: $0.seq, span: $0.span) }, traces.map(TraceSummaryRecord.init))
+    }
+
+    /// The newest replays first.
+    public func replays(limit: Int) async throws(CoreError) -> [JSONValue] {
+        guard (1...1000).contains(limit) else { throw CoreError.invalidArgument("limit", "must be 1–1000") }
+        try await context.awaitProjections()
+        do {
+            return try await context.store.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM replays ORDER BY started_at DESC LIMIT ?", arguments: [limit]).map { row in
+                    let startedAt: Int64 = row["started_at"]
+                    let completedAt: Int64? = row["completed_at"]
+                    return JSONValue.object([
+                        "started_at": .string(RFC3339.format(startedAt)), "from_trace": .string(row["from_trace"]),
+                        "new_trace": .string(row["new_trace"]), "mode": .string(row["mode"]), "status": .string(row["status"]),
+                        "spans": .integer(row["spans"]),
+                        "duration_ms": completedAt.map { .number(Double($0 - startedAt) / 1_000_000) } ?? .null,
+                    ])
+                }
+            }
+        } catch {
+            throw CoreError(.internalError, "reading replays failed")
+        }
+    }
+}

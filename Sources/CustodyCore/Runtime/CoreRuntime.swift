@@ -1,0 +1,129 @@
+import CustodyLog
+import Logging
+import NIOCore
+
+/// One open data directory with everything derived from its log: the projections and their
+/// projector, the active-span cache, the live hub, and the core operations over them. The server,
+/// the RPC service and the commands all work through one of these.
+///
+/// ``open(directory:configuration:logger:encodeLive:)`` recovers the log, brings the projections
+/// up to its head and refills the cache before returning (TARGETS.md P10 measures exactly this);
+/// ``run()`` then keeps every derived view following the log until it is cancelled, and
+/// ``close()`` checkpoints and closes.
+public final class CoreRuntime: Sendable {
+    public let log: SegmentLog
+    public let projector: Projector
+    public let cache: ActiveSpanCache
+    public let hub: LiveHub
+    public let context: CoreContext
+    public let tasks: TaskOperations
+    public let delivery: DeliveryOperations
+    public let logs: LogOperations
+    public let traces: TraceQueries
+    /// The log's head when the derived views were brought up to date.
+    let openedAt: UInt64
+    let logger: Logger
+
+    /// What ``open(directory:configuration:logger:encodeLive:)`` needs beyond the directory.
+    public struct Configuration: Sendable {
+        public var log = LogConfiguration()
+        public var damagePolicy = DamagePolicy.refuse
+        public var cacheTTL: Duration = .seconds(15 * 60)
+        public var cacheCapacity = 100_000
+        /// How long a read waits for the projections to reach the writes before it.
+        public var readTimeout: Duration = .seconds(5)
+
+        public init() {}
+    }
+
+    private init(
+        log: SegmentLog,
+        projector: Projector,
+        cache: ActiveSpanCache,
+        hub: LiveHub,
+        context: CoreContext,
+        openedAt: UInt64,
+        logger: Logger
+    ) {
+        self.log = log
+        self.projector = projector
+        self.cache = cache
+        self.hub = hub
+        self.context = context
+        self.tasks = TaskOperations(context: context)
+        self.delivery = DeliveryOperations(context: context)
+        self.logs = LogOperations(log: log)
+        self.traces = TraceQueries(context: context, cache: cache)
+        self.openedAt = openedAt
+        self.logger = logger
+    }
+
+    /// Opens (creating if needed) the data directory: recovers the log, catches the projections
+    /// up with it and refills the active-span cache. `encodeLive` encodes a span once for every
+    /// live client (the adapter's wire format).
+    public static func open(
+        directory: String,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "custody"),
+        encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer = { _ in ByteBuffer() }
+    ) async throws -> CoreRuntime {
+        let log = try await SegmentLog.open(
+            directory: directory,
+            configuration: configuration.log,
+            damagePolicy: configuration.damagePolicy,
+            logger: logger
+        )
+        do {
+            let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+            let projector = Projector(log: log, store: store, logger: logger)
+            try await projector.catchUp()
+            let cache = ActiveSpanCache(ttl: configuration.cacheTTL, capacity: configuration.cacheCapacity)
+            let head = await log.lastSeq
+            try await cache.refill(from: log)
+            let hub = LiveHub(log: log, startingAfter: head, logger: logger, encode: encodeLive)
+            let context = CoreContext(log: log, projector: projector, readTimeout: configuration.readTimeout)
+            return CoreRuntime(log: log, projector: projector, cache: cache, hub: hub, context: context, openedAt: head, logger: logger)
+        } catch {
+            await log.close()
+            throw error
+        }
+    }
+
+    /// Keeps the projections, the cache and the live hub following the log until the task is
+    /// cancelled (or the log closes). A failure of one of them ends all of them and is thrown.
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.projector.run() }
+            group.addTask { try await self.cache.follow(self.log, from: self.openedAt + 1) }
+            group.addTask { try await self.hub.run() }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Applies to the projections whatever they have not applied yet, then closes the log and the
+    /// projection store (WAL checkpointed). Call after ``run()`` has ended; no append may be in
+    /// flight. Runs to completion even when the calling task is cancelled.
+    public func close() async {
+        let projector = projector
+        let log = log
+        let logger = logger
+        await Task {
+            do {
+                try await projector.catchUp()
+            } catch {
+                logger.warning(
+                    "the projections could not catch up before closing; they resume from their checkpoint",
+                    metadata: ["error": "\(error)"]
+                )
+            }
+            await log.close()
+            do {
+                try projector.store.checkpointWAL()
+                try projector.store.close()
+            } catch {
+                logger.warning("closing the projections failed; they resume from their checkpoint", metadata: ["error": "\(error)"])
+            }
+        }.value
+    }
+}

@@ -1,0 +1,111 @@
+import CustodyCore
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Where and how the server listens.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8787
+    public var limits = ServerLimits()
+
+    public init(host: String = "127.0.0.1", port: Int = 8787) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// Builds the HTTP API over a ``CoreRuntime``: the router with every route of API.md, its
+/// middleware, and the services that run with it.
+public enum CustodyApplication {
+    /// How the live hub encodes a span for every WebSocket client (once per span).
+    public static let encodeLive: @Sendable (SpanRecord) -> ByteBuffer = LiveStreamRoute.encode
+
+    /// The router: middleware (trace, metrics), every route, and 405 answers for known paths
+    /// asked with another method.
+    public static func router(
+        runtime: CoreRuntime,
+        metrics: ServerMetrics = ServerMetrics(),
+        limits: ServerLimits = ServerLimits()
+    ) -> Router<
+        CustodyRequestContext
+    > {
+        let router = Router(context: CustodyRequestContext.self)
+        router.middlewares.add(TraceMiddleware())
+        router.middlewares.add(RequestMetricsMiddleware(metrics: metrics))
+        let gate = IngestGate(limit: limits.maximumConcurrentIngest)
+        let rebuild = AdminRebuild()
+        LogRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
+        TaskRoutes(runtime: runtime, limits: limits).register(on: router)
+        DeliveryRoutes(runtime: runtime, limits: limits).register(on: router)
+        TraceRoutes(runtime: runtime).register(on: router)
+        LiveStreamRoute(runtime: runtime).register(on: router)
+        OperationsRoutes(runtime: runtime, metrics: metrics, gate: gate, rebuild: rebuild).register(on: router)
+        DashboardRoutes().register(on: router)
+        answerOtherMethods(on: router)
+        return router
+    }
+
+    /// Every path the router knows answers the methods it does not take with 405 and `Allow`.
+    static func answerOtherMethods(on router: Router<CustodyRequestContext>) {
+        var methods: [String: (path: RouterPath, methods: [HTTPRequest.Method])] = [:]
+        for route in router.routes {
+            methods[route.path.description, default: (route.path, [])].methods.append(route.method)
+        }
+        for (_, entry) in methods {
+            let allowed = entry.methods
+            for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch] where !allowed.contains(method) {
+                router.on(entry.path, method: method) { _, _ -> Response in throw APIError.methodNotAllowed(allowed: allowed) }
+            }
+        }
+    }
+
+    /// The application: the router over HTTP/1.1 with WebSocket upgrades, and the runtime's
+    /// following of the log as a service that stops after the server has drained.
+    public static func application(
+        runtime: CoreRuntime,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        metrics: ServerMetrics = ServerMetrics(),
+        logger: Logger = Logger(label: "custody.server"),
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = router(runtime: runtime, metrics: metrics, limits: configuration.limits)
+        let app = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: router,
+                configuration: .init(
+                    http1: .init(idleTimeout: .seconds(configuration.limits.idleTimeoutSeconds)),
+                    ws: .init(maxFrameSize: 1 << 20, autoPing: .disabled)
+                )
+            ),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            services: [RuntimeService(runtime: runtime, logger: logger)],
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+        return app
+    }
+}
+
+/// The runtime's derived views following the log, as a service of the server's group: it is shut
+/// down after the HTTP server (which stops taking requests and finishes those in flight), then
+/// the projections catch up and the log and the database close.
+struct RuntimeService: Service {
+    let runtime: CoreRuntime
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await runtime.run()
+            }
+        } catch is CancellationError {
+        }
+        await runtime.close()
+        logger.info("the log and the projections are closed")
+    }
+}

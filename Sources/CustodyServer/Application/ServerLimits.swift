@@ -1,0 +1,19 @@
+/// The size limits of the HTTP API (API.md "Envelope and errors", TARGETS.md R6/R8). Every input
+/// is bounded: the body, the JSON nesting depth, the entries of a batch (``LogOperations``) and
+/// each field (``SpanInput``).
+public struct ServerLimits: Sendable {
+    /// The largest request body read (API.md: 8 MiB).
+    public var maximumBodyBytes = 8 << 20
+    /// JSON nested deeper than this is refused before it is parsed (a parser's recursion must not
+    /// be the client's to choose).
+    public var maximumJSONDepth = 64
+    /// Ingest requests (POST /api/logs) being processed at once; beyond it a request gets 429 with
+    /// `Retry-After` instead of queueing without bound.
+    public var maximumConcurrentIngest = 256
+    /// A connection that sends nothing for this long is closed (slow or stalled clients).
+    public var idleTimeoutSeconds: Int64 = 60
+
+    public static let `default` = ServerLimits()
+
+    public init() {}
+}

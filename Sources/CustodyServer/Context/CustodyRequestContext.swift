@@ -1,0 +1,23 @@
+import Hummingbird
+import HummingbirdWebSocket
+
+/// The request context of every route: Hummingbird's core storage, the WebSocket handler slot
+/// (for `/api/traces/live`), and the request's trace, which ``TraceMiddleware`` fills in before any
+/// route runs.
+public struct CustodyRequestContext: RequestContext, WebSocketRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<Self>
+    /// The trace id of the request (API.md "Tracing of requests").
+    public var traceId = ""
+    /// When the request arrived: wall clock (nanoseconds since the Unix epoch) and monotonic.
+    public var receivedAt: Int64 = 0
+    public var started = ContinuousClock.now
+
+    public init(source: Source) {
+        self.coreContext = .init(source: source)
+        self.webSocket = .init()
+    }
+
+    /// Bodies larger than this are refused with 413 before they are read in full.
+    public var maxUploadSize: Int { ServerLimits.default.maximumBodyBytes }
+}

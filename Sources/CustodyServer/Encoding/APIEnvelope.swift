@@ -1,0 +1,21 @@
+import CustodyCore
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// API.md's success envelope, `{"ok": true, "data": …}`.
+enum APIEnvelope {
+    static func ok(_ data: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        var body = ByteBuffer(string: #"{"ok":true,"data":"#)
+        var encoded = data.jsonText.bytes
+        body.writeBuffer(&encoded)
+        body.writeString("}")
+        return Response(status: status, headers: fields, body: .init(byteBuffer: body))
+    }
+
+    static func encode(_ value: JSONValue) -> ByteBuffer {
+        value.jsonText.bytes
+    }
+}

@@ -1,0 +1,165 @@
+import CustodyCore
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Reads a JSON request body into a request type, with API.md's errors: 415 for another media
+/// type, 413 over the size limit, 400 `invalid_json` for anything that is not JSON (or not the
+/// JSON type expected at the top), 422 `invalid_argument` naming the field for a field of the
+/// wrong type. Nothing is decoded before the size and nesting checks pass.
+enum JSONBody {
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: CustodyRequestContext, limits: ServerLimits) async throws -> T {
+        if let contentType = request.headers[.contentType] {
+            let mediaType = String(contentType.split(separator: ";", maxSplits: 1).first ?? "").filter { $0 != " " && $0 != "\t" }.lowercased()
+            guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
+                throw APIError.unsupportedMediaType
+            }
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limits.maximumBodyBytes)
+        } catch {
+            throw APIError(CoreError(.payloadTooLarge, "the body is over \(limits.maximumBodyBytes) bytes"))
+        }
+        return try decode(type, from: body, limits: limits)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from body: ByteBuffer, limits: ServerLimits) throws -> T {
+        guard body.readableBytes > 0 else { throw APIError.invalidJSON("the body is empty; it must be JSON") }
+        try checkDepth(body, maximum: limits.maximumJSONDepth)
+        do {
+            return try JSONDecoder().decode(type, from: Data(body.readableBytesView))
+        } catch let error as CoreError {
+            throw APIError(error)
+        } catch let error as DecodingError {
+            throw APIError(decoding: error)
+        } catch {
+            throw APIError.invalidJSON("the body is not valid JSON")
+        }
+    }
+
+    /// Refuses JSON nested deeper than `maximum` (counting brackets outside strings) in one pass.
+    static func checkDepth(_ body: ByteBuffer, maximum: Int) throws {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in body.readableBytesView {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > maximum { throw APIError.invalidJSON("the JSON is nested deeper than \(maximum) levels") }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+    }
+}
+
+extension APIError {
+    /// A decoding failure: at the top it is not the JSON expected (400); at a field, the field is
+    /// of the wrong type (422, naming it).
+    init(decoding error: DecodingError) {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            var text = ""
+            for key in codingPath {
+                if let index = key.intValue {
+                    text += "[\(index)]"
+                } else {
+                    text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+                }
+            }
+            return text
+        }
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            let field = path(context.codingPath)
+            if field.isEmpty {
+                self = .invalidJSON("the body is not the JSON expected here (an object)")
+            } else {
+                self.init(CoreError.invalidArgument(field, "is of the wrong type"))
+            }
+        case .keyNotFound(let key, let context):
+            let field = path(context.codingPath + [key])
+            self.init(CoreError.invalidArgument(field, "is required"))
+        case .dataCorrupted(let context):
+            let field = path(context.codingPath)
+            if field.isEmpty {
+                self = .invalidJSON("the body is not valid JSON")
+            } else {
+                self.init(CoreError.invalidArgument(field, "is not valid"))
+            }
+        @unknown default:
+            self = .invalidJSON("the body is not valid JSON")
+        }
+    }
+}
+
+/// Decoding of request fields: a field of the wrong JSON type is an error naming the field;
+/// `null` counts as absent.
+struct FieldKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ name: String) { stringValue = name }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+extension KeyedDecodingContainer where Key == FieldKey {
+    func string(_ name: String) throws -> String? {
+        do {
+            return try decodeIfPresent(String.self, forKey: FieldKey(name))
+        } catch {
+            throw CoreError.invalidArgument(name, "must be a string")
+        }
+    }
+
+    func json(_ name: String) throws -> JSONValue? {
+        let value = try decodeIfPresent(JSONValue.self, forKey: FieldKey(name))
+        if case .null? = value { return nil }
+        return value
+    }
+
+    func strings(_ name: String) throws -> [String]? {
+        do {
+            return try decodeIfPresent([String].self, forKey: FieldKey(name))
+        } catch {
+            throw CoreError.invalidArgument(name, "must be an array of strings")
+        }
+    }
+
+    func number(_ name: String) throws -> Double? {
+        do {
+            return try decodeIfPresent(Double.self, forKey: FieldKey(name))
+        } catch {
+            throw CoreError.invalidArgument(name, "must be a number")
+        }
+    }
+}
+
+extension Decoder {
+    /// The body's fields; a body that is not a JSON object is `invalid_json` (400).
+    func fields() throws -> KeyedDecodingContainer<FieldKey> {
+        do {
+            return try container(keyedBy: FieldKey.self)
+        } catch {
+            throw APIError.invalidJSON("the body must be a JSON object")
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import CustodyCore
+import CustodyLog
+import NIOCore
+import Prometheus
+import Synchronization
+
+/// A snapshot of everything the server measures about itself: `GET /api/admin/stats` returns it
+/// as JSON and `GET /metrics` as Prometheus gauges.
+struct ServerStatistics: Sendable {
+    var log: LogStatus
+    var projectionApplied: UInt64
+    var projectionLagEvents: UInt64
+    var projectionLagSeconds: Double
+    var cachedSpans: Int
+    var cachedTraces: Int
+    var liveClients: Int
+    var liveDelivered: Int
+    var liveDropped: Int
+    var ingestInFlight: Int
+    var ingestRefused: Int
+    var rejected: [String: Int]
+    var rebuild: JSONValue
+
+    static func collect(runtime: CoreRuntime, metrics: ServerMetrics, gate: IngestGate, rebuild: AdminRebuild) async -> ServerStatistics {
+        let lag = await runtime.projector.lag()
+        return ServerStatistics(
+            log: await runtime.log.status(),
+            projectionApplied: await runtime.projector.appliedSeq,
+            projectionLagEvents: lag.events,
+            projectionLagSeconds: lag.seconds,
+            cachedSpans: await runtime.cache.count,
+            cachedTraces: await runtime.cache.traceCount,
+            liveClients: await runtime.hub.clientCount,
+            liveDelivered: await runtime.hub.deliveredTotal,
+            liveDropped: await runtime.hub.droppedTotal,
+            ingestInFlight: gate.current,
+            ingestRefused: gate.refused.load(ordering: .relaxed),
+            rejected: metrics.rejected,
+            rebuild: await rebuild.status
+        )
+    }
+
+    var bytesOnDisk: Int64 { log.segments.reduce(0) { $0 + $1.bytes } }
+    var compressionRatio: Double {
+        log.statistics.bytesWritten > 0 ? Double(log.statistics.uncompressedBytes) / Double(log.statistics.bytesWritten) : 0
+    }
+
+    var jsonValue: JSONValue {
+        let statistics = log.statistics
+        return .object([
+            "log": .object([
+                "first_seq": .integer(Int64(log.firstSeq)), "last_seq": .integer(Int64(log.lastSeq)),
+                "segments": .integer(Int64(log.segments.count)), "bytes_on_disk": .integer(bytesOnDisk),
+                "bytes_written": .integer(statistics.bytesWritten), "uncompressed_bytes": .integer(statistics.uncompressedBytes),
+                "compression_ratio": .number(compressionRatio), "appends": .integer(Int64(statistics.appends)),
+                "records_appended": .integer(Int64(statistics.recordsAppended)), "fsyncs": .integer(Int64(statistics.synchronizations)),
+                "fsync_seconds_total": .number(Double(statistics.synchronizationNanoseconds) / 1e9),
+                "fsync_longest_ms": .number(Double(statistics.longestSynchronizationNanoseconds) / 1e6),
+                "failure": log.failure.map(JSONValue.string) ?? .null,
+            ]),
+            "projections": .object([
+                "applied_seq": .integer(Int64(projectionApplied)), "lag_events": .integer(Int64(projectionLagEvents)),
+                "lag_seconds": .number(projectionLagSeconds),
+            ]),
+            "cache": .object(["spans": .integer(Int64(cachedSpans)), "traces": .integer(Int64(cachedTraces))]),
+            "live": .object([
+                "clients": .integer(Int64(liveClients)), "delivered": .integer(Int64(liveDelivered)), "dropped": .integer(Int64(liveDropped)),
+            ]),
+            "ingest": .object(["requests_in_flight": .integer(Int64(ingestInFlight)), "refused": .integer(Int64(ingestRefused))]),
+            "requests": .object(["rejected": .object(rejected.mapValues { .integer(Int64($0)) })]),
+            "outbox": .object(["depth": .integer(0)]),
+            "rebuild": rebuild,
+        ])
+    }
+
+    /// Sets the gauges of `registry` to this snapshot.
+    func export(to registry: PrometheusCollectorRegistry) {
+        func gauge(_ name: String, _ help: String, _ value: Double, _ labels: [(String, String)] = []) {
+            registry.makeGauge(name: name, labels: labels, help: help).set(value)
+        }
+        let statistics = log.statistics
+        gauge("custody_log_head_seq", "The seq of the last acknowledged event.", Double(log.lastSeq))
+        gauge("custody_log_bytes_on_disk", "Bytes of segment files.", Double(bytesOnDisk))
+        gauge("custody_log_segments", "Segment files.", Double(log.segments.count))
+        gauge("custody_log_compression_ratio", "Record bytes per byte written since start.", compressionRatio)
+        gauge("custody_log_fsyncs", "fdatasync calls for appends since start.", Double(statistics.synchronizations))
+        gauge("custody_log_fsync_seconds", "Time spent in fdatasync for appends since start.", Double(statistics.synchronizationNanoseconds) / 1e9)
+        gauge("custody_log_fsync_longest_seconds", "The longest fdatasync since start.", Double(statistics.longestSynchronizationNanoseconds) / 1e9)
+        gauge("custody_log_appends_failed", "Appends that failed (storage) since start.", Double(statistics.appendsFailed))
+        gauge("custody_projection_applied_seq", "The seq the projections have applied.", Double(projectionApplied), [("projection", "sqlite")])
+        gauge("custody_projection_lag_events", "Events the projections are behind the log.", Double(projectionLagEvents), [("projection", "sqlite")])
+        gauge(
+            "custody_projection_lag_seconds",
+            "Seconds since the projections were last caught up.",
+            projectionLagSeconds,
+            [("projection", "sqlite")]
+        )
+        gauge("custody_cache_spans", "Spans in the active-span cache.", Double(cachedSpans))
+        gauge("custody_cache_traces", "Traces in the active-span cache.", Double(cachedTraces))
+        gauge("custody_live_clients", "Connected live-stream clients.", Double(liveClients))
+        gauge("custody_live_dropped", "Live messages dropped for slow clients since start.", Double(liveDropped))
+        gauge("custody_live_delivered", "Live messages queued to clients since start.", Double(liveDelivered))
+        gauge("custody_ingest_in_flight", "Ingest requests being processed.", Double(ingestInFlight))
+        gauge("custody_ingest_refused", "Ingest requests refused as overloaded since start.", Double(ingestRefused))
+        gauge("custody_outbox_depth", "GitHub operations waiting to run.", 0)
+    }
+}

@@ -1,0 +1,53 @@
+import CustodyCore
+import CustodyLog
+import HTTPTypes
+import Hummingbird
+import W3CTraceContext
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Gives every request its trace (API.md "Tracing of requests") and echoes it: the trace id is
+/// `x-trace-id` when valid, else the trace id of a valid `traceparent`, else a new UUID; invalid
+/// headers are ignored, never an error. Every response, errors included, carries `x-trace-id`.
+///
+/// This middleware only decides the trace; the spans are appended by the core operations
+/// (`request_received` with their events) and by ``TracedRoute`` (`response_sent` / `error`), so
+/// that a request rejected as invalid appends nothing.
+public struct TraceMiddleware: RouterMiddleware {
+    public typealias Context = CustodyRequestContext
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.traceId = Self.traceId(of: request.headers)
+        context.receivedAt = SegmentLog.now()
+        context.started = .now
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            response = try APIError(converting: error).response(from: request, context: context)
+        }
+        response.headers[.traceId] = context.traceId
+        return response
+    }
+
+    /// The trace id of a request with these headers.
+    static func traceId(of headers: HTTPFields) -> String {
+        if let value = headers[.traceId], TraceIdentifier.isValid(value) { return value }
+        if let parent = headers[.traceparent], let context = try? TraceContext(traceParentHeaderValue: parent) {
+            return context.traceID.description
+        }
+        return UUID().uuidString.lowercased()
+    }
+}
+
+extension HTTPField.Name {
+    static let traceId = HTTPField.Name("x-trace-id")!
+    static let traceparent = HTTPField.Name("traceparent")!
+}

@@ -1,0 +1,159 @@
+import CustodyCore
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// `GET /api/traces/live` (API.md "Live stream"): a WebSocket that receives every new span
+/// matching its filters as `{"event": "trace", "data": Span}`, a ping every 10 s, and
+/// `{"event": "lagged", "dropped": n}` when it fell behind. `since_seq` first replays the log
+/// after that seq, then continues live with no gap and no duplicate. The client may send
+/// `{"op": "pause"}`, `{"op": "resume"}` (what arrived meanwhile is then read from the log) and
+/// `{"op": "filter", "source": [...], "stage": [...], "operation": [...], "trace_id": [...]}`.
+struct LiveStreamRoute {
+    let runtime: CoreRuntime
+    /// Spans buffered per client before it counts as lagging.
+    var bufferSize = 4096
+    var pingInterval: Duration = .seconds(10)
+
+    /// The query of a live request: filters and `since_seq`.
+    struct Parameters {
+        var filter: LiveFilter
+        var sinceSeq: UInt64?
+
+        init(_ request: Request) throws(CoreError) {
+            let query = request.uri.queryParameters
+            func values(_ name: String) -> Set<String> { Set(query.getAll(name).filter { !$0.isEmpty }.map { String($0) }) }
+            filter = LiveFilter(sources: values("source"), stages: values("stage"), operations: values("operation"), traceIds: values("trace_id"))
+            if let since = query["since_seq"] {
+                guard let seq = UInt64(since) else { throw CoreError.invalidArgument("since_seq", "must be a seq (a non-negative integer)") }
+                sinceSeq = seq
+            }
+        }
+    }
+
+    func register(on router: Router<CustodyRequestContext>) {
+        router.ws("/api/traces/live") { request, _ in
+            guard request.headers[.upgrade]?.lowercased() == "websocket" else { throw APIError.upgradeRequired }
+            _ = try Parameters(request)
+            try Self.checkOrigin(request)
+            return .upgrade([:])
+        } onUpgrade: { inbound, outbound, context in
+            let parameters = try Parameters(context.request)
+            try await stream(parameters, inbound: inbound, outbound: outbound, logger: context.logger)
+        }
+    }
+
+    /// A browser's `Origin` must name the host it connected to: another site's page may not read
+    /// the stream with the user's access (TARGETS.md R8). Clients that are not browsers send none.
+    static func checkOrigin(_ request: Request) throws {
+        guard let origin = request.headers[.origin], origin != "null" else { return }
+        guard let host = request.head.authority, let originHost = URL(string: origin)?.host else {
+            throw APIError(status: .forbidden, code: "forbidden", message: "the Origin of this request is not allowed")
+        }
+        let originWithPort = URL(string: origin).map { url in url.port.map { "\(url.host ?? ""):\($0)" } ?? (url.host ?? "") } ?? ""
+        guard originWithPort == host || originHost == host else {
+            throw APIError(status: .forbidden, code: "forbidden", message: "the Origin of this request is not allowed")
+        }
+    }
+
+    func stream(_ parameters: Parameters, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, logger: Logger) async throws {
+        let hub = runtime.hub
+        let subscription = await hub.subscribe(filter: parameters.filter, bufferSize: bufferSize)
+        defer { Task { await hub.unsubscribe(subscription.id) } }
+        let send = { @Sendable (buffer: ByteBuffer) async throws in
+            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Client messages: pause, resume, filter. The stream ends when the client leaves.
+            group.addTask {
+                for try await message in inbound.messages(maxSize: 64 << 10) {
+                    guard case .text(let text) = message else { continue }
+                    guard let command = try? JSONDecoder().decode(ClientCommand.self, from: Data(text.utf8)) else {
+                        try await send(Self.notice(["event": .string("error"), "message": .string("not a command this stream understands")]))
+                        continue
+                    }
+                    switch command.op {
+                    case "pause": await hub.pause(subscription.id)
+                    case "resume": await hub.resume(subscription.id)
+                    case "filter": await hub.update(subscription.id, filter: command.filter)
+                    default:
+                        try await send(Self.notice(["event": .string("error"), "message": .string("unknown op \(command.op)")]))
+                    }
+                }
+            }
+            // Spans: the catch-up from the log, then the live stream.
+            group.addTask {
+                if let since = parameters.sinceSeq, since < subscription.startsAfter {
+                    try await hub.catchUp(from: since, through: subscription.startsAfter, filter: parameters.filter) { delivery in
+                        try await send(delivery.encoded)
+                    }
+                }
+                for await message in subscription.messages {
+                    switch message {
+                    case .span(let delivery):
+                        try await send(delivery.encoded)
+                    case .lagged(let dropped):
+                        try await send(Self.notice(["event": .string("lagged"), "dropped": .integer(Int64(dropped))]))
+                    case .resumed(let after, let through, let filter):
+                        try await hub.catchUp(from: after, through: through, filter: filter) { delivery in
+                            try await send(delivery.encoded)
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: pingInterval)
+                    try await send(Self.notice(["event": .string("ping"), "t": .integer(SegmentLogClock.milliseconds())]))
+                }
+            }
+            // The first task to end (the client left, or the hub stopped) ends the others.
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    static func notice(_ fields: [String: JSONValue]) -> ByteBuffer {
+        JSONValue.object(fields).jsonText.bytes
+    }
+
+    /// The live stream's frame of a span: `{"event": "trace", "data": Span}`.
+    static func encode(_ record: SpanRecord) -> ByteBuffer {
+        var buffer = ByteBuffer(string: #"{"event":"trace","data":"#)
+        var data = record.jsonValue.jsonText.bytes
+        buffer.writeBuffer(&data)
+        buffer.writeString("}")
+        return buffer
+    }
+
+    struct ClientCommand: Decodable {
+        var op: String
+        var filter: LiveFilter
+
+        enum CodingKeys: String, CodingKey {
+            case op, source, stage, operation
+            case traceId = "trace_id"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            op = try container.decode(String.self, forKey: .op)
+            func set(_ key: CodingKeys) throws -> Set<String> { Set(try container.decodeIfPresent([String].self, forKey: key) ?? []) }
+            filter = LiveFilter(sources: try set(.source), stages: try set(.stage), operations: try set(.operation), traceIds: try set(.traceId))
+        }
+    }
+}
+
+enum SegmentLogClock {
+    /// Milliseconds since the Unix epoch.
+    static func milliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}

@@ -1,0 +1,31 @@
+import CustodyCore
+import Hummingbird
+
+/// LogOps over HTTP (API.md "Logging"): decode → ``LogOperations/recordLog(_:request:)`` → encode.
+struct LogRoutes {
+    let runtime: CoreRuntime
+    let limits: ServerLimits
+    let gate: IngestGate
+    let metrics: ServerMetrics
+
+    func register(on router: Router<CustodyRequestContext>) {
+        router.traced("/api/logs", method: .post, runtime: runtime) { request, context, trace in
+            try await gate.admit {
+                let body = try await JSONBody.decode(LogBody.self, from: request, context: context, limits: limits)
+                let recorded = try await runtime.logs.recordLog(body.entries, request: trace)
+                metrics.ingested(events: recorded.accepted)
+                switch body.entries {
+                case .one:
+                    return APIEnvelope.ok(.object(["trace_id": .string(recorded.traceIds[0])]))
+                case .many:
+                    return APIEnvelope.ok(
+                        .object([
+                            "trace_ids": .array(recorded.traceIds.map(JSONValue.string)), "accepted": .integer(Int64(recorded.accepted)),
+                            "first_seq": .integer(Int64(recorded.firstSeq)), "last_seq": .integer(Int64(recorded.lastSeq)),
+                        ])
+                    )
+                }
+            }
+        }
+    }
+}

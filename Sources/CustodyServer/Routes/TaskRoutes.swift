@@ -1,0 +1,90 @@
+import CustodyCore
+import Hummingbird
+
+/// TaskOps over HTTP (API.md "Tasks"): decode → the shared core function → encode.
+struct TaskRoutes {
+    let runtime: CoreRuntime
+    let limits: ServerLimits
+
+    func register(on router: Router<CustodyRequestContext>) {
+        let tasks = runtime.tasks
+        router.traced("/api/tasks", method: .post, runtime: runtime) { request, context, trace in
+            let body = try await JSONBody.decode(CreateTaskBody.self, from: request, context: context, limits: limits)
+            let created = try await tasks.createTask(orderId: body.orderId, payload: body.payload, uuid: body.uuid, request: trace)
+            return APIEnvelope.ok(.object(["task": created.task.jsonValue]), status: created.created ? .created : .ok)
+        }
+        router.traced("/api/tasks/updateStatus", method: .post, runtime: runtime) { request, context, trace in
+            let body = try await JSONBody.decode(UpdateStatusBody.self, from: request, context: context, limits: limits)
+            let change = try await tasks.updateTaskStatus(taskId: body.taskId, status: body.status, request: trace)
+            return APIEnvelope.ok(
+                .object([
+                    "task_id": .string(change.taskId), "status": .string(change.status.rawValue),
+                    "previous_status": .string(change.previousStatus.rawValue),
+                ])
+            )
+        }
+        router.traced("/api/tasks/errors", method: .post, runtime: runtime) { request, context, trace in
+            let body = try await JSONBody.decode(FactoryErrorBody.self, from: request, context: context, limits: limits)
+            let errorId = try await tasks.recordFactoryError(
+                source: body.source,
+                message: body.message,
+                orderId: body.orderId,
+                taskUUID: body.taskUUID,
+                errorType: body.errorType,
+                payload: body.payload,
+                request: trace
+            )
+            return APIEnvelope.ok(.object(["error_id": .string(errorId)]), status: .created)
+        }
+        router.traced("/api/tasks/{uuid}", method: .get, runtime: runtime) { request, context, trace in
+            let uuid = try context.parameters.require("uuid")
+            if let asOf = request.uri.queryParameters["as_of"] {
+                let (task, seq) = try await tasks.getTask(uuid, asOf: try AsOf(parsing: String(asOf)))
+                return APIEnvelope.ok(.object(["task": task.jsonValue, "as_of_seq": .integer(Int64(seq))]))
+            }
+            return APIEnvelope.ok(.object(["task": try await tasks.getTask(uuid).jsonValue]))
+        }
+        router.traced("/api/tasks", method: .get, runtime: runtime) { request, context, trace in
+            let query = request.uri.queryParameters
+            let page = try await tasks.listTasks(
+                orderId: query["order_id"].map(String.init),
+                status: query["status"].map(String.init),
+                limit: try QueryValues.integer(query["limit"].map(String.init), "limit") ?? 100,
+                cursor: query["cursor"].map(String.init)
+            )
+            return APIEnvelope.ok(
+                .object(["tasks": .array(page.tasks.map(\.jsonValue)), "next_cursor": page.nextCursor.map(JSONValue.string) ?? .null])
+            )
+        }
+    }
+}
+
+/// Query parameters of the wrong form are `invalid_argument` naming the parameter.
+enum QueryValues {
+    static func integer(_ text: String?, _ name: String) throws(CoreError) -> Int? {
+        guard let text else { return nil }
+        guard let value = Int(text) else { throw CoreError.invalidArgument(name, "must be an integer") }
+        return value
+    }
+
+    static func number(_ text: String?, _ name: String) throws(CoreError) -> Double? {
+        guard let text else { return nil }
+        guard let value = Double(text), value.isFinite else { throw CoreError.invalidArgument(name, "must be a number") }
+        return value
+    }
+
+    static func instant(_ text: String?, _ name: String) throws(CoreError) -> Int64? {
+        guard let text else { return nil }
+        guard let value = RFC3339.nanoseconds(text) else { throw CoreError.invalidArgument(name, "must be an RFC 3339 timestamp") }
+        return value
+    }
+
+    static func boolean(_ text: String?, _ name: String) throws(CoreError) -> Bool? {
+        guard let text else { return nil }
+        switch text {
+        case "true", "1": return true
+        case "false", "0": return false
+        default: throw CoreError.invalidArgument(name, "must be true or false")
+        }
+    }
+}

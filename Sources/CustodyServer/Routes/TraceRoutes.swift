@@ -1,0 +1,110 @@
+import CustodyCore
+import Hummingbird
+import NIOCore
+
+/// Reads of traces (API.md "Traces"): the active-span cache, one trace (JSON, or a CSV/JSON
+/// download), search, compare, and the replays list. Reads of traces are not traced.
+struct TraceRoutes {
+    let runtime: CoreRuntime
+
+    func register(on router: Router<CustodyRequestContext>) {
+        let traces = runtime.traces
+        router.get("/api/traces/active") { request, _ in
+            let query = request.uri.queryParameters
+            let active = try await traces.active(
+                source: query["source"].map(String.init),
+                limit: try QueryValues.integer(query["limit"].map(String.init), "limit") ?? 100
+            )
+            return APIEnvelope.ok(.object(["spans": .array(active.spans.map(\.jsonValue)), "traces": .array(active.traces.map(\.jsonValue))]))
+        }
+        router.get("/api/traces/{trace_id}") { request, context in
+            let traceId = try context.parameters.require("trace_id")
+            let trace = try await traces.trace(traceId)
+            switch request.uri.queryParameters["format"].map(String.init) {
+            case nil:
+                return APIEnvelope.ok(
+                    .object(["trace_id": .string(traceId), "spans": .array(trace.spans.map(\.jsonValue)), "summary": trace.summary.jsonValue])
+                )
+            case "json":
+                let document = JSONValue.object(
+                    ["trace_id": .string(traceId), "spans": .array(trace.spans.map(\.jsonValue)), "summary": trace.summary.jsonValue]
+                )
+                return Self.download(document.jsonText.bytes, name: "\(traceId).json", type: "application/json")
+            case "csv":
+                return Self.download(TraceCSV.encode(trace.spans), name: "\(traceId).csv", type: "text/csv; charset=utf-8")
+            default:
+                throw CoreError.invalidArgument("format", "must be csv or json")
+            }
+        }
+        router.get("/api/traces") { request, _ in
+            let query = request.uri.queryParameters
+            func text(_ name: Substring) -> String? { query[name].map { String($0) } }
+            var search = TraceSearch()
+            search.source = text("source")
+            search.operation = text("operation")
+            search.stage = text("stage")
+            search.errorsOnly = try QueryValues.boolean(text("error"), "error") ?? false
+            search.minDurationMs = try QueryValues.number(text("min_duration_ms"), "min_duration_ms")
+            search.since = try QueryValues.instant(text("since"), "since")
+            search.until = try QueryValues.instant(text("until"), "until")
+            search.query = text("q")
+            search.limit = try QueryValues.integer(text("limit"), "limit") ?? 50
+            search.cursor = text("cursor")
+            let page = try await traces.search(search)
+            return APIEnvelope.ok(
+                .object(["traces": .array(page.traces.map(\.jsonValue)), "next_cursor": page.nextCursor.map(JSONValue.string) ?? .null])
+            )
+        }
+        router.get("/api/traces/{trace_id}/compare/{other}") { _, context in
+            let comparison = try await traces.compare(try context.parameters.require("trace_id"), try context.parameters.require("other"))
+            return APIEnvelope.ok(comparison.jsonValue)
+        }
+        router.get("/api/replays") { request, _ in
+            let limit = try QueryValues.integer(request.uri.queryParameters["limit"].map(String.init), "limit") ?? 50
+            return APIEnvelope.ok(.object(["replays": .array(try await traces.replays(limit: limit))]))
+        }
+    }
+
+    static func download(_ body: ByteBuffer, name: String, type: String) -> Response {
+        let safeName = String(name.map { $0.isLetter || $0.isNumber || "._-:".contains($0) ? $0 : "_" })
+        return Response(
+            status: .ok,
+            headers: [.contentType: type, .contentDisposition: "attachment; filename=\"\(safeName)\""],
+            body: .init(byteBuffer: body)
+        )
+    }
+}
+
+/// A trace's spans as CSV (RFC 4180): one row per span, `details` as JSON text.
+enum TraceCSV {
+    static let columns = [
+        "seq", "trace_id", "span_id", "parent_span_id", "source", "stage", "operation", "task_uuid", "duration_ms", "timestamp", "details",
+    ]
+
+    static func encode(_ spans: [SpanRecord]) -> ByteBuffer {
+        var output = ByteBuffer()
+        output.writeString(columns.joined(separator: ",") + "\r\n")
+        for record in spans {
+            let span = record.span
+            let fields: [String] = [
+                String(record.seq), span.traceId, span.spanId ?? "", span.parentSpanId ?? "", span.source, span.stage, span.operation,
+                span.taskUUID ?? "", span.durationMs.map { String($0) } ?? "", RFC3339.format(span.timestamp), span.details?.description ?? "",
+            ]
+            output.writeString(fields.map(quote).joined(separator: ",") + "\r\n")
+        }
+        return output
+    }
+
+    static func quote(_ field: String) -> String {
+        // A leading =, +, - or @ would be a formula to a spreadsheet: prefix a quote.
+        var value = field
+        if let first = value.first, "=+-@".contains(first), Double(value) == nil { value = "'" + value }
+        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\r" || $0 == "\n" }) || value != field else { return value }
+        var quoted = "\""
+        for character in value {
+            if character == "\"" { quoted.append("\"") }
+            quoted.append(character)
+        }
+        return quoted + "\""
+    }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import CustodyCore
+import CustodyLog
+import CustodyServer
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `custody serve`: the server (CLI.md). Settings come from flags, else the environment
+/// (`CUSTODY_*`), else the config file, else the defaults.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the server: API, live stream, projections and dashboard.",
+        discussion: """
+            Settings: flags override the environment (CUSTODY_DATA_DIR, CUSTODY_HOST, CUSTODY_PORT, CUSTODY_FSYNC, \
+            CUSTODY_SEGMENT_BYTES), which overrides the config file (JSON: data_dir, host, port, fsync, segment_bytes). \
+            SIGINT or SIGTERM shut down gracefully: no new requests, those in flight finish, the log is synchronized \
+            and closed, the projections are checkpointed.
+            """
+    )
+
+    @Option(name: .customLong("data-dir"), help: "The data directory (default ./custody-data, created if missing).")
+    var dataDirectory: String?
+    @Option(help: "The address to listen on (default 127.0.0.1).") var host: String?
+    @Option(help: "The port to listen on (default 8787; 0 picks a free one).") var port: Int?
+    @Option(help: "A JSON config file.") var config: String?
+    @Option(help: "fsync policy: always, interval=MS or never (default always).") var fsync: String?
+    @Option(name: .customLong("segment-bytes"), help: "Roll segments at this size (default 64 MiB).") var segmentBytes: Int64?
+
+    /// The settings once flags, environment and file are merged.
+    struct Settings {
+        var dataDirectory = "./custody-data"
+        var host = "127.0.0.1"
+        var port = 8787
+        var fsync = FsyncPolicy.always
+        var segmentBytes: Int64 = 64 << 20
+    }
+
+    struct FileSettings: Decodable {
+        var dataDir: String?
+        var host: String?
+        var port: Int?
+        var fsync: String?
+        var segmentBytes: Int64?
+    }
+
+    func settings() throws -> Settings {
+        var settings = Settings()
+        if let config {
+            guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("cannot read the config file \(config)") }
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            let file: FileSettings
+            do {
+                file = try decoder.decode(FileSettings.self, from: data)
+            } catch {
+                throw ValidationError("the config file \(config) is not valid: \(error)")
+            }
+            if let value = file.dataDir { settings.dataDirectory = value }
+            if let value = file.host { settings.host = value }
+            if let value = file.port { settings.port = value }
+            if let value = file.fsync {
+                guard let policy = FsyncPolicy(value) else { throw ValidationError("fsync in \(config) takes always, interval=MS or never") }
+                settings.fsync = policy
+            }
+            if let value = file.segmentBytes { settings.segmentBytes = value }
+        }
+        let environment = ProcessEnvironment.self
+        if let value = environment.value("CUSTODY_DATA_DIR") { settings.dataDirectory = value }
+        if let value = environment.value("CUSTODY_HOST") { settings.host = value }
+        if let value = environment.value("CUSTODY_PORT") {
+            guard let port = Int(value) else { throw ValidationError("CUSTODY_PORT must be a port number") }
+            settings.port = port
+        }
+        if let value = environment.value("CUSTODY_FSYNC") {
+            guard let policy = FsyncPolicy(value) else { throw ValidationError("CUSTODY_FSYNC takes always, interval=MS or never") }
+            settings.fsync = policy
+        }
+        if let value = environment.value("CUSTODY_SEGMENT_BYTES") {
+            guard let bytes = Int64(value) else { throw ValidationError("CUSTODY_SEGMENT_BYTES must be a number of bytes") }
+            settings.segmentBytes = bytes
+        }
+        if let dataDirectory { settings.dataDirectory = dataDirectory }
+        if let host { settings.host = host }
+        if let port { settings.port = port }
+        if let fsync {
+            guard let policy = FsyncPolicy(fsync) else { throw ValidationError("--fsync takes always, interval=MS or never") }
+            settings.fsync = policy
+        }
+        if let segmentBytes { settings.segmentBytes = segmentBytes }
+        guard (0...65535).contains(settings.port) else { throw ValidationError("the port must be 0–65535") }
+        guard settings.segmentBytes >= 1 << 16 else { throw ValidationError("segment bytes must be at least 65536") }
+        guard Self.isLoopback(settings.host) else {
+            throw ValidationError(
+                "listening on \(settings.host) would expose the API without authentication; bind to 127.0.0.1 (or ::1) and put an authenticating proxy in front"
+            )
+        }
+        return settings
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    func run() async throws {
+        let settings = try settings()
+        let logger = Logger(label: "custody")
+        try awaitingSetUp { try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true) }
+        var configuration = CoreRuntime.Configuration()
+        configuration.log = LogConfiguration(fsync: settings.fsync, segmentBytes: settings.segmentBytes)
+        let runtime = try await awaitingCleanErrors {
+            try await CoreRuntime.open(
+                directory: settings.dataDirectory,
+                configuration: configuration,
+                logger: logger,
+                encodeLive: CustodyApplication.encodeLive
+            )
+        }
+        let application = CustodyApplication.application(
+            runtime: runtime,
+            configuration: ServerConfiguration(host: settings.host, port: settings.port),
+            logger: logger
+        ) { port in
+            let url = "http://\(settings.host.contains(":") ? "[\(settings.host)]" : settings.host):\(port)/"
+            writeAll(STDOUT_FILENO, "Custody is listening on \(url)\nDashboard: \(url)\n")
+        }
+        do {
+            try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch {
+            printError("custody: the server stopped: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    func awaitingSetUp(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch {
+            printError("custody: \(error.localizedDescription)")
+            throw ExitCode(1)
+        }
+    }
+}

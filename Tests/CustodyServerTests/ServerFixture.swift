@@ -1,0 +1,72 @@
+import CustodyCore
+import CustodyLog
+import CustodyServer
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// A server over a fresh data directory in a temporary folder, for one test. The application runs
+/// its services (the runtime's following of the log), as `custody serve` does.
+enum ServerFixture {
+    static func directory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("custody-server-\(UUID().uuidString)").path
+    }
+
+    static func run<Value: Sendable>(
+        _ setup: TestingSetup = .router,
+        limits: ServerLimits = ServerLimits(),
+        directory: String = directory(),
+        _ test: @escaping @Sendable (CoreRuntime, any TestClientProtocol) async throws -> Value
+    ) async throws -> Value {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let runtime = try await CoreRuntime.open(directory: directory, encodeLive: CustodyApplication.encodeLive)
+        var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
+        configuration.limits = limits
+        let app = CustodyApplication.application(runtime: runtime, configuration: configuration)
+        return try await app.test(setup) { client in try await test(runtime, client) }
+    }
+}
+
+/// A decoded envelope.
+struct Envelope {
+    let status: HTTPResponse.Status
+    let headers: HTTPFields
+    let json: [String: Any]
+
+    var ok: Bool { json["ok"] as? Bool ?? false }
+    var data: [String: Any] { json["data"] as? [String: Any] ?? [:] }
+    var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+    var errorMessage: String? { (json["error"] as? [String: Any])?["message"] as? String }
+    var errorField: String? { ((json["error"] as? [String: Any])?["details"] as? [String: Any])?["field"] as? String }
+
+    init(_ response: TestResponse) {
+        status = response.status
+        headers = response.headers
+        json = (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any] ?? [:]
+    }
+}
+
+extension TestClientProtocol {
+    func call(_ method: HTTPRequest.Method, _ uri: String, json: String? = nil, headers: HTTPFields = [:]) async throws -> Envelope {
+        var fields = headers
+        if json != nil, fields[.contentType] == nil { fields[.contentType] = "application/json" }
+        return try await execute(uri: uri, method: method, headers: fields, body: json.map { ByteBuffer(string: $0) }) { Envelope($0) }
+    }
+}
+
+/// The spans of a trace, read from the log (what the request recorded).
+func spans(of traceId: String, in runtime: CoreRuntime) async throws -> [Span] {
+    var spans: [Span] = []
+    var next: UInt64 = 1
+    while true {
+        let records = try await runtime.log.read(from: next, maxRecords: 10_000)
+        guard let last = records.last else { return spans }
+        for record in records {
+            if case .span(let span) = try EventCodec.decode(record).body, span.traceId == traceId { spans.append(span) }
+        }
+        next = last.seq + 1
+    }
+}
