@@ -120,7 +120,8 @@ public actor LiveHub {
             clients.removeAll()
         }
         while !Task.isCancelled {
-            let records = try await log.read(from: position + 1, maxRecords: 4096)
+            // Small reads keep each burst of fan-out well under a client's buffer.
+            let records = try await log.read(from: position + 1, maxRecords: 512)
             guard let last = records.last else {
                 do {
                     _ = try await log.waitForAppend(after: position)

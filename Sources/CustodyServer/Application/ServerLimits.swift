@@ -10,6 +10,10 @@ public struct ServerLimits: Sendable {
     /// Ingest requests (POST /api/logs) being processed at once; beyond it a request gets 429 with
     /// `Retry-After` instead of queueing without bound.
     public var maximumConcurrentIngest = 256
+    /// Spans buffered for one live-stream client; beyond it the client is sent `lagged`.
+    public var liveClientBuffer = 4096
+    /// How often a live-stream client is sent `{"event": "ping"}`.
+    public var livePingInterval: Duration = .seconds(10)
     /// A connection that sends nothing for this long is closed (slow or stalled clients).
     public var idleTimeoutSeconds: Int64 = 60
 

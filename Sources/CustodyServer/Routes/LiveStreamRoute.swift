@@ -52,16 +52,24 @@ struct LiveStreamRoute {
         }
     }
 
-    /// A browser's `Origin` must name the host it connected to: another site's page may not read
-    /// the stream with the user's access (TARGETS.md R8). Clients that are not browsers send none.
+    /// A browser's `Origin` must name the host it connected to (ports aside): another site's page
+    /// may not read the stream with the user's access (TARGETS.md R8). Clients that are not
+    /// browsers may send none.
     static func checkOrigin(_ request: Request) throws {
         guard let origin = request.headers[.origin], origin != "null" else { return }
-        guard let host = request.head.authority, let originHost = URL(string: origin)?.host else {
+        guard let authority = request.head.authority, let originHost = URL(string: origin)?.host?.lowercased() else {
             throw APIError(status: .forbidden, code: "forbidden", message: "the Origin of this request is not allowed")
         }
-        let originWithPort = URL(string: origin).map { url in url.port.map { "\(url.host ?? ""):\($0)" } ?? (url.host ?? "") } ?? ""
-        guard originWithPort == host || originHost == host else {
-            throw APIError(status: .forbidden, code: "forbidden", message: "the Origin of this request is not allowed")
+        // The host of `host:port`, `[v6]:port` or `host`.
+        var host = Substring(authority.lowercased())
+        if host.hasPrefix("["), let end = host.firstIndex(of: "]") {
+            host = host[host.index(after: host.startIndex)..<end]
+        } else if let colon = host.lastIndex(of: ":") {
+            host = host[..<colon]
+        }
+        let normalizedOrigin = originHost.hasPrefix("[") ? String(originHost.dropFirst().dropLast()) : originHost
+        guard normalizedOrigin == host else {
+            throw APIError(status: .forbidden, code: "forbidden", message: "the Origin of this request (\(origin)) is not this server")
         }
     }
 
