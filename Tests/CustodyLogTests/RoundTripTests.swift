@@ -68,7 +68,9 @@ import Testing
     @Test func millionsOfRecordsAcrossManySegments() async throws {
         let directory = TemporaryDirectory("millions")
         defer { directory.remove() }
-        let configuration = LogConfiguration(fsync: .never, segmentBytes: 1 << 20, batchBytes: 64 << 10)
+        // Half-MiB segments: how well the records compress depends on how appends interleave, and
+        // ~20 segments' worth leaves no doubt that the test crosses many of them.
+        let configuration = LogConfiguration(fsync: .never, segmentBytes: 1 << 19, batchBytes: 64 << 10)
         let log = try await openLog(directory: directory.path, configuration: configuration)
         let appenders = 8
         let appendsPerAppender = 250

@@ -66,9 +66,11 @@ public struct SpanInput: Sendable, Hashable, Decodable {
         func decode<T: Decodable>(_ type: T.Type, _ key: CodingKeys, _ what: String) throws -> T? {
             do {
                 return try container.decodeIfPresent(type, forKey: key)
-            } catch {
+            } catch DecodingError.typeMismatch, DecodingError.valueNotFound {
                 throw CoreError.invalidArgument(key.rawValue, "must be \(what)")
             }
+            // Any other error means the JSON text itself is bad (invalid UTF-8, a raw control
+            // character): it goes up as it is, and the caller reports it as such.
         }
         traceId = try decode(String.self, .traceId, "a string")
         spanId = try decode(String.self, .spanId, "a string")

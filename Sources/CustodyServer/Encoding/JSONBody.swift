@@ -39,17 +39,23 @@ enum JSONBody {
             throw APIError(error)
         } catch let error as DecodingError {
             throw APIError(decoding: error)
+        } catch let error as APIError {
+            throw error
         } catch {
+            // The decoder's own parse errors (invalid UTF-8, raw control characters in strings).
             throw APIError.invalidJSON("the body is not valid JSON")
         }
     }
 
-    /// Refuses JSON nested deeper than `maximum` (counting brackets outside strings) in one pass.
+    /// Refuses, in one pass before any parsing, JSON nested deeper than `maximum` (counting
+    /// brackets outside strings) and a body with a NUL byte, which UTF-8 JSON text never holds (a
+    /// decoder would otherwise guess the body is UTF-16 or UTF-32: API.md says all JSON is UTF-8).
     static func checkDepth(_ body: ByteBuffer, maximum: Int) throws {
         var depth = 0
         var inString = false
         var escaped = false
         for byte in body.readableBytesView {
+            if byte == 0 { throw APIError.invalidJSON("the body holds a NUL byte; it must be UTF-8 JSON") }
             if inString {
                 if escaped {
                     escaped = false
@@ -99,12 +105,10 @@ extension APIError {
             let field = path(context.codingPath + [key])
             self.init(CoreError.invalidArgument(field, "is required"))
         case .dataCorrupted(let context):
+            // The JSON text itself is bad (syntax, invalid UTF-8, a raw control character in a
+            // string), wherever the decoder noticed it.
             let field = path(context.codingPath)
-            if field.isEmpty {
-                self = .invalidJSON("the body is not valid JSON")
-            } else {
-                self.init(CoreError.invalidArgument(field, "is not valid"))
-            }
+            self = .invalidJSON(field.isEmpty ? "the body is not valid JSON" : "the body is not valid JSON (at \(field))")
         @unknown default:
             self = .invalidJSON("the body is not valid JSON")
         }
@@ -125,7 +129,7 @@ extension KeyedDecodingContainer where Key == FieldKey {
     func string(_ name: String) throws -> String? {
         do {
             return try decodeIfPresent(String.self, forKey: FieldKey(name))
-        } catch {
+        } catch DecodingError.typeMismatch, DecodingError.valueNotFound {
             throw CoreError.invalidArgument(name, "must be a string")
         }
     }
@@ -139,7 +143,7 @@ extension KeyedDecodingContainer where Key == FieldKey {
     func strings(_ name: String) throws -> [String]? {
         do {
             return try decodeIfPresent([String].self, forKey: FieldKey(name))
-        } catch {
+        } catch DecodingError.typeMismatch, DecodingError.valueNotFound {
             throw CoreError.invalidArgument(name, "must be an array of strings")
         }
     }
@@ -147,7 +151,7 @@ extension KeyedDecodingContainer where Key == FieldKey {
     func number(_ name: String) throws -> Double? {
         do {
             return try decodeIfPresent(Double.self, forKey: FieldKey(name))
-        } catch {
+        } catch DecodingError.typeMismatch, DecodingError.valueNotFound {
             throw CoreError.invalidArgument(name, "must be a number")
         }
     }

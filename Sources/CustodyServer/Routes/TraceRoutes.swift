@@ -19,8 +19,12 @@ struct TraceRoutes {
         }
         router.get("/api/traces/{trace_id}") { request, context in
             let traceId = try context.parameters.require("trace_id")
+            let format = request.uri.queryParameters["format"].map(String.init)
+            guard format == nil || format == "json" || format == "csv" else {
+                throw CoreError.invalidArgument("format", "must be csv or json")
+            }
             let trace = try await traces.trace(traceId)
-            switch request.uri.queryParameters["format"].map(String.init) {
+            switch format {
             case nil:
                 return APIEnvelope.ok(
                     .object(["trace_id": .string(traceId), "spans": .array(trace.spans.map(\.jsonValue)), "summary": trace.summary.jsonValue])
