@@ -16,13 +16,16 @@ struct BenchCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Append span events and report events/s, MB/s, acknowledgement latency, bytes on disk and compression.",
             discussion: """
-                --in-process appends straight to a segment log in this process (the HTTP ingest path \
-                arrives with the server). Without --data-dir the log goes in a temporary directory that is \
-                removed afterwards.
+                --server URL posts batches of spans to a running server's POST /api/logs (TARGETS.md P2 and, \
+                with --batch 1, P3) and reads its projection lag, disk use and compression from \
+                /api/admin/stats. --in-process appends straight to a segment log in this process. Without \
+                --data-dir the in-process log goes in a temporary directory that is removed afterwards.
                 """
         )
 
         @Flag(name: .customLong("in-process"), help: "Append to a log in this process.") var inProcess = false
+        @Option(help: "Post to the server at this URL (e.g. http://127.0.0.1:8787).") var server: String?
+        @Option(help: "With --server: send for this many seconds instead of --events.") var duration: Int?
         @Option(name: .customLong("data-dir"), help: "Append to the log in this directory (kept).") var dataDirectory: String?
         @Option(help: "How many events to append.") var events = 1_000_000
         @Option(help: "Events per append call.") var batch = 100
@@ -34,9 +37,10 @@ struct BenchCommand: AsyncParsableCommand {
         @Flag(help: "Print the report as JSON.") var json = false
 
         func validate() throws {
-            guard inProcess else {
-                throw ValidationError("say --in-process: ingest through the HTTP server is not available yet")
+            guard inProcess != (server != nil) else {
+                throw ValidationError("say either --server URL (through the HTTP API) or --in-process (straight to a log)")
             }
+            if let duration, duration <= 0 || server == nil { throw ValidationError("--duration takes a positive number of seconds, with --server") }
             guard events > 0, batch > 0, concurrency > 0, eventBytes > 0, spansPerTrace > 0 else {
                 throw ValidationError("--events, --batch, --concurrency, --event-bytes and --spans-per-trace must be positive")
             }
@@ -44,6 +48,11 @@ struct BenchCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            if let server {
+                let report = try await awaitingCleanErrors { try await measureServer(server) }
+                print(json ? try encodeJSON(report) : report.text)
+                return
+            }
             let temporary = dataDirectory == nil
             let directory = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("custody-bench-\(UUID().uuidString)").path
             defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }

@@ -20,6 +20,9 @@ public struct SpanInput: Sendable, Hashable, Decodable {
     public var durationMs: Double?
     public var timestamp: String?
     public var details: JSONValue?
+    /// `details` as the client sent it (checked JSON text of an object), from
+    /// ``SpanJSONParser``; used as it is, never re-encoded. Takes precedence over ``details``.
+    public var detailsText: JSONText?
 
     public init(
         traceId: String? = nil,
@@ -110,7 +113,16 @@ public struct SpanInput: Sendable, Hashable, Decodable {
             guard durationMs.isFinite, durationMs >= 0 else { throw CoreError.invalidArgument("duration_ms", "must be a number ≥ 0") }
         }
         var detailsText: JSONText?
-        if let details {
+        if let text = self.detailsText {
+            guard text.bytes.readableBytes <= Self.maximumDetailsBytes else {
+                throw CoreError(
+                    .payloadTooLarge,
+                    "details is \(text.bytes.readableBytes) bytes; the limit is \(Self.maximumDetailsBytes)",
+                    field: "details"
+                )
+            }
+            detailsText = text
+        } else if let details {
             guard details.objectValue != nil else { throw CoreError.invalidArgument("details", "must be a JSON object") }
             let text = details.jsonText
             guard text.bytes.readableBytes <= Self.maximumDetailsBytes else {

@@ -15,19 +15,32 @@ import Foundation
 /// wrong type. Nothing is decoded before the size and nesting checks pass.
 enum JSONBody {
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: CustodyRequestContext, limits: ServerLimits) async throws -> T {
+        try decode(type, from: try await collect(request, limits: limits), limits: limits)
+    }
+
+    /// The body of a `recordLog` request, through the streaming span parser (the ingest path).
+    static func logEntries(from request: Request, limits: ServerLimits) async throws -> LogOperations.Entries {
+        let body = try await collect(request, limits: limits)
+        do {
+            return try SpanJSONParser.parseLogBody(body, maximumDepth: limits.maximumJSONDepth)
+        } catch {
+            throw APIError(error)
+        }
+    }
+
+    /// The body, once its media type is JSON's and it is within the size limit.
+    static func collect(_ request: Request, limits: ServerLimits) async throws -> ByteBuffer {
         if let contentType = request.headers[.contentType] {
             let mediaType = String(contentType.split(separator: ";", maxSplits: 1).first ?? "").filter { $0 != " " && $0 != "\t" }.lowercased()
             guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
                 throw APIError.unsupportedMediaType
             }
         }
-        let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: limits.maximumBodyBytes)
+            return try await request.body.collect(upTo: limits.maximumBodyBytes)
         } catch {
             throw APIError(CoreError(.payloadTooLarge, "the body is over \(limits.maximumBodyBytes) bytes"))
         }
-        return try decode(type, from: body, limits: limits)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from body: ByteBuffer, limits: ServerLimits) throws -> T {

@@ -3,44 +3,6 @@ import CustodyCore
 /// The bodies of the API's POST routes, as sent: checked for JSON types only. The core
 /// operations validate the values.
 
-/// `POST /api/logs`: one entry, an array of entries, or `{"entries": [...]}`.
-struct LogBody: Decodable {
-    var entries: LogOperations.Entries
-
-    init(from decoder: any Decoder) throws {
-        if var list = try? decoder.unkeyedContainer() {
-            entries = .many(try Self.decodeList(&list, prefix: "entries"))
-            return
-        }
-        let fields = try decoder.fields()
-        if fields.contains(FieldKey("entries")) {
-            guard var list = try? fields.nestedUnkeyedContainer(forKey: FieldKey("entries")) else {
-                throw CoreError.invalidArgument("entries", "must be an array of entries")
-            }
-            entries = .many(try Self.decodeList(&list, prefix: "entries"))
-        } else {
-            entries = .one(try SpanInput(from: decoder))
-        }
-    }
-
-    static func decodeList(_ list: inout any UnkeyedDecodingContainer, prefix: String) throws -> [SpanInput] {
-        var entries: [SpanInput] = []
-        if let count = list.count { entries.reserveCapacity(min(count, LogOperations.maximumEntries + 1)) }
-        while !list.isAtEnd {
-            let position = list.currentIndex
-            do {
-                entries.append(try list.decode(SpanInput.self))
-            } catch let error as CoreError {
-                throw error.prefixingField("\(prefix)[\(position)]")
-            }
-            if entries.count > LogOperations.maximumEntries {
-                throw CoreError.invalidArgument(prefix, "holds more than \(LogOperations.maximumEntries) entries")
-            }
-        }
-        return entries
-    }
-}
-
 /// `POST /api/tasks`.
 struct CreateTaskBody: Decodable {
     var orderId: String?

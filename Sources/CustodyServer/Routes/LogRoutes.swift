@@ -11,10 +11,10 @@ struct LogRoutes {
     func register(on router: Router<CustodyRequestContext>) {
         router.traced("/api/logs", method: .post, runtime: runtime) { request, context, trace in
             try await gate.admit {
-                let body = try await JSONBody.decode(LogBody.self, from: request, context: context, limits: limits)
-                let recorded = try await runtime.logs.recordLog(body.entries, request: trace)
+                let entries = try await JSONBody.logEntries(from: request, limits: limits)
+                let recorded = try await runtime.logs.recordLog(entries, request: trace)
                 metrics.ingested(events: recorded.accepted)
-                switch body.entries {
+                switch entries {
                 case .one:
                     return APIEnvelope.ok(.object(["trace_id": .string(recorded.traceIds[0])]))
                 case .many:

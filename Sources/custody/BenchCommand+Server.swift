@@ -1,0 +1,217 @@
+import AsyncHTTPClient
+import CustodyLog
+import Foundation
+import Histogram
+import NIOCore
+import NIOHTTP1
+
+/// `custody bench ingest --server URL`: POST /api/logs from `--concurrency` connections, each
+/// request `--batch` spans (one object when the batch is 1), for `--events` spans or for
+/// `--duration` seconds; reports what the server sustained and what it says about itself.
+extension BenchCommand.Ingest {
+    struct ServerIngestReport: Codable {
+        var server: String
+        var spans: Int
+        var requests: Int
+        var refused: Int
+        var failed: Int
+        var concurrency: Int
+        var batch: Int
+        var eventBytes: Int
+        var seconds: Double
+        var spansPerSecond: Double
+        var requestsPerSecond: Double
+        var megabytesPerSecond: Double
+        /// Per request, from sending to the acknowledgement.
+        var latencyMicroseconds: LatencySummary
+        var worstProjectionLagEvents: Int
+        var worstProjectionLagSeconds: Double
+        /// From the start until the projections held every span.
+        var secondsUntilProjectionsCaughtUp: Double
+        var bytesOnDisk: Int
+        var compressionRatio: Double
+        var serverRSSBytes: Int?
+
+        var text: String {
+            let l = latencyMicroseconds
+            return """
+                HTTP ingest to \(server): \(spans) spans in \(requests) requests (\(batch) per request, ~\(eventBytes) B each), \(concurrency) connections
+                  throughput   \(String(format: "%.0f", spansPerSecond)) spans/s, \(String(format: "%.0f", requestsPerSecond)) requests/s, \(String(format: "%.1f", megabytesPerSecond)) MB/s of span JSON, \(String(format: "%.2f", seconds)) s
+                  ack latency  p50 \(formatMicros(l.p50))  p90 \(formatMicros(l.p90))  p99 \(formatMicros(l.p99))  p99.9 \(formatMicros(l.p999))  max \(formatMicros(l.max))
+                  refused      \(refused) (429/503, retried)  failed \(failed)
+                  projections  worst lag \(worstProjectionLagEvents) events, \(String(format: "%.2f", worstProjectionLagSeconds)) s; caught up \(String(format: "%.2f", secondsUntilProjectionsCaughtUp)) s after the start
+                  server       \(formatBytes(Int64(bytesOnDisk))) on disk, compression \(String(format: "%.2f", compressionRatio))×\(serverRSSBytes.map { ", RSS \(formatBytes(Int64($0)))" } ?? "")
+                """
+        }
+    }
+
+    func measureServer(_ base: String) async throws -> ServerIngestReport {
+        let url = base.hasSuffix("/") ? String(base.dropLast()) : base
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: .init(
+                timeout: .init(connect: .seconds(5), read: .seconds(60)),
+                connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
+            )
+        )
+        do {
+            let report = try await measure(url, client)
+            try await client.shutdown()
+            return report
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    func measure(_ url: String, _ client: HTTPClient) async throws -> ServerIngestReport {
+        // Bodies are made before the clock starts: the figure is the server's, not the generator's.
+        let requestsWanted = (events + batch - 1) / batch
+        let distinctBodies = min(requestsWanted, 4096)
+        var random = SplitMix64(seed: 42)
+        var bodies: [ByteBuffer] = []
+        var rawBytes = 0
+        for body in 0..<distinctBodies {
+            var spans: [ByteBuffer] = []
+            for i in 0..<batch {
+                spans.append(
+                    SamplePayloads.span(body * batch + i, size: eventBytes, spansPerTrace: spansPerTrace, traceSalt: UInt64(body), random: &random)
+                )
+            }
+            var buffer = ByteBuffer()
+            if batch == 1 {
+                var only = spans[0]
+                buffer.writeBuffer(&only)
+            } else {
+                buffer.writeString("[")
+                for (i, var span) in spans.enumerated() {
+                    if i > 0 { buffer.writeString(",") }
+                    buffer.writeBuffer(&span)
+                }
+                buffer.writeString("]")
+            }
+            rawBytes += spans.reduce(0) { $0 + $1.readableBytes }
+            bodies.append(buffer)
+        }
+        let bytesPerRequest = Double(rawBytes) / Double(distinctBodies)
+        let requestBodies = bodies
+        let concurrency = concurrency
+        let deadline: ContinuousClock.Instant? = duration.map { .now + .seconds($0) }
+        let sent = Counter()
+        let refused = Counter()
+        let failed = Counter()
+        let lagSampler = Task { () -> (events: Int, seconds: Double) in
+            var worst = (events: 0, seconds: 0.0)
+            while !Task.isCancelled {
+                if let stats = try? await Self.stats(client, url), let projections = stats["projections"] as? [String: Any] {
+                    worst.events = max(worst.events, projections["lag_events"] as? Int ?? 0)
+                    worst.seconds = max(worst.seconds, projections["lag_seconds"] as? Double ?? 0)
+                }
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+            return worst
+        }
+        let started = ContinuousClock.now
+        let histogram = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
+            for worker in 0..<concurrency {
+                group.addTask {
+                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var index = worker
+                    while true {
+                        if let deadline {
+                            if ContinuousClock.now >= deadline { break }
+                        } else if await sent.take(limit: requestsWanted) == false {
+                            break
+                        }
+                        var request = HTTPClientRequest(url: url + "/api/logs")
+                        request.method = .POST
+                        request.headers.add(name: "content-type", value: "application/json")
+                        request.body = .bytes(requestBodies[index % requestBodies.count])
+                        index += concurrency
+                        let t0 = ContinuousClock.now
+                        let response = try await client.execute(request, timeout: .seconds(60))
+                        _ = try await response.body.collect(upTo: 1 << 24)
+                        let elapsed = ContinuousClock.now - t0
+                        switch response.status.code {
+                        case 200:
+                            _ = histogram.record(
+                                UInt64(max(elapsed.components.attoseconds / 1_000_000_000_000 + elapsed.components.seconds * 1_000_000, 1))
+                            )
+                            if deadline != nil { await sent.add() }
+                        case 429, 503:
+                            await refused.add()
+                            if deadline == nil { await sent.giveBack() }
+                            try await Task.sleep(for: .milliseconds(50))
+                        default:
+                            await failed.add()
+                        }
+                    }
+                    return histogram
+                }
+            }
+            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            for try await histogram in group { merged.add(histogram) }
+            return merged
+        }
+        let elapsed = (ContinuousClock.now - started).inSeconds
+        // Wait for the projections to hold everything, then read the server's own figures.
+        var caughtUp = elapsed
+        while true {
+            if let stats = try? await Self.stats(client, url), let projections = stats["projections"] as? [String: Any],
+                projections["lag_events"] as? Int == 0
+            {
+                caughtUp = (ContinuousClock.now - started).inSeconds
+                break
+            }
+            if (ContinuousClock.now - started).inSeconds > elapsed + 600 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        lagSampler.cancel()
+        let worst = await lagSampler.value
+        let stats = try await Self.stats(client, url)
+        let log = stats["log"] as? [String: Any] ?? [:]
+        let requests = histogram.totalCount
+        let spans = Int(requests) * batch
+        return ServerIngestReport(
+            server: url,
+            spans: spans,
+            requests: Int(requests),
+            refused: await refused.value,
+            failed: await failed.value,
+            concurrency: concurrency,
+            batch: batch,
+            eventBytes: eventBytes,
+            seconds: elapsed,
+            spansPerSecond: Double(spans) / elapsed,
+            requestsPerSecond: Double(requests) / elapsed,
+            megabytesPerSecond: Double(requests) * bytesPerRequest / elapsed / 1e6,
+            latencyMicroseconds: .init(histogram),
+            worstProjectionLagEvents: worst.events,
+            worstProjectionLagSeconds: worst.seconds,
+            secondsUntilProjectionsCaughtUp: caughtUp,
+            bytesOnDisk: log["bytes_on_disk"] as? Int ?? 0,
+            compressionRatio: log["compression_ratio"] as? Double ?? 0,
+            serverRSSBytes: (stats["process"] as? [String: Any])?["rss_bytes"] as? Int
+        )
+    }
+
+    static func stats(_ client: HTTPClient, _ url: String) async throws -> [String: Any] {
+        let response = try await client.execute(HTTPClientRequest(url: url + "/api/admin/stats"), timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let json = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+        return json?["data"] as? [String: Any] ?? [:]
+    }
+
+    /// A count shared by the workers.
+    actor Counter {
+        private(set) var value = 0
+        func add() { value += 1 }
+        /// Takes one of `limit` (false when all are taken).
+        func take(limit: Int) -> Bool {
+            guard value < limit else { return false }
+            value += 1
+            return true
+        }
+        func giveBack() { value -= 1 }
+    }
+}
