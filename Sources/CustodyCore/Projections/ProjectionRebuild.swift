@@ -24,21 +24,7 @@ public enum ProjectionRebuild {
             try files.removeItem(atPath: leftover)
         }
         let started = ContinuousClock.now
-        let store = try ProjectionStore(path: temporary, durability: .deferred, summarizesTraces: false)
-        let projector = Projector(log: log, store: store, batchSize: 16_384)
-        do {
-            try await store.beginBulkLoad()
-            try await projector.catchUp(progress: progress)
-            try await store.finishBulkLoad()
-            // One self-contained file, synchronized, before it replaces the old one.
-            try store.checkpointWAL()
-            try store.close()
-            try store.synchronizeFile()
-        } catch {
-            try? store.close()
-            throw error
-        }
-        let events = await projector.appliedSeq
+        let events = try await build(log: log, at: temporary, progress: progress)
         // The WAL was checkpointed into the file and truncated: its leftovers hold nothing.
         for leftover in [temporary + "-wal", temporary + "-shm"] where files.fileExists(atPath: leftover) {
             try files.removeItem(atPath: leftover)
@@ -53,5 +39,47 @@ public enum ProjectionRebuild {
         try PosixFileSystem().synchronizeDirectory(at: URL(fileURLWithPath: databasePath).deletingLastPathComponent().path)
         let elapsed = ContinuousClock.now - started
         return Report(events: events, seconds: elapsed.inSeconds)
+    }
+
+    /// Builds a fresh projection database at `path` (which must not exist) from the first seq up
+    /// to the log's head now: bulk loaded, summarized, checkpointed, closed and synchronized.
+    /// Returns the seq it holds up to.
+    static func build(log: SegmentLog, at path: String, progress: (@Sendable (UInt64, UInt64) -> Void)?) async throws -> UInt64 {
+        let store = try ProjectionStore(path: path, durability: .deferred, summarizesTraces: false)
+        let projector = Projector(log: log, store: store, batchSize: 16_384)
+        do {
+            try await store.beginBulkLoad()
+            try await projector.catchUp(progress: progress)
+            try await store.finishBulkLoad()
+            // One self-contained file, synchronized, before it is used.
+            try store.checkpointWAL()
+            try store.close()
+            try store.synchronizeFile()
+        } catch {
+            try? store.close()
+            throw error
+        }
+        return await projector.appliedSeq
+    }
+
+    /// Rebuilds the projections of a running server: builds a fresh database beside the live
+    /// one while the projector goes on, then has the projector catch it up and swap its contents
+    /// in (``Projector/adopt(rebuiltAt:)``). Reads keep working throughout.
+    public static func rebuildOnline(
+        projector: Projector,
+        progress: (@Sendable (UInt64, UInt64) -> Void)? = nil
+    ) async throws -> Report {
+        let started = ContinuousClock.now
+        let files = FileManager.default
+        let path = projector.store.path + ".online-rebuild"
+        for leftover in [path, path + "-wal", path + "-shm"] where files.fileExists(atPath: leftover) {
+            try files.removeItem(atPath: leftover)
+        }
+        defer {
+            for leftover in [path, path + "-wal", path + "-shm"] { try? files.removeItem(atPath: leftover) }
+        }
+        let events = try await build(log: projector.log, at: path, progress: progress)
+        try await projector.adopt(rebuiltAt: path)
+        return Report(events: events, seconds: (ContinuousClock.now - started).inSeconds)
     }
 }

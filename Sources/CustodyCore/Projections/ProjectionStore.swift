@@ -39,6 +39,9 @@ public final class ProjectionStore: Sendable {
         self.summarizesTraces = summarizesTraces
         var configuration = Configuration()
         configuration.label = "custody.projections"
+        // Another connection to the file (a reader's checkpoint, an operator's sqlite3) makes a
+        // write wait a little rather than fail at once.
+        configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             // A page cache that holds the indexes being written (the default ~2 MB makes every
             // insert read and write pages through the kernel), and fewer, larger checkpoints.
@@ -86,6 +89,30 @@ public final class ProjectionStore: Sendable {
                     """,
                 arguments: [Self.checkpointName, Int64(checkpointSeq), checkpointTime]
             )
+        }
+    }
+
+    /// Replaces every projection table, the checkpoint included, with the contents of the
+    /// database at `path` (a rebuild, closed and checkpointed), in one transaction: a reader sees
+    /// the old rows or the new ones, never a mix, and keeps reading meanwhile (WAL). Returns the
+    /// new checkpoint.
+    func replaceContents(withDatabaseAt path: String) async throws -> UInt64 {
+        try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "ATTACH DATABASE ? AS fresh", arguments: [path])
+            defer { try? db.execute(sql: "DETACH DATABASE fresh") }
+            try db.inTransaction {
+                for table in Self.tables + ["projection_checkpoint"] {
+                    try db.execute(sql: "DELETE FROM main.\(table)")
+                    try db.execute(sql: "INSERT INTO main.\(table) SELECT * FROM fresh.\(table)")
+                }
+                return .commit
+            }
+            let seq = try Int64.fetchOne(
+                db,
+                sql: "SELECT applied_seq FROM main.projection_checkpoint WHERE name = ?",
+                arguments: [Self.checkpointName]
+            )
+            return UInt64(seq ?? 0)
         }
     }
 

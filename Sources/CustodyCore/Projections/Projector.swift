@@ -15,9 +15,14 @@ public actor Projector {
     let batchSize: Int
 
     private var applied: UInt64 = 0
+    /// When the last applied event was appended (nanoseconds since the epoch).
+    private var appliedTimestamp: Int64 = 0
     private var caughtUpAt = ContinuousClock.now
     private var waiters = PositionWaiters()
     private(set) var undecodableRecords = 0
+    /// A rebuilt database waiting to be swapped in between two batches (``adopt(rebuiltAt:)``).
+    private var pendingAdoption: (path: String, continuation: CheckedContinuation<Void, any Error>)?
+    private var running = false
 
     public init(log: SegmentLog, store: ProjectionStore, batchSize: Int = 8192, logger: Logger = Logger(label: "custody.projector")) {
         self.log = log
@@ -34,12 +39,29 @@ public actor Projector {
     public func run() async throws {
         applied = try await store.appliedSeq()
         wakeWaiters()
+        running = true
+        defer {
+            running = false
+            pendingAdoption?.continuation.resume(throwing: CancellationError())
+            pendingAdoption = nil
+        }
         var current: DecodedBatch?
         while !Task.isCancelled {
+            if let adoption = pendingAdoption {
+                pendingAdoption = nil
+                do {
+                    try await swapIn(adoption.path)
+                    current = nil
+                    adoption.continuation.resume()
+                } catch {
+                    adoption.continuation.resume(throwing: error)
+                }
+            }
             if current == nil {
                 current = try await Self.fetch(log, from: applied + 1, upTo: await log.lastSeq, maxRecords: batchSize, logger: logger)
                 if current == nil {
                     caughtUpAt = .now
+                    if pendingAdoption != nil { continue }
                     do {
                         _ = try await log.waitForAppend(after: applied)
                     } catch let error as LogError where error.code == .closed {
@@ -52,13 +74,41 @@ public actor Projector {
             let batch = current!
             let head = await log.lastSeq
             async let following = Self.fetch(log, from: batch.last.seq + 1, upTo: head, maxRecords: batchSize, logger: logger)
-            try await store.apply(batch.events, checkpointSeq: batch.last.seq, checkpointTime: batch.last.timestamp)
+            try await applyRetrying(batch)
             undecodableRecords += batch.undecodable
             applied = batch.last.seq
+            appliedTimestamp = batch.last.timestamp
             wakeWaiters()
             current = try await following
         }
     }
+
+    /// Applies a batch, retrying with backoff when the database refuses it (busy, an I/O error):
+    /// the live projections must not stop for good on a transient failure. Nothing is applied
+    /// twice: a failed transaction wrote nothing, checkpoint included.
+    private func applyRetrying(_ batch: DecodedBatch) async throws {
+        var delay: Duration = .milliseconds(50)
+        while true {
+            do {
+                try await store.apply(batch.events, checkpointSeq: batch.last.seq, checkpointTime: batch.last.timestamp)
+                failures = 0
+                return
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                failures += 1
+                logger.error(
+                    "applying events to the projections failed; retrying",
+                    metadata: ["from_seq": "\(batch.events.first?.seq ?? 0)", "error": "\(error)", "attempt": "\(failures)"]
+                )
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
+    /// Consecutive failed attempts to apply a batch (0 when the last one succeeded).
+    public private(set) var failures = 0
 
     /// Applies records up to the log's current head and returns (no following): for rebuilds and
     /// tests.
@@ -73,11 +123,47 @@ public actor Projector {
             try await store.apply(current.events, checkpointSeq: current.last.seq, checkpointTime: current.last.timestamp)
             undecodableRecords += current.undecodable
             applied = current.last.seq
+            appliedTimestamp = current.last.timestamp
             wakeWaiters()
             progress?(applied, head)
             batch = try await following
         }
         caughtUpAt = .now
+    }
+
+    /// Swaps in a database rebuilt from the log (closed, at `path`): the projector brings it up
+    /// to what it has applied itself, then replaces its tables' contents with it in one
+    /// transaction, between two batches. Returns once it is in use.
+    public func adopt(rebuiltAt path: String) async throws {
+        guard running else {
+            try await swapIn(path)
+            return
+        }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            pendingAdoption = (path, continuation)
+            // Wake the loop if it is waiting for an append.
+            let log = log
+            Task { await log.nudgeWaiters() }
+        }
+    }
+
+    private func swapIn(_ path: String) async throws {
+        let fresh = try ProjectionStore(path: path)
+        do {
+            var seq = try await fresh.appliedSeq()
+            while seq < applied {
+                guard let batch = try await Self.fetch(log, from: seq + 1, upTo: applied, maxRecords: batchSize, logger: logger) else { break }
+                try await fresh.apply(batch.events, checkpointSeq: batch.last.seq, checkpointTime: batch.last.timestamp)
+                seq = batch.last.seq
+            }
+            try fresh.checkpointWAL()
+            try fresh.close()
+        } catch {
+            try? fresh.close()
+            throw error
+        }
+        let adopted = try await store.replaceContents(withDatabaseAt: path)
+        logger.notice("rebuilt projections swapped in", metadata: ["applied_seq": "\(adopted)"])
     }
 
     /// A batch read from the log and decoded, ready to apply.
@@ -141,12 +227,16 @@ public actor Projector {
         waiters.wake(upTo: applied)
     }
 
-    /// How far behind the log the projections are: in events, and in seconds since they were last
-    /// caught up (0 when they are).
+    /// How far behind the log the projections are: in events, and in seconds — how much older
+    /// the newest applied event is than the newest appended one (0 when caught up). Under steady
+    /// ingest this is how stale a read of the projections is.
     public func lag() async -> (events: UInt64, seconds: Double) {
         let head = await log.lastSeq
         guard head > applied else { return (0, 0) }
-        let behind = ContinuousClock.now - caughtUpAt
-        return (head - applied, behind.inSeconds)
+        let newest = await log.lastAppendTimestamp
+        let seconds =
+            appliedTimestamp > 0 && newest > appliedTimestamp
+            ? Double(newest - appliedTimestamp) / 1e9 : (ContinuousClock.now - caughtUpAt).inSeconds
+        return (head - applied, seconds)
     }
 }

@@ -77,6 +77,8 @@ public actor SegmentLog {
     private var failure: LogError?
     private var lifecycle = Lifecycle.open
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    /// The timestamp of the newest acknowledged append since the log opened (0 before any).
+    public private(set) var lastAppendTimestamp: Int64 = 0
     private var headWaiters: [Int: (after: UInt64, continuation: CheckedContinuation<UInt64, any Error>)] = [:]
     private var nextHeadWaiterID = 0
     private var bytesSinceRecoveryPoint: Int64 = 0
@@ -323,6 +325,7 @@ public actor SegmentLog {
             statistics.recordsAppended += endSeq - firstSeq
             var seq = firstSeq
             for waiter in group.waiters {
+                lastAppendTimestamp = max(lastAppendTimestamp, waiter.timestamp)
                 let receipt = AppendReceipt(firstSeq: seq, lastSeq: seq + UInt64(waiter.count) - 1, timestamp: waiter.timestamp)
                 seq += UInt64(waiter.count)
                 waiter.continuation.resume(returning: receipt)
@@ -497,6 +500,15 @@ public actor SegmentLog {
 
     func cancelHeadWaiter(_ id: Int) {
         headWaiters.removeValue(forKey: id)?.continuation.resume(throwing: CancellationError())
+    }
+
+    /// Wakes every task in ``waitForAppend(after:)`` now, with the current head, whether or not
+    /// anything was appended: for a follower that has other work to look at (its callers loop).
+    public func nudgeWaiters() {
+        let head = endSeq - 1
+        let waiters = headWaiters
+        headWaiters = [:]
+        for waiter in waiters.values { waiter.continuation.resume(returning: head) }
     }
 
     private func wakeHeadWaiters() {

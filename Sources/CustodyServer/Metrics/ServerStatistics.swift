@@ -36,7 +36,7 @@ struct ServerStatistics: Sendable {
             ingestInFlight: gate.current,
             ingestRefused: gate.refused.load(ordering: .relaxed),
             rejected: metrics.rejected,
-            rebuild: await rebuild.status
+            rebuild: rebuild.status
         )
     }
 

@@ -20,16 +20,19 @@ struct OperationsRoutes {
         }
         router.get("/readyz") { _, _ in
             let lag = await runtime.projector.lag()
+            let failures = await runtime.projector.failures
             let status = await runtime.log.status()
             let details: JSONValue = .object([
                 "lag_events": .integer(Int64(lag.events)), "lag_seconds": .number(lag.seconds),
-                "log_failure": status.failure.map(JSONValue.string) ?? .null,
+                "log_failure": status.failure.map(JSONValue.string) ?? .null, "projection_failures": .integer(Int64(failures)),
             ])
-            guard status.failure == nil, lag.seconds <= Self.readyLagSeconds else {
+            guard status.failure == nil, failures == 0, lag.seconds <= Self.readyLagSeconds else {
                 throw APIError(
                     status: .serviceUnavailable,
                     code: "not_ready",
-                    message: status.failure == nil ? "the projections are \(lag.events) events behind the log" : "the log cannot be written",
+                    message: status.failure != nil
+                        ? "the log cannot be written"
+                        : failures > 0 ? "the projections cannot be written" : "the projections are \(lag.events) events behind the log",
                     details: details
                 )
             }
@@ -45,6 +48,12 @@ struct OperationsRoutes {
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: bytes))
             )
+        }
+        router.post("/api/admin/rebuild") { _, _ in
+            guard rebuild.start(runtime: runtime) else {
+                throw APIError(CoreError(.conflict, "a rebuild is already running; see /api/admin/stats"))
+            }
+            return APIEnvelope.ok(.object(["rebuild": rebuild.status]), status: .accepted)
         }
         router.get("/api/admin/stats") { _, _ in
             APIEnvelope.ok(await ServerStatistics.collect(runtime: runtime, metrics: metrics, gate: gate, rebuild: rebuild).jsonValue)
