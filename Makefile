@@ -28,14 +28,18 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product custody
 
-# Until the server lands, the most useful thing to start is an in-process ingest run into the
-# default data directory with the projections following it, then a timed start-up of that data
-# directory, and a look at what was written.
+# Starts the server on the default data directory (created if missing); Ctrl-C stops it
+# gracefully. The dashboard URL is printed on start.
 run: release
-	$(CUSTODY) bench ingest --in-process --data-dir $(DATA_DIR) --events 1000000 --project
-	$(CUSTODY) bench startup --data-dir $(DATA_DIR)
-	$(CUSTODY) log inspect --data-dir $(DATA_DIR)
-	$(CUSTODY) log verify --data-dir $(DATA_DIR)
+	$(CUSTODY) serve --data-dir $(DATA_DIR)
+
+# An in-process ingest of a million span events with the projections following, a timed start-up
+# of that directory, and a look at what was written (no server needed).
+bench: release
+	$(CUSTODY) bench ingest --in-process --data-dir $(DATA_DIR)-bench --events 1000000 --project
+	$(CUSTODY) bench startup --data-dir $(DATA_DIR)-bench
+	$(CUSTODY) log inspect --data-dir $(DATA_DIR)-bench
+	$(CUSTODY) log verify --data-dir $(DATA_DIR)-bench
 
 test: deps
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift

@@ -54,13 +54,75 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 
-    /// Compact JSON text with sorted keys (so equal values have equal text).
+    /// Compact JSON text with sorted keys (so equal values have equal text), written directly
+    /// into a buffer: `JSONEncoder` cost ~5% of the server's time on small responses (`perf`).
     public var jsonText: JSONText {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: every case is plain JSON (non-finite numbers cannot be
-        // decoded into it in the first place).
-        let data = (try? encoder.encode(self)) ?? Data("null".utf8)
-        return JSONText(ByteBuffer(bytes: data))
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(64)
+        write(into: &buffer)
+        return JSONText(buffer)
+    }
+
+    /// Appends this value's compact JSON text (keys sorted, `/` not escaped) to `buffer`.
+    public func write(into buffer: inout ByteBuffer) {
+        switch self {
+        case .null: buffer.writeStaticString("null")
+        case .bool(let value): buffer.writeStaticString(value ? "true" : "false")
+        case .integer(let value): buffer.writeString(String(value))
+        case .number(let value):
+            if value.isFinite, value == value.rounded(), abs(value) < 1e15 {
+                buffer.writeString(String(Int64(value)))
+            } else if value.isFinite {
+                buffer.writeString(value.description)
+            } else {
+                // Not representable in JSON (never decoded into a JSONValue; only a computed one).
+                buffer.writeStaticString("null")
+            }
+        case .string(let value): Self.writeString(value, into: &buffer)
+        case .array(let values):
+            buffer.writeInteger(UInt8(ascii: "["))
+            for (index, value) in values.enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                value.write(into: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        case .object(let fields):
+            buffer.writeInteger(UInt8(ascii: "{"))
+            for (index, key) in fields.keys.sorted().enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                Self.writeString(key, into: &buffer)
+                buffer.writeInteger(UInt8(ascii: ":"))
+                fields[key]!.write(into: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "}"))
+        }
+    }
+
+    /// A JSON string literal: `"` and `\` escaped, control characters as escapes, the rest as UTF-8.
+    static func writeString(_ value: String, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        let needsEscape = value.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+        if !needsEscape {
+            buffer.writeString(value)
+        } else {
+            for byte in value.utf8 {
+                switch byte {
+                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                case 0x0A: buffer.writeStaticString("\\n")
+                case 0x0D: buffer.writeStaticString("\\r")
+                case 0x09: buffer.writeStaticString("\\t")
+                case 0x08: buffer.writeStaticString("\\b")
+                case 0x0C: buffer.writeStaticString("\\f")
+                case ..<0x20:
+                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                    buffer.writeStaticString("\\u00")
+                    buffer.writeInteger(hex[Int(byte >> 4)])
+                    buffer.writeInteger(hex[Int(byte & 0x0F)])
+                default: buffer.writeInteger(byte)
+                }
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
     }
 }

@@ -34,6 +34,16 @@ public actor SegmentLog {
     public nonisolated let recoveryReport: RecoveryReport
     nonisolated let fileSystem: any LogFileSystem
     nonisolated let threadPool: NIOThreadPool
+    /// The writers' own threads: every write, fsync, segment roll and recovery point runs here,
+    /// so that readers (projector, cache, live hub, API reads) on ``threadPool`` can never make an
+    /// append wait for a thread. Shared by the logs of a process (one, in a server) and never
+    /// shut down, like NIO's singleton pool.
+    nonisolated var writerPool: NIOThreadPool { Self.writerThreads }
+    static let writerThreads: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        return pool
+    }()
     nonisolated let logger: Logger
 
     struct ActiveSegment {
@@ -271,7 +281,7 @@ public actor SegmentLog {
         case .interval(let ms): synchronize = ContinuousClock.now - lastSynchronization >= .milliseconds(ms)
         }
         let batches = group.batches
-        let result: Result<(headers: [(BatchHeader, Int64)], syncNanoseconds: Int64), any Error> = await runIO {
+        let result: Result<(headers: [(BatchHeader, Int64)], syncNanoseconds: Int64), any Error> = await runWriterIO {
             var output = ByteBufferAllocator().buffer(capacity: Int(groupBytes) + 64)
             var headers: [(BatchHeader, Int64)] = []
             headers.reserveCapacity(batches.count)
@@ -362,7 +372,7 @@ public actor SegmentLog {
         let base = endSeq
         let directory = directory
         let fileSystem = fileSystem
-        let newFile: any LogFile = try await runIO {
+        let newFile: any LogFile = try await runWriterIO {
             try old.file.truncate(to: old.length)
             try old.file.synchronize()
             if old.length == 0 {
@@ -389,7 +399,7 @@ public actor SegmentLog {
         let base = endSeq
         let directory = directory
         let fileSystem = fileSystem
-        let newFile: any LogFile = try await runIO {
+        let newFile: any LogFile = try await runWriterIO {
             if old.synchronizedLength < old.length { try old.file.synchronize() }
             try writeSegmentIndexFiles(old.index, base: old.baseSeq, directory: directory, fileSystem: fileSystem)
             let file = try Self.createSegmentFile(base, directory: directory, fileSystem: fileSystem)
@@ -424,7 +434,7 @@ public actor SegmentLog {
         let point = RecoveryPoint(segmentBase: active.baseSeq, offset: active.length, endSeq: endSeq, lastTimestamp: lastTimestamp)
         let directory = directory
         let fileSystem = fileSystem
-        let result = await runIO {
+        let result = await runWriterIO {
             try replaceFileAtomically(point.encode(), named: SegmentName.recoveryPoint, in: directory, fileSystem: fileSystem)
             try fileSystem.synchronizeDirectory(at: directory)
         }
@@ -438,7 +448,7 @@ public actor SegmentLog {
     private func synchronizeActive() async {
         let file = active.file
         let length = active.length
-        switch await runIO({ try file.synchronize() }) {
+        switch await runWriterIO({ try file.synchronize() }) {
         case .success:
             statistics.synchronizations += 1
             active.synchronizedLength = max(active.synchronizedLength, length)
@@ -464,7 +474,7 @@ public actor SegmentLog {
         if failure == nil { await saveRecoveryPoint() }
         let file = active.file
         let lock = lock
-        _ = await runIO {
+        _ = await runWriterIO {
             try? file.close()
             try? lock.close()
         }
@@ -521,7 +531,16 @@ public actor SegmentLog {
 
     // MARK: Helpers
 
-    /// Runs blocking file work on the thread pool.
+    /// Runs the writer's blocking file work on its own thread.
+    nonisolated func runWriterIO<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async -> Result<T, any Error> {
+        do {
+            return .success(try await writerPool.runIfActive(body))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Runs blocking file work (reads) on the shared thread pool.
     nonisolated func runIO<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async -> Result<T, any Error> {
         do {
             return .success(try await threadPool.runIfActive(body))
