@@ -111,6 +111,18 @@ extension BenchCommand.Ingest {
             }
             return worst
         }
+        let progress = ProgressLine(total: duration.map { $0 * 1000 } ?? requestsWanted * batch, unit: duration == nil ? "spans" : "ms")
+        let progressTicker = Task {
+            let begin = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                if duration != nil {
+                    await progress.set(Int((ContinuousClock.now - begin).inMilliseconds))
+                } else {
+                    await progress.set(await sent.acknowledged * batch)
+                }
+            }
+        }
         let started = ContinuousClock.now
         let histogram = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
             for worker in 0..<concurrency {
@@ -154,6 +166,8 @@ extension BenchCommand.Ingest {
             return merged
         }
         let elapsed = (ContinuousClock.now - started).inSeconds
+        progressTicker.cancel()
+        await progress.finish()
         // Wait for the projections to hold everything, then read the server's own figures.
         var caughtUp = elapsed
         while true {
@@ -205,7 +219,14 @@ extension BenchCommand.Ingest {
     /// A count shared by the workers.
     actor Counter {
         private(set) var value = 0
+        /// Acknowledged requests, for the progress line.
+        private(set) var acknowledged = 0
         func add() { value += 1 }
+        /// One more acknowledged; with a time limit (not `countingOnly`) it also counts as sent.
+        func add(countingOnly: Bool) {
+            acknowledged += 1
+            if !countingOnly { value += 1 }
+        }
         /// Takes one of `limit` (false when all are taken).
         func take(limit: Int) -> Bool {
             guard value < limit else { return false }

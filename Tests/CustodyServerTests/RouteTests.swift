@@ -58,7 +58,13 @@ import Testing
                 headers: [HTTPField.Name("x-trace-id")!: "req-42"]
             )
             #expect(response.headers[HTTPField.Name("x-trace-id")!] == "req-42")
-            let stages = try await spans(of: "req-42", in: runtime).map { "\($0.stage) \($0.operation)" }
+            // response_sent goes in as the answer goes out: wait for it (bounded).
+            var stages: [String] = []
+            for _ in 0..<100 {
+                stages = try await spans(of: "req-42", in: runtime).map { "\($0.stage) \($0.operation)" }
+                if stages.count >= 3 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
             #expect(stages == ["request_received POST /api/logs", "processing recordLog", "response_sent POST /api/logs"])
         }
     }
@@ -281,6 +287,48 @@ import Testing
             #expect(wrong.headers[.allow]?.contains("POST") == true && wrong.headers[.allow]?.contains("GET") == true)
             let plain = try await client.call(.get, "/api/traces/live")
             #expect(plain.status == .upgradeRequired)
+        }
+    }
+}
+
+@Suite struct RefusalTests {
+    /// Over the ingest bound: 429 with Retry-After, nothing appended.
+    @Test func ingestOverItsBoundIsRefusedWithRetryAfter() async throws {
+        var limits = ServerLimits()
+        limits.maximumConcurrentIngest = 0
+        try await ServerFixture.run(.router, limits: limits) { runtime, client in
+            let before = await runtime.log.lastSeq
+            let response = try await client.call(.post, "/api/logs", json: #"{"source":"a"}"#)
+            #expect(response.status == .tooManyRequests && response.errorCode == "overloaded")
+            #expect(response.headers[.retryAfter] == "1")
+            #expect(await runtime.log.lastSeq == before)
+            let stats = try await client.call(.get, "/api/admin/stats")
+            #expect((stats.data["ingest"] as? [String: Any])?["refused"] as? Int == 1)
+        }
+    }
+
+    /// A log that cannot be written (a failed fsync): 507 storage_unavailable, no acknowledgement,
+    /// and ingest resumes by itself once the log can write again.
+    @Test func aFailedFsyncIs507AndIngestResumes() async throws {
+        let directory = ServerFixture.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let faults = FaultInjectingFileSystem()
+        var configuration = CoreRuntime.Configuration()
+        configuration.fileSystem = faults
+        let runtime = try await CoreRuntime.open(directory: directory, configuration: configuration, encodeLive: CustodyApplication.encodeLive)
+        let app = CustodyApplication.application(runtime: runtime, configuration: ServerConfiguration(host: "127.0.0.1", port: 0))
+        try await app.test(.router) { client in
+            #expect(try await client.call(.post, "/api/logs", json: #"{"source":"before"}"#).status == .ok)
+            // Its response_sent goes in after the answer: let it, so the fault hits the next request.
+            for _ in 0..<250 where await runtime.log.lastSeq < 4 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(await runtime.log.lastSeq == 4)
+            faults.failNextSynchronize()
+            let failed = try await client.call(.post, "/api/logs", json: #"{"source":"lost"}"#)
+            #expect(Int(failed.status.code) == 507 && failed.errorCode == "storage_unavailable")
+            let resumed = try await client.call(.post, "/api/logs", json: #"{"trace_id":"after","source":"after"}"#)
+            #expect(resumed.status == .ok)
+            let trace = try await client.call(.get, "/api/traces/after")
+            #expect((trace.data["spans"] as? [[String: Any]])?.count == 1)
         }
     }
 }

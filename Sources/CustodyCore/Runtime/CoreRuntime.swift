@@ -28,6 +28,8 @@ public final class CoreRuntime: Sendable {
     public struct Configuration: Sendable {
         public var log = LogConfiguration()
         public var damagePolicy = DamagePolicy.refuse
+        /// The file layer under the log (a fault-injecting one in tests).
+        public var fileSystem: any LogFileSystem = PosixFileSystem()
         public var cacheTTL: Duration = .seconds(15 * 60)
         public var cacheCapacity = 100_000
         /// How long a read waits for the projections to reach the writes before it.
@@ -71,6 +73,7 @@ public final class CoreRuntime: Sendable {
             directory: directory,
             configuration: configuration.log,
             damagePolicy: configuration.damagePolicy,
+            fileSystem: configuration.fileSystem,
             logger: logger
         )
         do {

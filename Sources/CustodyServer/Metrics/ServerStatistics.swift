@@ -4,6 +4,15 @@ import NIOCore
 import Prometheus
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// A snapshot of everything the server measures about itself: `GET /api/admin/stats` returns it
 /// as JSON and `GET /metrics` as Prometheus gauges.
 struct ServerStatistics: Sendable {
@@ -20,6 +29,7 @@ struct ServerStatistics: Sendable {
     var ingestRefused: Int
     var rejected: [String: Int]
     var rebuild: JSONValue
+    var residentBytes: Int?
 
     static func collect(runtime: CoreRuntime, metrics: ServerMetrics, gate: IngestGate, rebuild: AdminRebuild) async -> ServerStatistics {
         let lag = await runtime.projector.lag()
@@ -36,7 +46,8 @@ struct ServerStatistics: Sendable {
             ingestInFlight: gate.current,
             ingestRefused: gate.refused.load(ordering: .relaxed),
             rejected: metrics.rejected,
-            rebuild: rebuild.status
+            rebuild: rebuild.status,
+            residentBytes: ProcessMemory.residentBytes()
         )
     }
 
@@ -70,6 +81,7 @@ struct ServerStatistics: Sendable {
             "requests": .object(["rejected": .object(rejected.mapValues { .integer(Int64($0)) })]),
             "outbox": .object(["depth": .integer(0)]),
             "rebuild": rebuild,
+            "process": .object(["rss_bytes": residentBytes.map { .integer(Int64($0)) } ?? .null]),
         ])
     }
 
@@ -103,5 +115,16 @@ struct ServerStatistics: Sendable {
         gauge("custody_ingest_in_flight", "Ingest requests being processed.", Double(ingestInFlight))
         gauge("custody_ingest_refused", "Ingest requests refused as overloaded since start.", Double(ingestRefused))
         gauge("custody_outbox_depth", "GitHub operations waiting to run.", 0)
+        if let residentBytes { gauge("custody_process_resident_bytes", "Resident memory of the server process.", Double(residentBytes)) }
+    }
+}
+
+/// The process's resident memory, from `/proc/self/statm` (Linux); nil elsewhere.
+enum ProcessMemory {
+    static func residentBytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
