@@ -16,7 +16,10 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the server: API, live stream, projections and dashboard.",
         discussion: """
             Settings: flags override the environment (CUSTODY_DATA_DIR, CUSTODY_HOST, CUSTODY_PORT, CUSTODY_FSYNC, \
-            CUSTODY_SEGMENT_BYTES), which overrides the config file (JSON: data_dir, host, port, fsync, segment_bytes). \
+            CUSTODY_SEGMENT_BYTES, CUSTODY_TOKENS), which overrides the config file (JSON: data_dir, host, port, fsync, \
+            segment_bytes, tokens). Bearer tokens — CUSTODY_TOKENS="role:token,role:token" or "tokens": [{"token": …, \
+            "role": "ingest|operator|admin"}] in the file — are required for every request but /healthz and /readyz \
+            once set, and must be set to listen beyond loopback. Tokens are never printed. \
             SIGINT or SIGTERM shut down gracefully: no new requests, those in flight finish, the log is synchronized \
             and closed, the projections are checkpointed.
             """
@@ -37,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
         var port = 8787
         var fsync = FsyncPolicy.always
         var segmentBytes: Int64 = 64 << 20
+        var tokens: [String: AccessRole] = [:]
     }
 
     struct FileSettings: Decodable {
@@ -45,6 +49,12 @@ struct ServeCommand: AsyncParsableCommand {
         var port: Int?
         var fsync: String?
         var segmentBytes: Int64?
+        var tokens: [FileToken]?
+    }
+
+    struct FileToken: Decodable {
+        var token: String
+        var role: String
     }
 
     func settings() throws -> Settings {
@@ -67,6 +77,12 @@ struct ServeCommand: AsyncParsableCommand {
                 settings.fsync = policy
             }
             if let value = file.segmentBytes { settings.segmentBytes = value }
+            for entry in file.tokens ?? [] {
+                guard let role = AccessRole(name: entry.role), !entry.token.isEmpty else {
+                    throw ValidationError("a token in \(config) has no value or an unknown role (ingest, operator, admin)")
+                }
+                settings.tokens[entry.token] = role
+            }
         }
         let environment = ProcessEnvironment.self
         if let value = environment.value("CUSTODY_DATA_DIR") { settings.dataDirectory = value }
@@ -83,6 +99,16 @@ struct ServeCommand: AsyncParsableCommand {
             guard let bytes = Int64(value) else { throw ValidationError("CUSTODY_SEGMENT_BYTES must be a number of bytes") }
             settings.segmentBytes = bytes
         }
+        if let value = environment.value("CUSTODY_TOKENS") {
+            settings.tokens = [:]
+            for pair in value.split(separator: ",") {
+                let parts = pair.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, let role = AccessRole(name: String(parts[0])), !parts[1].isEmpty else {
+                    throw ValidationError("CUSTODY_TOKENS takes role:token pairs separated by commas (roles: ingest, operator, admin)")
+                }
+                settings.tokens[String(parts[1])] = role
+            }
+        }
         if let dataDirectory { settings.dataDirectory = dataDirectory }
         if let host { settings.host = host }
         if let port { settings.port = port }
@@ -93,9 +119,9 @@ struct ServeCommand: AsyncParsableCommand {
         if let segmentBytes { settings.segmentBytes = segmentBytes }
         guard (0...65535).contains(settings.port) else { throw ValidationError("the port must be 0–65535") }
         guard settings.segmentBytes >= 1 << 16 else { throw ValidationError("segment bytes must be at least 65536") }
-        guard Self.isLoopback(settings.host) else {
+        guard Self.isLoopback(settings.host) || !settings.tokens.isEmpty else {
             throw ValidationError(
-                "listening on \(settings.host) would expose the API without authentication; bind to 127.0.0.1 (or ::1) and put an authenticating proxy in front"
+                "listening on \(settings.host) would expose the API without authentication: set bearer tokens (CUSTODY_TOKENS or \"tokens\" in the config file), or bind to 127.0.0.1"
             )
         }
         return settings
@@ -119,9 +145,11 @@ struct ServeCommand: AsyncParsableCommand {
                 encodeLive: CustodyApplication.encodeLive
             )
         }
+        var serverConfiguration = ServerConfiguration(host: settings.host, port: settings.port)
+        serverConfiguration.tokens = settings.tokens
         let application = CustodyApplication.application(
             runtime: runtime,
-            configuration: ServerConfiguration(host: settings.host, port: settings.port),
+            configuration: serverConfiguration,
             logger: logger
         ) { port in
             let url = "http://\(settings.host.contains(":") ? "[\(settings.host)]" : settings.host):\(port)/"

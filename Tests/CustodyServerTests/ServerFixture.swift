@@ -18,6 +18,7 @@ enum ServerFixture {
     static func run<Value: Sendable>(
         _ setup: TestingSetup = .router,
         limits: ServerLimits = ServerLimits(),
+        tokens: [String: AccessRole] = [:],
         directory: String = directory(),
         _ test: @escaping @Sendable (CoreRuntime, any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
@@ -25,6 +26,7 @@ enum ServerFixture {
         let runtime = try await CoreRuntime.open(directory: directory, encodeLive: CustodyApplication.encodeLive)
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.limits = limits
+        configuration.tokens = tokens
         let app = CustodyApplication.application(runtime: runtime, configuration: configuration)
         return try await app.test(setup) { client in try await test(runtime, client) }
     }

@@ -11,6 +11,9 @@ public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 8787
     public var limits = ServerLimits()
+    /// Bearer tokens and their roles; empty means no authentication, which ``custody serve``
+    /// allows only on a loopback address.
+    public var tokens: [String: AccessRole] = [:]
 
     public init(host: String = "127.0.0.1", port: Int = 8787) {
         self.host = host
@@ -29,13 +32,13 @@ public enum CustodyApplication {
     public static func router(
         runtime: CoreRuntime,
         metrics: ServerMetrics = ServerMetrics(),
-        limits: ServerLimits = ServerLimits()
-    ) -> Router<
-        CustodyRequestContext
-    > {
+        limits: ServerLimits = ServerLimits(),
+        tokens: [String: AccessRole] = [:]
+    ) -> Router<CustodyRequestContext> {
         let router = Router(context: CustodyRequestContext.self)
         router.middlewares.add(TraceMiddleware())
         router.middlewares.add(RequestMetricsMiddleware(metrics: metrics))
+        router.middlewares.add(BearerTokenMiddleware(tokens: tokens))
         let gate = IngestGate(limit: limits.maximumConcurrentIngest)
         let rebuild = AdminRebuild()
         LogRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
@@ -72,7 +75,7 @@ public enum CustodyApplication {
         logger: Logger = Logger(label: "custody.server"),
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let router = router(runtime: runtime, metrics: metrics, limits: configuration.limits)
+        let router = router(runtime: runtime, metrics: metrics, limits: configuration.limits, tokens: configuration.tokens)
         let app = Application(
             router: router,
             server: .http1WebSocketUpgrade(
