@@ -174,6 +174,22 @@ struct BadRequest: CustomStringConvertible, Sendable {
             ),
             .get("/api/traces/live", 426, "upgrade_required"),
         ]
+        // Every JSON route: bodies that are not JSON, and media types that are not JSON.
+        let jsonRoutes = [logs, tasks, update, errors, followups]
+        for route in jsonRoutes {
+            for body in [
+                "{", "]", "{\"a\":}", "{\"a\" 1}", "nul", "tru", "{\"a\":1,}", "[1,]", "'x'", "{\"a\":\"\\q\"}", "{\"a\":01}", "{\"a\":1.}",
+                "{\"a\":-}", "{\"a\":\"\\u12g4\"}",
+            ] {
+                cases.append(.post(route, body, 400, "invalid_json"))
+            }
+            for type in ["text/html", "application/octet-stream", "image/png", "application/protobuf"] {
+                cases.append(.post(route, "{}", 415, "unsupported_media_type", contentType: type))
+            }
+            cases.append(.post(route, bytes: Array("{\"a\":\"".utf8) + [0xF0, 0x28, 0x8C, 0x28] + Array("\"}".utf8), 400, "invalid_json"))
+            cases.append(.post(route, bytes: Array("{\"a\":\"".utf8) + [0x01] + Array("\"}".utf8), 400, "invalid_json"))
+            cases.append(.post(route, #"{"a": \#(nested(70))}"#, 400, "invalid_json"))
+        }
         // Methods and routes.
         cases += [
             .method(.put, "/api/logs"), .method(.get, "/api/logs"), .method(.delete, "/api/tasks"), .method(.patch, "/api/tasks/updateStatus"),
@@ -185,8 +201,8 @@ struct BadRequest: CustomStringConvertible, Sendable {
         return cases
     }()
 
-    @Test func thereAreAtLeastAHundredCases() {
-        #expect(Self.cases.count >= 100)
+    @Test func thereAreAtLeastTwoHundredCases() {
+        #expect(Self.cases.count >= 200)
     }
 
     @Test func everyBadRequestGetsItsErrorAndAppendsNothing() async throws {

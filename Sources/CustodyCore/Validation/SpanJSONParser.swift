@@ -32,6 +32,25 @@ public struct SpanJSONParser {
         return try result.get()
     }
 
+    /// Checks that `body` is one JSON value (RFC 8259, strictly: no trailing commas, no leading
+    /// zeros, valid escapes, UTF-8, no lone surrogates) nested at most `maximumDepth` deep.
+    /// Foundation's decoder is more lenient than this, and checks only the strings it decodes.
+    public static func validate(_ body: ByteBuffer, maximumDepth: Int = 64) throws(CoreError) {
+        let result: CoreError? = body.withUnsafeReadableBytes { bytes in
+            var parser = SpanJSONParser(bytes: bytes, maximumDepth: maximumDepth)
+            do throws(CoreError) {
+                parser.skipWhitespace()
+                guard parser.index < bytes.count else { throw Self.syntax("the body is empty; it must be JSON") }
+                try parser.skipValue(depth: 1)
+                try parser.expectEnd()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let result { throw result }
+    }
+
     init(bytes: UnsafeRawBufferPointer, maximumDepth: Int) {
         self.bytes = bytes
         self.maximumDepth = maximumDepth

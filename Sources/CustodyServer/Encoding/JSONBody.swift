@@ -44,8 +44,11 @@ enum JSONBody {
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from body: ByteBuffer, limits: ServerLimits) throws -> T {
-        guard body.readableBytes > 0 else { throw APIError.invalidJSON("the body is empty; it must be JSON") }
-        try checkDepth(body, maximum: limits.maximumJSONDepth)
+        do {
+            try SpanJSONParser.validate(body, maximumDepth: limits.maximumJSONDepth)
+        } catch {
+            throw APIError(error)
+        }
         do {
             return try JSONDecoder().decode(type, from: Data(body.readableBytesView))
         } catch let error as CoreError {
@@ -57,36 +60,6 @@ enum JSONBody {
         } catch {
             // The decoder's own parse errors (invalid UTF-8, raw control characters in strings).
             throw APIError.invalidJSON("the body is not valid JSON")
-        }
-    }
-
-    /// Refuses, in one pass before any parsing, JSON nested deeper than `maximum` (counting
-    /// brackets outside strings) and a body with a NUL byte, which UTF-8 JSON text never holds (a
-    /// decoder would otherwise guess the body is UTF-16 or UTF-32: API.md says all JSON is UTF-8).
-    static func checkDepth(_ body: ByteBuffer, maximum: Int) throws {
-        var depth = 0
-        var inString = false
-        var escaped = false
-        for byte in body.readableBytesView {
-            if byte == 0 { throw APIError.invalidJSON("the body holds a NUL byte; it must be UTF-8 JSON") }
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                if depth > maximum { throw APIError.invalidJSON("the JSON is nested deeper than \(maximum) levels") }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-            default: break
-            }
         }
     }
 }
