@@ -1,6 +1,8 @@
 import CustodyCore
+import CustodyLog
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -78,19 +80,32 @@ public enum CustodyApplication {
         let router = router(runtime: runtime, metrics: metrics, limits: configuration.limits, tokens: configuration.tokens)
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: router,
-                configuration: .init(
-                    http1: .init(idleTimeout: .seconds(configuration.limits.idleTimeoutSeconds)),
-                    ws: .init(maxFrameSize: 1 << 20, autoPing: .disabled)
-                )
-            ),
+            server: serverBuilder(router: router, limits: configuration.limits),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             services: [RuntimeService(runtime: runtime, logger: logger)],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )
         return app
+    }
+}
+
+extension CustodyApplication {
+    /// HTTP/1.1 with WebSocket upgrades on the API's router, each connection fronted by a
+    /// ``RequestDeadlineHandler`` (slow clients) and closed when idle.
+    static func serverBuilder(router: Router<CustodyRequestContext>, limits: ServerLimits) -> HTTPServerBuilder {
+        let webSocketResponder = router.buildResponder()
+        let configuration = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: .init(idleTimeout: .seconds(limits.idleTimeoutSeconds)),
+            ws: .init(maxFrameSize: 1 << 20, autoPing: .disabled)
+        )
+        let limit = TimeAmount.nanoseconds(Int64(limits.requestDeadline.inSeconds * 1e9))
+        return HTTPServerBuilder { responder in
+            DeadlineChildChannel(
+                base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: configuration),
+                limit: limit
+            )
+        }
     }
 }
 

@@ -14,6 +14,9 @@ public struct ServerLimits: Sendable {
     public var liveClientBuffer = 4096
     /// How often a live-stream client is sent `{"event": "ping"}`.
     public var livePingInterval: Duration = .seconds(10)
+    /// A connection that has sent bytes (or just opened) and got nothing back for this long is
+    /// closed: a request must arrive whole, and be answered, within it (slowloris).
+    public var requestDeadline: Duration = .seconds(30)
     /// A connection that sends nothing for this long is closed (slow or stalled clients).
     public var idleTimeoutSeconds: Int64 = 60
 
