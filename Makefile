@@ -8,7 +8,7 @@ DATA_DIR ?= ./custody-data
 APT_PACKAGES := liblz4-dev libsqlite3-dev pkg-config
 CUSTODY := .build/release/custody
 
-.PHONY: run test deps build release bench benchmarks format lint clean
+.PHONY: run test deps build release bench benchmarks schemathesis format lint clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
@@ -49,6 +49,10 @@ test: deps
 # Benchmarks (ordo-one/benchmark), built in release by the plugin.
 benchmarks: deps
 	$(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
+
+# schemathesis against schema/openapi.yaml and a fresh server (installs it from PyPI into .build/).
+schemathesis: deps
+	scripts/schemathesis.sh
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Benchmarks Package.swift

@@ -61,6 +61,7 @@ let package = Package(
         .target(
             name: "CustodySchema",
             path: "schema",
+            exclude: ["openapi.yaml"],
             resources: [.copy("projections")],
             swiftSettings: swiftSettings
         ),

@@ -51,8 +51,10 @@ enum Waterfall {
         let spans = trace["spans"] as? [[String: Any]] ?? []
         let summary = trace["summary"] as? [String: Any] ?? [:]
         let starts = spans.map { nanoseconds($0["timestamp"] as? String) }
-        let ends = zip(spans, starts).map { span, start in start + Int64(((span["duration_ms"] as? Double) ?? 0) * 1_000_000) }
-        let origin = starts.min() ?? 0
+        // In Double: a client's timestamps and durations may be anywhere in range.
+        let startTimes = starts.map { Double($0) }
+        let ends = zip(spans, startTimes).map { span, start in start + ((span["duration_ms"] as? Double) ?? 0) * 1_000_000 }
+        let origin = startTimes.min() ?? 0
         let total = max((ends.max() ?? origin) - origin, 1)
         // Depth by parent span id.
         var depthOf: [String: Int] = [:]
@@ -67,14 +69,14 @@ enum Waterfall {
             let parent = span["parent_span_id"] as? String
             let depth = parent.flatMap { depthOf[$0] }.map { $0 + 1 } ?? 0
             if let id = span["span_id"] as? String { depthOf[id] = depth }
-            let from = Int(Double(starts[index] - origin) / Double(total) * Double(width))
-            let length = max(1, Int(Double(ends[index] - starts[index]) / Double(total) * Double(width)))
+            let from = Int(min(max((startTimes[index] - origin) / total * Double(width), 0), Double(width)))
+            let length = Int(min(max((ends[index] - startTimes[index]) / total * Double(width), 1), Double(width)))
             let bar = String(repeating: " ", count: min(from, width - 1)) + String(repeating: "█", count: min(length, width - min(from, width - 1)))
             let padded = bar + String(repeating: " ", count: max(0, width - bar.count))
             let label = String(repeating: "  ", count: min(depth, 8)) + "\(span["source"] as? String ?? "-") \(span["operation"] as? String ?? "-")"
             let stage = span["stage"] as? String ?? "-"
             let duration = (span["duration_ms"] as? Double).map { String(format: "%.2f ms", $0) } ?? ""
-            let offset = String(format: "+%.2f ms", Double(starts[index] - origin) / 1e6)
+            let offset = String(format: "+%.2f ms", (startTimes[index] - origin) / 1e6)
             let isError = stage == "error" || stage == "replay_error" || (span["details"] as? [String: Any])?["error"] != nil
             let row = "│\(padded)│ \(SpanLine.pad(label, 40)) \(SpanLine.pad(stage, 18)) \(SpanLine.pad(duration, 11)) \(offset)"
             lines.append(colour ? "\u{1B}[\(isError ? "31" : SpanLine.stageColour(stage))m\(row)\u{1B}[0m" : row)

@@ -76,6 +76,10 @@ struct BadRequest: CustomStringConvertible, Sendable {
             (#"[{"source": 1}]"#, "entries[0].source"), (#"[{"source": "ok"}, {"duration_ms": "x"}]"#, "entries[1].duration_ms"),
             ("[]", "entries"), (#"{"entries": []}"#, "entries"), (#"{"entries": {"source": "a"}}"#, "entries"),
             (#"[{"source":"a"}, 7]"#, "entries[1]"),
+            // Durations a timestamp cannot hold (one crashed the server before they were refused).
+            (#"{"duration_ms": 1e13}"#, "duration_ms"), (#"{"duration_ms": 1.7976931348623157e308}"#, "duration_ms"),
+            (#"{"timestamp": "2262-04-11T00:00:00Z", "duration_ms": 1e11}"#, "duration_ms"),
+            (#"{"timestamp": "2262-04-11T23:47:16.999999999Z"}"#, "timestamp"), (#"{"timestamp": "1500-01-01T00:00:00Z"}"#, "timestamp"),
         ]
         for (body, field) in fieldCases { cases.append(.post(logs, body, 422, "invalid_argument", field: field)) }
         cases.append(.post(logs, "[" + Array(repeating: "{}", count: 10_001).joined(separator: ",") + "]", 422, "invalid_argument", field: "entries"))
@@ -158,6 +162,7 @@ struct BadRequest: CustomStringConvertible, Sendable {
             .get("/api/traces?limit=-1", 422, "invalid_argument", field: "limit"),
             .get("/api/traces?min_duration_ms=abc", 422, "invalid_argument", field: "min_duration_ms"),
             .get("/api/traces?min_duration_ms=-5", 422, "invalid_argument", field: "min_duration_ms"),
+            .get("/api/traces?min_duration_ms=1.7976931348623157e308", 422, "invalid_argument", field: "min_duration_ms"),
             .get("/api/traces?error=maybe", 422, "invalid_argument", field: "error"),
             .get("/api/traces/active?limit=0", 422, "invalid_argument", field: "limit"),
             .get("/api/traces/abc?format=xml", 422, "invalid_argument", field: "format"),

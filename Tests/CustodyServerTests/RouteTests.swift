@@ -332,3 +332,25 @@ import Testing
         }
     }
 }
+
+@Suite struct ExtremeValueTests {
+    /// Spans at both ends of the representable time range, with long durations, in one trace:
+    /// summaries, search and the cache cope (a duration overflow once crashed the server).
+    @Test func theWholeTimeRangeInOneTrace() async throws {
+        try await ServerFixture.run(.router) { _, client in
+            let response = try await client.call(
+                .post,
+                "/api/logs",
+                json: """
+                    [{"trace_id":"far","timestamp":"1678-01-01T00:00:00Z","duration_ms":999999999999},
+                     {"trace_id":"far","timestamp":"2262-04-01T00:00:00Z","duration_ms":1}]
+                    """
+            )
+            #expect(response.status == .ok)
+            let trace = try await client.call(.get, "/api/traces/far")
+            #expect((trace.data["summary"] as? [String: Any])?["span_count"] as? Int == 2)
+            #expect(try await client.call(.get, "/api/traces?min_duration_ms=1000000000000").status == .ok)
+            #expect(try await client.call(.get, "/api/traces/active").status == .ok)
+        }
+    }
+}

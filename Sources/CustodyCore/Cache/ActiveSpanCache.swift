@@ -74,7 +74,7 @@ public actor ActiveSpanCache {
     }
 
     private func summarize(_ span: Span, seq: UInt64) {
-        let end = span.timestamp + Int64((span.durationMs ?? 0) * 1_000_000)
+        let end = span.end
         let isError = Span.isErrorStage(span.stage) || (span.details?.hasTopLevelKey("error") ?? false)
         if var summary = traces[span.traceId] {
             if span.timestamp < summary.start {

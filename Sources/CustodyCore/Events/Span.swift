@@ -59,6 +59,16 @@ public struct Span: Sendable, Hashable {
         )
     }
 
+    /// When the span ended (nanoseconds): its timestamp plus its duration, saturating at the
+    /// largest timestamp instead of overflowing (validation keeps new spans far from it).
+    public var end: Int64 {
+        guard let durationMs, durationMs > 0 else { return timestamp }
+        let nanoseconds = durationMs * 1_000_000
+        guard nanoseconds < 9.2e18 else { return .max }
+        let (sum, overflow) = timestamp.addingReportingOverflow(Int64(nanoseconds))
+        return overflow ? .max : sum
+    }
+
     /// API.md: an error span has stage `error` or `replay_error`, or a `details.error`. The last
     /// is decided when the span is validated (``SpanInput``), which knows the parsed details.
     public static func isErrorStage(_ stage: String) -> Bool { stage == "error" || stage == "replay_error" }

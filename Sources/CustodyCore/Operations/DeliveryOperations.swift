@@ -69,6 +69,7 @@ public struct DeliveryOperations: Sendable {
     /// fetchFollowups: an order's follow-ups in the order they were submitted; with `asOf`, as
     /// they stood then (follow-ups never change, so those with a seq up to that position).
     public func fetchFollowups(orderId: String, asOf: AsOf? = nil) async throws(CoreError) -> [FollowupRecord] {
+        let orderId = try FieldRules.identifier(orderId, "order_id")
         try await context.awaitProjections()
         var bound = Int64.max
         if let asOf { bound = Int64(try await context.resolve(asOf)) }
@@ -121,6 +122,7 @@ public struct DeliveryOperations: Sendable {
 
     /// getReport: the latest revision, or `not_found`.
     public func getReport(orderId: String) async throws(CoreError) -> JSONValue {
+        let orderId = try FieldRules.identifier(orderId, "order_id")
         try await context.awaitProjections()
         let text: String?
         do {

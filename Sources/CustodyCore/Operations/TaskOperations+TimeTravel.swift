@@ -10,7 +10,7 @@ public enum AsOf: Sendable, Hashable {
     public init(parsing text: String) throws(CoreError) {
         if let seq = UInt64(text) {
             self = .seq(seq)
-        } else if let instant = RFC3339.nanoseconds(text) {
+        } else if let instant = RFC3339.nanoseconds(text, clamping: true) {
             self = .instant(instant)
         } else {
             throw CoreError.invalidArgument("as_of", "must be a seq or an RFC 3339 instant")

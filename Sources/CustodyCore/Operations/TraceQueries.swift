@@ -30,7 +30,7 @@ public struct TraceSummaryRecord: Sendable, Hashable {
     public var sources: [String]
     public var replayOf: String?
 
-    public var durationMs: Double { Double(end - start) / 1_000_000 }
+    public var durationMs: Double { (Double(end) - Double(start)) / 1_000_000 }
 
     public var jsonValue: JSONValue {
         var object: [String: JSONValue] = [
@@ -164,8 +164,8 @@ public struct TraceQueries: Sendable {
     /// `next_cursor` continues after the last one.
     public func search(_ search: TraceSearch) async throws(CoreError) -> (traces: [TraceSummaryRecord], nextCursor: String?) {
         guard (1...1000).contains(search.limit) else { throw CoreError.invalidArgument("limit", "must be 1–1000") }
-        if let minimum = search.minDurationMs, !(minimum >= 0 && minimum.isFinite) {
-            throw CoreError.invalidArgument("min_duration_ms", "must be a number >= 0")
+        if let minimum = search.minDurationMs, !(minimum >= 0 && minimum <= SpanInput.maximumDurationMs) {
+            throw CoreError.invalidArgument("min_duration_ms", "must be a number from 0 to \(Int64(SpanInput.maximumDurationMs))")
         }
         var after: (start: Int64, traceId: String)?
         if let cursor = search.cursor {

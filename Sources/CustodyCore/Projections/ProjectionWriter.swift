@@ -94,7 +94,7 @@ struct ProjectionWriter {
                 rootOperation = span.operation
             }
             start = min(start, span.timestamp)
-            end = max(end, span.timestamp + Int64((span.durationMs ?? 0) * 1_000_000))
+            end = max(end, span.end)
             count += 1
             errors += ProjectionWriter.isError(span) ? 1 : 0
             if !sources.contains(span.source) { sources.append(span.source) }

@@ -1,7 +1,10 @@
 /// RFC 3339 timestamps ↔ nanoseconds since the Unix epoch, with up to 9 fractional digits
 /// (`2026-11-03T21:00:00.123Z`, `2026-11-03T23:00:00+02:00`). Strict: anything else is nil.
 public enum RFC3339 {
-    public static func nanoseconds(_ text: String) -> Int64? {
+    /// The instant, or nil when the text is not RFC 3339 or the instant is outside what
+    /// nanoseconds since 1970 in 64 bits hold (1677–2262). With `clamping`, such an instant
+    /// gives the nearest representable one instead: for bounds of a search, not for data.
+    public static func nanoseconds(_ text: String, clamping: Bool = false) -> Int64? {
         let bytes = Array(text.utf8)
         var position = 0
         func digits(_ count: Int) -> Int? {
@@ -54,8 +57,9 @@ public enum RFC3339 {
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + min(second, 59)) - Int64(offsetSeconds)
         let (nanoseconds, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        guard !overflow else { return nil }
-        return nanoseconds + fraction
+        let (total, overflowed) = nanoseconds.addingReportingOverflow(fraction)
+        guard overflow || overflowed else { return total }
+        return clamping ? (seconds < 0 ? .min : .max) : nil
     }
 
     /// `2026-11-03T21:00:00.123Z` (milliseconds, UTC).

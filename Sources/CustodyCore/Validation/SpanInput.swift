@@ -89,6 +89,8 @@ public struct SpanInput: Sendable, Hashable, Decodable {
 
     /// The most bytes a span's `details` may take, encoded.
     public static let maximumDetailsBytes = 64 << 10
+    /// The longest `duration_ms` taken (~31.7 years): its nanoseconds fit a timestamp.
+    public static let maximumDurationMs = 1e12
 
     /// Applies API.md's rules: lengths, characters, ranges, defaults. `now` (ns since the
     /// epoch) stands in for a missing timestamp; `newTraceId` makes a trace id when none is given.
@@ -111,6 +113,14 @@ public struct SpanInput: Sendable, Hashable, Decodable {
         }
         if let durationMs {
             guard durationMs.isFinite, durationMs >= 0 else { throw CoreError.invalidArgument("duration_ms", "must be a number ≥ 0") }
+            guard durationMs <= Self.maximumDurationMs,
+                !timestampNanoseconds.addingReportingOverflow(Int64(durationMs * 1_000_000)).overflow
+            else {
+                throw CoreError.invalidArgument(
+                    "duration_ms",
+                    "must be at most \(Int64(Self.maximumDurationMs)) (about 31 years), ending before 2262"
+                )
+            }
         }
         var detailsText: JSONText?
         if let text = self.detailsText {

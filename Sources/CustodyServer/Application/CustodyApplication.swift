@@ -37,7 +37,7 @@ public enum CustodyApplication {
         limits: ServerLimits = ServerLimits(),
         tokens: [String: AccessRole] = [:]
     ) -> Router<CustodyRequestContext> {
-        let router = Router(context: CustodyRequestContext.self)
+        let router = Router(context: CustodyRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.middlewares.add(TraceMiddleware())
         router.middlewares.add(RequestMetricsMiddleware(metrics: metrics))
         router.middlewares.add(BearerTokenMiddleware(tokens: tokens))
@@ -62,7 +62,10 @@ public enum CustodyApplication {
         }
         for (_, entry) in methods {
             let allowed = entry.methods
-            for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch] where !allowed.contains(method) {
+            let others: [HTTPRequest.Method] =
+                [.get, .post, .put, .delete, .patch, .options, .trace, .connect, HTTPRequest.Method("QUERY")!]
+                + (allowed.contains(.get) ? [] : [.head])
+            for method in others where !allowed.contains(method) {
                 router.on(entry.path, method: method) { _, _ -> Response in throw APIError.methodNotAllowed(allowed: allowed) }
             }
         }

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 
@@ -20,4 +21,13 @@ public struct CustodyRequestContext: RequestContext, WebSocketRequestContext {
 
     /// Bodies larger than this are refused with 413 before they are read in full.
     public var maxUploadSize: Int { ServerLimits.default.maximumBodyBytes }
+}
+
+extension CustodyRequestContext {
+    /// A path parameter, percent-decoded (`/api/tasks/a%20b` is task `a b`); a parameter that
+    /// does not decode is taken as it is.
+    func pathValue(_ name: String) throws -> String {
+        let raw = try parameters.require(name)
+        return raw.removingPercentEncoding ?? raw
+    }
 }

@@ -9,24 +9,24 @@ struct DeliveryRoutes {
     func register(on router: Router<CustodyRequestContext>) {
         let delivery = runtime.delivery
         router.traced("/api/delivery/{order_id}/followups", method: .post, runtime: runtime) { request, context, trace in
-            let orderId = try context.parameters.require("order_id")
+            let orderId = try context.pathValue("order_id")
             let body = try await JSONBody.decode(FollowupBody.self, from: request, context: context, limits: limits)
             let followup = try await delivery.submitFollowup(orderId: orderId, type: body.type, note: body.note, impact: body.impact, request: trace)
             return APIEnvelope.ok(.object(["followup": followup.jsonValue]), status: .created)
         }
         router.traced("/api/delivery/{order_id}/followups", method: .get, runtime: runtime) { request, context, trace in
-            let orderId = try context.parameters.require("order_id")
-            let asOf = try request.uri.queryParameters["as_of"].map { text throws(CoreError) in try AsOf(parsing: String(text)) }
+            let orderId = try context.pathValue("order_id")
+            let asOf = try request.text("as_of").map { text throws(CoreError) in try AsOf(parsing: text) }
             let followups = try await delivery.fetchFollowups(orderId: orderId, asOf: asOf)
             return APIEnvelope.ok(.object(["followups": .array(followups.map(\.jsonValue))]))
         }
         router.traced("/api/delivery/{order_id}/finalize", method: .post, runtime: runtime) { request, context, trace in
-            let orderId = try context.parameters.require("order_id")
+            let orderId = try context.pathValue("order_id")
             let report = try await delivery.finalizeReport(orderId: orderId, request: trace)
             return APIEnvelope.ok(.object(["report": report]))
         }
         router.traced("/api/delivery/{order_id}/report", method: .get, runtime: runtime) { request, context, trace in
-            let orderId = try context.parameters.require("order_id")
+            let orderId = try context.pathValue("order_id")
             return APIEnvelope.ok(.object(["report": try await delivery.getReport(orderId: orderId)]))
         }
     }

@@ -33,7 +33,7 @@ struct LiveStreamRoute {
             let query = request.uri.queryParameters
             func values(_ name: String) -> Set<String> { Set(query.getAll(name).filter { !$0.isEmpty }.map { String($0) }) }
             filter = LiveFilter(sources: values("source"), stages: values("stage"), operations: values("operation"), traceIds: values("trace_id"))
-            if let since = query["since_seq"] {
+            if let since = request.query("since_seq") {
                 guard let seq = UInt64(since) else { throw CoreError.invalidArgument("since_seq", "must be a seq (a non-negative integer)") }
                 sinceSeq = seq
             }

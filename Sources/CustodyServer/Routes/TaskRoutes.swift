@@ -37,9 +37,9 @@ struct TaskRoutes {
             return APIEnvelope.ok(.object(["error_id": .string(errorId)]), status: .created)
         }
         router.traced("/api/tasks/{uuid}", method: .get, runtime: runtime) { request, context, trace in
-            let uuid = try context.parameters.require("uuid")
-            if let asOf = request.uri.queryParameters["as_of"] {
-                let (task, seq) = try await tasks.getTask(uuid, asOf: try AsOf(parsing: String(asOf)))
+            let uuid = try context.pathValue("uuid")
+            if let asOf = request.text("as_of") {
+                let (task, seq) = try await tasks.getTask(uuid, asOf: try AsOf(parsing: asOf))
                 return APIEnvelope.ok(.object(["task": task.jsonValue, "as_of_seq": .integer(Int64(seq))]))
             }
             return APIEnvelope.ok(.object(["task": try await tasks.getTask(uuid).jsonValue]))
@@ -47,15 +47,28 @@ struct TaskRoutes {
         router.traced("/api/tasks", method: .get, runtime: runtime) { request, context, trace in
             let query = request.uri.queryParameters
             let page = try await tasks.listTasks(
-                orderId: query["order_id"].map(String.init),
-                status: query["status"].map(String.init),
-                limit: try QueryValues.integer(query["limit"].map(String.init), "limit") ?? 100,
-                cursor: query["cursor"].map(String.init)
+                orderId: request.text("order_id"),
+                status: request.text("status"),
+                limit: try QueryValues.integer(request.query("limit"), "limit") ?? 100,
+                cursor: request.text("cursor")
             )
             return APIEnvelope.ok(
                 .object(["tasks": .array(page.tasks.map(\.jsonValue)), "next_cursor": page.nextCursor.map(JSONValue.string) ?? .null])
             )
         }
+    }
+}
+
+extension Request {
+    /// A query parameter's value as sent (an empty one included: `?limit=` is not a limit).
+    func query(_ name: Substring) -> String? {
+        uri.queryParameters[name].map { String($0) }
+    }
+
+    /// A free-text query parameter (a filter, a cursor, `as_of`): an empty one counts as absent.
+    func text(_ name: Substring) -> String? {
+        guard let value = uri.queryParameters[name], !value.isEmpty else { return nil }
+        return String(value)
     }
 }
 
@@ -75,7 +88,7 @@ enum QueryValues {
 
     static func instant(_ text: String?, _ name: String) throws(CoreError) -> Int64? {
         guard let text else { return nil }
-        guard let value = RFC3339.nanoseconds(text) else { throw CoreError.invalidArgument(name, "must be an RFC 3339 timestamp") }
+        guard let value = RFC3339.nanoseconds(text, clamping: true) else { throw CoreError.invalidArgument(name, "must be an RFC 3339 timestamp") }
         return value
     }
 

@@ -12,14 +12,14 @@ struct TraceRoutes {
         router.get("/api/traces/active") { request, _ in
             let query = request.uri.queryParameters
             let active = try await traces.active(
-                source: query["source"].map(String.init),
-                limit: try QueryValues.integer(query["limit"].map(String.init), "limit") ?? 100
+                source: request.text("source"),
+                limit: try QueryValues.integer(request.query("limit"), "limit") ?? 100
             )
             return APIEnvelope.ok(.object(["spans": .array(active.spans.map(\.jsonValue)), "traces": .array(active.traces.map(\.jsonValue))]))
         }
         router.get("/api/traces/{trace_id}") { request, context in
-            let traceId = try context.parameters.require("trace_id")
-            let format = request.uri.queryParameters["format"].map(String.init)
+            let traceId = try context.pathValue("trace_id")
+            let format = request.query("format")
             guard format == nil || format == "json" || format == "csv" else {
                 throw CoreError.invalidArgument("format", "must be csv or json")
             }
@@ -42,17 +42,18 @@ struct TraceRoutes {
         }
         router.get("/api/traces") { request, _ in
             let query = request.uri.queryParameters
-            func text(_ name: Substring) -> String? { query[name].map { String($0) } }
+            func text(_ name: Substring) -> String? { request.text(name) }
+            func raw(_ name: Substring) -> String? { request.query(name) }
             var search = TraceSearch()
             search.source = text("source")
             search.operation = text("operation")
             search.stage = text("stage")
-            search.errorsOnly = try QueryValues.boolean(text("error"), "error") ?? false
-            search.minDurationMs = try QueryValues.number(text("min_duration_ms"), "min_duration_ms")
-            search.since = try QueryValues.instant(text("since"), "since")
-            search.until = try QueryValues.instant(text("until"), "until")
+            search.errorsOnly = try QueryValues.boolean(raw("error"), "error") ?? false
+            search.minDurationMs = try QueryValues.number(raw("min_duration_ms"), "min_duration_ms")
+            search.since = try QueryValues.instant(raw("since"), "since")
+            search.until = try QueryValues.instant(raw("until"), "until")
             search.query = text("q")
-            search.limit = try QueryValues.integer(text("limit"), "limit") ?? 50
+            search.limit = try QueryValues.integer(raw("limit"), "limit") ?? 50
             search.cursor = text("cursor")
             let page = try await traces.search(search)
             return APIEnvelope.ok(
@@ -60,11 +61,11 @@ struct TraceRoutes {
             )
         }
         router.get("/api/traces/{trace_id}/compare/{other}") { _, context in
-            let comparison = try await traces.compare(try context.parameters.require("trace_id"), try context.parameters.require("other"))
+            let comparison = try await traces.compare(try context.pathValue("trace_id"), try context.pathValue("other"))
             return APIEnvelope.ok(comparison.jsonValue)
         }
         router.get("/api/replays") { request, _ in
-            let limit = try QueryValues.integer(request.uri.queryParameters["limit"].map(String.init), "limit") ?? 50
+            let limit = try QueryValues.integer(request.query("limit"), "limit") ?? 50
             return APIEnvelope.ok(.object(["replays": .array(try await traces.replays(limit: limit))]))
         }
     }
