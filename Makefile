@@ -8,7 +8,7 @@ DATA_DIR ?= ./custody-data
 APT_PACKAGES := liblz4-dev libsqlite3-dev pkg-config
 CUSTODY := .build/release/custody
 
-.PHONY: run test deps build release bench benchmarks schemathesis format lint clean
+.PHONY: run test deps build release bench benchmarks schemathesis fuzz format lint clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
@@ -53,6 +53,10 @@ benchmarks: deps
 # schemathesis against schema/openapi.yaml and a fresh server (installs it from PyPI into .build/).
 schemathesis: deps
 	scripts/schemathesis.sh
+
+# libFuzzer on the span parser and the event codec, FUZZ_SECONDS (default 600) each.
+fuzz: deps
+	scripts/fuzz.sh
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Benchmarks Package.swift

@@ -61,7 +61,8 @@ public struct CoreContext: Sendable {
             operation: operation,
             requestTraceId: request.traceId,
             durationMs: elapsed.inMilliseconds,
-            timestamp: now(),
+            // A span starts when its work started: timestamp + duration is when it ended.
+            timestamp: now() - Int64(elapsed.inSeconds * 1e9),
             details: details?.jsonText
         )
         var events: [EventBody] = []
@@ -103,7 +104,8 @@ public struct CoreContext: Sendable {
             operation: request.operation,
             requestTraceId: request.traceId,
             durationMs: durationMs,
-            timestamp: now(),
+            // It covers the whole request: from its arrival, for its duration.
+            timestamp: received.timestamp,
             details: details.jsonText
         )
         let spans = request.recorded.received.load(ordering: .acquiring) ? [closing] : [received, closing]
