@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // liblz4 from the system (Debian: liblz4-dev).
@@ -82,9 +83,21 @@ let package = Package(
             name: "CustodyCoreTests",
             dependencies: [
                 "CustodyCore",
+                "CustodyOTLP",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 "CustodyLog",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // OTLP trace messages (generated once by scripts/generate-otlp.sh from schema/otlp and
+        // committed) and their mapping to Custody spans.
+        .target(
+            name: "CustodyOTLP",
+            dependencies: [
+                "CustodyCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),

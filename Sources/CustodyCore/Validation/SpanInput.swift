@@ -23,6 +23,9 @@ public struct SpanInput: Sendable, Hashable, Decodable {
     /// `details` as the client sent it (checked JSON text of an object), from
     /// ``SpanJSONParser``; used as it is, never re-encoded. Takes precedence over ``details``.
     public var detailsText: JSONText?
+    /// The timestamp as nanoseconds since the epoch (OTLP's own form); takes precedence over
+    /// ``timestamp``.
+    public var timestampNanoseconds: Int64?
 
     public init(
         traceId: String? = nil,
@@ -103,7 +106,9 @@ public struct SpanInput: Sendable, Hashable, Decodable {
                 return id
             } ?? newTraceId()
         let timestampNanoseconds: Int64
-        if let timestamp {
+        if let given = self.timestampNanoseconds {
+            timestampNanoseconds = given
+        } else if let timestamp {
             guard let parsed = RFC3339.nanoseconds(timestamp) else {
                 throw CoreError.invalidArgument("timestamp", "must be an RFC 3339 timestamp such as 2026-11-03T21:00:00.123Z")
             }
