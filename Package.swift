@@ -106,6 +106,8 @@ let package = Package(
             name: "CustodyServer",
             dependencies: [
                 "CustodyCore",
+                "CustodyOTLP",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 "CustodyLog",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -123,6 +125,8 @@ let package = Package(
             name: "CustodyServerTests",
             dependencies: [
                 "CustodyServer",
+                "CustodyOTLP",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 "CustodyCore",
                 "CustodyLog",
                 .product(name: "Hummingbird", package: "hummingbird"),

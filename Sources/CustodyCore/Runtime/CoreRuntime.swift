@@ -20,6 +20,7 @@ public final class CoreRuntime: Sendable {
     public let delivery: DeliveryOperations
     public let logs: LogOperations
     public let traces: TraceQueries
+    public let spanExport: SpanExport
     /// The log's head when the derived views were brought up to date.
     let openedAt: UInt64
     let logger: Logger
@@ -56,6 +57,7 @@ public final class CoreRuntime: Sendable {
         self.delivery = DeliveryOperations(context: context)
         self.logs = LogOperations(log: log)
         self.traces = TraceQueries(context: context, cache: cache)
+        self.spanExport = SpanExport(logs: logs, cache: cache)
         self.openedAt = openedAt
         self.logger = logger
     }
@@ -104,14 +106,19 @@ public final class CoreRuntime: Sendable {
         }
     }
 
-    /// Applies to the projections whatever they have not applied yet, then closes the log and the
-    /// projection store (WAL checkpointed). Call after ``run()`` has ended; no append may be in
-    /// flight. Runs to completion even when the calling task is cancelled.
+    /// Closes the log (what is pending is written; later appends are refused), applies to the
+    /// projections whatever they have not applied yet, and closes the projection store (WAL
+    /// checkpointed): after it the projections hold the whole log. Call after ``run()`` has
+    /// ended. Runs to completion even when the calling task is cancelled.
     public func close() async {
         let projector = projector
         let log = log
         let logger = logger
         await Task {
+            // The log first: it writes what is pending and takes nothing more (a best-effort
+            // `response_sent` still on its way is refused), so the projections then catch up
+            // with its final head. Reads still work on a closed log.
+            await log.close()
             do {
                 try await projector.catchUp()
             } catch {
@@ -120,7 +127,6 @@ public final class CoreRuntime: Sendable {
                     metadata: ["error": "\(error)"]
                 )
             }
-            await log.close()
             do {
                 try projector.store.checkpointWAL()
                 try projector.store.close()

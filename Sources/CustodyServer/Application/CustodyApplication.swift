@@ -44,6 +44,7 @@ public enum CustodyApplication {
         let gate = IngestGate(limit: limits.maximumConcurrentIngest)
         let rebuild = AdminRebuild()
         LogRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
+        OTLPRoutes(runtime: runtime, limits: limits, gate: gate).register(on: router)
         TaskRoutes(runtime: runtime, limits: limits).register(on: router)
         DeliveryRoutes(runtime: runtime, limits: limits).register(on: router)
         TraceRoutes(runtime: runtime).register(on: router)

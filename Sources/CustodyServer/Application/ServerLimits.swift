@@ -4,6 +4,8 @@
 public struct ServerLimits: Sendable {
     /// The largest request body read (API.md: 8 MiB).
     public var maximumBodyBytes = 8 << 20
+    /// The largest OTLP export body, after decompression (API.md: 20 MiB).
+    public var maximumOTLPBytes = 20 << 20
     /// JSON nested deeper than this is refused before it is parsed (a parser's recursion must not
     /// be the client's to choose).
     public var maximumJSONDepth = 64

@@ -1,0 +1,55 @@
+/// Span export from tracing SDKs (OTLP): unlike `recordLog`, one bad span does not refuse the
+/// batch — it is counted as rejected (OTLP's `partial_success`) and the others are taken — and a
+/// span whose (trace_id, span_id) was already taken within the active-span TTL is acknowledged
+/// but not appended again (exporters re-send after a network failure).
+public struct SpanExport: Sendable {
+    let logs: LogOperations
+    let cache: ActiveSpanCache
+
+    public init(logs: LogOperations, cache: ActiveSpanCache) {
+        self.logs = logs
+        self.cache = cache
+    }
+
+    /// What an export did.
+    public struct Outcome: Sendable, Hashable {
+        public var accepted: Int
+        public var duplicates: Int
+        public var rejected: Int
+        /// The first rejection's reason, for `partial_success.error_message`.
+        public var firstError: String?
+    }
+
+    /// Validates every span, drops those already taken (in the cache's TTL, or earlier in the same
+    /// export), and appends the rest with one `processing` span in a single append, durable
+    /// before this returns.
+    public func export(_ inputs: [SpanInput], request: RequestTrace) async throws(CoreError) -> Outcome {
+        var outcome = Outcome(accepted: 0, duplicates: 0, rejected: 0, firstError: nil)
+        var taken: [SpanInput] = []
+        var seen: Set<String> = []
+        let now = logs.now()
+        for input in inputs {
+            let span: Span
+            do {
+                span = try input.validated(now: now, newTraceId: logs.newTraceId)
+            } catch {
+                outcome.rejected += 1
+                if outcome.firstError == nil { outcome.firstError = error.message }
+                continue
+            }
+            if let spanId = span.spanId {
+                let key = span.traceId + "/" + spanId
+                let already = await cache.contains(traceId: span.traceId, spanId: spanId)
+                guard !already, seen.insert(key).inserted else {
+                    outcome.duplicates += 1
+                    continue
+                }
+            }
+            taken.append(input)
+        }
+        guard !taken.isEmpty else { return outcome }
+        let recorded = try await logs.recordLog(.many(taken), request: request)
+        outcome.accepted = recorded.accepted
+        return outcome
+    }
+}

@@ -1,0 +1,87 @@
+import CustodyCore
+import CustodyLog
+import CustodyOTLP
+import CustodyServer
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import SwiftProtobuf
+import Testing
+
+@Suite struct OTLPRouteTests {
+    static func export(spanIds: [UInt8], names: [String] = []) -> [UInt8] {
+        var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+        var service = Opentelemetry_Proto_Common_V1_KeyValue()
+        service.key = "service.name"
+        service.value.stringValue = "data-factory"
+        resourceSpans.resource.attributes = [service]
+        var scope = Opentelemetry_Proto_Trace_V1_ScopeSpans()
+        scope.spans = spanIds.enumerated().map { index, id in
+            var span = Opentelemetry_Proto_Trace_V1_Span()
+            span.traceID = Data(repeating: 0xAB, count: 16)
+            span.spanID = Data(repeating: id, count: 8)
+            span.name = index < names.count ? names[index] : "load"
+            span.startTimeUnixNano = 1_764_000_000_000_000_000 + UInt64(index) * 1_000_000
+            span.endTimeUnixNano = span.startTimeUnixNano + 2_000_000
+            return span
+        }
+        resourceSpans.scopeSpans = [scope]
+        var request = OTLPSpanMapping.Request()
+        request.resourceSpans = [resourceSpans]
+        return (try? request.serializedBytes()) ?? []
+    }
+
+    func post(_ client: some TestClientProtocol, _ bytes: [UInt8], type: String = "application/x-protobuf") async throws -> TestResponse {
+        try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: type], body: ByteBuffer(bytes: bytes)) { $0 }
+    }
+
+    @Test func protobufExportsBecomeSpansOnceEach() async throws {
+        try await ServerFixture.run(.router) { runtime, client in
+            let first = try await post(client, Self.export(spanIds: [1, 2, 3]))
+            #expect(first.status == .ok && first.headers[.contentType] == "application/x-protobuf")
+            let answer = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(serializedBytes: Array(first.body.readableBytesView))
+            #expect(!answer.hasPartialSuccess)
+            let traceId = String(repeating: "ab", count: 16)
+            let trace = try await client.call(.get, "/api/traces/\(traceId)")
+            let spans = try #require(trace.data["spans"] as? [[String: Any]])
+            #expect(spans.count == 3 && spans.allSatisfy { $0["source"] as? String == "data-factory" && $0["stage"] as? String == "span" })
+            #expect(spans.first?["duration_ms"] as? Double == 2)
+
+            // Re-sent: acknowledged, not appended again; a new span in the same export is.
+            let again = try await post(client, Self.export(spanIds: [1, 2, 3, 4]))
+            #expect(again.status == .ok)
+            let after = try await client.call(.get, "/api/traces/\(traceId)")
+            #expect((after.data["spans"] as? [[String: Any]])?.count == 4)
+            _ = runtime
+        }
+    }
+
+    @Test func badSpansArePartialSuccessAndBadBodiesAppendNothing() async throws {
+        try await ServerFixture.run(.router) { runtime, client in
+            let partial = try await post(client, Self.export(spanIds: [7, 8], names: ["ok", "bad\u{01}name"]))
+            #expect(partial.status == .ok)
+            let answer = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(serializedBytes: Array(partial.body.readableBytesView))
+            #expect(answer.partialSuccess.rejectedSpans == 1)
+            #expect(answer.partialSuccess.errorMessage.contains("operation"))
+
+            // The previous request's response_sent goes in after its answer: let it settle.
+            var before = await runtime.log.lastSeq
+            while true {
+                try await Task.sleep(for: .milliseconds(100))
+                let now = await runtime.log.lastSeq
+                if now == before { break }
+                before = now
+            }
+            let truncated = Array(Self.export(spanIds: [9]).dropLast(5))
+            let bad = try await post(client, truncated)
+            #expect(bad.status == .badRequest)
+            let json = try await post(client, Array("{}".utf8), type: "application/json")
+            #expect(json.status == .unsupportedMediaType)
+            let wrongMethod = try await client.call(.get, "/v1/traces")
+            #expect(wrongMethod.status == .methodNotAllowed)
+            #expect(await runtime.log.lastSeq == before)
+        }
+    }
+}
