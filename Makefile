@@ -5,7 +5,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 DATA_DIR ?= ./custody-data
 # Debian packages the build needs (headers and pkg-config files for the C libraries).
-APT_PACKAGES := liblz4-dev libsqlite3-dev pkg-config
+APT_PACKAGES := liblz4-dev libsqlite3-dev zlib1g-dev pkg-config python3-venv
 CUSTODY := .build/release/custody
 
 .PHONY: run test deps build release bench benchmarks schemathesis fuzz format lint clean
@@ -45,6 +45,7 @@ test: deps
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel --num-workers 2
+	Tests/interop/otlp-python.sh
 
 # Benchmarks (ordo-one/benchmark), built in release by the plugin.
 benchmarks: deps

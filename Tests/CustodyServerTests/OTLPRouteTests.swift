@@ -1,3 +1,4 @@
+import CompressNIO
 import CustodyCore
 import CustodyLog
 import CustodyOTLP
@@ -77,11 +78,59 @@ import Testing
             let truncated = Array(Self.export(spanIds: [9]).dropLast(5))
             let bad = try await post(client, truncated)
             #expect(bad.status == .badRequest)
-            let json = try await post(client, Array("{}".utf8), type: "application/json")
-            #expect(json.status == .unsupportedMediaType)
+            let text = try await post(client, Array("{}".utf8), type: "text/plain")
+            #expect(text.status == .unsupportedMediaType)
             let wrongMethod = try await client.call(.get, "/v1/traces")
             #expect(wrongMethod.status == .methodNotAllowed)
             #expect(await runtime.log.lastSeq == before)
+        }
+    }
+
+    @Test func jsonEncodingWithHexIdsAndGzipBodies() async throws {
+        try await ServerFixture.run(.router) { _, client in
+            let json = #"""
+                {"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"ui-factory"}}]},
+                 "scopeSpans":[{"scope":{"name":"s"},"spans":[
+                   {"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174","name":"render","kind":2,
+                    "startTimeUnixNano":"1764000000000000000","endTimeUnixNano":1764000000003000000,
+                    "attributes":[{"key":"n","value":{"intValue":"7"}}],"status":{"code":2,"message":"boom"},"unknownField":1}]}]}]}
+                """#
+            let answer = try await client.execute(
+                uri: "/v1/traces",
+                method: .post,
+                headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: json)
+            ) { $0 }
+            #expect(answer.status == .ok && answer.headers[.contentType] == "application/json")
+            let trace = try await client.call(.get, "/api/traces/5b8efff798038103d269b633813fc60c")
+            let span = try #require((trace.data["spans"] as? [[String: Any]])?.first)
+            #expect(span["span_id"] as? String == "eee19b7ec3c1b174" && span["stage"] as? String == "error")
+            #expect(span["source"] as? String == "ui-factory" && span["duration_ms"] as? Double == 3)
+            #expect(((span["details"] as? [String: Any])?["attributes"] as? [String: Any])?["n"] as? Int == 7)
+
+            var plain = ByteBuffer(bytes: Self.export(spanIds: [42]))
+            let gzipped = try plain.compress(with: .gzip)
+            let zipped = try await client.execute(
+                uri: "/v1/traces",
+                method: .post,
+                headers: [.contentType: "application/x-protobuf", .contentEncoding: "gzip"],
+                body: gzipped
+            ) { $0 }
+            #expect(zipped.status == .ok)
+            let badHex = try await client.execute(
+                uri: "/v1/traces",
+                method: .post,
+                headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz","spanId":"00"}]}]}]}"#)
+            ) { $0 }
+            #expect(badHex.status == .badRequest)
+            let corrupt = try await client.execute(
+                uri: "/v1/traces",
+                method: .post,
+                headers: [.contentType: "application/x-protobuf", .contentEncoding: "gzip"],
+                body: ByteBuffer(bytes: [0x1F, 0x8B, 1, 2, 3])
+            ) { $0 }
+            #expect(corrupt.status == .badRequest)
         }
     }
 }

@@ -1,3 +1,4 @@
+import CompressNIO
 import CustodyCore
 import CustodyOTLP
 import HTTPTypes
@@ -9,8 +10,9 @@ import SwiftProtobuf
 /// and exported (``SpanExport``); the answer is an `ExportTraceServiceResponse` whose
 /// `partial_success` counts the spans that could not be taken.
 ///
-/// Not yet: the OTLP JSON encoding and gzip bodies (answered 415), and errors in
-/// `google.rpc.Status` form (errors use the API's JSON envelope).
+/// Both encodings of the OTLP specification: `application/x-protobuf` and `application/json`
+/// (hex ids), `Content-Encoding: gzip` or none; the size limit applies after decompression; the
+/// answer is in the request's encoding. Errors use the API's JSON envelope.
 struct OTLPRoutes {
     let runtime: CoreRuntime
     let limits: ServerLimits
@@ -21,38 +23,64 @@ struct OTLPRoutes {
     func register(on router: Router<CustodyRequestContext>) {
         router.traced("/v1/traces", method: .post, runtime: runtime) { request, _, trace in
             let mediaType = request.headers[.contentType].map { String($0.split(separator: ";").first ?? "").lowercased() } ?? ""
-            guard mediaType == Self.protobuf else {
+            let isJSON = mediaType == "application/json"
+            guard isJSON || mediaType == Self.protobuf else {
                 throw APIError(
                     status: .unsupportedMediaType,
                     code: "unsupported_media_type",
-                    message: "OTLP/HTTP takes application/x-protobuf here"
+                    message: "OTLP/HTTP takes application/x-protobuf or application/json"
                 )
             }
-            if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+            let encoding = request.headers[.contentEncoding]?.lowercased() ?? "identity"
+            guard encoding == "identity" || encoding == "gzip" else {
                 throw APIError(
                     status: .unsupportedMediaType,
                     code: "unsupported_media_type",
-                    message: "Content-Encoding \(encoding) is not taken yet"
+                    message: "Content-Encoding \(encoding) is not taken: gzip or none"
                 )
             }
             return try await gate.admit {
-                let body: ByteBuffer
+                var body: ByteBuffer
                 do {
                     body = try await request.body.collect(upTo: limits.maximumOTLPBytes)
                 } catch {
                     throw APIError(CoreError(.payloadTooLarge, "the export is over \(limits.maximumOTLPBytes) bytes"))
                 }
+                if encoding == "gzip" {
+                    do {
+                        body = try body.decompress(with: .gzip, maxSize: limits.maximumOTLPBytes)
+                    } catch let error as CompressNIOError where error == .bufferOverflow {
+                        throw APIError(CoreError(.payloadTooLarge, "the export is over \(limits.maximumOTLPBytes) bytes once decompressed"))
+                    } catch {
+                        throw APIError.invalidJSON("the gzip body is corrupt")
+                    }
+                }
                 let export: OTLPSpanMapping.Request
-                do {
-                    export = try body.withUnsafeReadableBytes { try OTLPSpanMapping.Request(serializedBytes: $0) }
-                } catch {
-                    throw APIError.invalidJSON("the body is not a valid ExportTraceServiceRequest")
+                if isJSON {
+                    do {
+                        export = try OTLPJSON.request(from: Array(body.readableBytesView))
+                    } catch let error as OTLPJSON.Invalid {
+                        throw APIError.invalidJSON(error.message)
+                    }
+                } else {
+                    do {
+                        export = try body.withUnsafeReadableBytes { try OTLPSpanMapping.Request(serializedBytes: $0) }
+                    } catch {
+                        throw APIError.invalidJSON("the body is not a valid ExportTraceServiceRequest")
+                    }
                 }
                 let outcome = try await runtime.spanExport.export(OTLPSpanMapping.spans(of: export), request: trace)
                 var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
                 if outcome.rejected > 0 {
                     response.partialSuccess.rejectedSpans = Int64(outcome.rejected)
                     response.partialSuccess.errorMessage = outcome.firstError ?? ""
+                }
+                if isJSON {
+                    return Response(
+                        status: .ok,
+                        headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: OTLPJSON.encode(response)))
+                    )
                 }
                 let bytes: [UInt8] = try response.serializedBytes()
                 return Response(status: .ok, headers: [.contentType: Self.protobuf], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
