@@ -149,6 +149,8 @@ let package = Package(
                 "CustodyLog",
                 "CustodyCore",
                 "CustodyServer",
+                "CustodyOTLP",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -16,5 +16,5 @@ OUT=Sources/CustodyOTLP/Generated
 rm -rf "$OUT" && mkdir -p "$OUT"
 protoc --plugin=protoc-gen-swift="$WORK/.build/release/protoc-gen-swift" \
   --swift_out="$OUT" --swift_opt=Visibility=Public \
-  -I schema/otlp schema/otlp/common.proto schema/otlp/resource.proto schema/otlp/trace.proto schema/otlp/trace_service.proto
+  -I schema/otlp schema/otlp/common.proto schema/otlp/resource.proto schema/otlp/trace.proto schema/otlp/trace_service.proto schema/otlp/status.proto
 echo "generated: $(ls "$OUT")"

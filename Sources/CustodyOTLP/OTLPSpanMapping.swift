@@ -1,4 +1,5 @@
 import CustodyCore
+import NIOCore
 import SwiftProtobuf
 
 #if canImport(FoundationEssentials)
@@ -21,15 +22,21 @@ public enum OTLPSpanMapping {
         var spans: [SpanInput] = []
         for resourceSpans in request.resourceSpans {
             let resourceAttributes = resourceSpans.resource.attributes
-            let source = resourceAttributes.first { $0.key == "service.name" }.flatMap { attribute -> String? in
+            let source = resourceAttributes.last { $0.key == "service.name" }.flatMap { attribute -> String? in
                 if case .stringValue(let name)? = attribute.value.value, !name.isEmpty { return name }
                 return nil
             }
-            let resource = attributes(resourceAttributes)
+            // Written once per resource and per scope, copied into each span's details.
+            var resource = ByteBuffer()
+            if !resourceAttributes.isEmpty { writeAttributes(resourceAttributes, into: &resource) }
             for scopeSpans in resourceSpans.scopeSpans {
-                var scope: [String: JSONValue] = [:]
-                if !scopeSpans.scope.name.isEmpty { scope["name"] = .string(scopeSpans.scope.name) }
-                if !scopeSpans.scope.version.isEmpty { scope["version"] = .string(scopeSpans.scope.version) }
+                var scope = ByteBuffer()
+                if !scopeSpans.scope.name.isEmpty || !scopeSpans.scope.version.isEmpty {
+                    var fields: [String: JSONValue] = [:]
+                    if !scopeSpans.scope.name.isEmpty { fields["name"] = .string(scopeSpans.scope.name) }
+                    if !scopeSpans.scope.version.isEmpty { fields["version"] = .string(scopeSpans.scope.version) }
+                    JSONValue.object(fields).write(into: &scope)
+                }
                 for span in scopeSpans.spans {
                     spans.append(map(span, source: source, resource: resource, scope: scope))
                 }
@@ -38,12 +45,7 @@ public enum OTLPSpanMapping {
         return spans
     }
 
-    static func map(
-        _ span: Opentelemetry_Proto_Trace_V1_Span,
-        source: String?,
-        resource: [String: JSONValue],
-        scope: [String: JSONValue]
-    ) -> SpanInput {
+    static func map(_ span: Opentelemetry_Proto_Trace_V1_Span, source: String?, resource: ByteBuffer, scope: ByteBuffer) -> SpanInput {
         var input = SpanInput()
         input.traceId = hex(span.traceID)
         input.spanId = hex(span.spanID)
@@ -51,7 +53,7 @@ public enum OTLPSpanMapping {
         input.source = source ?? "unknown"
         input.operation = span.name.isEmpty ? "unknown" : span.name
         let isError = span.status.code == .error
-        if let stage = span.attributes.first(where: { $0.key == "custody.stage" }), case .stringValue(let value)? = stage.value.value {
+        if let stage = span.attributes.last(where: { $0.key == "custody.stage" }), case .stringValue(let value)? = stage.value.value {
             input.stage = value
         } else {
             input.stage = isError ? "error" : "span"
@@ -62,38 +64,101 @@ public enum OTLPSpanMapping {
         if span.endTimeUnixNano >= span.startTimeUnixNano, span.startTimeUnixNano > 0 {
             input.durationMs = Double(span.endTimeUnixNano - span.startTimeUnixNano) / 1_000_000
         }
-        var details: [String: JSONValue] = ["kind": .string(kindName(span.kind))]
-        let spanAttributes = attributes(span.attributes.filter { $0.key != "custody.stage" })
-        if !spanAttributes.isEmpty { details["attributes"] = .object(spanAttributes) }
-        if !span.events.isEmpty {
-            details["events"] = .array(
-                span.events.map { event in
-                    .object([
-                        "name": .string(event.name), "time_unix_nano": .string(String(event.timeUnixNano)),
-                        "attributes": .object(attributes(event.attributes)),
-                    ])
-                }
-            )
+        input.detailsText = JSONText(details(of: span, isError: isError, resource: resource, scope: scope))
+        return input
+    }
+
+    /// `details`, written straight into a buffer with its keys in order (no dictionaries on the
+    /// hot path): attributes, error, events, kind, links, resource, scope, status, trace_state.
+    static func details(of span: Opentelemetry_Proto_Trace_V1_Span, isError: Bool, resource: ByteBuffer, scope: ByteBuffer) -> ByteBuffer {
+        var out = ByteBuffer()
+        out.reserveCapacity(128 + resource.readableBytes + scope.readableBytes)
+        var first = true
+        func key(_ name: StaticString) {
+            out.writeStaticString(first ? "{\"" : ",\"")
+            out.writeStaticString(name)
+            out.writeStaticString("\":")
+            first = false
         }
+        let attributes = span.attributes.filter { $0.key != "custody.stage" }
+        if !attributes.isEmpty {
+            key("attributes")
+            writeAttributes(attributes, into: &out)
+        }
+        if isError {
+            key("error")
+            JSONValue.writeString(span.status.message.isEmpty ? "status ERROR" : span.status.message, into: &out)
+        }
+        if !span.events.isEmpty {
+            key("events")
+            out.writeStaticString("[")
+            for (index, event) in span.events.enumerated() {
+                if index > 0 { out.writeStaticString(",") }
+                out.writeStaticString("{\"attributes\":")
+                writeAttributes(event.attributes, into: &out)
+                out.writeStaticString(",\"name\":")
+                JSONValue.writeString(event.name, into: &out)
+                out.writeStaticString(",\"time_unix_nano\":\"")
+                out.writeString(String(event.timeUnixNano))
+                out.writeStaticString("\"}")
+            }
+            out.writeStaticString("]")
+        }
+        key("kind")
+        JSONValue.writeString(kindName(span.kind), into: &out)
         if !span.links.isEmpty {
-            details["links"] = .array(
-                span.links.map { link in
-                    .object([
-                        "trace_id": .string(hex(link.traceID)), "span_id": .string(hex(link.spanID)),
-                        "attributes": .object(attributes(link.attributes)),
-                    ])
-                }
-            )
+            key("links")
+            out.writeStaticString("[")
+            for (index, link) in span.links.enumerated() {
+                if index > 0 { out.writeStaticString(",") }
+                out.writeStaticString("{\"attributes\":")
+                writeAttributes(link.attributes, into: &out)
+                out.writeStaticString(",\"span_id\":")
+                JSONValue.writeString(hex(link.spanID), into: &out)
+                out.writeStaticString(",\"trace_id\":")
+                JSONValue.writeString(hex(link.traceID), into: &out)
+                out.writeStaticString("}")
+            }
+            out.writeStaticString("]")
+        }
+        if resource.readableBytes > 0 {
+            key("resource")
+            out.writeImmutableBuffer(resource)
+        }
+        if scope.readableBytes > 0 {
+            key("scope")
+            out.writeImmutableBuffer(scope)
         }
         if span.hasStatus, span.status.code != .unset || !span.status.message.isEmpty {
-            details["status"] = .object(["code": .string(statusName(span.status.code)), "message": .string(span.status.message)])
+            key("status")
+            out.writeStaticString("{\"code\":")
+            JSONValue.writeString(statusName(span.status.code), into: &out)
+            out.writeStaticString(",\"message\":")
+            JSONValue.writeString(span.status.message, into: &out)
+            out.writeStaticString("}")
         }
-        if isError { details["error"] = .string(span.status.message.isEmpty ? "status ERROR" : span.status.message) }
-        if !resource.isEmpty { details["resource"] = .object(resource) }
-        if !scope.isEmpty { details["scope"] = .object(scope) }
-        if !span.traceState.isEmpty { details["trace_state"] = .string(span.traceState) }
-        input.details = .object(details)
-        return input
+        if !span.traceState.isEmpty {
+            key("trace_state")
+            JSONValue.writeString(span.traceState, into: &out)
+        }
+        out.writeStaticString("}")
+        return out
+    }
+
+    /// Attributes as a JSON object, keys sorted; a repeated key keeps its last value.
+    static func writeAttributes(_ list: [Opentelemetry_Proto_Common_V1_KeyValue], into out: inout ByteBuffer) {
+        var unique: [Opentelemetry_Proto_Common_V1_KeyValue] = []
+        unique.reserveCapacity(list.count)
+        for attribute in list.reversed() where !unique.contains(where: { $0.key == attribute.key }) { unique.append(attribute) }
+        unique.sort { $0.key < $1.key }
+        out.writeStaticString("{")
+        for (index, attribute) in unique.enumerated() {
+            if index > 0 { out.writeStaticString(",") }
+            JSONValue.writeString(attribute.key, into: &out)
+            out.writeStaticString(":")
+            value(attribute.value).write(into: &out)
+        }
+        out.writeStaticString("}")
     }
 
     static func attributes(_ list: [Opentelemetry_Proto_Common_V1_KeyValue]) -> [String: JSONValue] {

@@ -1,9 +1,11 @@
 import AsyncHTTPClient
 import CustodyLog
+import CustodyOTLP
 import Foundation
 import Histogram
 import NIOCore
 import NIOHTTP1
+import SwiftProtobuf
 
 /// `custody bench ingest --server URL`: POST /api/logs from `--concurrency` connections, each
 /// request `--batch` spans (one object when the batch is 1), for `--events` spans or for
@@ -72,6 +74,12 @@ extension BenchCommand.Ingest {
         var bodies: [ByteBuffer] = []
         var rawBytes = 0
         for body in 0..<distinctBodies {
+            if otlp {
+                let export = Self.otlpExport(body: body, batch: batch, random: &random)
+                rawBytes += export.readableBytes
+                bodies.append(export)
+                continue
+            }
             var spans: [ByteBuffer] = []
             for i in 0..<batch {
                 spans.append(
@@ -96,6 +104,7 @@ extension BenchCommand.Ingest {
         let bytesPerRequest = Double(rawBytes) / Double(distinctBodies)
         let requestBodies = bodies
         let concurrency = concurrency
+        let otlp = otlp
         let deadline: ContinuousClock.Instant? = duration.map { .now + .seconds($0) }
         let sent = Counter()
         let refused = Counter()
@@ -135,9 +144,9 @@ extension BenchCommand.Ingest {
                         } else if await sent.take(limit: requestsWanted) == false {
                             break
                         }
-                        var request = HTTPClientRequest(url: url + "/api/logs")
+                        var request = HTTPClientRequest(url: url + (otlp ? "/v1/traces" : "/api/logs"))
                         request.method = .POST
-                        request.headers.add(name: "content-type", value: "application/json")
+                        request.headers.add(name: "content-type", value: otlp ? "application/x-protobuf" : "application/json")
                         request.body = .bytes(requestBodies[index % requestBodies.count])
                         index += concurrency
                         let t0 = ContinuousClock.now
@@ -234,5 +243,40 @@ extension BenchCommand.Ingest {
             return true
         }
         func giveBack() { value -= 1 }
+    }
+
+    /// An OTLP export request of `batch` spans (unique ids per body), protobuf-encoded.
+    static func otlpExport(body: Int, batch: Int, random: inout SplitMix64) -> ByteBuffer {
+        var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+        var service = Opentelemetry_Proto_Common_V1_KeyValue()
+        service.key = "service.name"
+        service.value.stringValue = ["agent-factory", "data-factory", "ui-factory"][body % 3]
+        resourceSpans.resource.attributes = [service]
+        var scope = Opentelemetry_Proto_Trace_V1_ScopeSpans()
+        scope.scope.name = "bench"
+        var traceID = Data(count: 16)
+        for i in 0..<batch {
+            if i % 8 == 0 { traceID = Data((0..<16).map { _ in UInt8(truncatingIfNeeded: random.next()) }) }
+            var span = Opentelemetry_Proto_Trace_V1_Span()
+            span.traceID = traceID
+            span.spanID = Data((0..<8).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+            span.name = ["createAgent", "loadRows", "render", "deploy"][i % 4]
+            span.kind = .server
+            span.startTimeUnixNano = 1_764_000_000_000_000_000 + UInt64(body * batch + i) * 1000
+            span.endTimeUnixNano = span.startTimeUnixNano + UInt64(random.next() % 50_000_000)
+            var order = Opentelemetry_Proto_Common_V1_KeyValue()
+            order.key = "order.id"
+            order.value.stringValue = "o-\(body)"
+            var attempt = Opentelemetry_Proto_Common_V1_KeyValue()
+            attempt.key = "attempt"
+            attempt.value.intValue = Int64(i % 3)
+            span.attributes = [order, attempt]
+            scope.spans.append(span)
+        }
+        resourceSpans.scopeSpans = [scope]
+        var request = OTLPSpanMapping.Request()
+        request.resourceSpans = [resourceSpans]
+        let bytes: [UInt8] = (try? request.serializedBytes()) ?? []
+        return ByteBuffer(bytes: bytes)
     }
 }

@@ -26,6 +26,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Flag(name: .customLong("in-process"), help: "Append to a log in this process.") var inProcess = false
         @Option(help: "Post to the server at this URL (e.g. http://127.0.0.1:8787).") var server: String?
         @Option(help: "With --server: send for this many seconds instead of --events.") var duration: Int?
+        @Flag(help: "With --server: OTLP/HTTP protobuf exports to /v1/traces (--batch spans each) instead of /api/logs.") var otlp = false
         @Option(name: .customLong("data-dir"), help: "Append to the log in this directory (kept).") var dataDirectory: String?
         @Option(help: "How many events to append.") var events = 1_000_000
         @Option(help: "Events per append call.") var batch = 100

@@ -77,7 +77,10 @@ import Testing
             }
             let truncated = Array(Self.export(spanIds: [9]).dropLast(5))
             let bad = try await post(client, truncated)
-            #expect(bad.status == .badRequest)
+            #expect(bad.status == .badRequest && bad.headers[.contentType] == "application/x-protobuf")
+            // OTLP answers errors with a google.rpc.Status in the request's encoding.
+            let status = try Google_Rpc_Status(serializedBytes: Array(bad.body.readableBytesView))
+            #expect(status.code == 3 && status.message.contains("ExportTraceServiceRequest"))
             let text = try await post(client, Array("{}".utf8), type: "text/plain")
             #expect(text.status == .unsupportedMediaType)
             let wrongMethod = try await client.call(.get, "/v1/traces")
@@ -123,7 +126,9 @@ import Testing
                 headers: [.contentType: "application/json"],
                 body: ByteBuffer(string: #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz","spanId":"00"}]}]}]}"#)
             ) { $0 }
-            #expect(badHex.status == .badRequest)
+            #expect(badHex.status == .badRequest && badHex.headers[.contentType] == "application/json")
+            let status = try Google_Rpc_Status(jsonUTF8Bytes: Array(badHex.body.readableBytesView))
+            #expect(status.code == 3 && status.message.contains("traceId"))
             let corrupt = try await client.execute(
                 uri: "/v1/traces",
                 method: .post,

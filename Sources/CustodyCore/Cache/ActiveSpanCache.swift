@@ -124,6 +124,17 @@ public actor ActiveSpanCache {
         return taken.contains(SpanKey(traceId: traceId, spanId: spanId))
     }
 
+    /// Which of these (trace id, span id) pairs are in the cache, as `trace/span` keys: one call
+    /// for a whole export instead of one per span.
+    public func taken(_ pairs: [(String, String)]) -> Set<String> {
+        evictDue()
+        var found: Set<String> = []
+        for (traceId, spanId) in pairs where taken.contains(SpanKey(traceId: traceId, spanId: spanId)) {
+            found.insert(traceId + "/" + spanId)
+        }
+        return found
+    }
+
     /// The newest spans (of `source` when given), newest first, and the summaries of their traces.
     public func active(source: String? = nil, limit: Int = 100) -> (spans: [Entry], traces: [TraceSummary]) {
         evictDue()

@@ -71,6 +71,18 @@ public struct LogOperations: Sendable {
                 throw error.prefixingField("entries[\(position)]")
             }
         }
+        return try await append(spans, operation: "recordLog", request: request, started: started, time: time)
+    }
+
+    /// Appends validated spans, after the request's `request_received` span (when it is a request)
+    /// and before the operation's `processing` span, in one append; durable when it returns.
+    func append(
+        _ spans: [Span],
+        operation: String,
+        request: RequestTrace,
+        started: ContinuousClock.Instant,
+        time: Int64
+    ) async throws(CoreError) -> Recorded {
         var payloads: [ByteBuffer] = []
         payloads.reserveCapacity(spans.count + 2)
         let received = request.receivedSpan
@@ -79,7 +91,7 @@ public struct LogOperations: Sendable {
         let elapsed = ContinuousClock.now - started
         let processing = Span.orchestrator(
             stage: "processing",
-            operation: "recordLog",
+            operation: operation,
             requestTraceId: request.traceId,
             durationMs: elapsed.inMilliseconds,
             timestamp: time,

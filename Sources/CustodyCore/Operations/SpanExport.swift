@@ -25,30 +25,35 @@ public struct SpanExport: Sendable {
     /// before this returns.
     public func export(_ inputs: [SpanInput], request: RequestTrace) async throws(CoreError) -> Outcome {
         var outcome = Outcome(accepted: 0, duplicates: 0, rejected: 0, firstError: nil)
-        var taken: [SpanInput] = []
-        var seen: Set<String> = []
+        let started = ContinuousClock.now
         let now = logs.now()
+        var valid: [Span] = []
+        valid.reserveCapacity(inputs.count)
         for input in inputs {
-            let span: Span
             do {
-                span = try input.validated(now: now, newTraceId: logs.newTraceId)
+                valid.append(try input.validated(now: now, newTraceId: logs.newTraceId))
             } catch {
                 outcome.rejected += 1
                 if outcome.firstError == nil { outcome.firstError = error.message }
-                continue
             }
+        }
+        // One look at the cache for the whole export, then duplicates within it.
+        let alreadyTaken = await cache.taken(valid.compactMap { span in span.spanId.map { (span.traceId, $0) } })
+        var seen: Set<String> = []
+        var taken: [Span] = []
+        taken.reserveCapacity(valid.count)
+        for span in valid {
             if let spanId = span.spanId {
                 let key = span.traceId + "/" + spanId
-                let already = await cache.contains(traceId: span.traceId, spanId: spanId)
-                guard !already, seen.insert(key).inserted else {
+                guard !alreadyTaken.contains(key), seen.insert(key).inserted else {
                     outcome.duplicates += 1
                     continue
                 }
             }
-            taken.append(input)
+            taken.append(span)
         }
         guard !taken.isEmpty else { return outcome }
-        let recorded = try await logs.recordLog(.many(taken), request: request)
+        let recorded = try await logs.append(taken, operation: "exportSpans", request: request, started: started, time: now)
         outcome.accepted = recorded.accepted
         return outcome
     }

@@ -15,9 +15,6 @@ public actor Projector {
     let batchSize: Int
 
     private var applied: UInt64 = 0
-    /// When the last applied event was appended (nanoseconds since the epoch).
-    private var appliedTimestamp: Int64 = 0
-    private var caughtUpAt = ContinuousClock.now
     private var waiters = PositionWaiters()
     private(set) var undecodableRecords = 0
     /// A rebuilt database waiting to be swapped in between two batches (``adopt(rebuiltAt:)``).
@@ -60,7 +57,6 @@ public actor Projector {
             if current == nil {
                 current = try await Self.fetch(log, from: applied + 1, upTo: await log.lastSeq, maxRecords: batchSize, logger: logger)
                 if current == nil {
-                    caughtUpAt = .now
                     if pendingAdoption != nil { continue }
                     do {
                         _ = try await log.waitForAppend(after: applied)
@@ -77,7 +73,6 @@ public actor Projector {
             try await applyRetrying(batch)
             undecodableRecords += batch.undecodable
             applied = batch.last.seq
-            appliedTimestamp = batch.last.timestamp
             wakeWaiters()
             current = try await following
         }
@@ -123,12 +118,10 @@ public actor Projector {
             try await store.apply(current.events, checkpointSeq: current.last.seq, checkpointTime: current.last.timestamp)
             undecodableRecords += current.undecodable
             applied = current.last.seq
-            appliedTimestamp = current.last.timestamp
             wakeWaiters()
             progress?(applied, head)
             batch = try await following
         }
-        caughtUpAt = .now
     }
 
     /// Swaps in a database rebuilt from the log (closed, at `path`): the projector brings it up
@@ -227,16 +220,15 @@ public actor Projector {
         waiters.wake(upTo: applied)
     }
 
-    /// How far behind the log the projections are: in events, and in seconds — how much older
-    /// the newest applied event is than the newest appended one (0 when caught up). Under steady
-    /// ingest this is how stale a read of the projections is.
+    /// How far behind the log the projections are: in events, and in seconds — how long the
+    /// oldest event not yet applied has been in the log (0 when caught up).
     public func lag() async -> (events: UInt64, seconds: Double) {
         let head = await log.lastSeq
         guard head > applied else { return (0, 0) }
-        let newest = await log.lastAppendTimestamp
-        let seconds =
-            appliedTimestamp > 0 && newest > appliedTimestamp
-            ? Double(newest - appliedTimestamp) / 1e9 : (ContinuousClock.now - caughtUpAt).inSeconds
-        return (head - applied, seconds)
+        guard let oldest = try? await log.read(from: applied + 1, maxRecords: 1).first(where: { $0.seq > applied }) else {
+            return (head - applied, 0)
+        }
+        return (head - applied, max(0, Double(SegmentLog.now() - oldest.timestamp) / 1e9))
     }
+
 }

@@ -99,7 +99,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     /// A JSON string literal: `"` and `\` escaped, control characters as escapes, the rest as UTF-8.
-    static func writeString(_ value: String, into buffer: inout ByteBuffer) {
+    public static func writeString(_ value: String, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
         let needsEscape = value.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
         if !needsEscape {

@@ -14,6 +14,9 @@ public struct APIError: HTTPResponseError, Sendable {
     public let headers: HTTPFields
     /// The core error this answers, when it came from one.
     public let coreError: CoreError?
+    /// A body in another form than the envelope (OTLP answers in `google.rpc.Status`), and its
+    /// content type.
+    var customBody: (bytes: ByteBuffer, contentType: String)?
 
     public init(status: HTTPResponse.Status, code: String, message: String, details: JSONValue? = nil, headers: HTTPFields = [:]) {
         self.status = status
@@ -119,6 +122,11 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        if let customBody {
+            var fields = headers
+            fields[.contentType] = customBody.contentType
+            return Response(status: status, headers: fields, body: .init(byteBuffer: customBody.bytes))
+        }
         var error: [String: JSONValue] = ["code": .string(code), "message": .string(message)]
         if let details { error["details"] = details }
         var fields = headers

@@ -12,7 +12,8 @@ import SwiftProtobuf
 ///
 /// Both encodings of the OTLP specification: `application/x-protobuf` and `application/json`
 /// (hex ids), `Content-Encoding: gzip` or none; the size limit applies after decompression; the
-/// answer is in the request's encoding. Errors use the API's JSON envelope.
+/// answer is in the request's encoding, errors included: a `google.rpc.Status` with the
+/// message, as the OTLP specification asks.
 struct OTLPRoutes {
     let runtime: CoreRuntime
     let limits: ServerLimits
@@ -22,69 +23,108 @@ struct OTLPRoutes {
 
     func register(on router: Router<CustodyRequestContext>) {
         router.traced("/v1/traces", method: .post, runtime: runtime) { request, _, trace in
-            let mediaType = request.headers[.contentType].map { String($0.split(separator: ";").first ?? "").lowercased() } ?? ""
-            let isJSON = mediaType == "application/json"
-            guard isJSON || mediaType == Self.protobuf else {
-                throw APIError(
-                    status: .unsupportedMediaType,
-                    code: "unsupported_media_type",
-                    message: "OTLP/HTTP takes application/x-protobuf or application/json"
+            do {
+                return try await export(request, trace: trace)
+            } catch {
+                throw Self.otlpError(
+                    APIError(converting: error),
+                    json: request.headers[.contentType]?.lowercased().hasPrefix("application/json") == true
                 )
             }
-            let encoding = request.headers[.contentEncoding]?.lowercased() ?? "identity"
-            guard encoding == "identity" || encoding == "gzip" else {
-                throw APIError(
-                    status: .unsupportedMediaType,
-                    code: "unsupported_media_type",
-                    message: "Content-Encoding \(encoding) is not taken: gzip or none"
-                )
+        }
+    }
+
+    /// An error answered in OTLP's form: the same status and headers, a `google.rpc.Status` body
+    /// (protobuf, or JSON for a JSON request).
+    static func otlpError(_ error: APIError, json: Bool) -> APIError {
+        var status = Google_Rpc_Status()
+        status.code = grpcCode(Int(error.status.code))
+        status.message = error.message
+        var answer = error
+        if json {
+            answer.customBody = (ByteBuffer(bytes: (try? status.jsonUTF8Bytes()) ?? []), "application/json")
+        } else {
+            answer.customBody = (ByteBuffer(bytes: (try? status.serializedBytes() as [UInt8]) ?? []), protobuf)
+        }
+        return answer
+    }
+
+    /// The gRPC status code that matches an HTTP status (for `google.rpc.Status.code`).
+    static func grpcCode(_ status: Int) -> Int32 {
+        switch status {
+        case 400, 413, 415, 422: 3  // INVALID_ARGUMENT
+        case 401: 16  // UNAUTHENTICATED
+        case 403: 7  // PERMISSION_DENIED
+        case 404: 5  // NOT_FOUND
+        case 429: 8  // RESOURCE_EXHAUSTED
+        case 503, 507: 14  // UNAVAILABLE
+        default: 13  // INTERNAL
+        }
+    }
+
+    func export(_ request: Request, trace: RequestTrace) async throws -> Response {
+        let mediaType = request.headers[.contentType].map { String($0.split(separator: ";").first ?? "").lowercased() } ?? ""
+        let isJSON = mediaType == "application/json"
+        guard isJSON || mediaType == Self.protobuf else {
+            throw APIError(
+                status: .unsupportedMediaType,
+                code: "unsupported_media_type",
+                message: "OTLP/HTTP takes application/x-protobuf or application/json"
+            )
+        }
+        let encoding = request.headers[.contentEncoding]?.lowercased() ?? "identity"
+        guard encoding == "identity" || encoding == "gzip" else {
+            throw APIError(
+                status: .unsupportedMediaType,
+                code: "unsupported_media_type",
+                message: "Content-Encoding \(encoding) is not taken: gzip or none"
+            )
+        }
+        return try await gate.admit {
+            var body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: limits.maximumOTLPBytes)
+            } catch {
+                throw APIError(CoreError(.payloadTooLarge, "the export is over \(limits.maximumOTLPBytes) bytes"))
             }
-            return try await gate.admit {
-                var body: ByteBuffer
+            if encoding == "gzip" {
                 do {
-                    body = try await request.body.collect(upTo: limits.maximumOTLPBytes)
+                    body = try body.decompress(with: .gzip, maxSize: limits.maximumOTLPBytes)
+                } catch let error as CompressNIOError where error == .bufferOverflow {
+                    throw APIError(CoreError(.payloadTooLarge, "the export is over \(limits.maximumOTLPBytes) bytes once decompressed"))
                 } catch {
-                    throw APIError(CoreError(.payloadTooLarge, "the export is over \(limits.maximumOTLPBytes) bytes"))
+                    throw APIError.invalidJSON("the gzip body is corrupt")
                 }
-                if encoding == "gzip" {
-                    do {
-                        body = try body.decompress(with: .gzip, maxSize: limits.maximumOTLPBytes)
-                    } catch let error as CompressNIOError where error == .bufferOverflow {
-                        throw APIError(CoreError(.payloadTooLarge, "the export is over \(limits.maximumOTLPBytes) bytes once decompressed"))
-                    } catch {
-                        throw APIError.invalidJSON("the gzip body is corrupt")
-                    }
-                }
-                let export: OTLPSpanMapping.Request
-                if isJSON {
-                    do {
-                        export = try OTLPJSON.request(from: Array(body.readableBytesView))
-                    } catch let error as OTLPJSON.Invalid {
-                        throw APIError.invalidJSON(error.message)
-                    }
-                } else {
-                    do {
-                        export = try body.withUnsafeReadableBytes { try OTLPSpanMapping.Request(serializedBytes: $0) }
-                    } catch {
-                        throw APIError.invalidJSON("the body is not a valid ExportTraceServiceRequest")
-                    }
-                }
-                let outcome = try await runtime.spanExport.export(OTLPSpanMapping.spans(of: export), request: trace)
-                var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
-                if outcome.rejected > 0 {
-                    response.partialSuccess.rejectedSpans = Int64(outcome.rejected)
-                    response.partialSuccess.errorMessage = outcome.firstError ?? ""
-                }
-                if isJSON {
-                    return Response(
-                        status: .ok,
-                        headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: OTLPJSON.encode(response)))
-                    )
-                }
-                let bytes: [UInt8] = try response.serializedBytes()
-                return Response(status: .ok, headers: [.contentType: Self.protobuf], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
             }
+            let export: OTLPSpanMapping.Request
+            if isJSON {
+                do {
+                    export = try OTLPJSON.request(from: Array(body.readableBytesView))
+                } catch let error as OTLPJSON.Invalid {
+                    throw APIError.invalidJSON(error.message)
+                }
+            } else {
+                do {
+                    export = try body.withUnsafeReadableBytes { try OTLPSpanMapping.Request(serializedBytes: $0) }
+                } catch {
+                    throw APIError.invalidJSON("the body is not a valid ExportTraceServiceRequest")
+                }
+            }
+            let outcome = try await runtime.spanExport.export(OTLPSpanMapping.spans(of: export), request: trace)
+            var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
+            if outcome.rejected > 0 {
+                response.partialSuccess.rejectedSpans = Int64(outcome.rejected)
+                response.partialSuccess.errorMessage = outcome.firstError ?? ""
+            }
+            if isJSON {
+                return Response(
+                    status: .ok,
+                    headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: OTLPJSON.encode(response)))
+                )
+            }
+            let bytes: [UInt8] = try response.serializedBytes()
+            return Response(status: .ok, headers: [.contentType: Self.protobuf], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
     }
 }
