@@ -20,7 +20,8 @@ struct DashboardRoutes {
         code{background:#eef1f6;padding:.1rem .3rem;border-radius:3px}</style></head>
         <body><h1>Custody</h1>
         <p>The server is running. API: <code>/api/logs</code>, <code>/api/tasks</code>, <code>/api/traces</code>,
-        live stream <code>/api/traces/live</code>, <a href="/metrics">/metrics</a>, <a href="/api/admin/stats">/api/admin/stats</a>.</p>
+        live stream <code>/api/traces/live</code>, OpenTelemetry (OTLP/HTTP) <code>/v1/traces</code>,
+        <a href="/metrics">/metrics</a>, <a href="/api/admin/stats">/api/admin/stats</a>.</p>
         </body></html>
         """
 }
