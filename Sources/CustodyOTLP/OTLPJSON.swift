@@ -55,7 +55,7 @@ public enum OTLPJSON {
             var converted: [String: JSONValue] = [:]
             for (key, field) in fields {
                 if idKeys.contains(key), case .string(let hex) = field {
-                    guard let bytes = decodeHex(hex) else { throw Invalid(message: "\(key) is not hex: \(hex.prefix(64))") }
+                    guard let bytes = Hex.decode(hex) else { throw Invalid(message: "\(key) is not hex: \(hex.prefix(64))") }
                     converted[key] = .string(Data(bytes).base64EncodedString())
                 } else {
                     converted[key] = try convertIds(field)
@@ -64,29 +64,6 @@ public enum OTLPJSON {
             return .object(converted)
         default:
             return value
-        }
-    }
-
-    static func decodeHex(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    static func nibble(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 }

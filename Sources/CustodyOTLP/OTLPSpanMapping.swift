@@ -180,18 +180,8 @@ public enum OTLPSpanMapping {
         }
     }
 
-    static let digits: [UInt8] = Array("0123456789abcdef".utf8)
-
     /// Lower-case hex of an id.
-    static func hex(_ bytes: Data) -> String {
-        var text: [UInt8] = []
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
+    static func hex(_ bytes: Data) -> String { Hex.encode(bytes) }
 
     static func kindName(_ kind: Opentelemetry_Proto_Trace_V1_Span.SpanKind) -> String {
         switch kind {

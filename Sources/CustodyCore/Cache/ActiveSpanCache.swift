@@ -13,22 +13,16 @@ import DequeModule
 /// - Per-trace summaries cover the traces that have a span in the cache.
 /// - ``refill(from:)`` reads the log's tail (found by the time index) on start, so a restart
 ///   loses nothing still within the TTL.
-public actor ActiveSpanCache {
+public actor ActiveSpanCache: PositionFollower {
     public struct Entry: Sendable, Hashable {
         public var seq: UInt64
         public var ingestedAt: Int64
         public var span: Span
     }
 
-    /// A trace's summary, as far as the cache has seen it.
-    public struct TraceSummary: Sendable, Hashable {
-        public var traceId: String
-        public var rootOperation: String
-        public var start: Int64
-        public var end: Int64
-        public var spanCount: Int
-        public var errorCount: Int
-        public var sources: [String]
+    /// A trace as far as the cache has seen it: its summary, and the cache's own book-keeping.
+    struct TrackedTrace {
+        var summary: TraceSummaryRecord
         /// Spans of this trace still in the cache.
         var cached: Int
         var lastSeq: UInt64
@@ -39,11 +33,12 @@ public actor ActiveSpanCache {
     let now: @Sendable () -> Int64
     private var entries = Deque<Entry>()
     private var taken: Set<SpanKey> = []
-    private var traces: [String: TraceSummary] = [:]
+    private var traces: [String: TrackedTrace] = [:]
     private var appliedSeq: UInt64 = 0
     /// The last seq ``follow(_:from:untilHead:)`` has read (spans or not).
     private var followedSeq: UInt64 = 0
-    private var waiters = PositionWaiters()
+    var waiters = PositionWaiters()
+    var followedPosition: UInt64 { max(followedSeq, appliedSeq) }
     public private(set) var evictedByCapacity = 0
     public private(set) var expired = 0
 
@@ -74,32 +69,13 @@ public actor ActiveSpanCache {
     }
 
     private func summarize(_ span: Span, seq: UInt64) {
-        let end = span.end
-        let isError = Span.isErrorStage(span.stage) || (span.details?.hasTopLevelKey("error") ?? false)
-        if var summary = traces[span.traceId] {
-            if span.timestamp < summary.start {
-                summary.start = span.timestamp
-                summary.rootOperation = span.operation
-            }
-            summary.end = max(summary.end, end)
-            summary.spanCount += 1
-            summary.errorCount += isError ? 1 : 0
-            if !summary.sources.contains(span.source) { summary.sources.append(span.source) }
-            summary.cached += 1
-            summary.lastSeq = seq
-            traces[span.traceId] = summary
+        if var tracked = traces[span.traceId] {
+            tracked.summary.add(span)
+            tracked.cached += 1
+            tracked.lastSeq = seq
+            traces[span.traceId] = tracked
         } else {
-            traces[span.traceId] = TraceSummary(
-                traceId: span.traceId,
-                rootOperation: span.operation,
-                start: span.timestamp,
-                end: end,
-                spanCount: 1,
-                errorCount: isError ? 1 : 0,
-                sources: [span.source],
-                cached: 1,
-                lastSeq: seq
-            )
+            traces[span.traceId] = TrackedTrace(summary: TraceSummaryRecord(span), cached: 1, lastSeq: seq)
         }
     }
 
@@ -136,7 +112,7 @@ public actor ActiveSpanCache {
     }
 
     /// The newest spans (of `source` when given), newest first, and the summaries of their traces.
-    public func active(source: String? = nil, limit: Int = 100) -> (spans: [Entry], traces: [TraceSummary]) {
+    public func active(source: String? = nil, limit: Int = 100) -> (spans: [Entry], traces: [TraceSummaryRecord]) {
         evictDue()
         var spans: [Entry] = []
         for entry in entries.reversed() where source == nil || entry.span.source == source {
@@ -144,9 +120,9 @@ public actor ActiveSpanCache {
             if spans.count >= limit { break }
         }
         var seen: Set<String> = []
-        let summaries = spans.compactMap { entry -> TraceSummary? in
+        let summaries = spans.compactMap { entry -> TraceSummaryRecord? in
             guard seen.insert(entry.span.traceId).inserted else { return nil }
-            return traces[entry.span.traceId]
+            return traces[entry.span.traceId]?.summary
         }
         return (spans, summaries)
     }
@@ -195,28 +171,9 @@ public actor ActiveSpanCache {
     /// Waits until ``follow(_:from:untilHead:)`` has read the log up to `seq` (read-your-writes for
     /// `GET /api/traces/active`); after `timeout`, `overloaded`.
     public func waitUntilFollowed(_ seq: UInt64, timeout: Duration = .seconds(5)) async throws(CoreError) {
-        if followedSeq >= seq || appliedSeq >= seq { return }
-        let id = waiters.reserveID()
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            self.expireWaiter(id)
-        }
-        defer { timer.cancel() }
-        do {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                if followedSeq >= seq || appliedSeq >= seq {
-                    continuation.resume()
-                } else {
-                    waiters.add(id: id, seq, continuation)
-                }
-            }
-        } catch {
+        guard await waitForPosition(seq, timeout: timeout) else {
             throw CoreError(.overloaded, "the span cache has not reached seq \(seq) within \(timeout); retry later")
         }
-    }
-
-    private func expireWaiter(_ id: Int) {
-        waiters.expire(id)
     }
 
     /// Reads the log from `seq` into the cache, to the head (`untilHead`) or for as long as the

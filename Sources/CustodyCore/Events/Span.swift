@@ -69,6 +69,9 @@ public struct Span: Sendable, Hashable {
         return overflow ? .max : sum
     }
 
+    /// API.md: an error span has stage `error` or `replay_error`, or a `details.error`.
+    public var isError: Bool { Self.isErrorStage(stage) || (details?.hasTopLevelKey("error") ?? false) }
+
     /// API.md: an error span has stage `error` or `replay_error`, or a `details.error`. The last
     /// is decided when the span is validated (``SpanInput``), which knows the parsed details.
     public static func isErrorStage(_ stage: String) -> Bool { stage == "error" || stage == "replay_error" }

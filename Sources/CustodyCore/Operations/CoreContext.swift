@@ -92,10 +92,7 @@ public struct CoreContext: Sendable {
         let durationMs = (ContinuousClock.now - request.started).inMilliseconds
         let details: JSONValue =
             if let error {
-                .object([
-                    "status": .integer(Int64(status)),
-                    "error": .object(["code": .string(error.code.description), "message": .string(error.message)]),
-                ])
+                .object(["status": .integer(Int64(status)), "error": error.jsonValue])
             } else {
                 .object(["status": .integer(Int64(status))])
             }
@@ -122,7 +119,7 @@ public struct CoreContext: Sendable {
             operation: operation,
             requestTraceId: request.traceId,
             timestamp: now(),
-            details: JSONValue.object(["error": .object(["code": .string(error.code.description), "message": .string(error.message)])]).jsonText
+            details: JSONValue.object(["error": error.jsonValue]).jsonText
         )
         let spans = request.recorded.received.load(ordering: .acquiring) ? [span] : [request.receivedSpan, span].compactMap { $0 }
         if (try? await log.append(spans.map { EventCodec.encode(.span($0)) })) != nil {

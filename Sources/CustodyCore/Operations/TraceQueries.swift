@@ -42,6 +42,32 @@ public struct TraceSummaryRecord: Sendable, Hashable {
         return .object(object)
     }
 
+    /// The summary of a trace of one span.
+    init(_ span: Span) {
+        traceId = span.traceId
+        rootOperation = span.operation
+        start = span.timestamp
+        end = span.end
+        spanCount = 1
+        errorCount = span.isError ? 1 : 0
+        sources = [span.source]
+        replayOf = nil
+    }
+
+    /// Takes one more span of the trace (in seq order): the earliest span names the root (on a
+    /// tie, the one seen first keeps it). The cache and the projection fold spans with this, so
+    /// they agree.
+    mutating func add(_ span: Span) {
+        if span.timestamp < start {
+            start = span.timestamp
+            rootOperation = span.operation
+        }
+        end = max(end, span.end)
+        spanCount += 1
+        errorCount += span.isError ? 1 : 0
+        if !sources.contains(span.source) { sources.append(span.source) }
+    }
+
     init(row: Row) {
         traceId = row["trace_id"]
         rootOperation = row["root_operation"]
@@ -56,17 +82,6 @@ public struct TraceSummaryRecord: Sendable, Hashable {
             sources = []
         }
         replayOf = row["replay_of"]
-    }
-
-    init(_ summary: ActiveSpanCache.TraceSummary) {
-        traceId = summary.traceId
-        rootOperation = summary.rootOperation
-        start = summary.start
-        end = summary.end
-        spanCount = summary.spanCount
-        errorCount = summary.errorCount
-        sources = summary.sources
-        replayOf = nil
     }
 }
 
@@ -144,12 +159,12 @@ public struct TraceQueries: Sendable {
                     index += 1
                     continue
                 }
-                var byOffset = 0
+                // Both are in seq order (a repaired log may have gaps): one pass over the read.
+                var cursor = 0
                 while index < wanted.count, wanted[index] <= last.seq {
-                    let position = Int(wanted[index] - first.seq)
-                    if position >= byOffset, position < records.count, let event = try? EventCodec.decode(records[position]) {
+                    while cursor < records.count, records[cursor].seq < wanted[index] { cursor += 1 }
+                    if cursor < records.count, records[cursor].seq == wanted[index], let event = try? EventCodec.decode(records[cursor]) {
                         found[wanted[index]] = event
-                        byOffset = position
                     }
                     index += 1
                 }
@@ -234,7 +249,7 @@ public struct TraceQueries: Sendable {
         guard (1...10_000).contains(limit) else { throw CoreError.invalidArgument("limit", "must be 1–10000") }
         try await cache.waitUntilFollowed(await context.log.lastSeq, timeout: context.readTimeout)
         let (entries, traces) = await cache.active(source: source, limit: limit)
-        return (entries.map { SpanRecord(seq: $0.seq, span: $0.span) }, traces.map(TraceSummaryRecord.init))
+        return (entries.map { SpanRecord(seq: $0.seq, span: $0.span) }, traces)
     }
 
     /// The newest replays first.

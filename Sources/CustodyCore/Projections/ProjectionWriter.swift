@@ -20,7 +20,7 @@ struct ProjectionWriter {
     /// merged into the row), after the batch's other events: the rows come out exactly as if each
     /// span had been applied on its own, in seq order.
     func apply(_ events: [Event]) throws {
-        var summaries: [String: TraceBatchSummary] = [:]
+        var summaries: [String: (summary: TraceSummaryRecord, lastSeq: Int64)] = [:]
         var order: [String] = []
         var spans: [(seq: Int64, at: Int64, span: Span)] = []
         for event in events {
@@ -30,12 +30,17 @@ struct ProjectionWriter {
                 try apply(event)
             }
             if summarizesTraces, case .span(let span) = event.body {
-                if summaries[span.traceId] == nil { order.append(span.traceId) }
-                summaries[span.traceId, default: TraceBatchSummary()].add(span, seq: Int64(event.seq))
+                if summaries[span.traceId] == nil {
+                    order.append(span.traceId)
+                    summaries[span.traceId] = (TraceSummaryRecord(span), Int64(event.seq))
+                } else {
+                    summaries[span.traceId]!.summary.add(span)
+                    summaries[span.traceId]!.lastSeq = Int64(event.seq)
+                }
             }
         }
         try insertSpans(spans)
-        for trace in order { try upsertSummary(trace, summaries[trace]!) }
+        for trace in order { try upsertSummary(summaries[trace]!.summary, lastSeq: summaries[trace]!.lastSeq) }
     }
 
     /// Rows of `operation_logs` per INSERT statement in a bulk load: one statement carrying many
@@ -69,44 +74,15 @@ struct ProjectionWriter {
                 insert.bind(span.durationMs)
                 insert.bind(span.timestamp)
                 insert.bind(at)
-                insert.bind(Self.isError(span) ? 1 : 0)
+                insert.bind(span.isError ? 1 : 0)
             }
             try insert.run(db)
             start += count
         }
     }
 
-    /// The spans of one trace within a batch, aggregated.
-    struct TraceBatchSummary {
-        var rootOperation = ""
-        var rootTimestamp = Int64.max
-        var start = Int64.max
-        var end = Int64.min
-        var count = 0
-        var errors = 0
-        var sources: [String] = []
-        var lastSeq: Int64 = 0
-
-        mutating func add(_ span: Span, seq: Int64) {
-            // Earliest timestamp wins; on a tie the earlier seq (already here) keeps it.
-            if span.timestamp < rootTimestamp {
-                rootTimestamp = span.timestamp
-                rootOperation = span.operation
-            }
-            start = min(start, span.timestamp)
-            end = max(end, span.end)
-            count += 1
-            errors += ProjectionWriter.isError(span) ? 1 : 0
-            if !sources.contains(span.source) { sources.append(span.source) }
-            lastSeq = seq
-        }
-    }
-
-    static func isError(_ span: Span) -> Bool {
-        Span.isErrorStage(span.stage) || (span.details?.hasTopLevelKey("error") ?? false)
-    }
-
-    private func upsertSummary(_ trace: String, _ summary: TraceBatchSummary) throws {
+    /// Merges a batch's summary of one trace into its row.
+    private func upsertSummary(_ summary: TraceSummaryRecord, lastSeq: Int64) throws {
         let sources = JSONValue.array(summary.sources.map(JSONValue.string)).jsonText.description
         var upsert = try DirectStatement(
             db,
@@ -128,14 +104,14 @@ struct ProjectionWriter {
                     last_seq = excluded.last_seq
                 """
         )
-        upsert.bind(trace)
+        upsert.bind(summary.traceId)
         upsert.bind(summary.rootOperation)
         upsert.bind(summary.start)
         upsert.bind(summary.end)
-        upsert.bind(Int64(summary.count))
-        upsert.bind(Int64(summary.errors))
+        upsert.bind(Int64(summary.spanCount))
+        upsert.bind(Int64(summary.errorCount))
         upsert.bind(sources)
-        upsert.bind(summary.lastSeq)
+        upsert.bind(lastSeq)
         try upsert.run(db)
     }
 

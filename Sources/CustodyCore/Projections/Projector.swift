@@ -7,7 +7,7 @@ import Logging
 ///
 /// A record that is not a valid event is skipped (its seq still counts as applied), logged and
 /// counted: one bad record must not stop the projections forever.
-public actor Projector {
+public actor Projector: PositionFollower {
     let log: SegmentLog
     public nonisolated let store: ProjectionStore
     let logger: Logger
@@ -15,7 +15,8 @@ public actor Projector {
     let batchSize: Int
 
     private var applied: UInt64 = 0
-    private var waiters = PositionWaiters()
+    var waiters = PositionWaiters()
+    var followedPosition: UInt64 { applied }
     private(set) var undecodableRecords = 0
     /// A rebuilt database waiting to be swapped in between two batches (``adopt(rebuiltAt:)``).
     private var pendingAdoption: (path: String, continuation: CheckedContinuation<Void, any Error>)?
@@ -189,31 +190,12 @@ public actor Projector {
     /// Waits until every event up to `seq` is applied; after `timeout`, fails with a clear error
     /// (``CoreError/Code/overloaded``: the projections are behind).
     public func waitUntilApplied(_ seq: UInt64, timeout: Duration = .seconds(5)) async throws(CoreError) {
-        if applied >= seq { return }
-        let id = waiters.reserveID()
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            self.expireWaiter(id)
-        }
-        defer { timer.cancel() }
-        do {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                if applied >= seq {
-                    continuation.resume()
-                } else {
-                    waiters.add(id: id, seq, continuation)
-                }
-            }
-        } catch {
+        guard await waitForPosition(seq, timeout: timeout) else {
             throw CoreError(
                 .overloaded,
                 "the projections have not reached seq \(seq) within \(timeout) (they are at \(applied)); retry later"
             )
         }
-    }
-
-    private func expireWaiter(_ id: Int) {
-        waiters.expire(id)
     }
 
     private func wakeWaiters() {

@@ -29,3 +29,41 @@ struct PositionWaiters {
         waiting.removeValue(forKey: id)?.continuation.resume(throwing: CancellationError())
     }
 }
+
+/// An actor that follows the log up to a position and lets tasks wait for it (the projector, the
+/// span cache). It wakes ``waiters`` as it advances; ``waitForPosition(_:timeout:)`` is the one
+/// way to wait.
+protocol PositionFollower: Actor {
+    /// The last seq this follower holds.
+    var followedPosition: UInt64 { get }
+    var waiters: PositionWaiters { get set }
+}
+
+extension PositionFollower {
+    /// Waits until the follower holds `seq`; false when `timeout` passed first.
+    func waitForPosition(_ seq: UInt64, timeout: Duration) async -> Bool {
+        if followedPosition >= seq { return true }
+        let id = waiters.reserveID()
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            self.expireWaiter(id)
+        }
+        defer { timer.cancel() }
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                if followedPosition >= seq {
+                    continuation.resume()
+                } else {
+                    waiters.add(id: id, seq, continuation)
+                }
+            }
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    func expireWaiter(_ id: Int) {
+        waiters.expire(id)
+    }
+}

@@ -52,4 +52,7 @@ public struct CoreError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(code): \(message)" }
+
+    /// `{"code", "message"}`, as an error span's `details.error` carries it.
+    public var jsonValue: JSONValue { .object(["code": .string(code.description), "message": .string(message)]) }
 }

@@ -115,10 +115,9 @@ public enum JSONValue: Sendable, Hashable, Codable {
                 case 0x08: buffer.writeStaticString("\\b")
                 case 0x0C: buffer.writeStaticString("\\f")
                 case ..<0x20:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
                     buffer.writeStaticString("\\u00")
-                    buffer.writeInteger(hex[Int(byte >> 4)])
-                    buffer.writeInteger(hex[Int(byte & 0x0F)])
+                    buffer.writeInteger(Hex.digits[Int(byte >> 4)])
+                    buffer.writeInteger(Hex.digits[Int(byte & 0x0F)])
                 default: buffer.writeInteger(byte)
                 }
             }

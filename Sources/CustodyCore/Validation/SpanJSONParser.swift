@@ -334,7 +334,7 @@ public struct SpanJSONParser {
         guard position + 3 < bytes.count else { throw Self.syntax("the body is not valid JSON: a \\u escape needs four hex digits") }
         var code: UInt32 = 0
         for offset in 0..<4 {
-            guard let digit = Self.hexValue(bytes[position + offset]) else {
+            guard let digit = Hex.value(bytes[position + offset]) else {
                 throw Self.syntax("the body is not valid JSON: a \\u escape needs four hex digits")
             }
             code = code << 4 | UInt32(digit)
@@ -401,16 +401,7 @@ public struct SpanJSONParser {
     }
 
     static func hex4(_ raw: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
-        (0..<4).reduce(UInt32(0)) { $0 << 4 | UInt32(hexValue(raw[at + $1]) ?? 0) }
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
+        (0..<4).reduce(UInt32(0)) { $0 << 4 | UInt32(Hex.value(raw[at + $1]) ?? 0) }
     }
 
     /// Checks any JSON value and moves past it.

@@ -87,8 +87,6 @@ public actor SegmentLog {
     private var failure: LogError?
     private var lifecycle = Lifecycle.open
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
-    /// The timestamp of the newest acknowledged append since the log opened (0 before any).
-    public private(set) var lastAppendTimestamp: Int64 = 0
     private var headWaiters: [Int: (after: UInt64, continuation: CheckedContinuation<UInt64, any Error>)] = [:]
     private var nextHeadWaiterID = 0
     private var bytesSinceRecoveryPoint: Int64 = 0
@@ -335,7 +333,6 @@ public actor SegmentLog {
             statistics.recordsAppended += endSeq - firstSeq
             var seq = firstSeq
             for waiter in group.waiters {
-                lastAppendTimestamp = max(lastAppendTimestamp, waiter.timestamp)
                 let receipt = AppendReceipt(firstSeq: seq, lastSeq: seq + UInt64(waiter.count) - 1, timestamp: waiter.timestamp)
                 seq += UInt64(waiter.count)
                 waiter.continuation.resume(returning: receipt)

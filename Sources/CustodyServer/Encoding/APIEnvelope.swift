@@ -14,8 +14,4 @@ enum APIEnvelope {
         body.writeString("}")
         return Response(status: status, headers: fields, body: .init(byteBuffer: body))
     }
-
-    static func encode(_ value: JSONValue) -> ByteBuffer {
-        value.jsonText.bytes
-    }
 }

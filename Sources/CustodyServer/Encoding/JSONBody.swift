@@ -126,21 +126,6 @@ extension KeyedDecodingContainer where Key == FieldKey {
         return value
     }
 
-    func strings(_ name: String) throws -> [String]? {
-        do {
-            return try decodeIfPresent([String].self, forKey: FieldKey(name))
-        } catch DecodingError.typeMismatch, DecodingError.valueNotFound {
-            throw CoreError.invalidArgument(name, "must be an array of strings")
-        }
-    }
-
-    func number(_ name: String) throws -> Double? {
-        do {
-            return try decodeIfPresent(Double.self, forKey: FieldKey(name))
-        } catch DecodingError.typeMismatch, DecodingError.valueNotFound {
-            throw CoreError.invalidArgument(name, "must be a number")
-        }
-    }
 }
 
 extension Decoder {

@@ -134,7 +134,7 @@ public struct APIError: HTTPResponseError, Sendable {
         return Response(
             status: status,
             headers: fields,
-            body: .init(byteBuffer: APIEnvelope.encode(.object(["ok": .bool(false), "error": .object(error)])))
+            body: .init(byteBuffer: JSONValue.object(["ok": .bool(false), "error": .object(error)]).jsonText.bytes)
         )
     }
 }

@@ -1,4 +1,5 @@
 import CustodyCore
+import CustodyLog
 import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
@@ -121,7 +122,7 @@ struct LiveStreamRoute {
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: pingInterval)
-                    try await send(Self.notice(["event": .string("ping"), "t": .integer(SegmentLogClock.milliseconds())]))
+                    try await send(Self.notice(["event": .string("ping"), "t": .integer(SegmentLog.now() / 1_000_000)]))
                 }
             }
             // The first task to end (the client left, or the hub stopped) ends the others.
@@ -159,9 +160,4 @@ struct LiveStreamRoute {
             filter = LiveFilter(sources: try set(.source), stages: try set(.stage), operations: try set(.operation), traceIds: try set(.traceId))
         }
     }
-}
-
-enum SegmentLogClock {
-    /// Milliseconds since the Unix epoch.
-    static func milliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
