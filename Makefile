@@ -8,7 +8,7 @@ DATA_DIR ?= ./custody-data
 APT_PACKAGES := liblz4-dev libsqlite3-dev zlib1g-dev pkg-config python3-venv
 CUSTODY := .build/release/custody
 
-.PHONY: run test deps build release bench benchmarks schemathesis fuzz format lint clean
+.PHONY: run demo test deps build release bench bench-replay benchmarks schemathesis fuzz format lint clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
@@ -32,6 +32,16 @@ release: deps
 # gracefully. The dashboard URL is printed on start.
 run: release
 	$(CUSTODY) serve --data-dir $(DATA_DIR)
+
+# A server and five simulated factories (agent-, data-, services-, ui-, ops-factory) generating
+# traffic, on ./custody-data; prints the dashboard URL. Ctrl-C stops it.
+demo: release
+	$(CUSTODY) demo --data-dir $(DATA_DIR)
+
+# TARGETS.md P6: builds a 10,000,000-event data dir once (kept in $(DATA_DIR)-p6), then measures
+# trace fetch and replay of a 1,000-span trace in it.
+bench-replay: release
+	$(CUSTODY) bench replay --data-dir $(DATA_DIR)-p6
 
 # An in-process ingest of a million span events with the projections following, a timed start-up
 # of that directory, and a look at what was written (no server needed).

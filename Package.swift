@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "CustodyLog", targets: ["CustodyLog"]),
         .library(name: "CustodyCore", targets: ["CustodyCore"]),
         .library(name: "CustodyServer", targets: ["CustodyServer"]),
+        .library(name: "CustodyClient", targets: ["CustodyClient"]),
         .executable(name: "custody", targets: ["custody"]),
     ],
     dependencies: [
@@ -103,6 +104,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The library a worker links: typed calls, trace propagation, a batching span exporter,
+        // SimOps. It does not depend on the server's modules.
+        .target(
+            name: "CustodyClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // HTTP, WebSocket and metrics adapters over CustodyCore: decode, call the core, encode.
         .target(
             name: "CustodyServer",
@@ -110,6 +126,8 @@ let package = Package(
                 "CustodyCore",
                 "CustodyOTLP",
                 "CustodyLog",
+                "CustodyClient",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -128,6 +146,8 @@ let package = Package(
             name: "CustodyServerTests",
             dependencies: [
                 "CustodyServer",
+                "CustodyClient",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 "CustodyOTLP",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 "CustodyCore",
@@ -149,6 +169,7 @@ let package = Package(
                 "CustodyLog",
                 "CustodyCore",
                 "CustodyServer",
+                "CustodyClient",
                 "CustodyOTLP",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Load tests with a report.",
-        subcommands: [Ingest.self, Startup.self, Live.self]
+        subcommands: [Ingest.self, Startup.self, Live.self, Replay.self]
     )
 
     struct Ingest: AsyncParsableCommand {

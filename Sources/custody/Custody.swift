@@ -31,7 +31,10 @@ struct Custody: AsyncParsableCommand {
         commandName: "custody",
         abstract: "The control plane and chain-of-custody record for a fleet of worker services.",
         discussion: "Every operation is an event in one durable, append-only, LZ4-compressed segment log.",
-        subcommands: [ServeCommand.self, TailCommand.self, TraceCommand.self, RebuildCommand.self, LogCommand.self, BenchCommand.self]
+        subcommands: [
+            ServeCommand.self, DemoCommand.self, WorkerCommand.self, ReplayCommand.self, TailCommand.self, TraceCommand.self, RebuildCommand.self,
+            LogCommand.self, BenchCommand.self,
+        ]
     )
 }
 

@@ -16,8 +16,10 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the server: API, live stream, projections and dashboard.",
         discussion: """
             Settings: flags override the environment (CUSTODY_DATA_DIR, CUSTODY_HOST, CUSTODY_PORT, CUSTODY_FSYNC, \
-            CUSTODY_SEGMENT_BYTES, CUSTODY_TOKENS), which overrides the config file (JSON: data_dir, host, port, fsync, \
-            segment_bytes, tokens). Bearer tokens — CUSTODY_TOKENS="role:token,role:token" or "tokens": [{"token": …, \
+            CUSTODY_SEGMENT_BYTES, CUSTODY_TOKENS, CUSTODY_WORKERS), which overrides the config file (JSON: data_dir, host, \
+            port, fsync, segment_bytes, tokens, workers). Workers — the SimOps endpoints live replay dispatches to, by source \
+            name — are --worker NAME=URL (repeatable), CUSTODY_WORKERS="name=url,name=url" or "workers": {"agent-factory": \
+            "http://127.0.0.1:9101", …} in the file. Bearer tokens — CUSTODY_TOKENS="role:token,role:token" or "tokens": [{"token": …, \
             "role": "ingest|operator|admin"}] in the file — are required for every request but /healthz and /readyz \
             once set, and must be set to listen beyond loopback. Tokens are never printed. \
             SIGINT or SIGTERM shut down gracefully: no new requests, those in flight finish, the log is synchronized \
@@ -32,6 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "A JSON config file.") var config: String?
     @Option(help: "fsync policy: always, interval=MS or never (default always).") var fsync: String?
     @Option(name: .customLong("segment-bytes"), help: "Roll segments at this size (default 64 MiB).") var segmentBytes: Int64?
+    @Option(name: .customLong("worker"), help: "A worker for live replay, NAME=URL (repeatable).") var workers: [String] = []
 
     /// The settings once flags, environment and file are merged.
     struct Settings {
@@ -41,6 +44,8 @@ struct ServeCommand: AsyncParsableCommand {
         var fsync = FsyncPolicy.always
         var segmentBytes: Int64 = 64 << 20
         var tokens: [String: AccessRole] = [:]
+        /// Worker name → SimOps base URL, for live replay.
+        var workers: [String: String] = [:]
     }
 
     struct FileSettings: Decodable {
@@ -50,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
         var fsync: String?
         var segmentBytes: Int64?
         var tokens: [FileToken]?
+        var workers: [String: String]?
     }
 
     struct FileToken: Decodable {
@@ -83,6 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 settings.tokens[entry.token] = role
             }
+            for (name, url) in file.workers ?? [:] { settings.workers[name] = try Self.workerURL(url, name: name, from: config) }
         }
         let environment = ProcessEnvironment.self
         if let value = environment.value("CUSTODY_DATA_DIR") { settings.dataDirectory = value }
@@ -109,6 +116,10 @@ struct ServeCommand: AsyncParsableCommand {
                 settings.tokens[String(parts[1])] = role
             }
         }
+        if let value = environment.value("CUSTODY_WORKERS") {
+            settings.workers = try Self.workers(value.split(separator: ",").map(String.init), from: "CUSTODY_WORKERS")
+        }
+        if !workers.isEmpty { settings.workers = try Self.workers(workers, from: "--worker") }
         if let dataDirectory { settings.dataDirectory = dataDirectory }
         if let host { settings.host = host }
         if let port { settings.port = port }
@@ -127,16 +138,53 @@ struct ServeCommand: AsyncParsableCommand {
         return settings
     }
 
+    /// `name=url` pairs.
+    static func workers(_ pairs: [String], from origin: String) throws -> [String: String] {
+        var workers: [String: String] = [:]
+        for pair in pairs {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("\(origin) takes NAME=URL (e.g. agent-factory=http://127.0.0.1:9101)")
+            }
+            workers[parts[0]] = try workerURL(parts[1], name: parts[0], from: origin)
+        }
+        return workers
+    }
+
+    static func workerURL(_ url: String, name: String, from origin: String) throws -> String {
+        guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.count > 8 else {
+            throw ValidationError("the URL of worker \(name) in \(origin) must start with http:// or https://")
+        }
+        return url
+    }
+
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     func run() async throws {
         let settings = try settings()
-        let logger = Logger(label: "custody")
-        try awaitingSetUp { try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true) }
+        let application = try await Self.application(settings: settings, logger: Logger(label: "custody"))
+        do {
+            try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch {
+            printError("custody: the server stopped: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Opens the data directory and builds the server (not yet running); prints the URL once it
+    /// listens. `custody demo` runs the same.
+    static func application(settings: Settings, logger: Logger) async throws -> some ApplicationProtocol {
+        do {
+            try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
+        } catch {
+            printError("custody: \(error.localizedDescription)")
+            throw ExitCode(1)
+        }
         var configuration = CoreRuntime.Configuration()
         configuration.log = LogConfiguration(fsync: settings.fsync, segmentBytes: settings.segmentBytes)
+        if !settings.workers.isEmpty { configuration.workers = HTTPReplayWorkers(workers: settings.workers) }
         let runtime = try await awaitingCleanErrors {
             try await CoreRuntime.open(
                 directory: settings.dataDirectory,
@@ -147,7 +195,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var serverConfiguration = ServerConfiguration(host: settings.host, port: settings.port)
         serverConfiguration.tokens = settings.tokens
-        let application = CustodyApplication.application(
+        return CustodyApplication.application(
             runtime: runtime,
             configuration: serverConfiguration,
             logger: logger
@@ -155,20 +203,6 @@ struct ServeCommand: AsyncParsableCommand {
             let url = "http://\(settings.host.contains(":") ? "[\(settings.host)]" : settings.host):\(port)/"
             writeAll(STDOUT_FILENO, "Custody is listening on \(url)\nDashboard: \(url)\n")
         }
-        do {
-            try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
-        } catch {
-            printError("custody: the server stopped: \(error)")
-            throw ExitCode(1)
-        }
     }
 
-    func awaitingSetUp(_ body: () throws -> Void) throws {
-        do {
-            try body()
-        } catch {
-            printError("custody: \(error.localizedDescription)")
-            throw ExitCode(1)
-        }
-    }
 }

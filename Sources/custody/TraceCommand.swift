@@ -65,10 +65,24 @@ enum Waterfall {
             + ((summary["replay_of"] as? String).map { "  replay of \($0)" } ?? "")
         lines.append(title)
         lines.append(String(repeating: "─", count: min(title.count + 10, 160)))
+        // A parent may come after its child in time order (same start): depth from the whole trace.
+        var parentOf: [String: String] = [:]
+        let ids = Set(spans.compactMap { $0["span_id"] as? String })
+        for span in spans {
+            if let id = span["span_id"] as? String, let parent = span["parent_span_id"] as? String { parentOf[id] = parent }
+        }
+        func depth(of id: String?, seen: Int = 0) -> Int {
+            guard let id, seen < 16, let parent = parentOf[id], ids.contains(parent)
+            else { return 0 }
+            if let known = depthOf[id] { return known }
+            let value = depth(of: parent, seen: seen + 1) + 1
+            depthOf[id] = value
+            return value
+        }
         for (index, span) in spans.enumerated() {
-            let parent = span["parent_span_id"] as? String
-            let depth = parent.flatMap { depthOf[$0] }.map { $0 + 1 } ?? 0
-            if let id = span["span_id"] as? String { depthOf[id] = depth }
+            let depth =
+                (span["span_id"] as? String).map { depth(of: $0) }
+                ?? ((span["parent_span_id"] as? String).map { depth(of: $0) + 1 } ?? 0)
             let from = Int(min(max((startTimes[index] - origin) / total * Double(width), 0), Double(width)))
             let length = Int(min(max((ends[index] - startTimes[index]) / total * Double(width), 1), Double(width)))
             let bar = String(repeating: " ", count: min(from, width - 1)) + String(repeating: "█", count: min(length, width - min(from, width - 1)))

@@ -20,10 +20,13 @@ enum ServerFixture {
         limits: ServerLimits = ServerLimits(),
         tokens: [String: AccessRole] = [:],
         directory: String = directory(),
+        workers: [String: String] = [:],
         _ test: @escaping @Sendable (CoreRuntime, any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let runtime = try await CoreRuntime.open(directory: directory, encodeLive: CustodyApplication.encodeLive)
+        var runtimeConfiguration = CoreRuntime.Configuration()
+        if !workers.isEmpty { runtimeConfiguration.workers = HTTPReplayWorkers(workers: workers, timeout: .seconds(2)) }
+        let runtime = try await CoreRuntime.open(directory: directory, configuration: runtimeConfiguration, encodeLive: CustodyApplication.encodeLive)
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.limits = limits
         configuration.tokens = tokens

@@ -65,16 +65,22 @@ public struct CoreContext: Sendable {
             timestamp: now() - Int64(elapsed.inSeconds * 1e9),
             details: details?.jsonText
         )
+        return try await append(bodies + [.span(processing)], request: request)
+    }
+
+    /// Appends `bodies` in one append, preceded by the request's `request_received` span when it is
+    /// a request and that span is not in the log yet; returns the receipt, whose `firstSeq` is the
+    /// first of `bodies`. For an operation that appends in several steps (a replay).
+    func append(_ bodies: [EventBody], request: RequestTrace) async throws(CoreError) -> AppendReceipt {
         var events: [EventBody] = []
-        events.reserveCapacity(bodies.count + 2)
-        if let received = request.receivedSpan { events.append(.span(received)) }
+        events.reserveCapacity(bodies.count + 1)
+        if !request.recorded.received.load(ordering: .acquiring), let received = request.receivedSpan { events.append(.span(received)) }
         events.append(contentsOf: bodies)
-        events.append(.span(processing))
         do {
             var receipt = try await log.append(events.map(EventCodec.encode))
             request.recorded.received.store(true, ordering: .releasing)
             // The receipt's first seq is the operation's first event's, not request_received's.
-            if events.count > bodies.count + 1 { receipt.firstSeq += 1 }
+            if events.count > bodies.count { receipt.firstSeq += 1 }
             return receipt
         } catch {
             throw CoreError(appending: error)

@@ -44,8 +44,10 @@ public struct TraceComparison: Sendable {
         let bySeqA = Dictionary(a.spans.map { ($0.seq, $0) }, uniquingKeysWith: { first, _ in first })
         var remainingB: [SpanRecord] = []
         for record in b.spans {
-            if let original = Self.originalSeq(record.span), let match = bySeqA[original], !matchedA.contains(match.seq),
-                record.span.stage != "replay_span_start"
+            // The replay_span_end of an original span carries its duration; its start and any
+            // replay_error are the replay's own spans.
+            if record.span.stage == "replay_span_end", let original = Self.originalSeq(record.span), let match = bySeqA[original],
+                !matchedA.contains(match.seq)
             {
                 pairs.append(Self.pair(match, record))
                 matchedA.insert(match.seq)
@@ -67,6 +69,16 @@ public struct TraceComparison: Sendable {
         self.pairs = pairs
         self.onlyA = a.spans.filter { !matchedA.contains($0.seq) }
         self.onlyB = unmatchedB
+    }
+
+    /// The same comparison seen from the other side.
+    var swapped: TraceComparison {
+        var result = self
+        swap(&result.a, &result.b)
+        swap(&result.onlyA, &result.onlyB)
+        result.pairs = pairs.map { Pair(a: $0.b, b: $0.a, deltaMs: $0.deltaMs.map { -$0 }, deviates: $0.deviates) }
+        result.pairs.sort { ($0.a.span.timestamp, $0.a.seq) < ($1.a.span.timestamp, $1.a.seq) }
+        return result
     }
 
     static func originalSeq(_ span: Span) -> UInt64? {
@@ -110,6 +122,8 @@ extension TraceQueries {
     public func compare(_ a: String, _ b: String) async throws(CoreError) -> TraceComparison {
         let first = try await trace(a)
         let second = try await trace(b)
-        return TraceComparison(a: first, b: second)
+        guard first.summary.replayOf == b, second.summary.replayOf != a else { return TraceComparison(a: first, b: second) }
+        // `a` replays `b`: match through a's original seqs, then put the sides back.
+        return TraceComparison(a: second, b: first).swapped
     }
 }

@@ -21,6 +21,7 @@ public final class CoreRuntime: Sendable {
     public let logs: LogOperations
     public let traces: TraceQueries
     public let spanExport: SpanExport
+    public let replay: TraceReplay
     /// The log's head when the derived views were brought up to date.
     let openedAt: UInt64
     let logger: Logger
@@ -35,6 +36,8 @@ public final class CoreRuntime: Sendable {
         public var cacheCapacity = 100_000
         /// How long a read waits for the projections to reach the writes before it.
         public var readTimeout: Duration = .seconds(5)
+        /// The workers a live replay dispatches to (nil: none configured).
+        public var workers: (any ReplayWorkers)?
 
         public init() {}
     }
@@ -46,6 +49,7 @@ public final class CoreRuntime: Sendable {
         hub: LiveHub,
         context: CoreContext,
         openedAt: UInt64,
+        workers: (any ReplayWorkers)?,
         logger: Logger
     ) {
         self.log = log
@@ -58,6 +62,7 @@ public final class CoreRuntime: Sendable {
         self.logs = LogOperations(log: log)
         self.traces = TraceQueries(context: context, cache: cache)
         self.spanExport = SpanExport(logs: logs, cache: cache)
+        self.replay = TraceReplay(context: context, traces: traces, workers: workers)
         self.openedAt = openedAt
         self.logger = logger
     }
@@ -87,7 +92,16 @@ public final class CoreRuntime: Sendable {
             try await cache.refill(from: log)
             let hub = LiveHub(log: log, startingAfter: head, logger: logger, encode: encodeLive)
             let context = CoreContext(log: log, projector: projector, readTimeout: configuration.readTimeout)
-            return CoreRuntime(log: log, projector: projector, cache: cache, hub: hub, context: context, openedAt: head, logger: logger)
+            return CoreRuntime(
+                log: log,
+                projector: projector,
+                cache: cache,
+                hub: hub,
+                context: context,
+                openedAt: head,
+                workers: configuration.workers,
+                logger: logger
+            )
         } catch {
             await log.close()
             throw error

@@ -41,6 +41,20 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.write(data, promise: promise)
     }
 
+    /// Sent down the pipeline by a route whose request is complete and whose answer may be slow:
+    /// the wait is called off until the client sends more.
+    struct AllowSlowAnswer: Sendable {}
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard event is AllowSlowAnswer else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        deadline?.cancel()
+        deadline = nil
+        promise?.succeed()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil

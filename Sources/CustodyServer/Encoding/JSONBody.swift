@@ -120,6 +120,14 @@ extension KeyedDecodingContainer where Key == FieldKey {
         }
     }
 
+    func number(_ name: String) throws -> Double? {
+        do {
+            return try decodeIfPresent(Double.self, forKey: FieldKey(name))
+        } catch DecodingError.typeMismatch, DecodingError.valueNotFound, DecodingError.dataCorrupted {
+            throw CoreError.invalidArgument(name, "must be a number")
+        }
+    }
+
     func json(_ name: String) throws -> JSONValue? {
         let value = try decodeIfPresent(JSONValue.self, forKey: FieldKey(name))
         if case .null? = value { return nil }

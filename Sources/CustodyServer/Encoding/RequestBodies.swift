@@ -62,3 +62,17 @@ struct FollowupBody: Decodable {
         impact = try fields.string("impact")
     }
 }
+
+/// `POST /api/traces/replay/{trace_id}` (an empty body is `{}`).
+struct ReplayBody: Decodable {
+    var mode: String?
+    var speed: Double?
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        let fields = try decoder.fields()
+        mode = try fields.string("mode")
+        speed = try fields.number("speed")
+    }
+}

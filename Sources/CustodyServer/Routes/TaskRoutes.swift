@@ -45,7 +45,6 @@ struct TaskRoutes {
             return APIEnvelope.ok(.object(["task": try await tasks.getTask(uuid).jsonValue]))
         }
         router.traced("/api/tasks", method: .get, runtime: runtime) { request, context, trace in
-            let query = request.uri.queryParameters
             let page = try await tasks.listTasks(
                 orderId: request.text("order_id"),
                 status: request.text("status"),

@@ -10,7 +10,6 @@ struct TraceRoutes {
     func register(on router: Router<CustodyRequestContext>) {
         let traces = runtime.traces
         router.get("/api/traces/active") { request, _ in
-            let query = request.uri.queryParameters
             let active = try await traces.active(
                 source: request.text("source"),
                 limit: try QueryValues.integer(request.query("limit"), "limit") ?? 100
@@ -41,7 +40,6 @@ struct TraceRoutes {
             }
         }
         router.get("/api/traces") { request, _ in
-            let query = request.uri.queryParameters
             func text(_ name: Substring) -> String? { request.text(name) }
             func raw(_ name: Substring) -> String? { request.query(name) }
             var search = TraceSearch()

@@ -1,0 +1,143 @@
+import NIOHTTP1
+
+/// One typed call per operation of API.md. Each runs in the current trace (``CustodyTrace``).
+extension CustodyClient {
+    // MARK: TaskOps
+
+    /// createTask: 201 with the new task, or the existing one for a `uuid` with equal content.
+    public func createTask(orderId: String, payload: JSON, uuid: String? = nil) async throws(CustodyClientError) -> TaskRecord {
+        struct Body: Encodable {
+            var orderId: String
+            var payload: JSON
+            var uuid: String?
+        }
+        struct Answer: Decodable { var task: TaskRecord }
+        return try await send(.POST, "/api/tasks", body: Body(orderId: orderId, payload: payload, uuid: uuid), as: Answer.self).task
+    }
+
+    public func updateTaskStatus(taskId: String, status: String) async throws(CustodyClientError) -> StatusChange {
+        struct Body: Encodable {
+            var taskId: String
+            var status: String
+        }
+        return try await send(.POST, "/api/tasks/updateStatus", body: Body(taskId: taskId, status: status))
+    }
+
+    /// recordFactoryError: returns the error's id.
+    public func recordFactoryError(
+        source: String,
+        message: String,
+        orderId: String? = nil,
+        taskUUID: String? = nil,
+        errorType: String? = nil,
+        payload: JSON? = nil
+    ) async throws(CustodyClientError) -> String {
+        struct Body: Encodable {
+            var source: String
+            var message: String
+            var orderId: String?
+            var taskUuid: String?
+            var errorType: String?
+            var payload: JSON?
+        }
+        struct Answer: Decodable { var errorId: String }
+        let body = Body(source: source, message: message, orderId: orderId, taskUuid: taskUUID, errorType: errorType, payload: payload)
+        return try await send(.POST, "/api/tasks/errors", body: body, as: Answer.self).errorId
+    }
+
+    /// getTask, now or as of a seq / RFC 3339 instant (time travel).
+    public func getTask(_ uuid: String, asOf: String? = nil) async throws(CustodyClientError) -> TaskRecord {
+        struct Answer: Decodable {
+            var task: TaskRecord
+            var asOfSeq: UInt64?
+        }
+        let answer = try await send(.GET, "/api/tasks/" + Self.percentEncoded(uuid), query: [("as_of", asOf)], as: Answer.self)
+        var task = answer.task
+        task.asOfSeq = task.asOfSeq ?? answer.asOfSeq
+        return task
+    }
+
+    public func listTasks(
+        orderId: String? = nil,
+        status: String? = nil,
+        limit: Int? = nil,
+        cursor: String? = nil
+    ) async throws(CustodyClientError)
+        -> TaskPage
+    {
+        try await send(
+            .GET,
+            "/api/tasks",
+            query: [("order_id", orderId), ("status", status), ("limit", limit.map(String.init)), ("cursor", cursor)]
+        )
+    }
+
+    // MARK: DeliveryOps
+
+    public func submitOpsFollowup(orderId: String, type: String, note: String, impact: String) async throws(CustodyClientError) -> Followup {
+        struct Body: Encodable {
+            var type: String
+            var note: String
+            var impact: String
+        }
+        struct Answer: Decodable { var followup: Followup }
+        let path = "/api/delivery/\(Self.percentEncoded(orderId))/followups"
+        return try await send(.POST, path, body: Body(type: type, note: note, impact: impact), as: Answer.self).followup
+    }
+
+    public func fetchFollowups(orderId: String, asOf: String? = nil) async throws(CustodyClientError) -> [Followup] {
+        struct Answer: Decodable { var followups: [Followup] }
+        return try await send(.GET, "/api/delivery/\(Self.percentEncoded(orderId))/followups", query: [("as_of", asOf)], as: Answer.self)
+            .followups
+    }
+
+    /// finalizeDeliveryReport: the report (API.md's fields) as JSON.
+    public func finalizeDeliveryReport(orderId: String) async throws(CustodyClientError) -> JSON {
+        struct Answer: Decodable { var report: JSON }
+        return try await send(.POST, "/api/delivery/\(Self.percentEncoded(orderId))/finalize", body: Nothing(), as: Answer.self).report
+    }
+
+    public func getReport(orderId: String) async throws(CustodyClientError) -> JSON {
+        struct Answer: Decodable { var report: JSON }
+        return try await send(.GET, "/api/delivery/\(Self.percentEncoded(orderId))/report", as: Answer.self).report
+    }
+
+    // MARK: LogOps
+
+    /// recordLog with one entry; returns its trace id. Durable when it returns.
+    public func recordLog(_ entry: LogEntry) async throws(CustodyClientError) -> String {
+        struct Answer: Decodable { var traceId: String }
+        return try await send(.POST, "/api/logs", body: entry, as: Answer.self).traceId
+    }
+
+    /// recordLog with many entries (at most 10,000) in one durable append.
+    public func recordLog(_ entries: [LogEntry]) async throws(CustodyClientError) -> LogReceipt {
+        struct Body: Encodable { var entries: [LogEntry] }
+        return try await send(.POST, "/api/logs", body: Body(entries: entries))
+    }
+
+    // MARK: Traces and TraceReplay
+
+    public func getTrace(_ traceId: String) async throws(CustodyClientError) -> TraceDocument {
+        try await send(.GET, "/api/traces/" + Self.percentEncoded(traceId))
+    }
+
+    /// replayTrace: returns when the replay is complete.
+    public func replayTrace(_ traceId: String, mode: ReplayMode = .dryRun, speed: Double = 0) async throws(CustodyClientError) -> ReplayResult {
+        struct Body: Encodable {
+            var mode: ReplayMode
+            var speed: Double
+        }
+        return try await send(.POST, "/api/traces/replay/" + Self.percentEncoded(traceId), body: Body(mode: mode, speed: speed))
+    }
+
+    public func replays(limit: Int = 50) async throws(CustodyClientError) -> [ReplayRecord] {
+        struct Answer: Decodable { var replays: [ReplayRecord] }
+        return try await send(.GET, "/api/replays", query: [("limit", String(limit))], as: Answer.self).replays
+    }
+
+    /// The comparison of two traces (API.md "compare") as JSON.
+    public func compareTraces(_ a: String, _ b: String) async throws(CustodyClientError) -> JSON {
+        try await send(.GET, "/api/traces/\(Self.percentEncoded(a))/compare/\(Self.percentEncoded(b))")
+    }
+}

@@ -1,0 +1,149 @@
+/// The API's records as a worker sees them (API.md). Timestamps are RFC 3339 text as the
+/// server sends them.
+
+/// A task (API.md "Task").
+public struct TaskRecord: Sendable, Hashable, Decodable {
+    public var uuid: String
+    public var orderId: String
+    public var status: String
+    public var payload: JSON
+    public var createdAt: String
+    public var updatedAt: String
+    public var lastSeq: UInt64
+    /// The log position a time-travel read stood at.
+    public var asOfSeq: UInt64?
+}
+
+/// What `updateTaskStatus` answers.
+public struct StatusChange: Sendable, Hashable, Decodable {
+    public var taskId: String
+    public var status: String
+    public var previousStatus: String
+}
+
+/// A page of `listTasks`.
+public struct TaskPage: Sendable, Hashable, Decodable {
+    public var tasks: [TaskRecord]
+    public var nextCursor: String?
+}
+
+/// An ops follow-up (API.md "Delivery").
+public struct Followup: Sendable, Hashable, Decodable {
+    public var id: String
+    public var orderId: String
+    public var type: String
+    public var note: String
+    public var impact: String
+    public var createdAt: String
+}
+
+/// One span to record (API.md "Log entry"). Everything but `traceId` may be left to the server's
+/// defaults; `timestamp` is RFC 3339 (the server's time when absent).
+public struct LogEntry: Sendable, Hashable, Codable {
+    public var traceId: String?
+    public var spanId: String?
+    public var parentSpanId: String?
+    public var source: String?
+    public var stage: String?
+    public var operation: String?
+    public var taskUuid: String?
+    public var durationMs: Double?
+    public var timestamp: String?
+    public var details: JSON?
+
+    public init(
+        traceId: String? = nil,
+        spanId: String? = nil,
+        parentSpanId: String? = nil,
+        source: String? = nil,
+        stage: String? = nil,
+        operation: String? = nil,
+        taskUUID: String? = nil,
+        durationMs: Double? = nil,
+        timestamp: String? = nil,
+        details: JSON? = nil
+    ) {
+        self.traceId = traceId
+        self.spanId = spanId
+        self.parentSpanId = parentSpanId
+        self.source = source
+        self.stage = stage
+        self.operation = operation
+        self.taskUuid = taskUUID
+        self.durationMs = durationMs
+        self.timestamp = timestamp
+        self.details = details
+    }
+}
+
+/// What `recordLog` with several entries answers.
+public struct LogReceipt: Sendable, Hashable, Decodable {
+    public var traceIds: [String]
+    public var accepted: Int
+    public var firstSeq: UInt64
+    public var lastSeq: UInt64
+}
+
+/// A recorded span, with its log position.
+public struct SpanRecord: Sendable, Hashable, Decodable {
+    public var seq: UInt64
+    public var traceId: String
+    public var spanId: String?
+    public var parentSpanId: String?
+    public var source: String
+    public var stage: String
+    public var operation: String
+    public var taskUuid: String?
+    public var durationMs: Double?
+    public var timestamp: String
+    public var details: JSON?
+}
+
+/// A trace's summary (API.md "TraceSummary").
+public struct TraceSummary: Sendable, Hashable, Decodable {
+    public var traceId: String
+    public var rootOperation: String
+    public var start: String
+    public var end: String
+    public var durationMs: Double
+    public var spanCount: Int
+    public var errorCount: Int
+    public var sources: [String]
+    public var replayOf: String?
+}
+
+/// `GET /api/traces/{id}`.
+public struct TraceDocument: Sendable, Hashable, Decodable {
+    public var traceId: String
+    public var spans: [SpanRecord]
+    public var summary: TraceSummary
+}
+
+/// How a replay runs.
+public enum ReplayMode: String, Sendable, Hashable, Codable, CaseIterable {
+    case dryRun = "dry-run"
+    case live
+}
+
+/// What `replayTrace` answers.
+public struct ReplayResult: Sendable, Hashable, Decodable {
+    public var newTrace: String
+    public var fromTrace: String
+    public var mode: ReplayMode
+    public var speed: Double?
+    public var spans: Int
+    public var errors: Int?
+    public var durationMs: Double
+    public var status: String
+}
+
+/// One entry of `GET /api/replays`.
+public struct ReplayRecord: Sendable, Hashable, Decodable {
+    public var startedAt: String
+    public var fromTrace: String
+    public var newTrace: String
+    public var mode: ReplayMode
+    public var status: String
+    public var spans: Int
+    public var durationMs: Double?
+}

@@ -1,0 +1,422 @@
+import CustodyLog
+
+/// TraceReplay (API.md "Replay", EVENTS.md "Replay"): a past trace re-read from the log and
+/// re-emitted under a new trace id. The HTTP route, the CLI (through the route) and the RPC method
+/// all call ``replayTrace(_:mode:speed:request:)``.
+///
+/// Guarantees:
+/// - The original trace is only read: every event a replay appends belongs to the new trace (or to
+///   the request's own trace: `request_received`, `processing`), plus the `replay.started` and
+///   `replay.completed` events of the `replays` projection.
+/// - The first event (`replay_start`, with `replay.started`) is appended before the original is
+///   looked up, so a replay starts emitting at once (TARGETS.md P6); an unknown trace then gets
+///   `replay_abort` and the replay ends `aborted` with `trace_not_found`.
+/// - The original's spans are found through `operation_logs` (by trace id) and read from the log by
+///   seq: never a scan of the log.
+/// - Every replay is independent: concurrent replays of one trace, and replays of replays, each
+///   get their own new trace.
+public struct TraceReplay: Sendable {
+    /// `speed` above this is refused (a replay that fast is as fast as possible anyway).
+    public static let maximumSpeed = 1_000.0
+    /// Events are appended in groups of at most this many while nothing makes the replay wait.
+    static let groupSize = 512
+    /// The operation of the replay's own spans.
+    static let operation = "TraceReplay.replayTrace"
+
+    let context: CoreContext
+    let traces: TraceQueries
+    let workers: (any ReplayWorkers)?
+
+    public init(context: CoreContext, traces: TraceQueries, workers: (any ReplayWorkers)?) {
+        self.context = context
+        self.traces = traces
+        self.workers = workers
+    }
+
+    /// What a replay did (API.md's answer, plus `errors` and `speed`).
+    public struct Result: Sendable, Hashable {
+        public var newTrace: String
+        public var fromTrace: String
+        public var mode: ReplayMode
+        public var speed: Double
+        /// Original spans replayed.
+        public var spans: Int
+        /// `replay_error` spans recorded (live mode: workers that failed or did not answer).
+        public var errors: Int
+        public var durationMs: Double
+        /// `completed` or `aborted`.
+        public var status: String
+
+        public var jsonValue: JSONValue {
+            .object([
+                "new_trace": .string(newTrace), "from_trace": .string(fromTrace), "mode": .string(mode.rawValue), "speed": .number(speed),
+                "spans": .integer(Int64(spans)), "errors": .integer(Int64(errors)), "duration_ms": .number(durationMs),
+                "status": .string(status),
+            ])
+        }
+    }
+
+    /// Replays `traceId`: `replay_start`, then per original span (in timestamp order)
+    /// `replay_span_start` and `replay_span_end` — with the original's source, operation, stage
+    /// and seq — then `replay_complete`. `speed` 0 runs as fast as possible; otherwise the original
+    /// pacing (span starts and ends) divided by `speed`. In `live` mode each span whose source is a
+    /// configured worker is dispatched to it (`simulateOperation` under the new trace id) between
+    /// its start and end; a failure or timeout is recorded as `replay_error` and the replay goes on.
+    /// Returns when the replay is complete; throws `trace_not_found` (after recording the abort)
+    /// for an unknown trace.
+    public func replayTrace(_ traceId: String, mode: ReplayMode, speed: Double = 0, request: RequestTrace) async throws(CoreError) -> Result {
+        let fromTrace = try SpanInput.check(traceId, "trace_id", maximum: 128)
+        guard speed.isFinite, speed >= 0, speed <= Self.maximumSpeed else {
+            throw CoreError.invalidArgument("speed", "must be a number from 0 (as fast as possible) to \(Int(Self.maximumSpeed))")
+        }
+        let started = ContinuousClock.now
+        let startedAt = context.now()
+        var emitter = Emitter(context: context, request: request, newTrace: context.newIdentifier(), fromTrace: fromTrace)
+        let replay = ReplayEvent(newTrace: emitter.newTrace, fromTrace: fromTrace, mode: mode, speed: speed, spans: 0, status: "running")
+        emitter.pending = [
+            .replayStarted(replay),
+            .span(
+                emitter.span(
+                    stage: "replay_start",
+                    operation: Self.operation,
+                    timestamp: startedAt,
+                    details: ["mode": .string(mode.rawValue), "speed": .number(speed)]
+                )
+            ),
+        ]
+        do {
+            try await emitter.flush()
+        } catch {
+            emitter.appender.close()
+            throw error
+        }
+
+        let original: [SpanRecord]
+        do {
+            original = try await traces.trace(fromTrace).spans
+        } catch {
+            let status = error.code == .traceNotFound ? "aborted" : "failed"
+            await emitter.finish(
+                stage: "replay_abort",
+                replay: replay,
+                status: status,
+                spans: 0,
+                startedAt: startedAt,
+                started: started,
+                details: ["error": .string(error.message)]
+            )
+            throw error
+        }
+
+        var replayed = 0
+        var errors = 0
+        do {
+            let clock = ContinuousClock()
+            let origin = clock.now
+            // When each original span started replaying: its replay timestamp and instant.
+            var begun: [Int: (timestamp: Int64, instant: ContinuousClock.Instant)] = [:]
+            for step in Self.schedule(original.map(\.span), speed: speed) {
+                if let offset = step.offset {
+                    let due = origin.advanced(by: .nanoseconds(offset))
+                    if due > clock.now {
+                        emitter.send()
+                        try await clock.sleep(until: due)
+                    }
+                }
+                let record = original[step.index]
+                let span = record.span
+                var details: [String: JSONValue] = ["original_seq": .integer(Int64(record.seq)), "original_stage": .string(span.stage)]
+                switch step.kind {
+                case .start:
+                    let timestamp = context.now()
+                    begun[step.index] = (timestamp, clock.now)
+                    if let spanId = span.spanId { details["original_span_id"] = .string(spanId) }
+                    emitter.pending.append(.span(emitter.span(stage: "replay_span_start", like: span, timestamp: timestamp, details: details)))
+                    if mode == .live, let workers, workers.serves(span.source) {
+                        // The worker's sim_replay span must follow this replay_span_start.
+                        try await emitter.flush()
+                        let call = SimulationCall(
+                            traceId: emitter.newTrace,
+                            originalTrace: fromTrace,
+                            operation: span.operation,
+                            details: span.details
+                        )
+                        do {
+                            _ = try await workers.simulate(call, on: span.source)
+                        } catch is CancellationError {
+                            throw CancellationError()
+                        } catch {
+                            errors += 1
+                            details["error"] = .string("\(error)")
+                            details["worker"] = .string(span.source)
+                            emitter.pending.append(.span(emitter.span(stage: "replay_error", like: span, timestamp: context.now(), details: details)))
+                        }
+                    }
+                case .end:
+                    let begin = begun[step.index] ?? (context.now(), clock.now)
+                    if let duration = span.durationMs { details["original_duration_ms"] = .number(duration) }
+                    emitter.pending.append(
+                        .span(
+                            emitter.span(
+                                stage: "replay_span_end",
+                                like: span,
+                                timestamp: begin.timestamp,
+                                durationMs: (clock.now - begin.instant).inMilliseconds,
+                                details: details
+                            )
+                        )
+                    )
+                    replayed += 1
+                }
+                if emitter.pending.count >= Self.groupSize { emitter.send() }
+            }
+        } catch let error as CoreError {
+            await emitter.finish(
+                stage: "replay_abort",
+                replay: replay,
+                status: "failed",
+                spans: replayed,
+                startedAt: startedAt,
+                started: started,
+                details: ["error": .string(error.message)]
+            )
+            throw error
+        } catch {
+            // Cancelled (the server is stopping).
+            await emitter.finish(
+                stage: "replay_abort",
+                replay: replay,
+                status: "aborted",
+                spans: replayed,
+                startedAt: startedAt,
+                started: started,
+                details: ["error": .string("the replay was cancelled")]
+            )
+            throw CoreError(.storageUnavailable, "the replay was cancelled: the server is stopping")
+        }
+        let finished = await emitter.finish(
+            stage: "replay_complete",
+            replay: replay,
+            status: "completed",
+            spans: replayed,
+            startedAt: startedAt,
+            started: started,
+            details: ["errors": .integer(Int64(errors))]
+        )
+        guard finished else { throw CoreError(.storageUnavailable, "the replay's completion could not be written") }
+        return Result(
+            newTrace: emitter.newTrace,
+            fromTrace: fromTrace,
+            mode: mode,
+            speed: speed,
+            spans: replayed,
+            errors: errors,
+            durationMs: (ContinuousClock.now - started).inMilliseconds,
+            status: "completed"
+        )
+    }
+
+    /// One step of a replay: an original span starts or ends replaying.
+    struct Step: Equatable {
+        enum Kind { case start, end }
+        var index: Int
+        var kind: Kind
+        /// Nanoseconds after the replay's start at which the step is due; nil: at once.
+        var offset: Int64?
+    }
+
+    /// The steps of a replay of `spans` (in timestamp order): at speed 0 each span's start then its
+    /// end, one span after the other; otherwise every start and end at its original offset from
+    /// the first span divided by `speed`, in time order (a span's start before its end; on a tie,
+    /// in the spans' order).
+    static func schedule(_ spans: [Span], speed: Double) -> [Step] {
+        var steps: [Step] = []
+        steps.reserveCapacity(spans.count * 2)
+        guard speed > 0, let first = spans.first?.timestamp else {
+            for index in spans.indices {
+                steps.append(Step(index: index, kind: .start, offset: nil))
+                steps.append(Step(index: index, kind: .end, offset: nil))
+            }
+            return steps
+        }
+        func scaled(_ time: Int64) -> Int64 {
+            let offset = (Double(time) - Double(first)) / speed
+            return Int64(min(max(offset, 0), 9e18))
+        }
+        for (index, span) in spans.enumerated() {
+            steps.append(Step(index: index, kind: .start, offset: scaled(span.timestamp)))
+            steps.append(Step(index: index, kind: .end, offset: scaled(span.end)))
+        }
+        // A stable sort: a span's start (listed first) stays before its end at equal offsets.
+        return steps.enumerated().sorted { ($0.element.offset ?? 0, $0.offset) < ($1.element.offset ?? 0, $1.offset) }.map(\.element)
+    }
+
+    /// Appends a replay's events in order, in groups, without holding up the replay's pacing: a
+    /// group goes to ``ReplayAppender`` whenever the replay is about to wait (for its pacing, or
+    /// for a worker) and every ``TraceReplay/groupSize`` events, and is written while the replay
+    /// goes on. A replay waits for what it sent (``drain()``) only before calling a worker (whose
+    /// `sim_replay` must follow the span's start) and at its end (its answer means durable).
+    struct Emitter {
+        let context: CoreContext
+        let request: RequestTrace
+        let newTrace: String
+        let fromTrace: String
+        let appender: ReplayAppender
+        var pending: [EventBody] = []
+
+        init(context: CoreContext, request: RequestTrace, newTrace: String, fromTrace: String) {
+            self.context = context
+            self.request = request
+            self.newTrace = newTrace
+            self.fromTrace = fromTrace
+            self.appender = ReplayAppender(context: context, request: request)
+        }
+
+        func span(
+            stage: String,
+            operation: String,
+            source: String = "orchestrator",
+            taskUUID: String? = nil,
+            timestamp: Int64,
+            durationMs: Double? = nil,
+            details: [String: JSONValue]
+        ) -> Span {
+            var details = details
+            details["from_trace"] = .string(fromTrace)
+            return Span(
+                traceId: newTrace,
+                source: source,
+                stage: stage,
+                operation: operation,
+                taskUUID: taskUUID,
+                durationMs: durationMs,
+                timestamp: timestamp,
+                details: JSONValue.object(details).jsonText
+            )
+        }
+
+        /// A replay span standing for `original`: its source, operation and task.
+        func span(stage: String, like original: Span, timestamp: Int64, durationMs: Double? = nil, details: [String: JSONValue]) -> Span {
+            span(
+                stage: stage,
+                operation: original.operation,
+                source: original.source,
+                taskUUID: original.taskUUID,
+                timestamp: timestamp,
+                durationMs: durationMs,
+                details: details
+            )
+        }
+
+        /// Hands what is pending to the appender (it is written in the background, in order).
+        mutating func send() {
+            guard !pending.isEmpty else { return }
+            appender.send(pending)
+            pending.removeAll(keepingCapacity: true)
+        }
+
+        /// Sends what is pending and waits until everything sent is durable; throws the first
+        /// append that failed.
+        mutating func flush() async throws(CoreError) {
+            send()
+            try await appender.drain()
+        }
+
+        /// Appends what is pending, the closing span (`replay_complete` or `replay_abort`),
+        /// `replay.completed`, and the request's `processing` span, and waits until all of it is
+        /// durable. Best effort after a failure (the closing events are then appended on their
+        /// own): returns whether they were written.
+        @discardableResult
+        mutating func finish(
+            stage: String,
+            replay: ReplayEvent,
+            status: String,
+            spans: Int,
+            startedAt: Int64,
+            started: ContinuousClock.Instant,
+            details: [String: JSONValue]
+        ) async -> Bool {
+            var completed = replay
+            completed.status = status
+            completed.spans = UInt32(clamping: spans)
+            var details = details
+            details["mode"] = .string(replay.mode.rawValue)
+            details["spans"] = .integer(Int64(spans))
+            details["status"] = .string(status)
+            let elapsed = (ContinuousClock.now - started).inMilliseconds
+            let closing: [EventBody] = [
+                .span(span(stage: stage, operation: TraceReplay.operation, timestamp: startedAt, durationMs: elapsed, details: details)),
+                .replayCompleted(completed),
+                .span(
+                    Span.orchestrator(
+                        stage: "processing",
+                        operation: "replayTrace",
+                        requestTraceId: request.traceId,
+                        durationMs: elapsed,
+                        timestamp: startedAt,
+                        details: JSONValue.object(["new_trace": .string(newTrace), "status": .string(status)]).jsonText
+                    )
+                ),
+            ]
+            pending.append(contentsOf: closing)
+            defer { appender.close() }
+            do {
+                try await flush()
+                return true
+            } catch {
+                // What was pending before is lost with the failed append; the record of the end
+                // is tried once more on its own.
+                return (try? await context.append(closing, request: request)) != nil
+            }
+        }
+    }
+}
+
+/// Writes a replay's groups of events one after the other, in the order they were sent, on its
+/// own task; after a failed append it writes nothing more and reports the failure at the next
+/// ``drain()``.
+final class ReplayAppender: Sendable {
+    enum Item: Sendable {
+        case events([EventBody])
+        case barrier(CheckedContinuation<CoreError?, Never>)
+    }
+
+    private let input: AsyncStream<Item>.Continuation
+    private let writer: Task<Void, Never>
+
+    init(context: CoreContext, request: RequestTrace) {
+        let (stream, input) = AsyncStream<Item>.makeStream()
+        self.input = input
+        writer = Task {
+            var failure: CoreError?
+            for await item in stream {
+                switch item {
+                case .events(let events):
+                    guard failure == nil else { continue }
+                    do throws(CoreError) {
+                        _ = try await context.append(events, request: request)
+                    } catch {
+                        failure = error
+                    }
+                case .barrier(let waiter):
+                    waiter.resume(returning: failure)
+                }
+            }
+        }
+    }
+
+    func send(_ events: [EventBody]) {
+        input.yield(.events(events))
+    }
+
+    /// Waits until every group sent before is written; throws the first failure.
+    func drain() async throws(CoreError) {
+        let failure = await withCheckedContinuation { input.yield(.barrier($0)) }
+        if let failure { throw failure }
+    }
+
+    /// No more groups: the writer ends once it has written what it has.
+    func close() {
+        input.finish()
+    }
+}

@@ -1,0 +1,151 @@
+import CustodyClient
+import CustodyCore
+import CustodyLog
+import CustodyServer
+import Foundation
+import HummingbirdTesting
+import Testing
+
+/// The worker SDK against a real server over real sockets.
+@Suite(.timeLimit(.minutes(2))) struct ClientTests {
+    static func client(_ test: any TestClientProtocol) throws -> CustodyClient {
+        CustodyClient(baseURL: "http://127.0.0.1:\(try #require(test.port))")
+    }
+
+    /// Every typed call works and decodes; errors carry the server's status, code and field.
+    @Test func typedCallsForEveryOperation() async throws {
+        try await ServerFixture.run(.live) { _, test in
+            let custody = try Self.client(test)
+            let task = try await custody.createTask(orderId: "o-1", payload: ["title": "logo", "size": 3])
+            #expect(task.status == "pending" && task.orderId == "o-1" && task.payload["title"] == "logo")
+            let change = try await custody.updateTaskStatus(taskId: task.uuid, status: "in_progress")
+            #expect(change.previousStatus == "pending" && change.status == "in_progress")
+            #expect(try await custody.getTask(task.uuid).status == "in_progress")
+            let then = try await custody.getTask(task.uuid, asOf: String(task.lastSeq))
+            #expect(then.status == "pending")
+            #expect(try await custody.listTasks(orderId: "o-1").tasks.map(\.uuid) == [task.uuid])
+            let errorId = try await custody.recordFactoryError(source: "agent-factory", message: "boom", orderId: "o-1", taskUUID: task.uuid)
+            #expect(!errorId.isEmpty)
+            let followup = try await custody.submitOpsFollowup(orderId: "o-1", type: "review", note: "check", impact: "high")
+            #expect(followup.impact == "high")
+            #expect(try await custody.fetchFollowups(orderId: "o-1").map(\.id) == [followup.id])
+            let report = try await custody.finalizeDeliveryReport(orderId: "o-1")
+            #expect(report["order_id"] == "o-1" && report["revision"] == 1)
+            #expect(try await custody.getReport(orderId: "o-1")["revision"] == 1)
+            let single = try await custody.recordLog(LogEntry(traceId: "sdk-1", source: "agent-factory", operation: "one"))
+            #expect(single == "sdk-1")
+            let many = try await custody.recordLog((0..<3).map { LogEntry(traceId: "sdk-2", source: "agent-factory", operation: "op\($0)") })
+            #expect(many.accepted == 3 && many.lastSeq == many.firstSeq + 2)
+            #expect(try await custody.getTrace("sdk-2").spans.filter { $0.source == "agent-factory" }.count == 3)
+            let replay = try await custody.replayTrace("sdk-2")
+            #expect(replay.status == "completed" && replay.spans == 3)
+            #expect(try await custody.replays().contains { $0.newTrace == replay.newTrace })
+
+            await #expect(throws: CustodyClientError.self) { _ = try await custody.getTask("nobody") }
+            do {
+                _ = try await custody.updateTaskStatus(taskId: "nobody", status: "complete")
+                Issue.record("an unknown task was updated")
+            } catch let error as CustodyClientError {
+                #expect(error.status == 404 && error.code == "task_not_found")
+            }
+            do {
+                _ = try await custody.updateTaskStatus(taskId: task.uuid, status: "exploded")
+                Issue.record("an unknown status was taken")
+            } catch let error as CustodyClientError {
+                #expect(error.status == 422 && error.code == "invalid_argument" && error.field == "status")
+            }
+            let unreachable = CustodyClient(baseURL: "http://127.0.0.1:\(try await LiveReplayTests.freePort())", timeout: .seconds(2))
+            do {
+                _ = try await unreachable.getTrace("x")
+                Issue.record("a closed port answered")
+            } catch let error as CustodyClientError {
+                #expect(error.status == 0 && error.code == "unreachable" && error.isTransient)
+            }
+        }
+    }
+
+    /// withTrace and orchestratorCall: the worker's spans and the server's spans of the call it
+    /// made are one trace (x-trace-id / traceparent propagated), nested by parent span ids.
+    @Test func workerSpansAndServerSpansShareTheTrace() async throws {
+        try await ServerFixture.run(.live) { _, test in
+            let custody = try Self.client(test)
+            let exporter = SpanExporter(client: custody)
+            let tracer = WorkerTracer(source: "agent-factory", client: custody, exporter: exporter)
+            try await tracer.withTrace("flow-1", operation: "agent.handleOrder") {
+                try await tracer.span("agent.plan") { try await Task.sleep(for: .milliseconds(5)) }
+                _ = try await tracer.orchestratorCall("TaskOps.createTask") { client throws(CustodyClientError) in
+                    try await client.createTask(orderId: "o-2", payload: [:])
+                }
+            }
+            // A trace id that is a UUID travels as the W3C traceparent's trace id too.
+            let uuid = UUID().uuidString.lowercased()
+            try await tracer.withTrace(uuid, operation: "agent.other") {
+                _ = try await tracer.orchestratorCall("TaskOps.listTasks") { client throws(CustodyClientError) in try await client.listTasks() }
+            }
+            await exporter.flush()
+            #expect(exporter.statistics.exported == 9 && exporter.statistics.dropped == 0)
+            let trace = try await custody.getTrace("flow-1")
+            let byStage = Dictionary(grouping: trace.spans, by: \.stage)
+            for stage in ["before_call", "after_call", "before_rpc", "after_rpc", "request_received", "response_sent"] {
+                #expect(byStage[stage]?.count == 1, "\(stage)")
+            }
+            #expect(byStage["request_received"]?.first?.operation == "POST /api/tasks")
+            let call = try #require(byStage["after_call"]?.first)
+            #expect(call.parentSpanId == nil && call.details?["success"] == true)
+            #expect(byStage["after_rpc"]?.first?.parentSpanId == call.spanId)
+            #expect(byStage["after_rpc"]?.first?.details?["ok"] == true)
+            #expect(trace.spans.first { $0.operation == "agent.plan" }?.parentSpanId == call.spanId)
+            #expect(try await custody.getTrace(uuid).spans.contains { $0.stage == "request_received" && $0.operation == "GET /api/tasks" })
+        }
+    }
+
+    /// The exporter never blocks: past its capacity spans are dropped and counted. A batch the
+    /// server cannot store (a failed fsync: 507) is retried and arrives once.
+    @Test func exporterBoundsItsQueueAndRetries() async throws {
+        let directory = ServerFixture.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let faults = FaultInjectingFileSystem()
+        var configuration = CoreRuntime.Configuration()
+        configuration.fileSystem = faults
+        let runtime = try await CoreRuntime.open(directory: directory, configuration: configuration, encodeLive: CustodyApplication.encodeLive)
+        let app = CustodyApplication.application(runtime: runtime, configuration: ServerConfiguration(host: "127.0.0.1", port: 0))
+        try await app.test(.live) { test in
+            let custody = try Self.client(test)
+            var settings = SpanExporter.Configuration()
+            settings.capacity = 100
+            settings.batchSize = 40
+            settings.initialBackoff = .milliseconds(20)
+            let exporter = SpanExporter(client: custody, configuration: settings)
+            let accepted = (0..<150).map { exporter.record(LogEntry(traceId: "bounded", source: "w", operation: "op\($0)")) }
+            #expect(accepted.filter { $0 }.count == 100)
+            #expect(exporter.statistics.dropped == 50 && exporter.statistics.queued == 100)
+            faults.failNextSynchronize()
+            await exporter.flush()
+            let statistics = exporter.statistics
+            #expect(statistics.exported == 100 && statistics.retries >= 1 && statistics.dropped == 50 && statistics.queued == 0)
+            let spans = try await custody.getTrace("bounded").spans.filter { $0.source == "w" }
+            #expect(spans.count == 100)
+            #expect(Set(spans.map(\.operation)).count == 100)
+        }
+    }
+
+    /// A 429 with Retry-After: the exporter waits at least that long before the retry, and a batch
+    /// whose retries run out is dropped and counted.
+    @Test func exporterHonoursRetryAfter() async throws {
+        var limits = ServerLimits()
+        limits.maximumConcurrentIngest = 0
+        try await ServerFixture.run(.live, limits: limits) { _, test in
+            let custody = try Self.client(test)
+            var settings = SpanExporter.Configuration()
+            settings.maximumAttempts = 2
+            settings.initialBackoff = .milliseconds(1)
+            let exporter = SpanExporter(client: custody, configuration: settings)
+            exporter.record(LogEntry(traceId: "refused", source: "w"))
+            let started = ContinuousClock.now
+            await exporter.flush()
+            let elapsed = ContinuousClock.now - started
+            #expect(elapsed >= .seconds(1), "\(elapsed)")
+            #expect(exporter.statistics.retries == 1 && exporter.statistics.dropped == 1 && exporter.statistics.exported == 0)
+        }
+    }
+}

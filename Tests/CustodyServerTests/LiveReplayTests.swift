@@ -1,0 +1,128 @@
+import CustodyClient
+import CustodyCore
+import CustodyServer
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Live replay over real sockets with real `custody worker` processes.
+@Suite(.timeLimit(.minutes(2))) struct LiveReplayTests {
+    /// A port nothing listens on (bound, then closed).
+    static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        return port
+    }
+
+    /// Starts `custody worker --name NAME` on `port` against `orchestrator`; returns once it serves.
+    static func startWorker(name: String, port: Int, orchestrator: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
+        process.arguments = ["worker", "--name", name, "--port", String(port), "--orchestrator", orchestrator]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        while !text.contains("serving SimOps") {
+            let chunk = output.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        return process
+    }
+
+    /// A worker that takes connections and never answers.
+    static func silentWorker() async throws -> (any Channel, Int) {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in channel.eventLoop.makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (channel, channel.localAddress?.port ?? 0)
+    }
+
+    /// agent-factory is up: its spans are dispatched and its `sim_replay` spans land in the new
+    /// trace, after their replay_span_start. data-factory is down and ui-factory never answers:
+    /// each of their spans gets a replay_error, and the replay completes anyway. Orchestrator
+    /// spans are never dispatched. A dry run of the same trace calls no worker.
+    @Test func liveReplayDispatchesToWorkersAndRecordsFailures() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        let agentPort = try await Self.freePort()
+        let downPort = try await Self.freePort()
+        let (silent, silentPort) = try await Self.silentWorker()
+        defer { silent.close(promise: nil) }
+        let workers = [
+            "agent-factory": "http://127.0.0.1:\(agentPort)", "data-factory": "http://127.0.0.1:\(downPort)",
+            "ui-factory": "http://127.0.0.1:\(silentPort)",
+        ]
+        try await ServerFixture.run(.live, workers: workers) { _, client in
+            let serverPort = try #require(client.port)
+            let worker = try Self.startWorker(name: "agent-factory", port: agentPort, orchestrator: "http://127.0.0.1:\(serverPort)")
+            defer {
+                worker.terminate()
+                worker.waitUntilExit()
+            }
+            let plan =
+                ReplayTests.plan + [PlannedSpan(source: "ui-factory", operation: "ui.render", offsetMs: 60, durationMs: 10)]
+            try await recordTrace("live-orig", plan, client: client)
+            let answer = try await client.call(.post, "/api/traces/replay/live-orig", json: #"{"mode":"live"}"#)
+            #expect(answer.status == .ok)
+            #expect(answer.data["status"] as? String == "completed")
+            #expect(answer.data["spans"] as? Int == plan.count)
+            #expect(answer.data["errors"] as? Int == 2)
+            let newTrace = try #require(answer.data["new_trace"] as? String)
+            let sdk = CustodyClient(baseURL: "http://127.0.0.1:\(serverPort)")
+            let trace = try await sdk.getTrace(newTrace)
+            let agentSpans = plan.filter { $0.source == "agent-factory" }
+            let simulated = trace.spans.filter { $0.stage == "sim_replay" }
+            #expect(simulated.count == agentSpans.count)
+            #expect(simulated.allSatisfy { $0.source == "agent-factory" && $0.details?["simulated_from"] == "live-orig" })
+            #expect(Set(simulated.map(\.operation)) == Set(agentSpans.map(\.operation)))
+            // Each sim_replay comes after the replay_span_start of its span, in log order.
+            for span in simulated {
+                let start = trace.spans.first { $0.stage == "replay_span_start" && $0.operation == span.operation && $0.source == "agent-factory" }
+                #expect((start?.seq ?? .max) < span.seq)
+            }
+            let errors = trace.spans.filter { $0.stage == "replay_error" }
+            #expect(Set(errors.map(\.source)) == ["data-factory", "ui-factory"])
+            let down = try #require(errors.first { $0.source == "data-factory" }?.details?["error"]?.stringValue)
+            #expect(down.contains("data-factory") && down.contains("could not be reached"), "\(down)")
+            let hung = try #require(errors.first { $0.source == "ui-factory" }?.details?["error"]?.stringValue)
+            #expect(hung.contains("no answer"), "\(hung)")
+            #expect(trace.summary.replayOf == "live-orig")
+            #expect(trace.summary.errorCount == 2)
+
+            let dry = try await sdk.replayTrace("live-orig", mode: .dryRun)
+            let dryTrace = try await sdk.getTrace(dry.newTrace)
+            #expect(!dryTrace.spans.contains { $0.stage == "sim_replay" || $0.stage == "replay_error" })
+            #expect(dry.errors == 0)
+
+            // The compare view pairs the original's spans with the live replay's ends.
+            let comparison = try await sdk.compareTraces("live-orig", newTrace)
+            if case .array(let pairs)? = comparison["pairs"] { #expect(pairs.count == plan.count) } else { Issue.record("no pairs") }
+        }
+    }
+
+    /// A replay at the original pace may take longer than the deadline that cuts off slow
+    /// clients: its request is complete, so its answer is allowed to take its time.
+    @Test func aReplayOutlastsTheSlowClientDeadline() async throws {
+        var limits = ServerLimits()
+        limits.requestDeadline = .seconds(1)
+        try await ServerFixture.run(.live, limits: limits) { _, test in
+            try await recordTrace(
+                "long",
+                [
+                    PlannedSpan(source: "a", operation: "first", offsetMs: 0, durationMs: 10),
+                    PlannedSpan(source: "a", operation: "last", offsetMs: 1500),
+                ],
+                client: test
+            )
+            let custody = CustodyClient(baseURL: "http://127.0.0.1:\(try #require(test.port))")
+            let replay = try await custody.replayTrace("long", speed: 1)
+            #expect(replay.status == "completed" && replay.durationMs >= 1500)
+        }
+    }
+}
