@@ -122,6 +122,26 @@ extension CustodyClient {
         try await send(.GET, "/api/traces/" + Self.percentEncoded(traceId))
     }
 
+    /// Traces matching the filters, newest first; `nextCursor` continues.
+    public func searchTraces(
+        source: String? = nil,
+        operation: String? = nil,
+        stage: String? = nil,
+        errorsOnly: Bool = false,
+        query: String? = nil,
+        limit: Int = 50,
+        cursor: String? = nil
+    ) async throws(CustodyClientError) -> TracePage {
+        try await send(
+            .GET,
+            "/api/traces",
+            query: [
+                ("source", source), ("operation", operation), ("stage", stage), ("error", errorsOnly ? "true" : nil), ("q", query),
+                ("limit", String(limit)), ("cursor", cursor),
+            ]
+        )
+    }
+
     /// replayTrace: returns when the replay is complete.
     public func replayTrace(_ traceId: String, mode: ReplayMode = .dryRun, speed: Double = 0) async throws(CustodyClientError) -> ReplayResult {
         struct Body: Encodable {

@@ -112,6 +112,12 @@ public struct TraceSummary: Sendable, Hashable, Decodable {
     public var replayOf: String?
 }
 
+/// A page of trace search.
+public struct TracePage: Sendable, Hashable, Decodable {
+    public var traces: [TraceSummary]
+    public var nextCursor: String?
+}
+
 /// `GET /api/traces/{id}`.
 public struct TraceDocument: Sendable, Hashable, Decodable {
     public var traceId: String

@@ -112,17 +112,75 @@ import Testing
         var limits = ServerLimits()
         limits.requestDeadline = .seconds(1)
         try await ServerFixture.run(.live, limits: limits) { _, test in
-            try await recordTrace(
-                "long",
-                [
-                    PlannedSpan(source: "a", operation: "first", offsetMs: 0, durationMs: 10),
-                    PlannedSpan(source: "a", operation: "last", offsetMs: 1500),
-                ],
-                client: test
-            )
+            // Through the SDK (a connection per call): the test client's one connection, opened
+            // early, could itself meet the short deadline on a busy machine.
             let custody = CustodyClient(baseURL: "http://127.0.0.1:\(try #require(test.port))")
+            _ = try await custody.recordLog([
+                LogEntry(traceId: "long", source: "a", operation: "first", durationMs: 10, timestamp: "2026-11-25T10:00:00Z"),
+                LogEntry(traceId: "long", source: "a", operation: "last", timestamp: "2026-11-25T10:00:01.5Z"),
+            ])
             let replay = try await custody.replayTrace("long", speed: 1)
             #expect(replay.status == "completed" && replay.durationMs >= 1500)
         }
+    }
+
+    /// Five consecutive free ports.
+    static func freePorts() async throws -> Int {
+        for _ in 0..<20 {
+            let base = Int.random(in: 20_000...60_000)
+            var channels: [any Channel] = []
+            for port in base..<(base + 5) {
+                guard let channel = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: port).get()
+                else { break }
+                channels.append(channel)
+            }
+            for channel in channels { try await channel.close() }
+            if channels.count == 5 { return base }
+        }
+        throw CancellationError()
+    }
+
+    /// `custody demo` as a real process: five factories generate traffic through the SDK, every
+    /// one of them shows up in the traces, and a live replay of a factory's trace reaches that
+    /// factory (sim_replay spans, no errors). SIGTERM stops it cleanly.
+    @Test func demoGeneratesTrafficThatLiveReplayReaches() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        let directory = ServerFixture.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try await Self.freePort()
+        let workerPort = try await Self.freePorts()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
+        process.arguments = ["demo", "--data-dir", directory, "--port", String(port), "--worker-port", String(workerPort), "--rate", "10"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+        }
+        let custody = CustodyClient(baseURL: "http://127.0.0.1:\(port)", timeout: .seconds(10))
+        var sources: Set<String> = []
+        let factories: Set<String> = ["agent-factory", "data-factory", "services-factory", "ui-factory", "ops-factory"]
+        for _ in 0..<100 where !factories.isSubset(of: sources) {
+            try await Task.sleep(for: .milliseconds(200))
+            guard let answer = try? await custody.searchTraces(limit: 200) else { continue }
+            sources = Set(answer.traces.flatMap(\.sources))
+        }
+        #expect(factories.isSubset(of: sources), "\(sources)")
+        let page = try await custody.searchTraces(source: "ui-factory", limit: 50)
+        // A whole flow: the factory's spans and the orchestrator's for the calls it made.
+        let summary = try #require(page.traces.first { $0.rootOperation == "ui.handleOrder" && $0.sources.contains("orchestrator") })
+        // Let the flow finish (its last spans may still be in the factory's exporter).
+        try await Task.sleep(for: .seconds(1))
+        let replay = try await custody.replayTrace(summary.traceId, mode: .live)
+        #expect(replay.status == "completed" && replay.errors == 0)
+        let trace = try await custody.getTrace(replay.newTrace)
+        let original = try await custody.getTrace(summary.traceId)
+        let factorySpans = original.spans.filter { $0.source == "ui-factory" }.count
+        #expect(trace.spans.filter { $0.stage == "sim_replay" && $0.source == "ui-factory" }.count == factorySpans)
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
     }
 }

@@ -1,5 +1,6 @@
 import CustodyLog
 import GRDB
+import NIOCore
 
 /// A span as the API returns it: the span and the seq of its event.
 public struct SpanRecord: Sendable, Hashable {
@@ -16,6 +17,60 @@ public struct SpanRecord: Sendable, Hashable {
         guard case .object(var object) = EventBody.span(span).jsonValue else { return .null }
         object["seq"] = .integer(Int64(bitPattern: seq))
         return .object(object)
+    }
+
+    /// The same entry as JSON text written straight into `buffer`, keys in the same (sorted)
+    /// order as ``jsonValue``'s, with `details` copied as stored — it was checked as a JSON
+    /// object when it was taken — instead of parsed and re-encoded: reading a 1,000-span trace
+    /// spent half its time re-parsing details (`perf`, TARGETS.md P6).
+    public func write(into buffer: inout ByteBuffer) {
+        func field(_ name: StaticString, first: Bool = false) {
+            if !first { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeInteger(UInt8(ascii: "\""))
+            buffer.writeStaticString(name)
+            buffer.writeStaticString("\":")
+        }
+        func optional(_ value: String?) {
+            if let value { JSONValue.writeString(value, into: &buffer) } else { buffer.writeStaticString("null") }
+        }
+        buffer.writeInteger(UInt8(ascii: "{"))
+        field("details", first: true)
+        if var details = span.details?.bytes, details.readableBytes > 0 {
+            buffer.writeBuffer(&details)
+        } else {
+            buffer.writeStaticString("null")
+        }
+        field("duration_ms")
+        if let duration = span.durationMs { JSONValue.number(duration).write(into: &buffer) } else { buffer.writeStaticString("null") }
+        field("operation")
+        JSONValue.writeString(span.operation, into: &buffer)
+        field("parent_span_id")
+        optional(span.parentSpanId)
+        field("seq")
+        buffer.writeString(String(seq))
+        field("source")
+        JSONValue.writeString(span.source, into: &buffer)
+        field("span_id")
+        optional(span.spanId)
+        field("stage")
+        JSONValue.writeString(span.stage, into: &buffer)
+        field("task_uuid")
+        optional(span.taskUUID)
+        field("timestamp")
+        JSONValue.writeString(RFC3339.format(span.timestamp), into: &buffer)
+        field("trace_id")
+        JSONValue.writeString(span.traceId, into: &buffer)
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    /// A JSON array of `records`, written with ``write(into:)``.
+    public static func writeArray(_ records: [SpanRecord], into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "["))
+        for (index, record) in records.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            record.write(into: &buffer)
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
     }
 }
 
@@ -145,29 +200,14 @@ public struct TraceQueries: Sendable {
         return (spans, summary)
     }
 
-    /// The events at the given seqs, read from the log batch by batch: a batch that holds several
-    /// of them is read once.
+    /// The events at the given seqs, read from the log in one scattered read (each batch once).
     func events(at seqs: [UInt64]) async throws(CoreError) -> [UInt64: Event] {
-        let wanted = seqs.sorted()
         var found: [UInt64: Event] = [:]
-        found.reserveCapacity(wanted.count)
-        var index = 0
         do {
-            while index < wanted.count {
-                let records = try await context.log.read(from: wanted[index], maxRecords: 1)
-                guard let last = records.last, let first = records.first, first.seq <= wanted[index] else {
-                    index += 1
-                    continue
-                }
-                // Both are in seq order (a repaired log may have gaps): one pass over the read.
-                var cursor = 0
-                while index < wanted.count, wanted[index] <= last.seq {
-                    while cursor < records.count, records[cursor].seq < wanted[index] { cursor += 1 }
-                    if cursor < records.count, records[cursor].seq == wanted[index], let event = try? EventCodec.decode(records[cursor]) {
-                        found[wanted[index]] = event
-                    }
-                    index += 1
-                }
+            let records = try await context.log.read(seqs: seqs)
+            found.reserveCapacity(records.count)
+            for record in records {
+                if let event = try? EventCodec.decode(record) { found[record.seq] = event }
             }
         } catch {
             throw CoreError(.internalError, "reading the log failed")

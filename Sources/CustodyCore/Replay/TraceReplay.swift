@@ -115,7 +115,8 @@ public struct TraceReplay: Sendable {
             let origin = clock.now
             // When each original span started replaying: its replay timestamp and instant.
             var begun: [Int: (timestamp: Int64, instant: ContinuousClock.Instant)] = [:]
-            for step in Self.schedule(original.map(\.span), speed: speed) {
+            var schedule = Schedule(original.map(\.span), speed: speed)
+            while let step = schedule.next() {
                 if let offset = step.offset {
                     let due = origin.advanced(by: .nanoseconds(offset))
                     if due > clock.now {
@@ -130,6 +131,7 @@ public struct TraceReplay: Sendable {
                 case .start:
                     let timestamp = context.now()
                     begun[step.index] = (timestamp, clock.now)
+                    schedule.started(step.index, at: (clock.now - origin).nanoseconds)
                     if let spanId = span.spanId { details["original_span_id"] = .string(spanId) }
                     emitter.pending.append(.span(emitter.span(stage: "replay_span_start", like: span, timestamp: timestamp, details: details)))
                     if mode == .live, let workers, workers.serves(span.source) {
@@ -225,30 +227,68 @@ public struct TraceReplay: Sendable {
         var offset: Int64?
     }
 
-    /// The steps of a replay of `spans` (in timestamp order): at speed 0 each span's start then its
-    /// end, one span after the other; otherwise every start and end at its original offset from
-    /// the first span divided by `speed`, in time order (a span's start before its end; on a tie,
-    /// in the spans' order).
-    static func schedule(_ spans: [Span], speed: Double) -> [Step] {
-        var steps: [Step] = []
-        steps.reserveCapacity(spans.count * 2)
-        guard speed > 0, let first = spans.first?.timestamp else {
-            for index in spans.indices {
-                steps.append(Step(index: index, kind: .start, offset: nil))
-                steps.append(Step(index: index, kind: .end, offset: nil))
+    /// The order of a replay's steps. At speed 0: each span's start then its end, one span after
+    /// the other. Otherwise each span starts at its original offset from the first span ÷ speed,
+    /// and ends at its original end ÷ speed — but never sooner after its replayed start than its
+    /// original duration ÷ speed, so a start that ran late does not shorten the span. Steps come
+    /// in time order (ties in the order they were scheduled).
+    struct Schedule {
+        let spans: [Span]
+        let speed: Double
+        /// Pending steps in time order, from `head` on.
+        private var steps: [(step: Step, order: Int)] = []
+        private var head = 0
+        private var scheduled = 0
+
+        init(_ spans: [Span], speed: Double) {
+            self.spans = spans
+            self.speed = speed
+            steps.reserveCapacity(spans.count * 2)
+            if speed > 0 {
+                for index in spans.indices { add(Step(index: index, kind: .start, offset: scaled(spans[index].timestamp))) }
+            } else {
+                for index in spans.indices {
+                    add(Step(index: index, kind: .start, offset: nil))
+                    add(Step(index: index, kind: .end, offset: nil))
+                }
             }
-            return steps
         }
-        func scaled(_ time: Int64) -> Int64 {
-            let offset = (Double(time) - Double(first)) / speed
+
+        /// Nanoseconds after the first span, ÷ speed.
+        private func scaled(_ time: Int64) -> Int64 {
+            let offset = (Double(time) - Double(spans.first?.timestamp ?? time)) / speed
             return Int64(min(max(offset, 0), 9e18))
         }
-        for (index, span) in spans.enumerated() {
-            steps.append(Step(index: index, kind: .start, offset: scaled(span.timestamp)))
-            steps.append(Step(index: index, kind: .end, offset: scaled(span.end)))
+
+        private mutating func add(_ step: Step) {
+            let entry = (step: step, order: scheduled)
+            scheduled += 1
+            // After every pending step due no later (ties keep scheduling order).
+            var low = head
+            var high = steps.count
+            let key = step.offset ?? 0
+            while low < high {
+                let middle = (low + high) / 2
+                if (steps[middle].step.offset ?? 0) <= key { low = middle + 1 } else { high = middle }
+            }
+            steps.insert(entry, at: low)
         }
-        // A stable sort: a span's start (listed first) stays before its end at equal offsets.
-        return steps.enumerated().sorted { ($0.element.offset ?? 0, $0.offset) < ($1.element.offset ?? 0, $1.offset) }.map(\.element)
+
+        mutating func next() -> Step? {
+            guard head < steps.count else { return nil }
+            defer { head += 1 }
+            return steps[head].step
+        }
+
+        /// Span `index` started replaying `elapsed` nanoseconds after the replay's start: its end
+        /// is scheduled (paced replays; at speed 0 it already is).
+        mutating func started(_ index: Int, at elapsed: Int64) {
+            guard speed > 0 else { return }
+            let span = spans[index]
+            let duration = Int64(min(max((Double(span.end) - Double(span.timestamp)) / speed, 0), 9e18))
+            let (earliest, overflow) = elapsed.addingReportingOverflow(duration)
+            add(Step(index: index, kind: .end, offset: max(scaled(span.end), overflow ? .max : earliest)))
+        }
     }
 
     /// Appends a replay's events in order, in groups, without holding up the replay's pacing: a

@@ -70,7 +70,13 @@ enum BatchCodec {
     /// Decodes a batch's records. `stored` is the payload as it is on disk; its checksum must
     /// already have been verified. Fails when the payload does not hold exactly the records the
     /// header announces.
-    static func decodeRecords(_ header: BatchHeader, stored: UnsafeRawBufferPointer) -> Result<[LogRecord], BatchHeader.Defect> {
+    /// The records of a batch whose seqs are in `wanted` (all of them when nil). Every record's
+    /// framing is checked whatever `wanted` is; only the wanted ones are sliced out.
+    static func decodeRecords(
+        _ header: BatchHeader,
+        stored: UnsafeRawBufferPointer,
+        wanted: ClosedRange<UInt64>? = nil
+    ) -> Result<[LogRecord], BatchHeader.Defect> {
         var payload = ByteBufferAllocator().buffer(capacity: Int(header.uncompressedLength))
         switch header.codec {
         case .stored:
@@ -84,22 +90,30 @@ enum BatchCodec {
             guard ok else { return .failure(.badPayload) }
         }
         var records: [LogRecord] = []
-        records.reserveCapacity(Int(header.recordCount))
+        let wanted = wanted ?? header.firstSeq...UInt64.max
+        records.reserveCapacity(Int(min(UInt64(header.recordCount), wanted.upperBound &- max(wanted.lowerBound, header.firstSeq) &+ 1)))
         var seq = header.firstSeq
+        var count = 0
+        var firstTimestamp: Int64?
         var previousTimestamp = header.firstTimestamp
         while payload.readableBytes > 0 {
-            guard records.count < Int(header.recordCount),
+            guard count < Int(header.recordCount),
                 let length = payload.readInteger(endianness: .little, as: UInt32.self),
                 let timestamp = payload.readInteger(endianness: .little, as: Int64.self),
                 timestamp >= previousTimestamp,
-                let body = payload.readSlice(length: Int(length))
+                Int(length) <= payload.readableBytes
             else { return .failure(.badPayload) }
-            records.append(LogRecord(seq: seq, timestamp: timestamp, payload: body))
+            if wanted.contains(seq) {
+                records.append(LogRecord(seq: seq, timestamp: timestamp, payload: payload.readSlice(length: Int(length))!))
+            } else {
+                payload.moveReaderIndex(forwardBy: Int(length))
+            }
+            if firstTimestamp == nil { firstTimestamp = timestamp }
             previousTimestamp = timestamp
             seq += 1
+            count += 1
         }
-        guard records.count == Int(header.recordCount), records.first?.timestamp == header.firstTimestamp,
-            records.last?.timestamp == header.lastTimestamp
+        guard count == Int(header.recordCount), firstTimestamp == header.firstTimestamp, previousTimestamp == header.lastTimestamp
         else { return .failure(.badPayload) }
         return .success(records)
     }

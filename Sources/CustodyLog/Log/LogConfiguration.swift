@@ -56,7 +56,7 @@ public struct LogConfiguration: Sendable {
         segmentBytes: Int64 = 64 << 20,
         segmentAge: Duration? = nil,
         indexIntervalBytes: Int64 = 4096,
-        batchBytes: Int = 1 << 20,
+        batchBytes: Int = 64 << 10,
         maximumPendingBytes: Int = 256 << 20,
         recoveryPointIntervalBytes: Int64 = 16 << 20
     ) {

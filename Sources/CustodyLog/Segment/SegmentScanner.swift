@@ -78,9 +78,18 @@ struct SegmentScanner {
     }
 
     /// Decodes the records of a batch that `batch(at:check:)` returned.
-    mutating func records(of header: BatchHeader, at offset: Int64) throws -> Result<[LogRecord], BatchHeader.Defect> {
+    /// Only the records whose seqs are in `wanted`, when given.
+    mutating func records(
+        of header: BatchHeader,
+        at offset: Int64,
+        wanted: ClosedRange<UInt64>? = nil
+    ) throws -> Result<
+        [LogRecord], BatchHeader.Defect
+    > {
         guard try ensure(offset, header.totalLength) else { return .failure(.truncated) }
-        return withBytes(offset + Int64(BatchHeader.size), Int(header.storedLength)) { BatchCodec.decodeRecords(header, stored: $0) }
+        return withBytes(offset + Int64(BatchHeader.size), Int(header.storedLength)) {
+            BatchCodec.decodeRecords(header, stored: $0, wanted: wanted)
+        }
     }
 
     /// The first offset after `offset` where a whole batch passes its checksum and starts at a

@@ -5,6 +5,15 @@ import NIOCore
 
 /// API.md's success envelope, `{"ok": true, "data": …}`.
 enum APIEnvelope {
+    /// The envelope around `data`, JSON text already written.
+    static func ok(raw data: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
+        var body = ByteBuffer(string: #"{"ok":true,"data":"#)
+        var data = data
+        body.writeBuffer(&data)
+        body.writeString("}")
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body))
+    }
+
     static func ok(_ data: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"

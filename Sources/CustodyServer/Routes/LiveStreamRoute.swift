@@ -138,8 +138,7 @@ struct LiveStreamRoute {
     /// The live stream's frame of a span: `{"event": "trace", "data": Span}`.
     static func encode(_ record: SpanRecord) -> ByteBuffer {
         var buffer = ByteBuffer(string: #"{"event":"trace","data":"#)
-        var data = record.jsonValue.jsonText.bytes
-        buffer.writeBuffer(&data)
+        record.write(into: &buffer)
         buffer.writeString("}")
         return buffer
     }

@@ -23,16 +23,24 @@ struct TraceRoutes {
                 throw CoreError.invalidArgument("format", "must be csv or json")
             }
             let trace = try await traces.trace(traceId)
+            // {"spans": [...], "summary": {...}, "trace_id": "..."}, the spans written directly.
+            func document() -> ByteBuffer {
+                var buffer = ByteBuffer()
+                buffer.reserveCapacity(256 * trace.spans.count + 512)
+                buffer.writeStaticString("{\"spans\":")
+                SpanRecord.writeArray(trace.spans, into: &buffer)
+                buffer.writeStaticString(",\"summary\":")
+                trace.summary.jsonValue.write(into: &buffer)
+                buffer.writeStaticString(",\"trace_id\":")
+                JSONValue.writeString(traceId, into: &buffer)
+                buffer.writeStaticString("}")
+                return buffer
+            }
             switch format {
             case nil:
-                return APIEnvelope.ok(
-                    .object(["trace_id": .string(traceId), "spans": .array(trace.spans.map(\.jsonValue)), "summary": trace.summary.jsonValue])
-                )
+                return APIEnvelope.ok(raw: document())
             case "json":
-                let document = JSONValue.object(
-                    ["trace_id": .string(traceId), "spans": .array(trace.spans.map(\.jsonValue)), "summary": trace.summary.jsonValue]
-                )
-                return Self.download(document.jsonText.bytes, name: "\(traceId).json", type: "application/json")
+                return Self.download(document(), name: "\(traceId).json", type: "application/json")
             case "csv":
                 return Self.download(TraceCSV.encode(trace.spans), name: "\(traceId).csv", type: "text/csv; charset=utf-8")
             default:
