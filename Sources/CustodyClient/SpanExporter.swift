@@ -75,13 +75,12 @@ public final class SpanExporter: Service, Sendable {
     /// Sends queued spans every flush interval until graceful shutdown or cancellation, then sends
     /// what is left.
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: self.configuration.flushInterval)
-                await self.flush(retrying: !Task.isCancelled)
-            }
+        // Only the wait is cut short by shutdown: a batch being sent is never abandoned midway.
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            await cancelWhenGracefulShutdown { try? await Task.sleep(for: self.configuration.flushInterval) }
+            await flush(retrying: !Task.isCancelled)
         }
-        await flush(retrying: true)
+        await flush(retrying: !Task.isCancelled)
     }
 
     /// Sends everything queued now, batch by batch.
