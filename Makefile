@@ -8,7 +8,7 @@ DATA_DIR ?= ./custody-data
 APT_PACKAGES := liblz4-dev libsqlite3-dev zlib1g-dev pkg-config python3-venv
 CUSTODY := .build/release/custody
 
-.PHONY: run demo test deps build release bench bench-replay benchmarks schemathesis fuzz format lint clean
+.PHONY: run demo test deps build release bench bench-replay benchmarks schemathesis fuzz format lint clean dashboard-screenshots
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
@@ -56,10 +56,16 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel --num-workers 2
 	Tests/interop/otlp-python.sh
+	Tests/dashboard/dashboard-e2e.sh
 
 # Benchmarks (ordo-one/benchmark), built in release by the plugin.
 benchmarks: deps
 	$(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
+
+# The dashboard's browser test, copying its screenshots into docs/screenshots (the README shows them).
+dashboard-screenshots: deps
+	$(SWIFT) build
+	Tests/dashboard/dashboard-e2e.sh --docs
 
 # schemathesis against schema/openapi.yaml and a fresh server (installs it from PyPI into .build/).
 schemathesis: deps

@@ -140,6 +140,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            // Mission Control: HTML, CSS and JavaScript modules, served as they are.
+            resources: [.copy("Dashboard/Assets")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

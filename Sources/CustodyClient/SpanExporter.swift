@@ -3,6 +3,12 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// Sends a worker's spans to Custody in batches, off the worker's path: ``record(_:)`` only puts
 /// the span in a bounded queue (it never waits, never fails), and ``run()`` sends what is queued
 /// every flush interval as `recordLog` batches.
@@ -24,6 +30,9 @@ public final class SpanExporter: Service, Sendable {
         public var maximumAttempts = 6
         public var initialBackoff: Duration = .milliseconds(100)
         public var maximumBackoff: Duration = .seconds(10)
+        /// The exporter's own requests are traced by Custody like any other: they go into one
+        /// trace per minute named `<prefix>-<yyyyMMddHHmm>` (UTC), not a new trace per batch.
+        public var tracePrefix = "span-export"
 
         public init() {}
     }
@@ -102,12 +111,28 @@ public final class SpanExporter: Service, Sendable {
         }
     }
 
+    /// The trace of this minute's export requests.
+    func exportTraceId() -> String {
+        // "2026-11-25T12:15:43Z" → "202611251215".
+        let stamp = Date().formatted(Date.ISO8601FormatStyle()).filter(\.isNumber).prefix(12)
+        return "\(configuration.tracePrefix)-\(stamp)"
+    }
+
     func send(_ batch: [LogEntry], retrying: Bool) async {
         var attempt = 0
         while true {
             attempt += 1
-            do {
-                _ = try await client.recordLog(batch)
+            let outcome: Result<LogReceipt, CustodyClientError> = await CustodyTrace.$current.withValue(
+                CustodyTrace(traceId: exportTraceId())
+            ) {
+                do throws(CustodyClientError) {
+                    return .success(try await client.recordLog(batch))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            do throws(CustodyClientError) {
+                _ = try outcome.get()
                 state.withLock { $0.statistics.exported += batch.count }
                 return
             } catch {

@@ -24,7 +24,9 @@ struct SimulatedFactory {
         self.port = port
         self.rate = rate
         let client = CustodyClient(baseURL: orchestrator, token: token)
-        self.tracer = WorkerTracer(source: name, client: client, exporter: SpanExporter(client: client, logger: logger))
+        var exporting = SpanExporter.Configuration()
+        exporting.tracePrefix = "\(name)-export"
+        self.tracer = WorkerTracer(source: name, client: client, exporter: SpanExporter(client: client, configuration: exporting, logger: logger))
         self.logger = logger
     }
 

@@ -111,14 +111,15 @@ import Testing
     @Test func aReplayOutlastsTheSlowClientDeadline() async throws {
         var limits = ServerLimits()
         limits.requestDeadline = .seconds(1)
-        try await ServerFixture.run(.live, limits: limits) { _, test in
-            // Through the SDK (a connection per call): the test client's one connection, opened
-            // early, could itself meet the short deadline on a busy machine.
+        try await ServerFixture.run(.live, limits: limits) { runtime, test in
+            // Recorded through the core: only the replay goes over a connection with the short
+            // deadline (an ingest request on a busy machine could itself take a second).
+            let body = ByteBuffer(
+                string: #"[{"trace_id":"long","source":"a","operation":"first","duration_ms":10,"timestamp":"2026-11-25T10:00:00Z"},"#
+                    + #"{"trace_id":"long","source":"a","operation":"last","timestamp":"2026-11-25T10:00:01.5Z"}]"#
+            )
+            _ = try await runtime.logs.recordLog(try SpanJSONParser.parseLogBody(body, maximumDepth: 64), request: RequestTrace(traceId: "setup"))
             let custody = CustodyClient(baseURL: "http://127.0.0.1:\(try #require(test.port))")
-            _ = try await custody.recordLog([
-                LogEntry(traceId: "long", source: "a", operation: "first", durationMs: 10, timestamp: "2026-11-25T10:00:00Z"),
-                LogEntry(traceId: "long", source: "a", operation: "last", timestamp: "2026-11-25T10:00:01.5Z"),
-            ])
             let replay = try await custody.replayTrace("long", speed: 1)
             #expect(replay.status == "completed" && replay.durationMs >= 1500)
         }

@@ -40,6 +40,8 @@ public enum CustodyApplication {
         let router = Router(context: CustodyRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.middlewares.add(TraceMiddleware())
         router.middlewares.add(RequestMetricsMiddleware(metrics: metrics))
+        // The dashboard's files, for GET paths no route took (after the routes, not before them).
+        router.middlewares.add(DashboardFiles.middleware())
         router.middlewares.add(BearerTokenMiddleware(tokens: tokens))
         let gate = IngestGate(limit: limits.maximumConcurrentIngest)
         let rebuild = AdminRebuild()
@@ -51,7 +53,6 @@ public enum CustodyApplication {
         ReplayRoutes(runtime: runtime, limits: limits).register(on: router)
         LiveStreamRoute(runtime: runtime, bufferSize: limits.liveClientBuffer, pingInterval: limits.livePingInterval).register(on: router)
         OperationsRoutes(runtime: runtime, metrics: metrics, gate: gate, rebuild: rebuild).register(on: router)
-        DashboardRoutes().register(on: router)
         answerOtherMethods(on: router)
         return router
     }

@@ -40,7 +40,9 @@ public struct BearerTokenMiddleware: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard !tokens.isEmpty else { return try await next(request, context) }
         let path = request.uri.path
-        if path == "/healthz" || path == "/readyz" { return try await next(request, context) }
+        if path == "/healthz" || path == "/readyz" || DashboardFiles.isFile(request.method, path: path) {
+            return try await next(request, context)
+        }
         var presented: String?
         if let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " {
             presented = String(header.dropFirst(7)).trimmingSpaces()

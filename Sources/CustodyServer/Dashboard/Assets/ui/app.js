@@ -1,0 +1,194 @@
+// Mission Control: wires the store, the live connection and the views together.
+import { api } from "./api.js";
+import { LiveConnection } from "./live.js";
+import { SpanStore } from "./store.js";
+import { Timeline } from "./timeline.js";
+import { Feed } from "./feed.js";
+import { Details } from "./details.js";
+import { Metrics } from "./metrics.js";
+import { ReplayConsole } from "./replay.js";
+import { STAGE_COLOURS, escapeHTML, toast } from "./util.js";
+
+const $ = (id) => document.getElementById(id);
+const store = new SpanStore();
+const filters = { source: "", stage: "", operation: "", query: "" };
+let paused = false, pausedArrivals = 0, selected = null;
+
+const spanFilter = (s) =>
+  (!filters.source || s.source === filters.source) && (!filters.stage || s.stage === filters.stage) && (!filters.operation || s.operation === filters.operation);
+const traceFilter = (t) =>
+  (!filters.source || t.sources.has(filters.source)) && (!filters.stage || t.stages.has(filters.stage)) &&
+  (!filters.operation || t.operations.has(filters.operation)) &&
+  (!filters.query || t.id.includes(filters.query) || t.root.toLowerCase().includes(filters.query.toLowerCase()) ||
+    [...t.sources].some((s) => s.includes(filters.query)));
+
+const timeline = new Timeline($("timeline"), $("tooltip"), {
+  onSelect: (span) => selectTrace(span.trace_id),
+  onFollowChange: (follow) => ($("follow").checked = follow),
+});
+timeline.filter = spanFilter;
+const feed = new Feed($("feed"), $("feed-count"), { onSelect: (id) => selectTrace(id) });
+feed.filter = traceFilter;
+const details = new Details({ onReplay: (id) => { replay.prefill(id); showTab("replay"); $("replay-trace").focus(); }, onClose: () => backToLive() });
+const replay = new ReplayConsole({ onView: (id) => { showTab("details"); selectTrace(id); } });
+new Metrics(store, { onSource: (source) => { $("filter-source").value = source; setFilter("source", source); } });
+
+// Legend.
+const shown = ["request_received", "processing", "response_sent", "before_rpc", "after_rpc", "before_call", "after_call", "error", "replay_span_end", "sim_replay"];
+$("legend").innerHTML = shown.map((stage) => `<span style="--c:${STAGE_COLOURS[stage]}">${stage}</span>`).join("");
+
+// Filters and search.
+function setFilter(name, value) {
+  filters[name] = value;
+  timeline.invalidate();
+  feed.update(store.traces, { force: true });
+}
+for (const name of ["source", "stage", "operation"]) $(`filter-${name}`).addEventListener("change", (event) => setFilter(name, event.target.value));
+$("search").addEventListener("input", (event) => setFilter("query", event.target.value.trim()));
+$("search").addEventListener("keydown", async (event) => {
+  if (event.key !== "Enter") return;
+  const query = event.target.value.trim();
+  if (!query) return;
+  if (store.traces.has(query)) return selectTrace(query);
+  try {
+    const { traces } = await api.search(query);
+    if (traces.length) selectTrace(traces[0].trace_id);
+    else toast(`No trace matches “${query}”.`);
+  } catch (error) { toast(error.message); }
+});
+function refreshFilterOptions() {
+  for (const [name, values] of [["source", store.sources], ["stage", store.stages], ["operation", store.operations]]) {
+    const select = $(`filter-${name}`);
+    if (select.options.length - 1 === values.size) continue;
+    const current = select.value;
+    select.innerHTML = `<option value="">all</option>` + [...values].sort().slice(0, 500).map((v) => `<option>${escapeHTML(v)}</option>`).join("");
+    select.value = current;
+  }
+}
+
+// Pause / resume: rendering stops, arrivals are counted, everything shows on resume.
+$("pause").onclick = () => {
+  paused = !paused;
+  timeline.paused = paused;
+  $("pause").setAttribute("aria-pressed", String(paused));
+  if (!paused) { pausedArrivals = 0; timeline.invalidate(); feed.update(store.traces, { force: true }); }
+  $("pause").textContent = paused ? "Resume" : "Pause";
+};
+
+// Timeline tools.
+$("zoom-in").onclick = () => timeline.zoom(1 / 1.5);
+$("zoom-out").onclick = () => timeline.zoom(1.5);
+$("zoom-reset").onclick = () => timeline.fit();
+$("to-error").onclick = () => { if (!timeline.nextError()) toast("No error span in view."); };
+$("follow").onchange = (event) => timeline.setFollow(event.target.checked && timeline.mode === "live");
+$("back-live").onclick = () => backToLive();
+
+// Tabs.
+function showTab(name) {
+  for (const tab of ["details", "replay"]) {
+    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+    $(tab).hidden = tab !== name;
+  }
+}
+$("tab-details").onclick = () => showTab("details");
+$("tab-replay").onclick = () => showTab("replay");
+document.querySelector(".tabs").addEventListener("keydown", (event) => {
+  if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+    const next = $("tab-details").getAttribute("aria-selected") === "true" ? "replay" : "details";
+    showTab(next); $(`tab-${next}`).focus();
+  }
+});
+
+// Esc closes the topmost panel.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  if (!$("compare-view").hidden) replay.closeCompare();
+  else if (!$("history").hidden) replay.closeHistory();
+  else if (selected) backToLive();
+});
+
+// Selecting a trace: its spans in the timeline and the details panel.
+async function selectTrace(id) {
+  selected = id;
+  feed.select(id);
+  replay.prefill(id);
+  try {
+    const trace = await api.trace(id);
+    if (selected !== id) return;
+    const spans = details.show(trace);
+    showTab("details");
+    timeline.selectedTrace = id;
+    timeline.showTrace(spans);
+    $("timeline-title").textContent = "Trace";
+    $("timeline-info").textContent = `${id} · ${spans.length} spans`;
+    $("back-live").hidden = false;
+    if (spans.some((s) => s.error)) timeline.nextError();
+  } catch (error) {
+    toast(`Trace ${id}: ${error.message}`);
+  }
+}
+
+function backToLive() {
+  selected = null;
+  feed.select(null);
+  details.hide();
+  timeline.selectedTrace = null;
+  timeline.showLive(store.spans);
+  $("timeline-title").textContent = "Live timeline";
+  $("timeline-info").textContent = "";
+  $("back-live").hidden = true;
+}
+
+// Arrivals.
+let feedTimer = null, selectedTouched = false;
+function onSpans(batch) {
+  const touched = store.add(batch);
+  if (selected) for (const t of touched) if (t.id === selected) selectedTouched = true;
+  if (paused) {
+    pausedArrivals += batch.length;
+    $("pause").textContent = `Resume (+${pausedArrivals.toLocaleString()})`;
+    return;
+  }
+  timeline.invalidate();
+  if (!feedTimer) feedTimer = setTimeout(() => { feedTimer = null; feed.update(store.traces); refreshFilterOptions(); }, 250);
+}
+setInterval(() => {
+  if (selected && selectedTouched && !paused) { selectedTouched = false; selectTrace(selected); }
+}, 1500);
+
+// The rate shown in the header, and the count the tests read.
+let lastReceived = 0;
+setInterval(() => {
+  $("rate").textContent = `${(store.received - lastReceived).toLocaleString()} spans/s`;
+  lastReceived = store.received;
+  document.body.dataset.received = String(store.received);
+  if (!paused) feed.list.refresh();
+}, 1000);
+
+function setConnection(state) {
+  const labels = { live: "Live", reconnecting: "Reconnecting", disconnected: "Disconnected" };
+  $("conn").className = `conn ${state}`;
+  $("conn-state").textContent = labels[state];
+}
+
+async function start() {
+  timeline.showLive(store.spans);
+  let lastSeq = null;
+  try {
+    const { spans } = await api.active(2000);
+    spans.sort((a, b) => a.seq - b.seq);
+    store.add(spans);
+    lastSeq = store.lastSeq;
+    feed.update(store.traces);
+    refreshFilterOptions();
+  } catch (error) {
+    toast(`The active traces could not be read: ${error.message}`);
+  }
+  const live = new LiveConnection({
+    onSpans,
+    onState: setConnection,
+    onLagged: (dropped) => toast(`The stream skipped ${dropped} spans (this page fell behind).`),
+  });
+  live.start(lastSeq);
+}
+start();
