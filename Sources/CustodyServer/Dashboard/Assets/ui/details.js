@@ -65,7 +65,7 @@ export class Details {
     element.setAttribute("role", "row");
     element.dataset.seq = String(s.seq);
     element.innerHTML = `<span class="stage"><i style="background:${s.error ? "#f44336" : stageColour(s.stage)}"></i>${escapeHTML(s.stage)}</span>` +
-      `<span style="padding-left:${Math.min(row.depth, 10) * 12}px" title="${escapeHTML(s.operation)}">${escapeHTML(s.operation)}</span>` +
+      `<span style="padding-left:${Math.min(row.depth, 6) * 8}px" title="${escapeHTML(s.operation)}">${escapeHTML(s.operation)}</span>` +
       `<span>${escapeHTML(s.source)}</span><span class="num">${formatDuration(s.duration_ms)}</span><span class="num">${formatClock(s.t).slice(3)}</span>`;
     element.onclick = () => this.inspect(s);
   }

@@ -128,8 +128,9 @@ export class Metrics {
       ctx.fillStyle = i >= 9 ? "#ff8c00" : "#00bcd4";
       ctx.fillRect(8 + i * barW + 2, height - bottom - h, barW - 4, h);
       ctx.fillStyle = "#8a93a6";
-      // Every label when there is room, else every other one.
-      if (barW < 34 && i % 2 === 1) return;
+      // Every label when there is room, else every second or third one.
+      const every = barW < 22 ? 3 : barW < 34 ? 2 : 1;
+      if (i % every !== 0) return;
       const edge = HISTOGRAM_EDGES[i];
       const text = edge === Infinity ? "5s+" : edge >= 1000 ? `${edge / 1000}s` : `${edge}`;
       ctx.fillText(`<${text}`.replace("<5s+", "5s+"), 8 + i * barW + 2, height - 5);
