@@ -19,7 +19,8 @@ struct ServeCommand: AsyncParsableCommand {
             CUSTODY_SEGMENT_BYTES, CUSTODY_TOKENS, CUSTODY_WORKERS), which overrides the config file (JSON: data_dir, host, \
             port, fsync, segment_bytes, tokens, workers). Workers — the SimOps endpoints live replay dispatches to, by source \
             name — are --worker NAME=URL (repeatable), CUSTODY_WORKERS="name=url,name=url" or "workers": {"agent-factory": \
-            "http://127.0.0.1:9101", …} in the file. Bearer tokens — CUSTODY_TOKENS="role:token,role:token" or "tokens": [{"token": …, \
+            "http://127.0.0.1:9101", …} in the file; live replay waits --worker-timeout-ms (CUSTODY_WORKER_TIMEOUT_MS, \
+            "worker_timeout_ms") for each answer, 5000 by default. Bearer tokens — CUSTODY_TOKENS="role:token,role:token" or "tokens": [{"token": …, \
             "role": "ingest|operator|admin"}] in the file — are required for every request but /healthz and /readyz \
             once set, and must be set to listen beyond loopback. Tokens are never printed. \
             SIGINT or SIGTERM shut down gracefully: no new requests, those in flight finish, the log is synchronized \
@@ -35,6 +36,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "fsync policy: always, interval=MS or never (default always).") var fsync: String?
     @Option(name: .customLong("segment-bytes"), help: "Roll segments at this size (default 64 MiB).") var segmentBytes: Int64?
     @Option(name: .customLong("worker"), help: "A worker for live replay, NAME=URL (repeatable).") var workers: [String] = []
+    @Option(name: .customLong("worker-timeout-ms"), help: "How long live replay waits for a worker's answer (default 5000).")
+    var workerTimeoutMs: Int?
 
     /// The settings once flags, environment and file are merged.
     struct Settings {
@@ -46,6 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
         var tokens: [String: AccessRole] = [:]
         /// Worker name → SimOps base URL, for live replay.
         var workers: [String: String] = [:]
+        var workerTimeoutMs = 5_000
     }
 
     struct FileSettings: Decodable {
@@ -56,6 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
         var segmentBytes: Int64?
         var tokens: [FileToken]?
         var workers: [String: String]?
+        var workerTimeoutMs: Int?
     }
 
     struct FileToken: Decodable {
@@ -89,6 +94,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 settings.tokens[entry.token] = role
             }
+            if let value = file.workerTimeoutMs { settings.workerTimeoutMs = value }
             for (name, url) in file.workers ?? [:] { settings.workers[name] = try Self.workerURL(url, name: name, from: config) }
         }
         let environment = ProcessEnvironment.self
@@ -120,6 +126,12 @@ struct ServeCommand: AsyncParsableCommand {
             settings.workers = try Self.workers(value.split(separator: ",").map(String.init), from: "CUSTODY_WORKERS")
         }
         if !workers.isEmpty { settings.workers = try Self.workers(workers, from: "--worker") }
+        if let value = environment.value("CUSTODY_WORKER_TIMEOUT_MS") {
+            guard let milliseconds = Int(value) else { throw ValidationError("CUSTODY_WORKER_TIMEOUT_MS must be a number of milliseconds") }
+            settings.workerTimeoutMs = milliseconds
+        }
+        if let workerTimeoutMs { settings.workerTimeoutMs = workerTimeoutMs }
+        guard (1...600_000).contains(settings.workerTimeoutMs) else { throw ValidationError("the worker timeout must be 1–600000 ms") }
         if let dataDirectory { settings.dataDirectory = dataDirectory }
         if let host { settings.host = host }
         if let port { settings.port = port }
@@ -184,7 +196,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var configuration = CoreRuntime.Configuration()
         configuration.log = LogConfiguration(fsync: settings.fsync, segmentBytes: settings.segmentBytes)
-        if !settings.workers.isEmpty { configuration.workers = HTTPReplayWorkers(workers: settings.workers) }
+        if !settings.workers.isEmpty {
+            configuration.workers = HTTPReplayWorkers(workers: settings.workers, timeout: .milliseconds(settings.workerTimeoutMs))
+        }
         let runtime = try await awaitingCleanErrors {
             try await CoreRuntime.open(
                 directory: settings.dataDirectory,

@@ -239,4 +239,29 @@ func instant(_ span: [String: Any]) -> Double {
             #expect(summary?["replay_of"] as? String == first)
         }
     }
+
+    /// A replay cut short by a crash (its replay.started in the log, no replay.completed) is
+    /// recorded as aborted when the data directory is opened again, with replay_abort in its trace.
+    @Test func aReplayCutShortIsAbortedOnTheNextOpen() async throws {
+        let directory = ServerFixture.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try await CoreRuntime.open(directory: directory)
+        let started = ReplayEvent(newTrace: "cut-short", fromTrace: "orig", mode: .live, speed: 1, spans: 0, status: "running")
+        _ = try await first.log.append([
+            EventCodec.encode(.replayStarted(started)),
+            EventCodec.encode(.span(Span(traceId: "cut-short", source: "orchestrator", stage: "replay_start", timestamp: SegmentLog.now()))),
+        ])
+        await first.close()
+        let reopened = try await CoreRuntime.open(directory: directory)
+        let replays = try await reopened.traces.replays(limit: 10)
+        #expect(replays.count == 1)
+        #expect(replays.first?.objectValue?["status"] == .string("aborted"))
+        let trace = try await reopened.traces.trace("cut-short")
+        #expect(trace.spans.map(\.span.stage) == ["replay_start", "replay_abort"])
+        await reopened.close()
+        // Once closed, a further open leaves it alone.
+        let third = try await CoreRuntime.open(directory: directory)
+        #expect(try await third.traces.trace("cut-short").spans.count == 2)
+        await third.close()
+    }
 }

@@ -1,4 +1,5 @@
 import CustodyLog
+import GRDB
 
 /// TraceReplay (API.md "Replay", EVENTS.md "Replay"): a past trace re-read from the log and
 /// re-emitted under a new trace id. The HTTP route, the CLI (through the route) and the RPC method
@@ -458,5 +459,56 @@ final class ReplayAppender: Sendable {
     /// No more groups: the writer ends once it has written what it has.
     func close() {
         input.finish()
+    }
+}
+
+extension TraceReplay {
+    /// Closes the replays a previous process left `running`: a replay completes within its
+    /// request, so one still running when a data directory is opened was cut short by a crash or
+    /// a kill. Each gets `replay_abort` (in its trace) and `replay.completed` with status
+    /// `aborted`, so the replays list does not show it running forever. Called by
+    /// ``CoreRuntime/open(directory:configuration:logger:encodeLive:)`` once the projections
+    /// hold the whole log; returns how many were closed.
+    static func closeInterrupted(log: SegmentLog, store: ProjectionStore) async throws -> Int {
+        let running = try await store.read { db in
+            try Row.fetchAll(db, sql: "SELECT new_trace, from_trace, mode, speed, spans FROM replays WHERE status = 'running' ORDER BY started_at")
+                .map { row -> ReplayEvent in
+                    let spans: Int64 = row["spans"]
+                    return ReplayEvent(
+                        newTrace: row["new_trace"],
+                        fromTrace: row["from_trace"],
+                        mode: ReplayMode(rawValue: row["mode"]) ?? .dryRun,
+                        speed: row["speed"],
+                        spans: UInt32(clamping: spans),
+                        status: "aborted"
+                    )
+                }
+        }
+        guard !running.isEmpty else { return 0 }
+        let now = SegmentLog.now()
+        var events: [EventBody] = []
+        for replay in running {
+            let newTrace = replay.newTrace
+            let fromTrace = replay.fromTrace
+            let details = JSONValue.object([
+                "from_trace": .string(fromTrace), "status": .string("aborted"),
+                "error": .string("the server stopped before the replay completed"),
+            ])
+            events.append(
+                .span(
+                    Span(
+                        traceId: newTrace,
+                        source: "orchestrator",
+                        stage: "replay_abort",
+                        operation: operation,
+                        timestamp: now,
+                        details: details.jsonText
+                    )
+                )
+            )
+            events.append(.replayCompleted(replay))
+        }
+        _ = try await log.append(events.map(EventCodec.encode))
+        return running.count
     }
 }

@@ -87,6 +87,11 @@ public final class CoreRuntime: Sendable {
             let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
             let projector = Projector(log: log, store: store, logger: logger)
             try await projector.catchUp()
+            let interrupted = try await TraceReplay.closeInterrupted(log: log, store: store)
+            if interrupted > 0 {
+                logger.notice("replays cut short by the last stop are now recorded as aborted", metadata: ["replays": "\(interrupted)"])
+                try await projector.catchUp()
+            }
             let cache = ActiveSpanCache(ttl: configuration.cacheTTL, capacity: configuration.cacheCapacity)
             let head = await log.lastSeq
             try await cache.refill(from: log)
