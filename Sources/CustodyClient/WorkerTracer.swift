@@ -51,9 +51,13 @@ public struct WorkerTracer: Sendable {
 
     /// Runs `body` in trace `traceId` (a new one when nil): `before_call` when it starts and
     /// `after_call` with its duration and `{"success": true}` or `{"error": …}` when it ends.
-    public func withTrace<T>(_ traceId: String? = nil, operation: String, _ body: () async throws -> T) async rethrows -> T {
+    public func withTrace<T>(_ traceId: String? = nil, operation: String, _ body: () async throws -> T) async throws -> T {
         try await CustodyTrace.$current.withValue(CustodyTrace(traceId: traceId ?? UUID().uuidString.lowercased())) {
-            try await timed(operation: operation, before: "before_call", after: "after_call", body)
+            try await measured(operation, stage: "after_call", before: "before_call", succeeded: ["success": true]) { error in
+                ["success": false, "error": .string("\(error)")]
+            } _: {
+                try await body()
+            }
         }
     }
 
@@ -65,89 +69,56 @@ public struct WorkerTracer: Sendable {
     )
         async throws(CustodyClientError) -> T
     {
-        let started = Date()
-        let clock = ContinuousClock.now
-        let spanId = CustodyTrace.newSpanId()
-        record(stage: "before_rpc", operation: operation, start: started)
-        do {
-            let result = try await call(client)
-            record(
-                stage: "after_rpc",
-                operation: operation,
-                durationMs: Self.milliseconds(since: clock),
-                spanId: spanId,
-                start: started,
-                details: ["ok": true]
-            )
-            return result
-        } catch {
-            record(
-                stage: "after_rpc",
-                operation: operation,
-                durationMs: Self.milliseconds(since: clock),
-                spanId: spanId,
-                start: started,
-                details: ["ok": false, "error": .string(error.message), "code": .string(error.code)]
-            )
-            throw error
+        try await measured(operation, stage: "after_rpc", before: "before_rpc", succeeded: ["ok": true]) { error in
+            ["ok": false, "error": .string(error.message), "code": .string(error.code)]
+        } _: { () async throws(CustodyClientError) -> T in
+            try await call(client)
         }
     }
 
     /// Times `body` as one span (`stage`, default `processing`) nested in the current span; spans
     /// recorded inside it are its children. A thrown error is recorded in `details.error`.
-    public func span<T>(_ operation: String, stage: String = "processing", details: JSON? = nil, _ body: () async throws -> T) async rethrows -> T {
-        let started = Date()
-        let clock = ContinuousClock.now
-        let spanId = CustodyTrace.newSpanId()
-        let trace = CustodyTrace.current ?? CustodyTrace(traceId: UUID().uuidString.lowercased())
-        do {
-            let result = try await CustodyTrace.$current.withValue(CustodyTrace(traceId: trace.traceId, spanId: spanId)) { try await body() }
-            record(stage: stage, operation: operation, durationMs: Self.milliseconds(since: clock), spanId: spanId, start: started, details: details)
-            return result
-        } catch {
+    public func span<T>(_ operation: String, stage: String = "processing", details: JSON? = nil, _ body: () async throws -> T) async throws -> T {
+        try await measured(operation, stage: stage, succeeded: details) { error in
             var merged: [String: JSON] = [:]
             if case .object(let object)? = details { merged = object }
             merged["error"] = .string("\(error)")
-            record(
-                stage: stage,
-                operation: operation,
-                durationMs: Self.milliseconds(since: clock),
-                spanId: spanId,
-                start: started,
-                details: .object(merged)
-            )
-            throw error
+            return .object(merged)
+        } _: {
+            try await body()
         }
     }
 
-    func timed<T>(operation: String, before: String, after: String, _ body: () async throws -> T) async rethrows -> T {
+    /// The one shape of all three: a span of its own (and `before`, when given, as it starts),
+    /// the current span while `body` runs (so what it records nests under it), then `stage` with
+    /// the duration and the details of how it went. `body`'s error is rethrown as it is.
+    func measured<T, E: Error>(
+        _ operation: String,
+        stage: String,
+        before: String? = nil,
+        succeeded: JSON?,
+        failed: (E) -> JSON,
+        _ body: () async throws(E) -> T
+    ) async throws(E) -> T {
         let spanId = CustodyTrace.newSpanId()
         let started = Date()
         let clock = ContinuousClock.now
-        record(stage: before, operation: operation, start: started)
-        let trace = CustodyTrace.current
-        do {
-            let result = try await CustodyTrace.$current.withValue(CustodyTrace(traceId: trace?.traceId ?? "", spanId: spanId)) { try await body() }
-            record(
-                stage: after,
-                operation: operation,
-                durationMs: Self.milliseconds(since: clock),
-                spanId: spanId,
-                start: started,
-                details: ["success": true]
-            )
-            return result
-        } catch {
-            record(
-                stage: after,
-                operation: operation,
-                durationMs: Self.milliseconds(since: clock),
-                spanId: spanId,
-                start: started,
-                details: ["success": false, "error": .string("\(error)")]
-            )
-            throw error
+        if let before { record(stage: before, operation: operation, start: started) }
+        let trace = CustodyTrace(traceId: CustodyTrace.current?.traceId ?? UUID().uuidString.lowercased(), spanId: spanId)
+        let outcome: Result<T, E> = await CustodyTrace.$current.withValue(trace) {
+            do throws(E) {
+                return .success(try await body())
+            } catch {
+                return .failure(error)
+            }
         }
+        let details: JSON?
+        switch outcome {
+        case .success: details = succeeded
+        case .failure(let error): details = failed(error)
+        }
+        record(stage: stage, operation: operation, durationMs: Self.milliseconds(since: clock), spanId: spanId, start: started, details: details)
+        return try outcome.get()
     }
 
     static func milliseconds(since start: ContinuousClock.Instant) -> Double {

@@ -34,10 +34,14 @@ import Testing
         let directory = TemporaryDirectory("interval")
         defer { directory.remove() }
         let log = try await openLog(directory: directory.path, configuration: LogConfiguration(fsync: .interval(milliseconds: 1000)))
+        let started = ContinuousClock.now
         for i in 0..<5 { _ = try await log.append(ByteBuffer(string: "r\(i)")) }
         let before = await log.status().statistics
+        // At most one fsync per interval begun while appending (a busy machine may stretch the
+        // five appends past one interval), never one per append.
+        let intervals = Int((ContinuousClock.now - started) / .milliseconds(1000)) + 1
         #expect(before.writes == 5)
-        #expect(before.synchronizations <= 1)
+        #expect(before.synchronizations <= min(intervals, 4), "\(before.synchronizations) fsyncs in \(intervals) intervals")
         try await Task.sleep(for: .milliseconds(1300))
         let after = await log.status().statistics
         #expect(after.synchronizations >= 1)

@@ -102,14 +102,8 @@ import Testing
     /// The exporter never blocks: past its capacity spans are dropped and counted. A batch the
     /// server cannot store (a failed fsync: 507) is retried and arrives once.
     @Test func exporterBoundsItsQueueAndRetries() async throws {
-        let directory = ServerFixture.directory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let faults = FaultInjectingFileSystem()
-        var configuration = CoreRuntime.Configuration()
-        configuration.fileSystem = faults
-        let runtime = try await CoreRuntime.open(directory: directory, configuration: configuration, encodeLive: CustodyApplication.encodeLive)
-        let app = CustodyApplication.application(runtime: runtime, configuration: ServerConfiguration(host: "127.0.0.1", port: 0))
-        try await app.test(.live) { test in
+        try await ServerFixture.run(.live, fileSystem: faults) { _, test in
             let custody = try Self.client(test)
             var settings = SpanExporter.Configuration()
             settings.capacity = 100

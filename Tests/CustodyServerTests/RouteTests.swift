@@ -310,14 +310,8 @@ import Testing
     /// A log that cannot be written (a failed fsync): 507 storage_unavailable, no acknowledgement,
     /// and ingest resumes by itself once the log can write again.
     @Test func aFailedFsyncIs507AndIngestResumes() async throws {
-        let directory = ServerFixture.directory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let faults = FaultInjectingFileSystem()
-        var configuration = CoreRuntime.Configuration()
-        configuration.fileSystem = faults
-        let runtime = try await CoreRuntime.open(directory: directory, configuration: configuration, encodeLive: CustodyApplication.encodeLive)
-        let app = CustodyApplication.application(runtime: runtime, configuration: ServerConfiguration(host: "127.0.0.1", port: 0))
-        try await app.test(.router) { client in
+        try await ServerFixture.run(.router, fileSystem: faults) { runtime, client in
             #expect(try await client.call(.post, "/api/logs", json: #"{"source":"before"}"#).status == .ok)
             // Its response_sent goes in after the answer: let it, so the fault hits the next request.
             for _ in 0..<250 where await runtime.log.lastSeq < 4 { try await Task.sleep(for: .milliseconds(20)) }
