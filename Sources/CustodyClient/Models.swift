@@ -132,7 +132,7 @@ public enum ReplayMode: String, Sendable, Hashable, Codable, CaseIterable {
 }
 
 /// What `replayTrace` answers.
-public struct ReplayResult: Sendable, Hashable, Decodable {
+public struct ReplayResult: Sendable, Hashable, Codable {
     public var newTrace: String
     public var fromTrace: String
     public var mode: ReplayMode

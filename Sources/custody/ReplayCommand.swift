@@ -27,9 +27,7 @@ struct ReplayCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if json {
-            print(
-                #"{"new_trace":"\#(result.newTrace)","from_trace":"\#(result.fromTrace)","mode":"\#(result.mode.rawValue)","spans":\#(result.spans),"errors":\#(result.errors ?? 0),"duration_ms":\#(result.durationMs),"status":"\#(result.status)"}"#
-            )
+            print(try encodeJSON(result))
         } else {
             print("replay \(result.status): \(result.fromTrace) → \(result.newTrace)")
             print("  mode \(result.mode.rawValue), speed \(speed == 0 ? "as fast as possible" : "\(speed)×")")

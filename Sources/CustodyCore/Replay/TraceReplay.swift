@@ -237,9 +237,8 @@ public struct TraceReplay: Sendable {
         let spans: [Span]
         let speed: Double
         /// Pending steps in time order, from `head` on.
-        private var steps: [(step: Step, order: Int)] = []
+        private var steps: [Step] = []
         private var head = 0
-        private var scheduled = 0
 
         init(_ spans: [Span], speed: Double) {
             self.spans = spans
@@ -262,23 +261,21 @@ public struct TraceReplay: Sendable {
         }
 
         private mutating func add(_ step: Step) {
-            let entry = (step: step, order: scheduled)
-            scheduled += 1
             // After every pending step due no later (ties keep scheduling order).
             var low = head
             var high = steps.count
             let key = step.offset ?? 0
             while low < high {
                 let middle = (low + high) / 2
-                if (steps[middle].step.offset ?? 0) <= key { low = middle + 1 } else { high = middle }
+                if (steps[middle].offset ?? 0) <= key { low = middle + 1 } else { high = middle }
             }
-            steps.insert(entry, at: low)
+            steps.insert(step, at: low)
         }
 
         mutating func next() -> Step? {
             guard head < steps.count else { return nil }
             defer { head += 1 }
-            return steps[head].step
+            return steps[head]
         }
 
         /// Span `index` started replaying `elapsed` nanoseconds after the replay's start: its end
