@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "CustodySchema",
             path: "schema",
-            exclude: ["openapi.yaml"],
+            exclude: ["openapi.yaml", "otlp"],
             resources: [.copy("projections")],
             swiftSettings: swiftSettings
         ),
@@ -150,6 +150,7 @@ let package = Package(
                 "CustodyServer",
                 "CustodyClient",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "CustodyOTLP",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 "CustodyCore",

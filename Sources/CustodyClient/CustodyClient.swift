@@ -67,6 +67,7 @@ public struct CustodyClient: Sendable {
         _ method: HTTPMethod,
         _ path: String,
         query: [(String, String?)] = [],
+        headers: [(String, String)] = [],
         body: (some Encodable)? = Nothing?.none,
         as: Answer.Type = Answer.self
     ) async throws(CustodyClientError) -> Answer {
@@ -78,7 +79,7 @@ public struct CustodyClient: Sendable {
                 throw CustodyClientError(status: 0, code: "invalid_argument", message: "the request could not be encoded: \(error)")
             }
         }
-        let answer = try await exchange(method, path, query: query, body: payload)
+        let answer = try await exchange(method, path, query: query, headers: headers, body: payload)
         do {
             return try Self.decoder.decode(Envelope<Answer>.self, from: Data(answer.readableBytesView)).data
         } catch {
@@ -91,6 +92,7 @@ public struct CustodyClient: Sendable {
         _ method: HTTPMethod,
         _ path: String,
         query: [(String, String?)] = [],
+        headers: [(String, String)] = [],
         body: ByteBuffer?
     ) async throws(CustodyClientError)
         -> ByteBuffer
@@ -101,6 +103,7 @@ public struct CustodyClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "accept", value: "application/json")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
         if let trace = CustodyTrace.current {
             request.headers.add(name: "x-trace-id", value: trace.traceId)

@@ -153,3 +153,24 @@ public struct ReplayRecord: Sendable, Hashable, Decodable {
     public var spans: Int
     public var durationMs: Double?
 }
+
+/// A GitHub operation (API.md "GitHub"): pending in Custody's outbox, then succeeded with
+/// GitHub's result or failed with the error.
+public struct GitHubOperation: Sendable, Hashable, Decodable {
+    public var id: String
+    /// `upsert_file`, `open_pr` or `create_issue`.
+    public var kind: String
+    /// `pending`, `succeeded` or `failed`.
+    public var status: String
+    public var params: JSON
+    public var attempts: Int
+    public var result: JSON?
+    public var error: JSON?
+    public var idempotencyKey: String
+    public var traceId: String
+    public var requestedAt: String
+    public var updatedAt: String
+    public var nextAttemptAt: String?
+
+    public var isFinished: Bool { status != "pending" }
+}

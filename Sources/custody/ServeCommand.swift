@@ -23,6 +23,11 @@ struct ServeCommand: AsyncParsableCommand {
             "worker_timeout_ms") for each answer, 5000 by default. Bearer tokens — CUSTODY_TOKENS="role:token,role:token" or "tokens": [{"token": …, \
             "role": "ingest|operator|admin"}] in the file — are required for every request but /healthz and /readyz \
             once set, and must be set to listen beyond loopback. Tokens are never printed. \
+            GitHub operations run with GITHUB_TOKEN, or the token in --github-token-file (GITHUB_TOKEN_FILE, "github": \
+            {"token_file": …} or {"token": …} in the file); without one they answer github_not_configured. The API is \
+            --github-api-url (GITHUB_API_URL, default https://api.github.com; a GitHub Enterprise URL ends in /api/v3), the \
+            default repository --github-owner/--github-repo (GITHUB_OWNER, GITHUB_REPO); the file's "github" object also takes \
+            api_url, owner, repo, timeout_ms, max_attempts, retry_initial_ms and retry_max_ms. \
             SIGINT or SIGTERM shut down gracefully: no new requests, those in flight finish, the log is synchronized \
             and closed, the projections are checkpointed.
             """
@@ -38,6 +43,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("worker"), help: "A worker for live replay, NAME=URL (repeatable).") var workers: [String] = []
     @Option(name: .customLong("worker-timeout-ms"), help: "How long live replay waits for a worker's answer (default 5000).")
     var workerTimeoutMs: Int?
+    @Option(name: .customLong("github-api-url"), help: "GitHub's REST API (default https://api.github.com).") var githubAPIURL: String?
+    @Option(name: .customLong("github-owner"), help: "The owner GitHub operations use when a request names none.") var githubOwner: String?
+    @Option(name: .customLong("github-repo"), help: "The repository GitHub operations use when a request names none.")
+    var githubRepository: String?
+    @Option(name: .customLong("github-token-file"), help: "A file holding the GitHub token (else GITHUB_TOKEN).") var githubTokenFile: String?
 
     /// The settings once flags, environment and file are merged.
     struct Settings {
@@ -50,6 +60,21 @@ struct ServeCommand: AsyncParsableCommand {
         /// Worker name → SimOps base URL, for live replay.
         var workers: [String: String] = [:]
         var workerTimeoutMs = 5_000
+        /// GitHub operations; nil without a token.
+        var github: GitHubConfiguration?
+    }
+
+    /// The `"github"` object of the config file.
+    struct FileGitHub: Decodable {
+        var apiUrl: String?
+        var owner: String?
+        var repo: String?
+        var token: String?
+        var tokenFile: String?
+        var timeoutMs: Int?
+        var maxAttempts: Int?
+        var retryInitialMs: Int?
+        var retryMaxMs: Int?
     }
 
     struct FileSettings: Decodable {
@@ -61,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         var tokens: [FileToken]?
         var workers: [String: String]?
         var workerTimeoutMs: Int?
+        var github: FileGitHub?
     }
 
     struct FileToken: Decodable {
@@ -70,6 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func settings() throws -> Settings {
         var settings = Settings()
+        var fileGitHub: FileGitHub?
         if let config {
             guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("cannot read the config file \(config)") }
             let decoder = JSONDecoder()
@@ -95,6 +122,7 @@ struct ServeCommand: AsyncParsableCommand {
                 settings.tokens[entry.token] = role
             }
             if let value = file.workerTimeoutMs { settings.workerTimeoutMs = value }
+            fileGitHub = file.github
             for (name, url) in file.workers ?? [:] { settings.workers[name] = try Self.workerURL(url, name: name, from: config) }
         }
         let environment = ProcessEnvironment.self
@@ -132,6 +160,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let workerTimeoutMs { settings.workerTimeoutMs = workerTimeoutMs }
         guard (1...600_000).contains(settings.workerTimeoutMs) else { throw ValidationError("the worker timeout must be 1–600000 ms") }
+        settings.github = try github(file: fileGitHub)
         if let dataDirectory { settings.dataDirectory = dataDirectory }
         if let host { settings.host = host }
         if let port { settings.port = port }
@@ -148,6 +177,60 @@ struct ServeCommand: AsyncParsableCommand {
             )
         }
         return settings
+    }
+
+    /// The GitHub settings from the file, the environment and the flags (in that order of
+    /// strength, flags strongest); nil when no token is given anywhere.
+    func github(file: FileGitHub?) throws -> GitHubConfiguration? {
+        let environment = ProcessEnvironment.self
+        var token = try file?.token.map { value in
+            guard let token = GitHubToken(value) else { throw ValidationError("github.token in the config file is empty") }
+            return token
+        }
+        var tokenFile = file?.tokenFile
+        if let value = environment.value("GITHUB_TOKEN_FILE") { tokenFile = value }
+        if let value = environment.value("GITHUB_TOKEN") {
+            guard let value = GitHubToken(value) else { throw ValidationError("GITHUB_TOKEN is empty or holds blanks") }
+            token = value
+            tokenFile = nil
+        }
+        if let githubTokenFile { tokenFile = githubTokenFile }
+        if let tokenFile {
+            do {
+                token = try GitHubToken(contentsOfFile: tokenFile)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        guard let token else { return nil }
+        var github = GitHubConfiguration(token: token)
+        if let value = file?.apiUrl { github.apiURL = value }
+        if let value = environment.value("GITHUB_API_URL") { github.apiURL = value }
+        if let value = githubAPIURL { github.apiURL = value }
+        github.owner = githubOwner ?? environment.value("GITHUB_OWNER") ?? file?.owner
+        github.repository = githubRepository ?? environment.value("GITHUB_REPO") ?? file?.repo
+        if let value = file?.timeoutMs {
+            guard (1...600_000).contains(value) else { throw ValidationError("github.timeout_ms must be 1–600000") }
+            github.timeout = .milliseconds(value)
+        }
+        if let value = file?.maxAttempts {
+            guard (1...100).contains(value) else { throw ValidationError("github.max_attempts must be 1–100") }
+            github.retry.maximumAttempts = UInt32(value)
+        }
+        if let value = file?.retryInitialMs {
+            guard (1...3_600_000).contains(value) else { throw ValidationError("github.retry_initial_ms must be 1–3600000") }
+            github.retry.initialDelay = .milliseconds(value)
+        }
+        if let value = file?.retryMaxMs {
+            guard (1...3_600_000).contains(value) else { throw ValidationError("github.retry_max_ms must be 1–3600000") }
+            github.retry.maximumDelay = .milliseconds(value)
+        }
+        do {
+            _ = try github.settings()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return github
     }
 
     /// `name=url` pairs.
@@ -199,6 +282,12 @@ struct ServeCommand: AsyncParsableCommand {
         if !settings.workers.isEmpty {
             configuration.workers = HTTPReplayWorkers(workers: settings.workers, timeout: .milliseconds(settings.workerTimeoutMs))
         }
+        var githubLine = "GitHub operations: off (set GITHUB_TOKEN to enable them)"
+        if let github = settings.github {
+            configuration.github = try github.settings()
+            let repository = github.owner.map { owner in github.repository.map { "\(owner)/\($0)" } ?? "owner \(owner)" }
+            githubLine = "GitHub operations: on, \(github.apiURL), default repository \(repository ?? "none")"
+        }
         let runtime = try await awaitingCleanErrors {
             try await CoreRuntime.open(
                 directory: settings.dataDirectory,
@@ -207,6 +296,7 @@ struct ServeCommand: AsyncParsableCommand {
                 encodeLive: CustodyApplication.encodeLive
             )
         }
+        let githubStatus = githubLine
         var serverConfiguration = ServerConfiguration(host: settings.host, port: settings.port)
         serverConfiguration.tokens = settings.tokens
         return CustodyApplication.application(
@@ -215,7 +305,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger
         ) { port in
             let url = "http://\(settings.host.contains(":") ? "[\(settings.host)]" : settings.host):\(port)/"
-            writeAll(STDOUT_FILENO, "Custody is listening on \(url)\nDashboard: \(url)\n")
+            writeAll(STDOUT_FILENO, "Custody is listening on \(url)\nDashboard: \(url)\n\(githubStatus)\n")
         }
     }
 

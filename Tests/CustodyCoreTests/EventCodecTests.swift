@@ -67,7 +67,25 @@ struct EventGenerator {
         case .deliveryFinalized:
             return .deliveryFinalized(DeliveryFinalized(orderId: string(), revision: random.next(), report: json()))
         case .githubRequested:
-            return .githubRequested(GitHubRequested(operationId: string(), kind: pick(GitHubOperationKind.self), params: json()))
+            return .githubRequested(
+                GitHubRequested(
+                    operationId: string(),
+                    kind: pick(GitHubOperationKind.self),
+                    idempotencyKey: string(),
+                    traceId: string(),
+                    params: json()
+                )
+            )
+        case .githubAttemptFailed:
+            return .githubAttemptFailed(
+                GitHubAttemptFailed(
+                    operationId: string(),
+                    kind: pick(GitHubOperationKind.self),
+                    attempt: UInt32(truncatingIfNeeded: random.next()),
+                    retryAt: Int64(bitPattern: random.next()),
+                    error: json()
+                )
+            )
         case .githubSucceeded, .githubFailed:
             let finished = GitHubFinished(
                 operationId: string(),

@@ -64,8 +64,27 @@ struct ScenarioGenerator {
             let id = "gh-\(counter)"
             let kind = GitHubOperationKind.allCases[Int(random.next(upperBound: 3))]
             githubPending.append((id, kind))
-            return .githubRequested(GitHubRequested(operationId: id, kind: kind, params: JSONValue.object(["path": .string("README.md")]).jsonText))
-        case 33..<35 where !githubPending.isEmpty:
+            return .githubRequested(
+                GitHubRequested(
+                    operationId: id,
+                    kind: kind,
+                    idempotencyKey: "key-\(counter)",
+                    traceId: "trace-\(counter)",
+                    params: JSONValue.object(["path": .string("README.md")]).jsonText
+                )
+            )
+        case 33..<34 where !githubPending.isEmpty:
+            let (id, kind) = githubPending[0]
+            return .githubAttemptFailed(
+                GitHubAttemptFailed(
+                    operationId: id,
+                    kind: kind,
+                    attempt: UInt32(random.next(upperBound: 3) + 1),
+                    retryAt: Int64(counter) * 1_000_000,
+                    error: JSONValue.object(["status": .integer(502)]).jsonText
+                )
+            )
+        case 34..<35 where !githubPending.isEmpty:
             let (id, kind) = githubPending.removeFirst()
             let finished = GitHubFinished(
                 operationId: id,
@@ -179,7 +198,12 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
             .replayCompleted(ReplayEvent(newTrace: "tr2", fromTrace: "tr", mode: .live, speed: 1, spans: 4, status: "completed")),
             .followupSubmitted(FollowupSubmitted(id: "f1", orderId: "o1", type: "qa", note: "check", impact: .high)),
             .factoryErrorRecorded(FactoryErrorRecorded(errorId: "e1", source: "data-factory", message: "bad", orderId: "o1")),
-            .githubRequested(GitHubRequested(operationId: "g1", kind: .createIssue, params: JSONText(#"{"title":"x"}"#))),
+            .githubRequested(
+                GitHubRequested(operationId: "g1", kind: .createIssue, idempotencyKey: "g1", traceId: "tr", params: JSONText(#"{"title":"x"}"#))
+            ),
+            .githubAttemptFailed(
+                GitHubAttemptFailed(operationId: "g1", kind: .createIssue, attempt: 1, retryAt: t0 + 5, error: JSONText(#"{"status":503}"#))
+            ),
             .githubFailed(GitHubFinished(operationId: "g1", kind: .createIssue, attempt: 2, outcome: JSONText(#"{"status":502}"#))),
             .deliveryFinalized(DeliveryFinalized(orderId: "o1", revision: 1, report: JSONText(#"{"errors":1}"#))),
         ]
@@ -188,7 +212,8 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
         let store = try ProjectionStore(path: directory + "/projections.sqlite")
         let projector = Projector(log: log, store: store)
         try await projector.catchUp()
-        #expect(try await store.appliedSeq() == 15)
+        // Every event and the record that is not one.
+        #expect(try await store.appliedSeq() == UInt64(bodies.count + 1))
 
         let rows = try await store.read { db in
             (

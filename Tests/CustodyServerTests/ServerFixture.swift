@@ -22,11 +22,13 @@ enum ServerFixture {
         directory: String = directory(),
         workers: [String: String] = [:],
         fileSystem: (any LogFileSystem)? = nil,
+        github: GitHubSettings? = nil,
         _ test: @escaping @Sendable (CoreRuntime, any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var runtimeConfiguration = CoreRuntime.Configuration()
         if let fileSystem { runtimeConfiguration.fileSystem = fileSystem }
+        runtimeConfiguration.github = github
         if !workers.isEmpty { runtimeConfiguration.workers = HTTPReplayWorkers(workers: workers, timeout: .seconds(2)) }
         let runtime = try await CoreRuntime.open(directory: directory, configuration: runtimeConfiguration, encodeLive: CustodyApplication.encodeLive)
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)

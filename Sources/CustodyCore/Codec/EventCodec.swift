@@ -55,6 +55,8 @@ public enum EventCodec {
         case .githubRequested(let event):
             writer.string(event.operationId)
             writer.byte(event.kind.tag)
+            writer.string(event.idempotencyKey)
+            writer.string(event.traceId)
             writer.json(event.params)
         case .githubSucceeded(let event), .githubFailed(let event):
             writer.string(event.operationId)
@@ -68,6 +70,12 @@ public enum EventCodec {
             writer.double(event.speed)
             writer.varint(UInt64(event.spans))
             writer.string(event.status)
+        case .githubAttemptFailed(let event):
+            writer.string(event.operationId)
+            writer.byte(event.kind.tag)
+            writer.varint(UInt64(event.attempt))
+            writer.int64(event.retryAt)
+            writer.json(event.error)
         }
         return writer.buffer
     }
@@ -145,6 +153,8 @@ public enum EventCodec {
                 GitHubRequested(
                     operationId: try reader.string(),
                     kind: try reader.tag(GitHubOperationKind.init(tag:), "GitHub operation kind"),
+                    idempotencyKey: try reader.string(),
+                    traceId: try reader.string(),
                     params: try reader.json()
                 )
             )
@@ -166,6 +176,16 @@ public enum EventCodec {
                 status: try reader.string()
             )
             body = type == .replayStarted ? .replayStarted(replay) : .replayCompleted(replay)
+        case .githubAttemptFailed:
+            body = .githubAttemptFailed(
+                GitHubAttemptFailed(
+                    operationId: try reader.string(),
+                    kind: try reader.tag(GitHubOperationKind.init(tag:), "GitHub operation kind"),
+                    attempt: try reader.uint32(),
+                    retryAt: try reader.int64(),
+                    error: try reader.json()
+                )
+            )
         }
         guard reader.buffer.readableBytes == 0 else { throw reader.fail("\(reader.buffer.readableBytes) bytes after the event") }
         return body

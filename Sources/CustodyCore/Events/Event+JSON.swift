@@ -60,7 +60,15 @@ extension EventBody {
                 "order_id": .string(event.orderId), "revision": .integer(Int64(bitPattern: event.revision)), "report": event.report.jsonValue,
             ])
         case .githubRequested(let event):
-            return .object(["operation_id": .string(event.operationId), "kind": .string(event.kind.rawValue), "params": event.params.jsonValue])
+            return .object([
+                "operation_id": .string(event.operationId), "kind": .string(event.kind.rawValue),
+                "idempotency_key": .string(event.idempotencyKey), "trace_id": .string(event.traceId), "params": event.params.jsonValue,
+            ])
+        case .githubAttemptFailed(let event):
+            return .object([
+                "operation_id": .string(event.operationId), "kind": .string(event.kind.rawValue), "attempt": .integer(Int64(event.attempt)),
+                "retry_at": .string(RFC3339.format(event.retryAt)), "error": event.error.jsonValue,
+            ])
         case .githubSucceeded(let event), .githubFailed(let event):
             return .object([
                 "operation_id": .string(event.operationId), "kind": .string(event.kind.rawValue), "attempt": .integer(Int64(event.attempt)),

@@ -32,6 +32,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case githubFailed = 9
     case replayStarted = 10
     case replayCompleted = 11
+    case githubAttemptFailed = 12
 
     /// The name used in the API, `custody log dump` and EVENTS.md.
     public var name: String {
@@ -47,6 +48,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .githubFailed: "github.failed"
         case .replayStarted: "replay.started"
         case .replayCompleted: "replay.completed"
+        case .githubAttemptFailed: "github.attempt_failed"
         }
     }
 
@@ -71,6 +73,7 @@ public enum EventBody: Sendable, Hashable {
     case githubFailed(GitHubFinished)
     case replayStarted(ReplayEvent)
     case replayCompleted(ReplayEvent)
+    case githubAttemptFailed(GitHubAttemptFailed)
 
     public var type: EventType {
         switch self {
@@ -85,6 +88,7 @@ public enum EventBody: Sendable, Hashable {
         case .githubFailed: .githubFailed
         case .replayStarted: .replayStarted
         case .replayCompleted: .replayCompleted
+        case .githubAttemptFailed: .githubAttemptFailed
         }
     }
 }

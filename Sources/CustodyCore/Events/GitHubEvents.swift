@@ -18,13 +18,40 @@ public enum GitHubOperationKind: String, Sendable, Hashable, CaseIterable, Encod
 public struct GitHubRequested: Sendable, Hashable {
     public var operationId: String
     public var kind: GitHubOperationKind
+    /// The client's `Idempotency-Key`, or the operation id when it sent none: one key, one
+    /// operation.
+    public var idempotencyKey: String
+    /// The trace of the request that asked for it: the outbox records its calls to GitHub there.
+    public var traceId: String
     /// The request's parameters (a JSON object), without credentials.
     public var params: JSONText
 
-    public init(operationId: String, kind: GitHubOperationKind, params: JSONText) {
+    public init(operationId: String, kind: GitHubOperationKind, idempotencyKey: String, traceId: String, params: JSONText) {
         self.operationId = operationId
         self.kind = kind
+        self.idempotencyKey = idempotencyKey
+        self.traceId = traceId
         self.params = params
+    }
+}
+
+/// `github.attempt_failed`: an attempt that failed in a way worth retrying (a 5xx, a rate limit,
+/// no answer); the operation stays pending until `retryAt`.
+public struct GitHubAttemptFailed: Sendable, Hashable {
+    public var operationId: String
+    public var kind: GitHubOperationKind
+    public var attempt: UInt32
+    /// When the next attempt is due (nanoseconds since the Unix epoch).
+    public var retryAt: Int64
+    /// What went wrong, as a JSON object.
+    public var error: JSONText
+
+    public init(operationId: String, kind: GitHubOperationKind, attempt: UInt32, retryAt: Int64, error: JSONText) {
+        self.operationId = operationId
+        self.kind = kind
+        self.attempt = attempt
+        self.retryAt = retryAt
+        self.error = error
     }
 }
 

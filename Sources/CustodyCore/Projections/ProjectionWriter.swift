@@ -160,19 +160,31 @@ struct ProjectionWriter {
         case .githubRequested(let request):
             try run(
                 """
-                INSERT OR IGNORE INTO github_operations (id, kind, status, params, attempts, result, error, requested_at, updated_at, last_seq)
-                VALUES (?, ?, 'pending', ?, 0, NULL, NULL, ?, ?, ?)
+                INSERT OR IGNORE INTO github_operations (id, kind, status, params, attempts, result, error, requested_at, updated_at, last_seq,
+                    idempotency_key, trace_id, requested_seq, next_attempt_at)
+                VALUES (?, ?, 'pending', ?, 0, NULL, NULL, ?, ?, ?, ?, ?, ?, NULL)
                 """,
-                [request.operationId, request.kind.rawValue, request.params.description, at, at, seq]
+                [
+                    request.operationId, request.kind.rawValue, request.params.description, at, at, seq, request.idempotencyKey,
+                    request.traceId, seq,
+                ]
+            )
+        case .githubAttemptFailed(let failed):
+            try run(
+                """
+                UPDATE github_operations SET attempts = ?, error = ?, next_attempt_at = ?, updated_at = ?, last_seq = ?
+                WHERE id = ? AND status = 'pending'
+                """,
+                [Int64(failed.attempt), failed.error.description, failed.retryAt, at, seq, failed.operationId]
             )
         case .githubSucceeded(let finished):
             try run(
-                "UPDATE github_operations SET status = 'succeeded', attempts = ?, result = ?, updated_at = ?, last_seq = ? WHERE id = ?",
+                "UPDATE github_operations SET status = 'succeeded', attempts = ?, result = ?, error = NULL, next_attempt_at = NULL, updated_at = ?, last_seq = ? WHERE id = ?",
                 [Int64(finished.attempt), finished.outcome.description, at, seq, finished.operationId]
             )
         case .githubFailed(let finished):
             try run(
-                "UPDATE github_operations SET status = 'failed', attempts = ?, error = ?, updated_at = ?, last_seq = ? WHERE id = ?",
+                "UPDATE github_operations SET status = 'failed', attempts = ?, error = ?, next_attempt_at = NULL, updated_at = ?, last_seq = ? WHERE id = ?",
                 [Int64(finished.attempt), finished.outcome.description, at, seq, finished.operationId]
             )
         case .replayStarted(let replay):

@@ -22,6 +22,7 @@ public final class CoreRuntime: Sendable {
     public let traces: TraceQueries
     public let spanExport: SpanExport
     public let replay: TraceReplay
+    public let github: GitHubOperations
     /// The log's head when the derived views were brought up to date.
     let openedAt: UInt64
     let logger: Logger
@@ -38,6 +39,8 @@ public final class CoreRuntime: Sendable {
         public var readTimeout: Duration = .seconds(5)
         /// The workers a live replay dispatches to (nil: none configured).
         public var workers: (any ReplayWorkers)?
+        /// How GitHub operations are carried out (nil: not configured, `github_not_configured`).
+        public var github: GitHubSettings?
 
         public init() {}
     }
@@ -50,6 +53,8 @@ public final class CoreRuntime: Sendable {
         context: CoreContext,
         openedAt: UInt64,
         workers: (any ReplayWorkers)?,
+        github: GitHubSettings?,
+        outbox: GitHubOutbox?,
         logger: Logger
     ) {
         self.log = log
@@ -63,6 +68,7 @@ public final class CoreRuntime: Sendable {
         self.traces = TraceQueries(context: context, cache: cache)
         self.spanExport = SpanExport(logs: logs, cache: cache)
         self.replay = TraceReplay(context: context, traces: traces, workers: workers)
+        self.github = GitHubOperations(context: context, settings: github, outbox: outbox)
         self.openedAt = openedAt
         self.logger = logger
     }
@@ -97,6 +103,16 @@ public final class CoreRuntime: Sendable {
             try await cache.refill(from: log)
             let hub = LiveHub(log: log, startingAfter: head, logger: logger, encode: encodeLive)
             let context = CoreContext(log: log, projector: projector, readTimeout: configuration.readTimeout)
+            // The projections hold the whole log now: what they list as pending is everything
+            // the outbox has left to do.
+            var outbox: GitHubOutbox?
+            if let github = configuration.github {
+                let pending = try await GitHubOutbox.pendingOperations(in: store)
+                if !pending.isEmpty {
+                    logger.notice("GitHub operations left pending by the last stop resume", metadata: ["operations": "\(pending.count)"])
+                }
+                outbox = GitHubOutbox(log: log, settings: github, pending: pending, logger: logger)
+            }
             return CoreRuntime(
                 log: log,
                 projector: projector,
@@ -105,6 +121,8 @@ public final class CoreRuntime: Sendable {
                 context: context,
                 openedAt: head,
                 workers: configuration.workers,
+                github: configuration.github,
+                outbox: outbox,
                 logger: logger
             )
         } catch {
@@ -120,6 +138,10 @@ public final class CoreRuntime: Sendable {
             group.addTask { try await self.projector.run() }
             group.addTask { try await self.cache.follow(self.log, from: self.openedAt + 1) }
             group.addTask { try await self.hub.run() }
+            if let outbox = self.github.outbox {
+                // It ends only when cancelled: the others' end is what ends the group.
+                group.addTask { await outbox.run() }
+            }
             try await group.next()
             group.cancelAll()
         }

@@ -14,6 +14,7 @@ public struct CoreError: Error, Hashable, Sendable, CustomStringConvertible {
             case overloaded
             case storageUnavailable = "storage_unavailable"
             case beyondRetention = "beyond_retention"
+            case githubNotConfigured = "github_not_configured"
             case internalError = "internal"
         }
 
@@ -30,6 +31,8 @@ public struct CoreError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let overloaded = Code(.overloaded)
         public static let storageUnavailable = Code(.storageUnavailable)
         public static let beyondRetention = Code(.beyondRetention)
+        /// A GitHub operation asked of a server that has no GitHub credentials.
+        public static let githubNotConfigured = Code(.githubNotConfigured)
         public static let internalError = Code(.internalError)
 
         /// The envelope's `code` string.

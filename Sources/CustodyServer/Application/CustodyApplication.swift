@@ -51,6 +51,7 @@ public enum CustodyApplication {
         DeliveryRoutes(runtime: runtime, limits: limits).register(on: router)
         TraceRoutes(runtime: runtime).register(on: router)
         ReplayRoutes(runtime: runtime, limits: limits).register(on: router)
+        GitHubRoutes(runtime: runtime, limits: limits).register(on: router)
         LiveStreamRoute(runtime: runtime, bufferSize: limits.liveClientBuffer, pingInterval: limits.livePingInterval).register(on: router)
         OperationsRoutes(runtime: runtime, metrics: metrics, gate: gate, rebuild: rebuild).register(on: router)
         answerOtherMethods(on: router)

@@ -128,6 +128,14 @@ extension KeyedDecodingContainer where Key == FieldKey {
         }
     }
 
+    func strings(_ name: String) throws -> [String]? {
+        do {
+            return try decodeIfPresent([String].self, forKey: FieldKey(name))
+        } catch DecodingError.typeMismatch, DecodingError.valueNotFound {
+            throw CoreError.invalidArgument(name, "must be an array of strings")
+        }
+    }
+
     func json(_ name: String) throws -> JSONValue? {
         let value = try decodeIfPresent(JSONValue.self, forKey: FieldKey(name))
         if case .null? = value { return nil }

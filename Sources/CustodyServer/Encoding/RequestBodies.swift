@@ -76,3 +76,53 @@ struct ReplayBody: Decodable {
         speed = try fields.number("speed")
     }
 }
+
+/// `POST /api/github/files`.
+struct UpsertFileBody: Decodable {
+    var change: GitHubFileChange
+
+    init(from decoder: any Decoder) throws {
+        let fields = try decoder.fields()
+        change = GitHubFileChange(
+            path: try fields.string("path"),
+            content: try fields.string("content"),
+            message: try fields.string("message"),
+            owner: try fields.string("owner"),
+            repo: try fields.string("repo"),
+            branch: try fields.string("branch")
+        )
+    }
+}
+
+/// `POST /api/github/pulls`.
+struct OpenPullRequestBody: Decodable {
+    var draft: GitHubPullRequestDraft
+
+    init(from decoder: any Decoder) throws {
+        let fields = try decoder.fields()
+        draft = GitHubPullRequestDraft(
+            title: try fields.string("title"),
+            head: try fields.string("head"),
+            base: try fields.string("base"),
+            body: try fields.string("body"),
+            owner: try fields.string("owner"),
+            repo: try fields.string("repo")
+        )
+    }
+}
+
+/// `POST /api/github/issues`.
+struct CreateIssueBody: Decodable {
+    var draft: GitHubIssueDraft
+
+    init(from decoder: any Decoder) throws {
+        let fields = try decoder.fields()
+        draft = GitHubIssueDraft(
+            title: try fields.string("title"),
+            body: try fields.string("body"),
+            labels: try fields.strings("labels"),
+            owner: try fields.string("owner"),
+            repo: try fields.string("repo")
+        )
+    }
+}

@@ -54,6 +54,9 @@ public struct APIError: HTTPResponseError, Sendable {
             headers[.retryAfter] = String(Self.retryAfterSeconds)
         case .storageUnavailable: status = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         case .beyondRetention: status = .gone
+        // The server cannot serve this at all until it is configured (not a passing overload:
+        // no Retry-After).
+        case .githubNotConfigured: status = .serviceUnavailable
         default: status = .internalServerError
         }
         self.init(

@@ -30,6 +30,8 @@ struct ServerStatistics: Sendable {
     var rejected: [String: Int]
     var rebuild: JSONValue
     var residentBytes: Int?
+    /// GitHub operations pending in the outbox; nil when GitHub is not configured.
+    var outboxDepth: Int?
 
     static func collect(runtime: CoreRuntime, metrics: ServerMetrics, gate: IngestGate, rebuild: AdminRebuild) async -> ServerStatistics {
         let lag = await runtime.projector.lag()
@@ -47,7 +49,8 @@ struct ServerStatistics: Sendable {
             ingestRefused: gate.refused.load(ordering: .relaxed),
             rejected: metrics.rejected,
             rebuild: rebuild.status,
-            residentBytes: ProcessMemory.residentBytes()
+            residentBytes: ProcessMemory.residentBytes(),
+            outboxDepth: runtime.github.isConfigured ? runtime.github.outboxDepth : nil
         )
     }
 
@@ -79,7 +82,7 @@ struct ServerStatistics: Sendable {
             ]),
             "ingest": .object(["requests_in_flight": .integer(Int64(ingestInFlight)), "refused": .integer(Int64(ingestRefused))]),
             "requests": .object(["rejected": .object(rejected.mapValues { .integer(Int64($0)) })]),
-            "outbox": .object(["depth": .integer(0)]),
+            "outbox": .object(["configured": .bool(outboxDepth != nil), "depth": .integer(Int64(outboxDepth ?? 0))]),
             "rebuild": rebuild,
             "process": .object(["rss_bytes": residentBytes.map { .integer(Int64($0)) } ?? .null]),
         ])
@@ -114,7 +117,7 @@ struct ServerStatistics: Sendable {
         gauge("custody_live_delivered", "Live messages queued to clients since start.", Double(liveDelivered))
         gauge("custody_ingest_in_flight", "Ingest requests being processed.", Double(ingestInFlight))
         gauge("custody_ingest_refused", "Ingest requests refused as overloaded since start.", Double(ingestRefused))
-        gauge("custody_outbox_depth", "GitHub operations waiting to run.", 0)
+        gauge("custody_outbox_depth", "GitHub operations waiting to run.", Double(outboxDepth ?? 0))
         if let residentBytes { gauge("custody_process_resident_bytes", "Resident memory of the server process.", Double(residentBytes)) }
     }
 }

@@ -38,7 +38,7 @@ extension Router where Context == CustodyRequestContext {
             } catch {
                 let answer = APIError(converting: error)
                 if let coreError = error as? CoreError ?? (error as? APIError)?.coreError,
-                    [.notFound, .taskNotFound, .traceNotFound, .conflict].contains(coreError.code)
+                    [.notFound, .taskNotFound, .traceNotFound, .conflict, .githubNotConfigured].contains(coreError.code)
                 {
                     await runtime.context.recordResponse(trace, status: Int(answer.status.code), error: coreError)
                 }
