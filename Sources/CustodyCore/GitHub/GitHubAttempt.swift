@@ -80,7 +80,7 @@ struct GitHubAttempt {
         let path = string("path")
         let content = string("content")
         let branch = operation.params["branch"]?.stringValue
-        let resource = "\(repositoryPath)/contents/\(Self.encodePath(path))"
+        let resource = "\(repositoryPath)/contents/\(GitHubRequest.percentEncoded(path, keepingSlashes: true))"
         let template = "/repos/{owner}/{repo}/contents/{path}"
         let current = try await call(
             GitHubRequest(method: "GET", path: resource, query: branch.map { [GitHubQueryItem("ref", $0)] } ?? [], template: template),
@@ -281,26 +281,9 @@ struct GitHubAttempt {
 
     // MARK: Pieces
 
-    private var repositoryPath: String { "/repos/\(Self.encodePath(string("owner")))/\(Self.encodePath(string("repo")))" }
+    private var repositoryPath: String { "/repos/\(GitHubRequest.percentEncoded(string("owner")))/\(GitHubRequest.percentEncoded(string("repo")))" }
 
     private func string(_ key: String) -> String { operation.params[key]?.stringValue ?? "" }
-
-    /// Percent-encodes each `/`-separated segment (RFC 3986: all but the unreserved characters).
-    static func encodePath(_ path: String) -> String {
-        var encoded = ""
-        for byte in path.utf8 {
-            let isUnreserved =
-                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
-                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~") || byte == UInt8(ascii: "/")
-            if isUnreserved {
-                encoded.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                encoded += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0xF, radix: 16, uppercase: true)
-            }
-        }
-        return encoded
-    }
 
     static func error(_ code: String, status: Int?, message: String, request: GitHubRequest? = nil) -> JSONValue {
         var object: [String: JSONValue] = ["code": .string(code), "message": .string(String(message.prefix(1000)))]

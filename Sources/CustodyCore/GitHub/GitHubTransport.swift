@@ -21,6 +21,26 @@ public struct GitHubRequest: Sendable, Hashable {
     }
 }
 
+extension GitHubRequest {
+    /// Percent-encodes `text` for a URL: everything but RFC 3986's unreserved characters (and `/`
+    /// with `keepingSlashes`, for a file path's segments).
+    public static func percentEncoded(_ text: String, keepingSlashes: Bool = false) -> String {
+        var encoded = ""
+        for byte in text.utf8 {
+            let isUnreserved =
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~") || (keepingSlashes && byte == UInt8(ascii: "/"))
+            if isUnreserved {
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                encoded += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0xF, radix: 16, uppercase: true)
+            }
+        }
+        return encoded
+    }
+}
+
 public struct GitHubQueryItem: Sendable, Hashable {
     public var name: String
     public var value: String

@@ -37,7 +37,9 @@ public struct GitHubHTTPTransport: GitHubTransport {
     public func send(_ request: GitHubRequest) async throws(GitHubTransportError) -> GitHubResponse {
         var url = baseURL + request.path
         if !request.query.isEmpty {
-            url += "?" + request.query.map { "\(Self.encode($0.name))=\(Self.encode($0.value))" }.joined(separator: "&")
+            url +=
+                "?"
+                + request.query.map { "\(GitHubRequest.percentEncoded($0.name))=\(GitHubRequest.percentEncoded($0.value))" }.joined(separator: "&")
         }
         var call = HTTPClientRequest(url: url)
         call.method = HTTPMethod(rawValue: request.method)
@@ -71,23 +73,6 @@ public struct GitHubHTTPTransport: GitHubTransport {
     private func redact(_ bytes: ByteBuffer) -> ByteBuffer {
         let text = String(buffer: bytes)
         return text.contains(token.value) ? ByteBuffer(string: redact(text)) : bytes
-    }
-
-    /// Percent-encodes a query name or value (all but RFC 3986's unreserved characters).
-    static func encode(_ text: String) -> String {
-        var encoded = ""
-        for byte in text.utf8 {
-            let isUnreserved =
-                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
-                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
-            if isUnreserved {
-                encoded.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                encoded += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0xF, radix: 16, uppercase: true)
-            }
-        }
-        return encoded
     }
 }
 
