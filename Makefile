@@ -56,6 +56,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel --num-workers 2
 	Tests/interop/otlp-python.sh
+	Tests/interop/rpc-python.sh
 	Tests/dashboard/dashboard-e2e.sh
 
 # Benchmarks (ordo-one/benchmark), built in release by the plugin.

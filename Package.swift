@@ -38,6 +38,9 @@ let package = Package(
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
     ],
     targets: [
         // liblz4 from the system (Debian: liblz4-dev).
@@ -93,6 +96,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The gRPC messages and service stubs of schema/rpc/custody.proto (generated once by
+        // scripts/generate-rpc.sh and committed; no build plugin).
+        .target(
+            name: "CustodyRPC",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // OTLP trace messages (generated once by scripts/generate-otlp.sh from schema/otlp and
         // committed) and their mapping to Custody spans.
         .target(
@@ -123,6 +137,10 @@ let package = Package(
         .target(
             name: "CustodyServer",
             dependencies: [
+                "CustodyRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 "CustodyCore",
                 "CustodyOTLP",
                 "CustodyLog",
@@ -147,6 +165,10 @@ let package = Package(
         .testTarget(
             name: "CustodyServerTests",
             dependencies: [
+                "CustodyRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 "CustodyServer",
                 "CustodyClient",
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -17,6 +17,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("data-dir"), help: "The data directory (default ./custody-data).") var dataDirectory = "./custody-data"
     @Option(help: "The server's port.") var port = 8787
+    @Option(name: .customLong("rpc-port"), help: "The server's gRPC port (0 picks a free one).") var rpcPort = 8788
     @Option(name: .customLong("worker-port"), help: "The first factory's port; the others follow.") var workerPort = 9101
     @Option(help: "Flows per second per factory.") var rate = 4.0
 
@@ -30,6 +31,7 @@ struct DemoCommand: AsyncParsableCommand {
         var settings = ServeCommand.Settings()
         settings.dataDirectory = dataDirectory
         settings.port = port
+        settings.rpcPort = rpcPort
         for (offset, name) in Self.factories.enumerated() { settings.workers[name] = "http://127.0.0.1:\(workerPort + offset)" }
         let server = try await ServeCommand.application(settings: settings, logger: logger)
         var services: [any Service] = [server]

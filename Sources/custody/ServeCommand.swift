@@ -15,9 +15,9 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the server: API, live stream, projections and dashboard.",
         discussion: """
-            Settings: flags override the environment (CUSTODY_DATA_DIR, CUSTODY_HOST, CUSTODY_PORT, CUSTODY_FSYNC, \
+            Settings: flags override the environment (CUSTODY_DATA_DIR, CUSTODY_HOST, CUSTODY_PORT, CUSTODY_RPC_PORT, CUSTODY_FSYNC, \
             CUSTODY_SEGMENT_BYTES, CUSTODY_TOKENS, CUSTODY_WORKERS), which overrides the config file (JSON: data_dir, host, \
-            port, fsync, segment_bytes, tokens, workers). Workers — the SimOps endpoints live replay dispatches to, by source \
+            port, rpc_port, fsync, segment_bytes, tokens, workers). Workers — the SimOps endpoints live replay dispatches to, by source \
             name — are --worker NAME=URL (repeatable), CUSTODY_WORKERS="name=url,name=url" or "workers": {"agent-factory": \
             "http://127.0.0.1:9101", …} in the file; live replay waits --worker-timeout-ms (CUSTODY_WORKER_TIMEOUT_MS, \
             "worker_timeout_ms") for each answer, 5000 by default. Bearer tokens — CUSTODY_TOKENS="role:token,role:token" or "tokens": [{"token": …, \
@@ -39,6 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port to listen on (default 8787; 0 picks a free one).") var port: Int?
     @Option(help: "A JSON config file.") var config: String?
     @Option(help: "fsync policy: always, interval=MS or never (default always).") var fsync: String?
+    @Option(name: .customLong("rpc-port"), help: "The gRPC port (default 8788; 0 picks a free one).") var rpcPort: Int?
     @Option(name: .customLong("segment-bytes"), help: "Roll segments at this size (default 64 MiB).") var segmentBytes: Int64?
     @Option(name: .customLong("worker"), help: "A worker for live replay, NAME=URL (repeatable).") var workers: [String] = []
     @Option(name: .customLong("worker-timeout-ms"), help: "How long live replay waits for a worker's answer (default 5000).")
@@ -54,6 +55,8 @@ struct ServeCommand: AsyncParsableCommand {
         var dataDirectory = "./custody-data"
         var host = "127.0.0.1"
         var port = 8787
+        /// The gRPC port, on the same host.
+        var rpcPort = 8788
         var fsync = FsyncPolicy.always
         var segmentBytes: Int64 = 64 << 20
         var tokens: [String: AccessRole] = [:]
@@ -81,6 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
         var dataDir: String?
         var host: String?
         var port: Int?
+        var rpcPort: Int?
         var fsync: String?
         var segmentBytes: Int64?
         var tokens: [FileToken]?
@@ -110,6 +114,7 @@ struct ServeCommand: AsyncParsableCommand {
             if let value = file.dataDir { settings.dataDirectory = value }
             if let value = file.host { settings.host = value }
             if let value = file.port { settings.port = value }
+            if let value = file.rpcPort { settings.rpcPort = value }
             if let value = file.fsync {
                 guard let policy = FsyncPolicy(value) else { throw ValidationError("fsync in \(config) takes always, interval=MS or never") }
                 settings.fsync = policy
@@ -131,6 +136,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let value = environment.value("CUSTODY_PORT") {
             guard let port = Int(value) else { throw ValidationError("CUSTODY_PORT must be a port number") }
             settings.port = port
+        }
+        if let value = environment.value("CUSTODY_RPC_PORT") {
+            guard let port = Int(value) else { throw ValidationError("CUSTODY_RPC_PORT must be a port number") }
+            settings.rpcPort = port
         }
         if let value = environment.value("CUSTODY_FSYNC") {
             guard let policy = FsyncPolicy(value) else { throw ValidationError("CUSTODY_FSYNC takes always, interval=MS or never") }
@@ -164,6 +173,8 @@ struct ServeCommand: AsyncParsableCommand {
         if let dataDirectory { settings.dataDirectory = dataDirectory }
         if let host { settings.host = host }
         if let port { settings.port = port }
+        if let rpcPort { settings.rpcPort = rpcPort }
+        guard (0...65535).contains(settings.rpcPort) else { throw ValidationError("the RPC port must be 0–65535") }
         if let fsync {
             guard let policy = FsyncPolicy(fsync) else { throw ValidationError("--fsync takes always, interval=MS or never") }
             settings.fsync = policy
@@ -299,10 +310,20 @@ struct ServeCommand: AsyncParsableCommand {
         let githubStatus = githubLine
         var serverConfiguration = ServerConfiguration(host: settings.host, port: settings.port)
         serverConfiguration.tokens = settings.tokens
+        let host = settings.host
+        let rpc = RPCServer(
+            runtime: runtime,
+            configuration: RPCConfiguration(host: settings.host, port: settings.rpcPort),
+            tokens: settings.tokens,
+            logger: logger
+        ) { port in
+            writeAll(STDOUT_FILENO, "RPC (gRPC) is listening on \(host.contains(":") ? "[\(host)]" : host):\(port)\n")
+        }
         return CustodyApplication.application(
             runtime: runtime,
             configuration: serverConfiguration,
-            logger: logger
+            logger: logger,
+            rpc: rpc
         ) { port in
             let url = "http://\(settings.host.contains(":") ? "[\(settings.host)]" : settings.host):\(port)/"
             writeAll(STDOUT_FILENO, "Custody is listening on \(url)\nDashboard: \(url)\n\(githubStatus)\n")

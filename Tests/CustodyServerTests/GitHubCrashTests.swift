@@ -17,7 +17,8 @@ import Testing
     static func startServer(directory: String, fake: FakeGitHub, output: String, tokenFile: String? = nil) async throws -> (Process, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
-        process.arguments = ["serve", "--data-dir", directory, "--port", "0"] + (tokenFile.map { ["--github-token-file", $0] } ?? [])
+        process.arguments =
+            ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0"] + (tokenFile.map { ["--github-token-file", $0] } ?? [])
         var environment = ProcessInfo.processInfo.environment
         environment["GITHUB_TOKEN"] = tokenFile == nil ? token : nil
         environment["GITHUB_API_URL"] = fake.baseURL

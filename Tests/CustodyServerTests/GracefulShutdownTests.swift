@@ -24,18 +24,21 @@ import Testing
     static func startServer(directory: String) throws -> (Process, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: custodyExecutable)
-        process.arguments = ["serve", "--data-dir", directory, "--port", "0"]
+        process.arguments = ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0"]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
         var text = ""
-        while !text.contains("\n") {
+        // The RPC server's line may come first.
+        while !text.contains("Custody is listening on http://") || !text.hasSuffix("\n") {
             let chunk = output.fileHandleForReading.availableData
             guard !chunk.isEmpty else { break }
             text += String(decoding: chunk, as: UTF8.self)
         }
-        guard let range = text.range(of: "http://"), let end = text[range.upperBound...].firstIndex(of: "/") else {
+        guard let range = text.range(of: "Custody is listening on http://").map({ text.index($0.upperBound, offsetBy: -7)..<$0.upperBound }),
+            let end = text[range.upperBound...].firstIndex(of: "/")
+        else {
             process.terminate()
             throw CocoaError(.fileReadUnknown)
         }

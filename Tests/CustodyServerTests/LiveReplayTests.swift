@@ -152,7 +152,9 @@ import Testing
         let workerPort = try await Self.freePorts()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
-        process.arguments = ["demo", "--data-dir", directory, "--port", String(port), "--worker-port", String(workerPort), "--rate", "10"]
+        process.arguments = [
+            "demo", "--data-dir", directory, "--port", String(port), "--rpc-port", "0", "--worker-port", String(workerPort), "--rate", "10",
+        ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -23,6 +23,7 @@ enum ServerFixture {
         workers: [String: String] = [:],
         fileSystem: (any LogFileSystem)? = nil,
         github: GitHubSettings? = nil,
+        rpcPort: Shared<Int>? = nil,
         _ test: @escaping @Sendable (CoreRuntime, any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -34,7 +35,13 @@ enum ServerFixture {
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.limits = limits
         configuration.tokens = tokens
-        let app = CustodyApplication.application(runtime: runtime, configuration: configuration)
+        // With `rpcPort`, the gRPC server too, on a free port written there once it listens.
+        let rpc = rpcPort.map { shared in
+            RPCServer(runtime: runtime, configuration: RPCConfiguration(port: 0), limits: limits, tokens: tokens) { port in
+                shared.withLock { $0 = port }
+            }
+        }
+        let app = CustodyApplication.application(runtime: runtime, configuration: configuration, rpc: rpc)
         return try await app.test(setup) { client in try await test(runtime, client) }
     }
 }

@@ -38,9 +38,9 @@ while True:
         print(base, base + 1); break
 PY
 )
-.build/debug/custody demo --data-dir "$DATA/data" --port "$PORT" --worker-port "$WORKER_PORT" --rate 6 > "$DATA/out" 2> "$DATA/err" &
+.build/debug/custody demo --data-dir "$DATA/data" --port "$PORT" --rpc-port 0 --worker-port "$WORKER_PORT" --rate 6 > "$DATA/out" 2> "$DATA/err" &
 SERVER=$!
 trap 'kill $SERVER 2> /dev/null || true; wait $SERVER 2> /dev/null || true; rm -rf "$DATA"' EXIT
-for _ in $(seq 100); do grep -q "listening on" "$DATA/out" && break; sleep 0.1; done
-grep -q "listening on" "$DATA/out" || { echo "the demo did not start:"; cat "$DATA/err"; exit 1; }
+for _ in $(seq 100); do grep -q "Custody is listening on" "$DATA/out" && break; sleep 0.1; done
+grep -q "Custody is listening on" "$DATA/out" || { echo "the demo did not start:"; cat "$DATA/err"; exit 1; }
 "$VENV/bin/python" Tests/dashboard/dashboard_e2e.py "http://127.0.0.1:$PORT/" .build/dashboard-screenshots "$@"

@@ -82,6 +82,7 @@ public enum CustodyApplication {
         configuration: ServerConfiguration = ServerConfiguration(),
         metrics: ServerMetrics = ServerMetrics(),
         logger: Logger = Logger(label: "custody.server"),
+        rpc: RPCServer? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = router(runtime: runtime, metrics: metrics, limits: configuration.limits, tokens: configuration.tokens)
@@ -89,7 +90,8 @@ public enum CustodyApplication {
             router: router,
             server: serverBuilder(router: router, limits: configuration.limits),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-            services: [RuntimeService(runtime: runtime, logger: logger)],
+            // Shut down in reverse: the HTTP server, then the RPC server, then the runtime.
+            services: [RuntimeService(runtime: runtime, logger: logger)] + (rpc.map { [$0] } ?? []),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )

@@ -1,0 +1,40 @@
+import GRPCCore
+
+/// The RPC side of ``BearerTokenMiddleware``: with tokens configured, every call needs
+/// `authorization: Bearer <token>` metadata with a role high enough — `ingest` for
+/// `LogOps/recordLog`, `operator` for everything else — or it fails UNAUTHENTICATED (no or an
+/// unknown token) or PERMISSION_DENIED (a role too low), before any work. Tokens are compared in
+/// constant time and never logged or echoed.
+struct RPCBearerTokenInterceptor: ServerInterceptor {
+    let tokens: BearerTokenMiddleware
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>,
+        context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        guard !tokens.tokens.isEmpty else { return try await next(request, context) }
+        var presented: String?
+        if let header = request.metadata[stringValues: "authorization"].first(where: { _ in true }), header.count > 7,
+            header.prefix(7).lowercased() == "bearer "
+        {
+            presented = String(header.dropFirst(7)).trimmingSpaces()
+        }
+        guard let presented, let role = tokens.role(of: presented) else {
+            throw RPCError(
+                code: .unauthenticated,
+                message: "this server needs a bearer token (authorization: Bearer …)",
+                metadata: [RPCErrorMapping.codeKey: "unauthorized"]
+            )
+        }
+        let needed: AccessRole = context.descriptor.method == "recordLog" ? .ingest : .operator
+        guard role >= needed else {
+            throw RPCError(
+                code: .permissionDenied,
+                message: "this token's role cannot do this (it needs \(needed))",
+                metadata: [RPCErrorMapping.codeKey: "forbidden"]
+            )
+        }
+        return try await next(request, context)
+    }
+}

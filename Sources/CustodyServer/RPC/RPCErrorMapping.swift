@@ -1,0 +1,42 @@
+import CustodyCore
+import GRPCCore
+
+/// The one place where errors become gRPC statuses (schema/rpc/custody.proto's header): a
+/// ``CoreError`` by its code, with API.md's code and the field in the trailers; anything else is
+/// INTERNAL with a message that leaks nothing.
+enum RPCErrorMapping {
+    static let codeKey = "custody-error-code"
+    static let fieldKey = "custody-error-field"
+
+    static func rpcError(_ error: any Error) -> RPCError {
+        if let error = error as? RPCError { return error }
+        guard let error = error as? CoreError else {
+            return RPCError(code: .internalError, message: "the server failed to answer", metadata: [codeKey: "internal"])
+        }
+        var metadata: Metadata = [codeKey: .string(error.code.description)]
+        if let field = error.field { metadata.addString(field, forKey: fieldKey) }
+        let code: RPCError.Code
+        switch error.code {
+        case .invalidJSON, .invalidArgument, .payloadTooLarge: code = .invalidArgument
+        case .notFound, .taskNotFound, .traceNotFound: code = .notFound
+        case .conflict: code = .alreadyExists
+        case .overloaded:
+            code = .resourceExhausted
+            metadata.addString("1", forKey: "retry-after")
+        case .storageUnavailable: code = .unavailable
+        case .githubNotConfigured: code = .failedPrecondition
+        case .beyondRetention: code = .outOfRange
+        default: code = .internalError
+        }
+        return RPCError(code: code, message: error.message, metadata: metadata)
+    }
+
+    /// The core error a failure carries, when it is one that closes its request with an `error`
+    /// span (as over HTTP: a valid request about something missing, conflicting, or unservable).
+    static func tracedCoreError(_ error: any Error) -> CoreError? {
+        guard let error = error as? CoreError,
+            [.notFound, .taskNotFound, .traceNotFound, .conflict, .githubNotConfigured].contains(error.code)
+        else { return nil }
+        return error
+    }
+}

@@ -1,0 +1,88 @@
+import CustodyCore
+import CustodyLog
+import GRPCCore
+import W3CTraceContext
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The RPC call being served, for the core operation a method calls: set by
+/// ``RPCTraceInterceptor`` around the method (a task local, since grpc-swift's simple service
+/// methods see only the message and a context).
+enum RPCRequestTrace {
+    @TaskLocal static var current: RequestTrace?
+
+    /// The current call's trace; a method outside the interceptor gets a trace of its own.
+    static var request: RequestTrace {
+        current ?? RequestTrace(traceId: UUID().uuidString.lowercased(), operation: "rpc")
+    }
+
+    /// API.md "Tracing of requests": `x-trace-id` if valid, else a valid `traceparent`'s trace id,
+    /// else a new UUID; invalid metadata is ignored.
+    static func traceId(from metadata: Metadata) -> String {
+        for value in metadata[stringValues: "x-trace-id"] where TraceIdentifier.isValid(value) { return value }
+        for value in metadata[stringValues: "traceparent"] {
+            if let context = try? TraceContext(traceParentHeaderValue: value) { return context.traceID.description }
+        }
+        return UUID().uuidString.lowercased()
+    }
+}
+
+/// Does for RPC what the trace middleware and `Router.traced` do for HTTP: the call's trace id
+/// from `x-trace-id` / `traceparent` metadata, echoed as `x-trace-id` response metadata; the
+/// call's `request_received` span appended with the operation's own events, then `response_sent`
+/// (details.status: the gRPC status code, 0) or, for a valid call about something missing or
+/// conflicting, an `error` span. Calls that only read traces (getTrace, TraceStream.Live) are not
+/// recorded (API.md: no feedback loop). Every thrown error leaves as an ``RPCError`` mapped by
+/// ``RPCErrorMapping``.
+struct RPCTraceInterceptor: ServerInterceptor {
+    let runtime: CoreRuntime
+    /// Methods whose calls are not recorded in their trace.
+    static let untraced: Set<String> = ["getTrace", "Live"]
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>,
+        context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let traceId = RPCRequestTrace.traceId(from: request.metadata)
+        let method = context.descriptor.method
+        let recorded = !Self.untraced.contains(method)
+        let trace = RequestTrace(
+            traceId: traceId,
+            operation: "\(context.descriptor.service.fullyQualifiedService)/\(method)",
+            receivedAt: recorded ? SegmentLog.now() : nil
+        )
+        let runtime = runtime
+        let response: StreamingServerResponse<Output>
+        do {
+            response = try await RPCRequestTrace.$current.withValue(trace) { try await next(request, context) }
+        } catch {
+            if recorded, let coreError = RPCErrorMapping.tracedCoreError(error) {
+                await runtime.context.recordResponse(trace, status: Int(RPCErrorMapping.rpcError(error).code.rawValue), error: coreError)
+            }
+            throw RPCErrorMapping.rpcError(error)
+        }
+        switch response.accepted {
+        case .success(var contents):
+            contents.metadata.replaceOrAddString(traceId, forKey: "x-trace-id")
+            let producer = contents.producer
+            contents.producer = { writer in
+                do {
+                    let trailers = try await producer(writer)
+                    if recorded { Task { await runtime.context.recordResponse(trace, status: 0) } }
+                    return trailers
+                } catch {
+                    throw RPCErrorMapping.rpcError(error)
+                }
+            }
+            return StreamingServerResponse(accepted: .success(contents))
+        case .failure(var error):
+            error.metadata.replaceOrAddString(traceId, forKey: "x-trace-id")
+            return StreamingServerResponse(accepted: .failure(error))
+        }
+    }
+}

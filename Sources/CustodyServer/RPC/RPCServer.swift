@@ -1,0 +1,81 @@
+import CustodyCore
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ServiceLifecycle
+
+/// Where the gRPC server listens (`custody serve --rpc-port`, default 8788; the same bind rules as
+/// HTTP: loopback unless bearer tokens are set).
+public struct RPCConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8788
+
+    public init(host: String = "127.0.0.1", port: Int = 8788) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// The RPC services of schema/rpc/custody.proto over gRPC (HTTP/2, plaintext), as a `Service` of
+/// the server's group: on graceful shutdown it stops taking calls and lets those in flight finish
+/// (before the runtime closes the log, which is shut down after it).
+public struct RPCServer: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let transport: HTTP2ServerTransport.Posix
+    let logger: Logger
+    let onListening: @Sendable (Int) async -> Void
+
+    public init(
+        runtime: CoreRuntime,
+        configuration: RPCConfiguration,
+        limits: ServerLimits = ServerLimits(),
+        tokens: [String: AccessRole] = [:],
+        logger: Logger = Logger(label: "custody.rpc"),
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
+        let address: GRPCNIOTransportCore.SocketAddress =
+            configuration.host.contains(":")
+            ? .ipv6(host: configuration.host, port: configuration.port)
+            : .ipv4(host: configuration.host == "localhost" ? "127.0.0.1" : configuration.host, port: configuration.port)
+        transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext)
+        server = GRPCServer(
+            transport: transport,
+            services: Self.services(runtime: runtime, limits: limits),
+            // Authentication first: a refused call is not traced.
+            interceptors: [RPCBearerTokenInterceptor(tokens: BearerTokenMiddleware(tokens: tokens)), RPCTraceInterceptor(runtime: runtime)]
+        )
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    static func services(runtime: CoreRuntime, limits: ServerLimits) -> [any RegistrableRPCService] {
+        [
+            TaskOpsService(runtime: runtime),
+            DeliveryOpsService(runtime: runtime),
+            GitHubOpsService(runtime: runtime),
+            LogOpsService(runtime: runtime, limits: limits),
+            TraceReplayService(runtime: runtime),
+            TraceStreamService(runtime: runtime, bufferSize: limits.liveClientBuffer),
+        ]
+    }
+
+    public func run() async throws {
+        let server = server
+        let transport = transport
+        let onListening = onListening
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                try await withGracefulShutdownHandler {
+                    try await server.serve()
+                } onGracefulShutdown: {
+                    server.beginGracefulShutdown()
+                }
+            }
+            group.addTask {
+                let address = try await transport.listeningAddress
+                await onListening(address.ipv4?.port ?? address.ipv6?.port ?? 0)
+            }
+        }
+        logger.info("the RPC server has stopped")
+    }
+}
