@@ -25,6 +25,18 @@ extension CustodyClient {
             var repo: String?
             var branch: String?
         }
+        if let rpc {
+            return try await rpc.upsertFile(
+                path: path,
+                content: content,
+                message: message,
+                owner: owner,
+                repo: repo,
+                branch: branch,
+                idempotencyKey: idempotencyKey,
+                wait: wait
+            )
+        }
         let body = Body(path: path, content: content, message: message, owner: owner, repo: repo, branch: branch)
         return try await submit("/api/github/files", body: body, idempotencyKey: idempotencyKey, wait: wait)
     }
@@ -48,6 +60,18 @@ extension CustodyClient {
             var owner: String?
             var repo: String?
         }
+        if let rpc {
+            return try await rpc.openPullRequest(
+                title: title,
+                head: head,
+                base: base,
+                body: text,
+                owner: owner,
+                repo: repo,
+                idempotencyKey: idempotencyKey,
+                wait: wait
+            )
+        }
         let body = Body(title: title, head: head, base: base, body: text, owner: owner, repo: repo)
         return try await submit("/api/github/pulls", body: body, idempotencyKey: idempotencyKey, wait: wait)
     }
@@ -69,13 +93,25 @@ extension CustodyClient {
             var owner: String?
             var repo: String?
         }
+        if let rpc {
+            return try await rpc.createIssue(
+                title: title,
+                body: text,
+                labels: labels,
+                owner: owner,
+                repo: repo,
+                idempotencyKey: idempotencyKey,
+                wait: wait
+            )
+        }
         let body = Body(title: title, body: text, labels: labels, owner: owner, repo: repo)
         return try await submit("/api/github/issues", body: body, idempotencyKey: idempotencyKey, wait: wait)
     }
 
     /// getOperation.
     public func githubOperation(_ id: String) async throws(CustodyClientError) -> GitHubOperation {
-        try await send(.GET, "/api/github/operations/" + Self.percentEncoded(id), as: OperationAnswer.self).operation
+        if let rpc { return try await rpc.githubOperation(id) }
+        return try await send(.GET, "/api/github/operations/" + Self.percentEncoded(id), as: OperationAnswer.self).operation
     }
 
     /// The latest operations, newest first (`status`: pending, succeeded or failed).

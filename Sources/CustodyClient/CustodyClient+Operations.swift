@@ -6,6 +6,7 @@ extension CustodyClient {
 
     /// createTask: 201 with the new task, or the existing one for a `uuid` with equal content.
     public func createTask(orderId: String, payload: JSON, uuid: String? = nil) async throws(CustodyClientError) -> TaskRecord {
+        if let rpc { return try await rpc.createTask(orderId: orderId, payload: payload, uuid: uuid) }
         struct Body: Encodable {
             var orderId: String
             var payload: JSON
@@ -16,6 +17,7 @@ extension CustodyClient {
     }
 
     public func updateTaskStatus(taskId: String, status: String) async throws(CustodyClientError) -> StatusChange {
+        if let rpc { return try await rpc.updateTaskStatus(taskId: taskId, status: status) }
         struct Body: Encodable {
             var taskId: String
             var status: String
@@ -32,6 +34,16 @@ extension CustodyClient {
         errorType: String? = nil,
         payload: JSON? = nil
     ) async throws(CustodyClientError) -> String {
+        if let rpc {
+            return try await rpc.recordFactoryError(
+                source: source,
+                message: message,
+                orderId: orderId,
+                taskUUID: taskUUID,
+                errorType: errorType,
+                payload: payload
+            )
+        }
         struct Body: Encodable {
             var source: String
             var message: String
@@ -47,6 +59,7 @@ extension CustodyClient {
 
     /// getTask, now or as of a seq / RFC 3339 instant (time travel).
     public func getTask(_ uuid: String, asOf: String? = nil) async throws(CustodyClientError) -> TaskRecord {
+        if let rpc { return try await rpc.getTask(uuid, asOf: asOf) }
         struct Answer: Decodable {
             var task: TaskRecord
             var asOfSeq: UInt64?
@@ -75,6 +88,7 @@ extension CustodyClient {
     // MARK: DeliveryOps
 
     public func submitOpsFollowup(orderId: String, type: String, note: String, impact: String) async throws(CustodyClientError) -> Followup {
+        if let rpc { return try await rpc.submitOpsFollowup(orderId: orderId, type: type, note: note, impact: impact) }
         struct Body: Encodable {
             var type: String
             var note: String
@@ -86,6 +100,7 @@ extension CustodyClient {
     }
 
     public func fetchFollowups(orderId: String, asOf: String? = nil) async throws(CustodyClientError) -> [Followup] {
+        if let rpc { return try await rpc.fetchFollowups(orderId: orderId, asOf: asOf) }
         struct Answer: Decodable { var followups: [Followup] }
         return try await send(.GET, "/api/delivery/\(Self.percentEncoded(orderId))/followups", query: [("as_of", asOf)], as: Answer.self)
             .followups
@@ -93,6 +108,7 @@ extension CustodyClient {
 
     /// finalizeDeliveryReport: the report (API.md's fields) as JSON.
     public func finalizeDeliveryReport(orderId: String) async throws(CustodyClientError) -> JSON {
+        if let rpc { return try await rpc.finalizeDeliveryReport(orderId: orderId) }
         struct Answer: Decodable { var report: JSON }
         return try await send(.POST, "/api/delivery/\(Self.percentEncoded(orderId))/finalize", body: Nothing(), as: Answer.self).report
     }
@@ -106,12 +122,14 @@ extension CustodyClient {
 
     /// recordLog with one entry; returns its trace id. Durable when it returns.
     public func recordLog(_ entry: LogEntry) async throws(CustodyClientError) -> String {
+        if let rpc { return try await rpc.recordLog([entry]).traceIds.first ?? "" }
         struct Answer: Decodable { var traceId: String }
         return try await send(.POST, "/api/logs", body: entry, as: Answer.self).traceId
     }
 
     /// recordLog with many entries (at most 10,000) in one durable append.
     public func recordLog(_ entries: [LogEntry]) async throws(CustodyClientError) -> LogReceipt {
+        if let rpc { return try await rpc.recordLog(entries) }
         struct Body: Encodable { var entries: [LogEntry] }
         return try await send(.POST, "/api/logs", body: Body(entries: entries))
     }
@@ -119,7 +137,8 @@ extension CustodyClient {
     // MARK: Traces and TraceReplay
 
     public func getTrace(_ traceId: String) async throws(CustodyClientError) -> TraceDocument {
-        try await send(.GET, "/api/traces/" + Self.percentEncoded(traceId))
+        if let rpc { return try await rpc.getTrace(traceId) }
+        return try await send(.GET, "/api/traces/" + Self.percentEncoded(traceId))
     }
 
     /// Traces matching the filters, newest first; `nextCursor` continues.
@@ -144,6 +163,7 @@ extension CustodyClient {
 
     /// replayTrace: returns when the replay is complete.
     public func replayTrace(_ traceId: String, mode: ReplayMode = .dryRun, speed: Double = 0) async throws(CustodyClientError) -> ReplayResult {
+        if let rpc { return try await rpc.replayTrace(traceId, mode: mode, speed: speed) }
         struct Body: Encodable {
             var mode: ReplayMode
             var speed: Double

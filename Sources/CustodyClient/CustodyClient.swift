@@ -9,7 +9,8 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The library a worker links to talk to Custody over its HTTP/JSON API (API.md): a typed call
+/// The library a worker links to talk to Custody over its HTTP/JSON API (API.md), or over gRPC
+/// with a ``CustodyRPCConnection`` (the same typed calls and errors): a typed call
 /// for every operation, the current trace (``CustodyTrace``) propagated on every call as
 /// `x-trace-id` and W3C `traceparent`, and errors as ``CustodyClientError``.
 ///
@@ -23,12 +24,23 @@ public struct CustodyClient: Sendable {
     /// How long one call may take.
     public let timeout: Duration
     let http: HTTPClient
+    /// When set, the operations that the RPC interface serves (TaskOps, DeliveryOps, LogOps,
+    /// TraceReplay, GitHubOps and getTrace) go over gRPC; the others (searches, lists, compare)
+    /// still go over HTTP to ``baseURL``.
+    public let rpc: CustodyRPCConnection?
 
-    public init(baseURL: String, token: String? = nil, timeout: Duration = .seconds(30), httpClient: HTTPClient = .shared) {
+    public init(
+        baseURL: String,
+        token: String? = nil,
+        timeout: Duration = .seconds(30),
+        httpClient: HTTPClient = .shared,
+        rpc: CustodyRPCConnection? = nil
+    ) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
         self.timeout = timeout
         self.http = httpClient
+        self.rpc = rpc
     }
 
     /// The API's success envelope.

@@ -1,3 +1,4 @@
+import CustodyClient
 import CustodyCore
 import CustodyLog
 import CustodyRPC
@@ -139,6 +140,60 @@ import Testing
             }
         } catch {
             Issue.record("not an RPCError: \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// The SDK with a gRPC connection: the same typed calls and errors as over HTTP, the current
+    /// trace in the metadata. Its HTTP address points nowhere, so every call below went over gRPC.
+    @Test func theSDKSpeaksGRPC() async throws {
+        let port = Shared(0)
+        try await ServerFixture.run(rpcPort: port) { runtime, _ in
+            for _ in 0..<400 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            let connection = try CustodyRPCConnection(host: "127.0.0.1", port: port.withLock { $0 })
+            defer { connection.close() }
+            let custody = CustodyClient(baseURL: "http://127.0.0.1:1", rpc: connection)
+            let task = try await custody.createTask(orderId: "o-sdk", payload: ["title": "logo", "size": 3])
+            #expect(task.status == "pending" && task.payload["title"] == "logo")
+            #expect(try await custody.updateTaskStatus(taskId: task.uuid, status: "complete").previousStatus == "pending")
+            #expect(try await custody.getTask(task.uuid).status == "complete")
+            let then = try await custody.getTask(task.uuid, asOf: String(task.lastSeq))
+            #expect(then.status == "pending" && then.asOfSeq == task.lastSeq)
+            #expect(!(try await custody.recordFactoryError(source: "agent-factory", message: "boom", orderId: "o-sdk")).isEmpty)
+            let followup = try await custody.submitOpsFollowup(orderId: "o-sdk", type: "qa", note: "n", impact: "low")
+            #expect(try await custody.fetchFollowups(orderId: "o-sdk").map(\.id) == [followup.id])
+            #expect(try await custody.finalizeDeliveryReport(orderId: "o-sdk")["revision"] == 1)
+            let traced = try await CustodyTrace.$current.withValue(CustodyTrace(traceId: "sdk-rpc-call")) {
+                try await custody.recordLog(LogEntry(traceId: "sdk-rpc-trace", source: "agent-factory", operation: "one", details: ["k": "v"]))
+            }
+            #expect(traced == "sdk-rpc-trace")
+            let many = try await custody.recordLog((0..<3).map { LogEntry(traceId: "sdk-rpc-2", source: "agent-factory", operation: "op\($0)") })
+            #expect(many.accepted == 3 && many.lastSeq == many.firstSeq + 2)
+            let document = try await custody.getTrace("sdk-rpc-trace")
+            #expect(document.spans.contains { $0.operation == "one" && $0.details?["k"] == "v" })
+            // The call itself is in the caller's trace (CustodyTrace.current went as metadata).
+            let call = try await custody.getTrace("sdk-rpc-call")
+            #expect(call.spans.contains { $0.stage == "request_received" && $0.operation == "custody.v1.LogOps/recordLog" })
+            let replay = try await custody.replayTrace("sdk-rpc-2")
+            #expect(replay.status == "completed" && replay.spans >= 3)
+            do {
+                _ = try await custody.updateTaskStatus(taskId: "nope", status: "complete")
+                Issue.record("an unknown task was updated")
+            } catch let error as CustodyClientError {
+                #expect(error.status == 404 && error.code == "task_not_found")
+            }
+            do {
+                _ = try await custody.createTask(orderId: "", payload: [:])
+                Issue.record("an empty order id was taken")
+            } catch let error as CustodyClientError {
+                #expect(error.status == 422 && error.code == "invalid_argument" && error.field == "order_id")
+            }
+            do {
+                _ = try await custody.createIssue(title: "x")
+                Issue.record("GitHub without a token answered")
+            } catch let error as CustodyClientError {
+                #expect(error.code == "github_not_configured")
+            }
+            _ = runtime
         }
     }
 
