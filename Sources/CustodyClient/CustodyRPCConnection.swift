@@ -9,7 +9,9 @@ import GRPCNIOTransportHTTP2
 /// It keeps one HTTP/2 connection (grpc-swift's client, run on a task of its own from creation
 /// until ``close()``); calls are multiplexed on it and may run concurrently.
 public final class CustodyRPCConnection: Sendable {
-    let client: GRPCClient<HTTP2ClientTransport.Posix>
+    /// grpc-swift's client, for the generated service clients (`Custody_V1_LogOps.Client(wrapping:)`)
+    /// when the typed calls of ``CustodyClient`` are not what is wanted.
+    public let client: GRPCClient<HTTP2ClientTransport.Posix>
     /// A bearer token, when the server requires one.
     let token: String?
     /// How long one call may take.
@@ -50,9 +52,13 @@ public final class CustodyRPCConnection: Sendable {
         return metadata
     }
 
-    var options: CallOptions {
+    /// The call options of every call: the timeout, and waiting (within it) for the connection to
+    /// be up rather than failing at once while it reconnects — a worker may start before Custody,
+    /// or Custody restart under it.
+    public var options: CallOptions {
         var options = CallOptions.defaults
         options.timeout = timeout
+        options.waitForReady = true
         return options
     }
 
@@ -95,7 +101,7 @@ extension CustodyClientError {
         let retryAfter = error.metadata[stringValues: "retry-after"].first { _ in true }.flatMap { Int($0) }.map { Duration.seconds($0) }
         self.init(
             status: status,
-            code: code ?? (status == 0 ? "unreachable" : "internal"),
+            code: code ?? (error.code == .deadlineExceeded ? "timeout" : status == 0 ? "unreachable" : "internal"),
             message: error.message,
             field: field,
             retryAfter: retryAfter

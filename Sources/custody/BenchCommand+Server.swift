@@ -1,7 +1,11 @@
+import ArgumentParser
 import AsyncHTTPClient
+import CustodyClient
 import CustodyLog
 import CustodyOTLP
+import CustodyRPC
 import Foundation
+import GRPCCore
 import Histogram
 import NIOCore
 import NIOHTTP1
@@ -12,6 +16,8 @@ import SwiftProtobuf
 /// `--duration` seconds; reports what the server sustained and what it says about itself.
 extension BenchCommand.Ingest {
     struct ServerIngestReport: Codable {
+        /// `http`, `otlp` or `grpc`.
+        var transport: String
         var server: String
         var spans: Int
         var requests: Int
@@ -37,7 +43,7 @@ extension BenchCommand.Ingest {
         var text: String {
             let l = latencyMicroseconds
             return """
-                HTTP ingest to \(server): \(spans) spans in \(requests) requests (\(batch) per request, ~\(eventBytes) B each), \(concurrency) connections
+                \(transport == "grpc" ? "gRPC recordLog" : transport == "otlp" ? "OTLP/HTTP export" : "HTTP POST /api/logs") ingest to \(server): \(spans) spans in \(requests) requests (\(batch) per request, ~\(eventBytes) B each), \(concurrency) connections
                   throughput   \(String(format: "%.0f", spansPerSecond)) spans/s, \(String(format: "%.0f", requestsPerSecond)) requests/s, \(String(format: "%.1f", megabytesPerSecond)) MB/s of span JSON, \(String(format: "%.2f", seconds)) s
                   ack latency  p50 \(formatMicros(l.p50))  p90 \(formatMicros(l.p90))  p99 \(formatMicros(l.p99))  p99.9 \(formatMicros(l.p999))  max \(formatMicros(l.max))
                   refused      \(refused) (429/503, retried)  failed \(failed)
@@ -57,7 +63,7 @@ extension BenchCommand.Ingest {
             )
         )
         do {
-            let report = try await measure(url, client)
+            let report = try await measure(url, client, transport: otlp ? "otlp" : "http")
             try await client.shutdown()
             return report
         } catch {
@@ -66,7 +72,37 @@ extension BenchCommand.Ingest {
         }
     }
 
-    func measure(_ url: String, _ client: HTTPClient) async throws -> ServerIngestReport {
+    /// How one request went.
+    enum Outcome {
+        case acknowledged, refused, failed
+    }
+
+    /// The same spans as `recordLog` calls over gRPC to `target` (`host:port`); the server's
+    /// figures (projection lag, disk) still come from its HTTP API at `base`.
+    func measureRPC(_ target: String, base: String) async throws -> ServerIngestReport {
+        let url = base.hasSuffix("/") ? String(base.dropLast()) : base
+        let parts = target.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--rpc takes HOST:PORT, e.g. 127.0.0.1:8788") }
+        let connection = try CustodyRPCConnection(host: String(parts[0]), port: port, timeout: .seconds(60))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { connection.close() }
+        do {
+            let report = try await measure(url, client, transport: "grpc", target: target, connection: connection)
+            try await client.shutdown()
+            return report
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    func measure(
+        _ url: String,
+        _ client: HTTPClient,
+        transport: String,
+        target: String? = nil,
+        connection: CustodyRPCConnection? = nil
+    ) async throws -> ServerIngestReport {
         // Bodies are made before the clock starts: the figure is the server's, not the generator's.
         let requestsWanted = (events + batch - 1) / batch
         let distinctBodies = min(requestsWanted, 4096)
@@ -102,6 +138,16 @@ extension BenchCommand.Ingest {
             bodies.append(buffer)
         }
         let bytesPerRequest = Double(rawBytes) / Double(distinctBodies)
+        // Over gRPC, the same spans as RecordLogRequest messages (made from the same JSON).
+        let messages: [Custody_V1_RecordLogRequest] =
+            try connection == nil
+            ? []
+            : bodies.map { body in
+                let text = batch == 1 ? "{\"entries\":[\(String(buffer: body))]}" : "{\"entries\":\(String(buffer: body))}"
+                var options = JSONDecodingOptions()
+                options.ignoreUnknownFields = true  // as POST /api/logs ignores them
+                return try Custody_V1_RecordLogRequest(jsonString: text, options: options)
+            }
         let requestBodies = bodies
         let concurrency = concurrency
         let otlp = otlp
@@ -144,26 +190,32 @@ extension BenchCommand.Ingest {
                         } else if await sent.take(limit: requestsWanted) == false {
                             break
                         }
-                        var request = HTTPClientRequest(url: url + (otlp ? "/v1/traces" : "/api/logs"))
-                        request.method = .POST
-                        request.headers.add(name: "content-type", value: otlp ? "application/x-protobuf" : "application/json")
-                        request.body = .bytes(requestBodies[index % requestBodies.count])
-                        index += concurrency
                         let t0 = ContinuousClock.now
-                        let response = try await client.execute(request, timeout: .seconds(60))
-                        _ = try await response.body.collect(upTo: 1 << 24)
+                        let outcome: Outcome
+                        if let connection {
+                            outcome = await Self.sendRPC(messages[index % messages.count], connection)
+                        } else {
+                            var request = HTTPClientRequest(url: url + (otlp ? "/v1/traces" : "/api/logs"))
+                            request.method = .POST
+                            request.headers.add(name: "content-type", value: otlp ? "application/x-protobuf" : "application/json")
+                            request.body = .bytes(requestBodies[index % requestBodies.count])
+                            let response = try await client.execute(request, timeout: .seconds(60))
+                            _ = try await response.body.collect(upTo: 1 << 24)
+                            outcome = response.status.code == 200 ? .acknowledged : [429, 503].contains(response.status.code) ? .refused : .failed
+                        }
+                        index += concurrency
                         let elapsed = ContinuousClock.now - t0
-                        switch response.status.code {
-                        case 200:
+                        switch outcome {
+                        case .acknowledged:
                             _ = histogram.record(
                                 UInt64(max(elapsed.components.attoseconds / 1_000_000_000_000 + elapsed.components.seconds * 1_000_000, 1))
                             )
                             if deadline != nil { await sent.add() }
-                        case 429, 503:
+                        case .refused:
                             await refused.add()
                             if deadline == nil { await sent.giveBack() }
                             try await Task.sleep(for: .milliseconds(50))
-                        default:
+                        case .failed:
                             await failed.add()
                         }
                     }
@@ -196,7 +248,8 @@ extension BenchCommand.Ingest {
         let requests = histogram.totalCount
         let spans = Int(requests) * batch
         return ServerIngestReport(
-            server: url,
+            transport: transport,
+            server: target ?? url,
             spans: spans,
             requests: Int(requests),
             refused: await refused.value,
@@ -216,6 +269,18 @@ extension BenchCommand.Ingest {
             compressionRatio: log["compression_ratio"] as? Double ?? 0,
             serverRSSBytes: (stats["process"] as? [String: Any])?["rss_bytes"] as? Int
         )
+    }
+
+    /// One `recordLog` call; RESOURCE_EXHAUSTED (overloaded) counts as refused, as 429 does over HTTP.
+    static func sendRPC(_ message: Custody_V1_RecordLogRequest, _ connection: CustodyRPCConnection) async -> Outcome {
+        do {
+            _ = try await Custody_V1_LogOps.Client(wrapping: connection.client).recordLog(message, options: connection.options)
+            return .acknowledged
+        } catch let error as RPCError where error.code == .resourceExhausted || error.code == .unavailable {
+            return .refused
+        } catch {
+            return .failed
+        }
     }
 
     static func stats(_ client: HTTPClient, _ url: String) async throws -> [String: Any] {

@@ -27,6 +27,8 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Post to the server at this URL (e.g. http://127.0.0.1:8787).") var server: String?
         @Option(help: "With --server: send for this many seconds instead of --events.") var duration: Int?
         @Flag(help: "With --server: OTLP/HTTP protobuf exports to /v1/traces (--batch spans each) instead of /api/logs.") var otlp = false
+        @Option(help: "With --server: also send the same spans as gRPC recordLog calls to this HOST:PORT, in the same run, and compare.")
+        var rpc: String?
         @Option(name: .customLong("data-dir"), help: "Append to the log in this directory (kept).") var dataDirectory: String?
         @Option(help: "How many events to append.") var events = 1_000_000
         @Option(help: "Events per append call.") var batch = 100
@@ -41,6 +43,9 @@ struct BenchCommand: AsyncParsableCommand {
             guard inProcess != (server != nil) else {
                 throw ValidationError("say either --server URL (through the HTTP API) or --in-process (straight to a log)")
             }
+            if rpc != nil, server == nil || otlp {
+                throw ValidationError("--rpc goes with --server (and not --otlp): it compares gRPC with POST /api/logs")
+            }
             if let duration, duration <= 0 || server == nil { throw ValidationError("--duration takes a positive number of seconds, with --server") }
             guard events > 0, batch > 0, concurrency > 0, eventBytes > 0, spansPerTrace > 0 else {
                 throw ValidationError("--events, --batch, --concurrency, --event-bytes and --spans-per-trace must be positive")
@@ -51,7 +56,20 @@ struct BenchCommand: AsyncParsableCommand {
         func run() async throws {
             if let server {
                 let report = try await awaitingCleanErrors { try await measureServer(server) }
-                print(json ? try encodeJSON(report) : report.text)
+                guard let rpc else {
+                    print(json ? try encodeJSON(report) : report.text)
+                    return
+                }
+                let overRPC = try await awaitingCleanErrors { try await measureRPC(rpc, base: server) }
+                let ratio = overRPC.spansPerSecond / report.spansPerSecond
+                if json {
+                    print(try encodeJSON(["http": report, "grpc": overRPC]))
+                } else {
+                    print(report.text + "\n" + overRPC.text)
+                    print(
+                        "gRPC / HTTP: \(String(format: "%.2f", ratio))× the spans/s, p99 \(formatMicros(overRPC.latencyMicroseconds.p99)) vs \(formatMicros(report.latencyMicroseconds.p99))"
+                    )
+                }
                 return
             }
             let temporary = dataDirectory == nil

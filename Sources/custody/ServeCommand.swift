@@ -258,8 +258,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     static func workerURL(_ url: String, name: String, from origin: String) throws -> String {
-        guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.count > 8 else {
-            throw ValidationError("the URL of worker \(name) in \(origin) must start with http:// or https://")
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") || url.hasPrefix("grpc://"), url.count > 8 else {
+            throw ValidationError("the URL of worker \(name) in \(origin) must start with http://, https:// or grpc:// (SimOps over gRPC)")
         }
         return url
     }
@@ -291,7 +291,7 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = CoreRuntime.Configuration()
         configuration.log = LogConfiguration(fsync: settings.fsync, segmentBytes: settings.segmentBytes)
         if !settings.workers.isEmpty {
-            configuration.workers = HTTPReplayWorkers(workers: settings.workers, timeout: .milliseconds(settings.workerTimeoutMs))
+            configuration.workers = RemoteReplayWorkers(workers: settings.workers, timeout: .milliseconds(settings.workerTimeoutMs))
         }
         var githubLine = "GitHub operations: off (set GITHUB_TOKEN to enable them)"
         if let github = settings.github {

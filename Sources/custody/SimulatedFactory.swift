@@ -30,8 +30,13 @@ struct SimulatedFactory {
         self.logger = logger
     }
 
-    /// The services to run: the SimOps server, the span exporter, and the traffic generator.
-    func services(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> [any Service] {
+    /// The services to run: the SimOps server (HTTP, and gRPC on `rpcPort` when given), the span
+    /// exporter, and the traffic generator.
+    func services(
+        rpcPort: Int? = nil,
+        onRPCListening: @escaping @Sendable (Int) async -> Void = { _ in },
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> [any Service] {
         let router = Router()
         let tracer = tracer
         router.post("/simulate") { request, context -> Response in
@@ -56,6 +61,7 @@ struct SimulatedFactory {
             logger: logger
         )
         var services: [any Service] = [app, tracer.exporter]
+        if let rpcPort { services.append(SimOpsRPCServer(tracer: tracer, host: host, port: rpcPort, onListening: onRPCListening)) }
         if rate > 0 { services.append(TrafficGenerator(tracer: tracer, rate: rate, logger: logger)) }
         return services
     }

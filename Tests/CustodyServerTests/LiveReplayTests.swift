@@ -106,6 +106,50 @@ import Testing
         }
     }
 
+    /// A worker mapped as `grpc://host:port` gets live replay's calls over gRPC (SimOps on the
+    /// worker's `--rpc-port`), and its `sim_replay` spans land in the new trace.
+    @Test func liveReplayReachesAWorkerOverGRPC() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        let httpPort = try await Self.freePort()
+        let rpcPort = try await Self.freePort()
+        try await ServerFixture.run(.live, workers: ["agent-factory": "grpc://127.0.0.1:\(rpcPort)"]) { _, client in
+            let serverPort = try #require(client.port)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
+            process.arguments = [
+                "worker", "--name", "agent-factory", "--port", String(httpPort), "--rpc-port", String(rpcPort), "--orchestrator",
+                "http://127.0.0.1:\(serverPort)",
+            ]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            defer {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            var text = ""
+            while !text.contains("over gRPC") {
+                let chunk = output.fileHandleForReading.availableData
+                guard !chunk.isEmpty else { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            try #require(text.contains("grpc://127.0.0.1:\(rpcPort)"), "\(text)")
+            try await recordTrace("grpc-orig", ReplayTests.plan, client: client)
+            let answer = try await client.call(.post, "/api/traces/replay/grpc-orig", json: #"{"mode":"live"}"#)
+            #expect(answer.data["status"] as? String == "completed")
+            #expect(answer.data["errors"] as? Int == 0)
+            let newTrace = try #require(answer.data["new_trace"] as? String)
+            let trace = try await CustodyClient(baseURL: "http://127.0.0.1:\(serverPort)").getTrace(newTrace)
+            let simulated = trace.spans.filter { $0.stage == "sim_replay" }
+            #expect(
+                simulated.count == ReplayTests.plan.filter { $0.source == "agent-factory" }.count,
+                "\(trace.spans.filter { $0.stage == "replay_error" }.map { $0.details?["error"] })"
+            )
+            #expect(simulated.allSatisfy { $0.source == "agent-factory" && $0.details?["simulated_from"] == "grpc-orig" })
+        }
+    }
+
     /// A replay at the original pace may take longer than the deadline that cuts off slow
     /// clients: its request is complete, so its answer is allowed to take its time.
     @Test func aReplayOutlastsTheSlowClientDeadline() async throws {

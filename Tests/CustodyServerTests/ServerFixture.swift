@@ -30,7 +30,7 @@ enum ServerFixture {
         var runtimeConfiguration = CoreRuntime.Configuration()
         if let fileSystem { runtimeConfiguration.fileSystem = fileSystem }
         runtimeConfiguration.github = github
-        if !workers.isEmpty { runtimeConfiguration.workers = HTTPReplayWorkers(workers: workers, timeout: .seconds(2)) }
+        if !workers.isEmpty { runtimeConfiguration.workers = RemoteReplayWorkers(workers: workers, timeout: .seconds(2)) }
         let runtime = try await CoreRuntime.open(directory: directory, configuration: runtimeConfiguration, encodeLive: CustodyApplication.encodeLive)
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.limits = limits

@@ -1,17 +1,37 @@
 import CustodyCore
 import CustodyRPC
 import GRPCCore
+import NIOCore
+import SwiftProtobuf
 
-/// LogOps over gRPC: decode → the core function the HTTP route calls → encode. The entries go
-/// through the same parser and validation as `POST /api/logs` (their JSON with proto field names
-/// is that route's body), so a span is checked, defaulted and rejected the same way over both.
+/// LogOps over gRPC: decode → the core function the HTTP route calls → encode. Each entry becomes
+/// the ``SpanInput`` the HTTP parser would make of it (its `details` as the JSON text of the
+/// `Struct`), so a span is checked, defaulted and rejected the same way over both, its errors
+/// naming `entries[i].field`.
 struct LogOpsService: Custody_V1_LogOps.SimpleServiceProtocol {
     let runtime: CoreRuntime
     let limits: ServerLimits
 
     func recordLog(request: Custody_V1_RecordLogRequest, context: ServerContext) async throws -> Custody_V1_RecordLogReply {
-        let entries = try SpanJSONParser.parseLogBody(try ProtobufJSON.body(request), maximumDepth: limits.maximumJSONDepth)
-        let recorded = try await runtime.logs.recordLog(entries, request: RPCRequestTrace.request)
+        let inputs = try request.entries.map { entry in
+            var input = SpanInput(
+                traceId: entry.hasTraceID ? entry.traceID : nil,
+                spanId: entry.hasSpanID ? entry.spanID : nil,
+                parentSpanId: entry.hasParentSpanID ? entry.parentSpanID : nil,
+                source: entry.hasSource ? entry.source : nil,
+                stage: entry.hasStage ? entry.stage : nil,
+                operation: entry.hasOperation ? entry.operation : nil,
+                taskUUID: entry.hasTaskUuid ? entry.taskUuid : nil,
+                durationMs: entry.hasDurationMs ? entry.durationMs : nil,
+                timestamp: entry.hasTimestamp ? entry.timestamp : nil
+            )
+            if entry.hasDetails {
+                let bytes: [UInt8] = try entry.details.jsonUTF8Bytes()
+                input.detailsText = JSONText(ByteBuffer(bytes: bytes))
+            }
+            return input
+        }
+        let recorded = try await runtime.logs.recordLog(.many(inputs), request: RPCRequestTrace.request)
         var reply = Custody_V1_RecordLogReply()
         reply.traceIds = recorded.traceIds
         reply.accepted = UInt32(recorded.accepted)

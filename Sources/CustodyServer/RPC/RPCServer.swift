@@ -37,7 +37,10 @@ public struct RPCServer: Service {
             configuration.host.contains(":")
             ? .ipv6(host: configuration.host, port: configuration.port)
             : .ipv4(host: configuration.host == "localhost" ? "127.0.0.1" : configuration.host, port: configuration.port)
-        transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext)
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        // A request message may be as large as an HTTP body.
+        config.rpc.maxRequestPayloadSize = limits.maximumBodyBytes
+        transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: config)
         server = GRPCServer(
             transport: transport,
             services: Self.services(runtime: runtime, limits: limits),
