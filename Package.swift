@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "CustodySchema",
             path: "schema",
-            exclude: ["openapi.yaml", "otlp"],
+            exclude: ["openapi.yaml", "otlp", "custody.proto"],
             resources: [.copy("projections")],
             swiftSettings: swiftSettings
         ),
@@ -96,7 +96,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The gRPC messages and service stubs of schema/rpc/custody.proto (generated once by
+        // The gRPC messages and service stubs of schema/custody.proto (generated once by
         // scripts/generate-rpc.sh and committed; no build plugin).
         .target(
             name: "CustodyRPC",
@@ -152,7 +152,6 @@ let package = Package(
                 "CustodyLog",
                 "CustodyClient",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

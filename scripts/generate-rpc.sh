@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates Sources/CustodyRPC/Generated from schema/rpc/custody.proto with Debian's protoc,
+# Regenerates Sources/CustodyRPC/Generated from schema/custody.proto with Debian's protoc,
 # protoc-gen-swift (swift-protobuf) and protoc-gen-grpc-swift-2 (grpc-swift-protobuf), each built
 # once with `swift build --product` from the versions Package.swift resolves — not the SwiftPM
 # build plugins, which compile protoc itself on every clean build. The output is committed.
@@ -26,5 +26,5 @@ protoc --plugin=protoc-gen-swift="$SWIFT_PLUGIN/.build/release/protoc-gen-swift"
   --plugin=protoc-gen-grpc-swift-2="$GRPC_PLUGIN/.build/release/protoc-gen-grpc-swift-2" \
   --swift_out="$OUT" --swift_opt=Visibility=Public \
   --grpc-swift-2_out="$OUT" --grpc-swift-2_opt=Visibility=Public \
-  -I schema/rpc schema/rpc/custody.proto
+  -I schema schema/custody.proto
 echo "generated: $(ls "$OUT")"

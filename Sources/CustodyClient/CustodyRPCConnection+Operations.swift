@@ -299,7 +299,14 @@ extension CustodyRPCConnection {
         if let value = entry.taskUuid { message.taskUuid = value }
         if let value = entry.durationMs { message.durationMs = value }
         if let value = entry.timestamp { message.timestamp = value }
-        if let value = entry.details { message.details = try structure(value) }
+        if let value = entry.details {
+            // As JSON text: the server stores it as sent (a Struct would be re-encoded).
+            do {
+                message.detailsJson = String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+            } catch {
+                throw CustodyClientError(status: 0, code: "invalid_argument", message: "details could not be encoded: \(error)")
+            }
+        }
         return message
     }
 

@@ -146,7 +146,13 @@ extension BenchCommand.Ingest {
                 let text = batch == 1 ? "{\"entries\":[\(String(buffer: body))]}" : "{\"entries\":\(String(buffer: body))}"
                 var options = JSONDecodingOptions()
                 options.ignoreUnknownFields = true  // as POST /api/logs ignores them
-                return try Custody_V1_RecordLogRequest(jsonString: text, options: options)
+                var request = try Custody_V1_RecordLogRequest(jsonString: text, options: options)
+                // Details as JSON text, as the SDK sends them.
+                for index in request.entries.indices where request.entries[index].hasDetails {
+                    request.entries[index].detailsJson = try request.entries[index].details.jsonString()
+                    request.entries[index].clearDetails()
+                }
+                return request
             }
         let requestBodies = bodies
         let concurrency = concurrency

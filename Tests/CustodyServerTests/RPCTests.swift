@@ -20,10 +20,11 @@ import Testing
     static func withRPC<Value: Sendable>(
         limits: ServerLimits = ServerLimits(),
         tokens: [String: AccessRole] = [:],
+        github: GitHubSettings? = nil,
         _ body: @escaping @Sendable (CoreRuntime, Client, any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
         let port = Shared(0)
-        return try await ServerFixture.run(limits: limits, tokens: tokens, rpcPort: port) { runtime, http in
+        return try await ServerFixture.run(limits: limits, tokens: tokens, github: github, rpcPort: port) { runtime, http in
             for _ in 0..<400 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
             let bound = port.withLock { $0 }
             try #require(bound != 0, "the RPC server did not start")
@@ -192,6 +193,92 @@ import Testing
                 Issue.record("GitHub without a token answered")
             } catch let error as CustodyClientError {
                 #expect(error.code == "github_not_configured")
+            }
+            _ = runtime
+        }
+    }
+
+    /// `details_json` is stored exactly as sent (an integer a Struct would round survives); it
+    /// must be one JSON object, and not come with `details`.
+    @Test func detailsAsJSONTextAreKeptAsSent() async throws {
+        try await Self.withRPC { runtime, client, _ in
+            let logs = Custody_V1_LogOps.Client(wrapping: client)
+            var entry = Custody_V1_LogEntry()
+            entry.traceID = "details-json"
+            entry.detailsJson = #"{"big":9007199254740993,"nested":{"ok":true}}"#
+            var request = Custody_V1_RecordLogRequest()
+            request.entries = [entry]
+            let recorded = try await logs.recordLog(request)
+            let stored = try await spans(of: "details-json", in: runtime).first { $0.stage == "processing" && $0.source == "unknown" }
+            #expect(stored?.details?.description == #"{"big":9007199254740993,"nested":{"ok":true}}"#)
+            #expect(recorded.accepted == 1)
+            for (text, problem) in [("[1,2]", "object"), ("{\"a\":", "JSON"), ("{}", "both")] {
+                var bad = entry
+                bad.detailsJson = text
+                if problem == "both" { bad.details = try Self.structure("{}") }
+                request.entries = [bad]
+                await Self.expectError(.invalidArgument, code: "invalid_argument", field: "entries[0].details_json") {
+                    _ = try await logs.recordLog(request)
+                }
+            }
+        }
+    }
+
+    /// GitHubOps over gRPC against the fake GitHub: each method, `wait`, and the idempotency key.
+    @Test func gitHubOperationsOverGRPC() async throws {
+        let fake = try await FakeGitHub.start(token: GitHubTests.token)
+        try await Self.withRPC(github: try GitHubTests.settings(fake)) { runtime, client, _ in
+            let github = Custody_V1_GitHubOps.Client(wrapping: client)
+            var file = Custody_V1_UpsertFileRequest()
+            file.path = "docs/rpc.md"
+            file.content = "over gRPC\n"
+            file.message = "add"
+            file.wait = true
+            let written = try await github.upsertFile(file, metadata: ["x-trace-id": "rpc-github"])
+            #expect(written.status == "succeeded" && written.kind == "upsert_file" && written.result.fields["created"]?.boolValue == true)
+            #expect(fake.file("acme", "widgets", "docs/rpc.md") == "over gRPC\n")
+            var pull = Custody_V1_OpenPRRequest()
+            pull.title = "RPC"
+            pull.head = "rpc"
+            pull.base = "main"
+            pull.idempotencyKey = "rpc-pr"
+            let pending = try await github.openPR(pull)
+            #expect(pending.status == "pending" && pending.idempotencyKey == "rpc-pr")
+            pull.wait = true
+            let opened = try await github.openPR(pull)
+            #expect(opened.id == pending.id && opened.status == "succeeded" && opened.result.fields["number"]?.numberValue == 1)
+            var issue = Custody_V1_CreateIssueRequest()
+            issue.title = "From gRPC"
+            issue.labels = ["rpc"]
+            issue.wait = true
+            let created = try await github.createIssue(issue)
+            #expect(created.status == "succeeded" && created.params.fields["labels"]?.listValue.values.first?.stringValue == "rpc")
+            var get = Custody_V1_GetOperationRequest()
+            get.id = created.id
+            #expect(try await github.getOperation(get).status == "succeeded")
+            #expect(fake.pullCount == 1 && fake.issueCount == 1)
+            #expect(try await spans(of: "rpc-github", in: runtime).contains { $0.stage == "outbound_call" })
+        }
+        await fake.stop()
+    }
+
+    /// Over the ingest bound, recordLog is RESOURCE_EXHAUSTED at once, with when to retry as
+    /// google.rpc.RetryInfo in the status details and as `retry-after`.
+    @Test func overloadIsResourceExhaustedWithRetryInfo() async throws {
+        var limits = ServerLimits()
+        limits.maximumConcurrentIngest = 0
+        try await Self.withRPC(limits: limits) { runtime, client, _ in
+            var request = Custody_V1_RecordLogRequest()
+            request.entries = [Custody_V1_LogEntry()]
+            do {
+                _ = try await Custody_V1_LogOps.Client(wrapping: client).recordLog(request)
+                Issue.record("an ingest over the bound was taken")
+            } catch let error as RPCError {
+                #expect(error.code == .resourceExhausted)
+                #expect(error.metadata[stringValues: "custody-error-code"].first(where: { _ in true }) == "overloaded")
+                #expect(error.metadata[stringValues: "retry-after"].first(where: { _ in true }) == "1")
+                let status = try #require(try error.unpackGoogleRPCStatus())
+                #expect(status.details.contains { $0.retryInfo?.delay == .seconds(1) })
             }
             _ = runtime
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Part of `make test`: Python's grpcio (from PyPI, in a virtualenv under .build) generates stubs
-# from schema/rpc/custody.proto with grpcio-tools and calls a real `custody serve` (the debug
+# from schema/custody.proto with grpcio-tools and calls a real `custody serve` (the debug
 # build) over gRPC (rpc_python.py): tasks, logs, a trace, the live stream, errors and metadata.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,7 +11,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import grpc, grpc_too
 fi
 DATA=$(mktemp -d)
 mkdir -p "$DATA/stubs"
-"$VENV/bin/python" -m grpc_tools.protoc -I schema/rpc --python_out="$DATA/stubs" --grpc_python_out="$DATA/stubs" schema/rpc/custody.proto
+"$VENV/bin/python" -m grpc_tools.protoc -I schema --python_out="$DATA/stubs" --grpc_python_out="$DATA/stubs" schema/custody.proto
 .build/debug/custody serve --data-dir "$DATA/data" --port 0 --rpc-port 0 > "$DATA/out" 2> "$DATA/err" &
 SERVER=$!
 trap 'kill $SERVER 2> /dev/null || true; wait $SERVER 2> /dev/null || true; rm -rf "$DATA"' EXIT

@@ -1,4 +1,4 @@
-"""Calls Custody over gRPC with Python's grpcio and stubs generated from schema/rpc/custody.proto.
+"""Calls Custody over gRPC with Python's grpcio and stubs generated from schema/custody.proto.
 
 Every check fails loudly: a missing field, a wrong status or a stream that does not deliver.
 """

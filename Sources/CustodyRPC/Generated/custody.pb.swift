@@ -721,6 +721,18 @@ public nonisolated struct Custody_V1_LogEntry: Sendable {
   /// Clears the value of `details`. Subsequent reads from it will return its default value.
   public mutating func clearDetails() {self._details = nil}
 
+  /// `details` as JSON text of an object, taken as sent: cheaper than `details` (a Struct is
+  /// decoded into a tree and written back as text) and exact for integers above 2^53. Set one
+  /// or the other.
+  public var detailsJson: String {
+    get {_detailsJson ?? String()}
+    set {_detailsJson = newValue}
+  }
+  /// Returns true if `detailsJson` has been explicitly set.
+  public var hasDetailsJson: Bool {self._detailsJson != nil}
+  /// Clears the value of `detailsJson`. Subsequent reads from it will return its default value.
+  public mutating func clearDetailsJson() {self._detailsJson = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -735,6 +747,7 @@ public nonisolated struct Custody_V1_LogEntry: Sendable {
   fileprivate var _durationMs: Double? = nil
   fileprivate var _timestamp: String? = nil
   fileprivate var _details: SwiftProtobuf.Google_Protobuf_Struct? = nil
+  fileprivate var _detailsJson: String? = nil
 }
 
 public nonisolated struct Custody_V1_RecordLogRequest: Sendable {
@@ -2016,7 +2029,7 @@ nonisolated extension Custody_V1_GitHubOperation: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Custody_V1_LogEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LogEntry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}trace_id\0\u{3}span_id\0\u{3}parent_span_id\0\u{1}source\0\u{1}stage\0\u{1}operation\0\u{3}task_uuid\0\u{3}duration_ms\0\u{1}timestamp\0\u{1}details\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}trace_id\0\u{3}span_id\0\u{3}parent_span_id\0\u{1}source\0\u{1}stage\0\u{1}operation\0\u{3}task_uuid\0\u{3}duration_ms\0\u{1}timestamp\0\u{1}details\0\u{3}details_json\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2034,6 +2047,7 @@ nonisolated extension Custody_V1_LogEntry: SwiftProtobuf.Message, SwiftProtobuf.
       case 8: try { try decoder.decodeSingularDoubleField(value: &self._durationMs) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self._timestamp) }()
       case 10: try { try decoder.decodeSingularMessageField(value: &self._details) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self._detailsJson) }()
       default: break
       }
     }
@@ -2074,6 +2088,9 @@ nonisolated extension Custody_V1_LogEntry: SwiftProtobuf.Message, SwiftProtobuf.
     try { if let v = self._details {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
     } }()
+    try { if let v = self._detailsJson {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2088,6 +2105,7 @@ nonisolated extension Custody_V1_LogEntry: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs._durationMs != rhs._durationMs {return false}
     if lhs._timestamp != rhs._timestamp {return false}
     if lhs._details != rhs._details {return false}
+    if lhs._detailsJson != rhs._detailsJson {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

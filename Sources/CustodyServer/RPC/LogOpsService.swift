@@ -11,9 +11,16 @@ import SwiftProtobuf
 struct LogOpsService: Custody_V1_LogOps.SimpleServiceProtocol {
     let runtime: CoreRuntime
     let limits: ServerLimits
+    /// Bounds the recordLog calls in flight, as the HTTP ingest routes are bounded: over it a call
+    /// is refused at once with RESOURCE_EXHAUSTED and when to retry.
+    let gate: IngestGate
 
     func recordLog(request: Custody_V1_RecordLogRequest, context: ServerContext) async throws -> Custody_V1_RecordLogReply {
-        let inputs = try request.entries.map { entry in
+        try await gate.admit { try await record(request) }
+    }
+
+    private func record(_ request: Custody_V1_RecordLogRequest) async throws -> Custody_V1_RecordLogReply {
+        let inputs = try request.entries.enumerated().map { position, entry throws(CoreError) in
             var input = SpanInput(
                 traceId: entry.hasTraceID ? entry.traceID : nil,
                 spanId: entry.hasSpanID ? entry.spanID : nil,
@@ -25,9 +32,18 @@ struct LogOpsService: Custody_V1_LogOps.SimpleServiceProtocol {
                 durationMs: entry.hasDurationMs ? entry.durationMs : nil,
                 timestamp: entry.hasTimestamp ? entry.timestamp : nil
             )
-            if entry.hasDetails {
-                let bytes: [UInt8] = try entry.details.jsonUTF8Bytes()
-                input.detailsText = JSONText(ByteBuffer(bytes: bytes))
+            do throws(CoreError) {
+                if entry.hasDetailsJson {
+                    guard !entry.hasDetails else { throw CoreError.invalidArgument("details_json", "cannot be set with details") }
+                    input.detailsText = try Self.detailsText(entry.detailsJson, maximumDepth: limits.maximumJSONDepth)
+                } else if entry.hasDetails {
+                    guard let bytes: [UInt8] = try? entry.details.jsonUTF8Bytes() else {
+                        throw CoreError.invalidArgument("details", "cannot be written as JSON")
+                    }
+                    input.detailsText = JSONText(ByteBuffer(bytes: bytes))
+                }
+            } catch {
+                throw error.prefixingField("entries[\(position)]")
             }
             return input
         }
@@ -38,6 +54,22 @@ struct LogOpsService: Custody_V1_LogOps.SimpleServiceProtocol {
         reply.firstSeq = recorded.firstSeq
         reply.lastSeq = recorded.lastSeq
         return reply
+    }
+
+    /// `details_json` as it was sent, once it is known to be one JSON object within the depth
+    /// limit (its size is checked with the span, as `details`' is).
+    static func detailsText(_ text: String, maximumDepth: Int) throws(CoreError) -> JSONText {
+        let bytes = ByteBuffer(string: text)
+        do {
+            try SpanJSONParser.validate(bytes, maximumDepth: maximumDepth)
+        } catch {
+            throw CoreError.invalidArgument("details_json", "is not valid JSON: \(error.message)")
+        }
+        guard
+            text.utf8.first(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\t") && $0 != UInt8(ascii: "\r") })
+                == UInt8(ascii: "{")
+        else { throw CoreError.invalidArgument("details_json", "must be a JSON object") }
+        return JSONText(bytes)
     }
 
     func getTrace(request: Custody_V1_GetTraceRequest, context: ServerContext) async throws -> Custody_V1_Trace {

@@ -1,7 +1,8 @@
 import CustodyCore
 import GRPCCore
+import GRPCProtobuf
 
-/// The one place where errors become gRPC statuses (schema/rpc/custody.proto's header): a
+/// The one place where errors become gRPC statuses (schema/custody.proto's header): a
 /// ``CoreError`` by its code, with API.md's code and the field in the trailers; anything else is
 /// INTERNAL with a message that leaks nothing.
 enum RPCErrorMapping {
@@ -22,7 +23,14 @@ enum RPCErrorMapping {
         case .conflict: code = .alreadyExists
         case .overloaded:
             code = .resourceExhausted
-            metadata.addString("1", forKey: "retry-after")
+            // When to come back: as google.rpc.RetryInfo in the status details (what gRPC
+            // clients read), and as plain `retry-after` seconds.
+            let seconds = APIError.retryAfterSeconds
+            metadata.addString(String(seconds), forKey: "retry-after")
+            metadata.add(
+                contentsOf: GoogleRPCStatus(code: .resourceExhausted, message: error.message, details: .retryInfo(delay: .seconds(seconds)))
+                    .rpcErrorMetadata
+            )
         case .storageUnavailable: code = .unavailable
         case .githubNotConfigured: code = .failedPrecondition
         case .beyondRetention: code = .outOfRange

@@ -16,7 +16,7 @@ public struct RPCConfiguration: Sendable {
     }
 }
 
-/// The RPC services of schema/rpc/custody.proto over gRPC (HTTP/2, plaintext), as a `Service` of
+/// The RPC services of schema/custody.proto over gRPC (HTTP/2, plaintext), as a `Service` of
 /// the server's group: on graceful shutdown it stops taking calls and lets those in flight finish
 /// (before the runtime closes the log, which is shut down after it).
 public struct RPCServer: Service {
@@ -56,7 +56,7 @@ public struct RPCServer: Service {
             TaskOpsService(runtime: runtime),
             DeliveryOpsService(runtime: runtime),
             GitHubOpsService(runtime: runtime),
-            LogOpsService(runtime: runtime, limits: limits),
+            LogOpsService(runtime: runtime, limits: limits, gate: IngestGate(limit: limits.maximumConcurrentIngest)),
             TraceReplayService(runtime: runtime),
             TraceStreamService(runtime: runtime, bufferSize: limits.liveClientBuffer),
         ]
