@@ -1,8 +1,5 @@
 import CustodyRPC
 import GRPCCore
-import GRPCNIOTransportHTTP2
-import Logging
-import ServiceLifecycle
 import SwiftProtobuf
 
 #if canImport(FoundationEssentials)
@@ -37,39 +34,15 @@ public struct SimOpsRPCService: Custody_V1_SimOps.SimpleServiceProtocol {
     }
 }
 
-/// A worker's gRPC server for SimOps, as a `Service` (it stops taking calls on graceful
-/// shutdown and lets those in flight finish).
-public struct SimOpsRPCServer: Service {
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
-    let transport: HTTP2ServerTransport.Posix
-    let onListening: @Sendable (Int) async -> Void
-
-    public init(tracer: WorkerTracer, host: String, port: Int, onListening: @escaping @Sendable (Int) async -> Void = { _ in }) {
-        transport = HTTP2ServerTransport.Posix(
-            address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
-            transportSecurity: .plaintext
-        )
-        server = GRPCServer(transport: transport, services: [SimOpsRPCService(tracer: tracer)])
-        self.onListening = onListening
-    }
-
-    public func run() async throws {
-        let server = server
-        let transport = transport
-        let onListening = onListening
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask {
-                try await withGracefulShutdownHandler {
-                    try await server.serve()
-                } onGracefulShutdown: {
-                    server.beginGracefulShutdown()
-                }
-            }
-            group.addTask {
-                let address = try await transport.listeningAddress
-                await onListening(address.ipv4?.port ?? address.ipv6?.port ?? 0)
-            }
-        }
+extension GRPCServerService {
+    /// A worker's gRPC server for SimOps.
+    public static func simOps(
+        tracer: WorkerTracer,
+        host: String,
+        port: Int,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> GRPCServerService {
+        GRPCServerService(host: host, port: port, services: [SimOpsRPCService(tracer: tracer)], onListening: onListening)
     }
 }
 

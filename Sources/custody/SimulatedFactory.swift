@@ -61,7 +61,7 @@ struct SimulatedFactory {
             logger: logger
         )
         var services: [any Service] = [app, tracer.exporter]
-        if let rpcPort { services.append(SimOpsRPCServer(tracer: tracer, host: host, port: rpcPort, onListening: onRPCListening)) }
+        if let rpcPort { services.append(GRPCServerService.simOps(tracer: tracer, host: host, port: rpcPort, onListening: onRPCListening)) }
         if rate > 0 { services.append(TrafficGenerator(tracer: tracer, rate: rate, logger: logger)) }
         return services
     }

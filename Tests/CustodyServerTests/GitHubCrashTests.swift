@@ -110,7 +110,7 @@ import Testing
         for _ in 0..<400 where fake.issueCount == 0 { try await Task.sleep(for: .milliseconds(25)) }
         try #require(fake.issueCount == 1)
         kill(server.processIdentifier, SIGKILL)
-        server.waitUntilExit()
+        try await ChildProcess.exit(server)
 
         // The restart reads the token from a file.
         (server, base) = try await Self.startServer(directory: directory, fake: fake, output: output, tokenFile: tokenFile)
@@ -135,7 +135,7 @@ import Testing
         answers.append(try await Self.call(client, .GET, base + "/metrics").text)
 
         kill(server.processIdentifier, SIGTERM)
-        server.waitUntilExit()
+        try await ChildProcess.exit(server)
         try await client.shutdown()
         let fakeURL = fake.baseURL
         await fake.stop()
@@ -150,11 +150,12 @@ import Testing
         let dump = Process()
         dump.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
         dump.arguments = ["log", "dump", "--data-dir", directory]
-        let pipe = Pipe()
-        dump.standardOutput = pipe
+        let dumped = directory + "-dump.jsonl"
+        defer { try? FileManager.default.removeItem(atPath: dumped) }
+        dump.standardOutput = try ChildProcess.outputFile(dumped)
         try dump.run()
-        let events = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        dump.waitUntilExit()
+        try await ChildProcess.exit(dump)
+        let events = try String(contentsOfFile: dumped, encoding: .utf8)
         #expect(events.contains("github.requested") && events.contains("github.succeeded") && events.contains("[REDACTED]"))
         #expect(!events.contains(Self.token))
         let files = FileManager.default.enumerator(atPath: directory)?.compactMap { $0 as? String } ?? []

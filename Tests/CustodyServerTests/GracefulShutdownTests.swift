@@ -21,35 +21,30 @@ import Testing
     }
 
     /// Starts `custody serve` on a free port; returns the process and its base URL.
-    static func startServer(directory: String) throws -> (Process, String) {
+    static func startServer(directory: String) async throws -> (Process, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: custodyExecutable)
         process.arguments = ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0"]
-        let output = Pipe()
-        process.standardOutput = output
+        let output = directory + "-out.txt"
+        process.standardOutput = try ChildProcess.outputFile(output)
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var text = ""
-        // The RPC server's line may come first.
-        while !text.contains("Custody is listening on http://") || !text.hasSuffix("\n") {
-            let chunk = output.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        guard let range = text.range(of: "Custody is listening on http://").map({ text.index($0.upperBound, offsetBy: -7)..<$0.upperBound }),
-            let end = text[range.upperBound...].firstIndex(of: "/")
+        let text = try await ChildProcess.text(of: output, containing: "Dashboard:")
+        try? FileManager.default.removeItem(atPath: output)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Custody is listening on http://") }),
+            let url = line.split(separator: " ").last
         else {
             process.terminate()
             throw CocoaError(.fileReadUnknown)
         }
-        return (process, "http://" + text[range.upperBound..<end])
+        return (process, String(url.dropLast(url.hasSuffix("/") ? 1 : 0)))
     }
 
     @Test func sigtermUnderLoadKeepsEveryAcknowledgedSpan() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.custodyExecutable), "build the custody executable first")
         let directory = ServerFixture.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (process, base) = try Self.startServer(directory: directory)
+        let (process, base) = try await Self.startServer(directory: directory)
         let acknowledged = Shared<[String]>([])
         let refusedAfterStop = Shared(0)
         let client = HTTPClient(eventLoopGroupProvider: .singleton)

@@ -19,20 +19,16 @@ import Testing
     }
 
     /// Starts `custody worker --name NAME` on `port` against `orchestrator`; returns once it serves.
-    static func startWorker(name: String, port: Int, orchestrator: String) throws -> Process {
+    static func startWorker(name: String, port: Int, orchestrator: String) async throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
         process.arguments = ["worker", "--name", name, "--port", String(port), "--orchestrator", orchestrator]
-        let output = Pipe()
-        process.standardOutput = output
+        let output = ServerFixture.directory() + "-worker.txt"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        process.standardOutput = try ChildProcess.outputFile(output)
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var text = ""
-        while !text.contains("serving SimOps") {
-            let chunk = output.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
+        _ = try await ChildProcess.text(of: output, containing: "serving SimOps")
         return process
     }
 
@@ -60,7 +56,7 @@ import Testing
         ]
         try await ServerFixture.run(.live, workers: workers) { _, client in
             let serverPort = try #require(client.port)
-            let worker = try Self.startWorker(name: "agent-factory", port: agentPort, orchestrator: "http://127.0.0.1:\(serverPort)")
+            let worker = try await Self.startWorker(name: "agent-factory", port: agentPort, orchestrator: "http://127.0.0.1:\(serverPort)")
             defer {
                 worker.terminate()
                 worker.waitUntilExit()
@@ -120,20 +116,13 @@ import Testing
                 "worker", "--name", "agent-factory", "--port", String(httpPort), "--rpc-port", String(rpcPort), "--orchestrator",
                 "http://127.0.0.1:\(serverPort)",
             ]
-            let output = Pipe()
-            process.standardOutput = output
+            let output = ServerFixture.directory() + "-worker.txt"
+            defer { try? FileManager.default.removeItem(atPath: output) }
+            process.standardOutput = try ChildProcess.outputFile(output)
             process.standardError = FileHandle.nullDevice
             try process.run()
-            defer {
-                process.terminate()
-                process.waitUntilExit()
-            }
-            var text = ""
-            while !text.contains("over gRPC") {
-                let chunk = output.fileHandleForReading.availableData
-                guard !chunk.isEmpty else { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
+            defer { process.terminate() }
+            let text = try await ChildProcess.text(of: output, containing: "over gRPC")
             try #require(text.contains("grpc://127.0.0.1:\(rpcPort)"), "\(text)")
             try await recordTrace("grpc-orig", ReplayTests.plan, client: client)
             let answer = try await client.call(.post, "/api/traces/replay/grpc-orig", json: #"{"mode":"live"}"#)
@@ -227,7 +216,7 @@ import Testing
         let factorySpans = original.spans.filter { $0.source == "ui-factory" }.count
         #expect(trace.spans.filter { $0.stage == "sim_replay" && $0.source == "ui-factory" }.count == factorySpans)
         process.terminate()
-        process.waitUntilExit()
+        try await ChildProcess.exit(process)
         #expect(process.terminationStatus == 0)
     }
 }

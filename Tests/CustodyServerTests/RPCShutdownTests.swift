@@ -15,11 +15,10 @@ import Testing
             try? FileManager.default.removeItem(atPath: directory)
             try? FileManager.default.removeItem(atPath: output)
         }
-        _ = FileManager.default.createFile(atPath: output, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
         process.arguments = ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0"]
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardOutput = try ChildProcess.outputFile(output)
         process.standardError = FileHandle.nullDevice
         try process.run()
         defer { if process.isRunning { process.terminate() } }

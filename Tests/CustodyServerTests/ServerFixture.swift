@@ -86,3 +86,31 @@ func spans(of traceId: String, in runtime: CoreRuntime) async throws -> [Span] {
         next = last.seq + 1
     }
 }
+
+/// Child processes without blocking a thread of Swift's cooperative pool (two threads on this
+/// machine: a test blocked in `waitUntilExit` or a pipe read starves the servers of other tests
+/// running in parallel).
+enum ChildProcess {
+    /// Waits, polling, until `process` has exited.
+    static func exit(_ process: Process) async throws {
+        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    /// The text of `file` once it holds `needle` (at most `seconds`), as it is then.
+    static func text(of file: String, containing needle: String, seconds: Int = 10) async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        var text = ""
+        while ContinuousClock.now < deadline {
+            text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            if text.contains(needle) { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        return text
+    }
+
+    /// A new empty file for a child's output, and a handle writing to it.
+    static func outputFile(_ path: String) throws -> FileHandle {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    }
+}

@@ -38,11 +38,18 @@ struct RawConnection {
         return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
     }
 
-    /// What the server has sent so far (up to 4 KiB).
-    func receive() -> String {
+    /// The answer to a request, polled without blocking a thread (at most `seconds`): the tests
+    /// run in parallel on two cooperative threads, and the server answering needs them too.
+    func answer(within seconds: Int = 5) async throws -> String {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = recv(descriptor, &buffer, buffer.count, 0)
-        return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : ""
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            let n = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if n > 0 { return String(decoding: buffer[..<n], as: UTF8.self) }
+            if n == 0 { return "" }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return ""
     }
 
     func close() { _ = Glibc.close(descriptor) }
@@ -74,8 +81,7 @@ struct RawConnection {
             let healthy = try RawConnection(port: port)
             defer { healthy.close() }
             #expect(healthy.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(healthy.receive().hasPrefix("HTTP/1.1 200"))
+            #expect(try await healthy.answer().hasPrefix("HTTP/1.1 200"))
         }
     }
 

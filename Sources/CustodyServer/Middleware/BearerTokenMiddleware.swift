@@ -43,10 +43,8 @@ public struct BearerTokenMiddleware: RouterMiddleware {
         if path == "/healthz" || path == "/readyz" || DashboardFiles.isFile(request.method, path: path) {
             return try await next(request, context)
         }
-        var presented: String?
-        if let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " {
-            presented = String(header.dropFirst(7)).trimmingSpaces()
-        } else if path == "/api/traces/live", let token = request.uri.queryParameters["access_token"] {
+        var presented = request.headers[.authorization].flatMap(Self.bearerToken)
+        if presented == nil, path == "/api/traces/live", let token = request.uri.queryParameters["access_token"] {
             presented = String(token)
         }
         guard let presented, let role = role(of: presented) else {
@@ -69,6 +67,12 @@ public struct BearerTokenMiddleware: RouterMiddleware {
         if path.hasPrefix("/api/admin/") || path == "/api/admin" { return .admin }
         if method == .post && (path == "/api/logs" || path == "/v1/traces") { return .ingest }
         return .operator
+    }
+
+    /// The token of an `Authorization: Bearer <token>` value (the scheme in any case).
+    static func bearerToken(_ header: String) -> String? {
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
+        return String(header.dropFirst(7)).trimmingSpaces()
     }
 
     /// The role of a presented token; every configured token is compared, each in constant time.

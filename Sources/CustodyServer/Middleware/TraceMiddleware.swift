@@ -39,8 +39,14 @@ public struct TraceMiddleware: RouterMiddleware {
 
     /// The trace id of a request with these headers.
     static func traceId(of headers: HTTPFields) -> String {
-        if let value = headers[.traceId], TraceIdentifier.isValid(value) { return value }
-        if let parent = headers[.traceparent], let context = try? TraceContext(traceParentHeaderValue: parent) {
+        traceId(xTraceId: headers[.traceId], traceparent: headers[.traceparent])
+    }
+
+    /// API.md "Tracing of requests" (HTTP headers and RPC metadata alike): `x-trace-id` if valid,
+    /// else a valid `traceparent`'s trace id, else a new UUID; invalid values are ignored.
+    static func traceId(xTraceId: String?, traceparent: String?) -> String {
+        if let value = xTraceId, TraceIdentifier.isValid(value) { return value }
+        if let parent = traceparent, let context = try? TraceContext(traceParentHeaderValue: parent) {
             return context.traceID.description
         }
         return UUID().uuidString.lowercased()

@@ -18,12 +18,6 @@ enum ProtobufJSON {
         return options
     }()
 
-    static let encoding: JSONEncodingOptions = {
-        var options = JSONEncodingOptions()
-        options.preserveProtoFieldNames = true
-        return options
-    }()
-
     /// A message from the JSON of a core result (`null` members count as absent).
     static func message<M: SwiftProtobuf.Message>(_ type: M.Type, from value: JSONValue) throws -> M {
         try M(jsonUTF8Bytes: Array(value.jsonText.bytes.readableBytesView), options: decoding)
@@ -45,9 +39,4 @@ enum ProtobufJSON {
         try Google_Protobuf_Struct(jsonUTF8Bytes: Array(value.jsonText.bytes.readableBytesView))
     }
 
-    /// A message's JSON with proto field names: what the HTTP API's body would be.
-    static func body(_ message: some SwiftProtobuf.Message) throws -> ByteBuffer {
-        let bytes: [UInt8] = try message.jsonUTF8Bytes(options: encoding)
-        return ByteBuffer(bytes: bytes)
-    }
 }

@@ -14,12 +14,7 @@ struct RPCBearerTokenInterceptor: ServerInterceptor {
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
         guard !tokens.tokens.isEmpty else { return try await next(request, context) }
-        var presented: String?
-        if let header = request.metadata[stringValues: "authorization"].first(where: { _ in true }), header.count > 7,
-            header.prefix(7).lowercased() == "bearer "
-        {
-            presented = String(header.dropFirst(7)).trimmingSpaces()
-        }
+        let presented = request.metadata[stringValues: "authorization"].first { _ in true }.flatMap(BearerTokenMiddleware.bearerToken)
         guard let presented, let role = tokens.role(of: presented) else {
             throw RPCError(
                 code: .unauthenticated,

@@ -42,9 +42,7 @@ enum RPCErrorMapping {
     /// The core error a failure carries, when it is one that closes its request with an `error`
     /// span (as over HTTP: a valid request about something missing, conflicting, or unservable).
     static func tracedCoreError(_ error: any Error) -> CoreError? {
-        guard let error = error as? CoreError,
-            [.notFound, .taskNotFound, .traceNotFound, .conflict, .githubNotConfigured].contains(error.code)
-        else { return nil }
+        guard let error = error as? CoreError, error.closesRequestWithErrorSpan else { return nil }
         return error
     }
 }

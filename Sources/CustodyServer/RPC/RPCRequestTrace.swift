@@ -1,7 +1,6 @@
 import CustodyCore
 import CustodyLog
 import GRPCCore
-import W3CTraceContext
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -20,14 +19,12 @@ enum RPCRequestTrace {
         current ?? RequestTrace(traceId: UUID().uuidString.lowercased(), operation: "rpc")
     }
 
-    /// API.md "Tracing of requests": `x-trace-id` if valid, else a valid `traceparent`'s trace id,
-    /// else a new UUID; invalid metadata is ignored.
+    /// The trace a call's metadata names, by the HTTP rule (``TraceMiddleware``).
     static func traceId(from metadata: Metadata) -> String {
-        for value in metadata[stringValues: "x-trace-id"] where TraceIdentifier.isValid(value) { return value }
-        for value in metadata[stringValues: "traceparent"] {
-            if let context = try? TraceContext(traceParentHeaderValue: value) { return context.traceID.description }
-        }
-        return UUID().uuidString.lowercased()
+        TraceMiddleware.traceId(
+            xTraceId: metadata[stringValues: "x-trace-id"].first { _ in true },
+            traceparent: metadata[stringValues: "traceparent"].first { _ in true }
+        )
     }
 }
 

@@ -1,3 +1,4 @@
+import CustodyClient
 import CustodyCore
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -20,10 +21,8 @@ public struct RPCConfiguration: Sendable {
 /// the server's group: on graceful shutdown it stops taking calls and lets those in flight finish
 /// (before the runtime closes the log, which is shut down after it).
 public struct RPCServer: Service {
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
-    let transport: HTTP2ServerTransport.Posix
+    let service: GRPCServerService
     let logger: Logger
-    let onListening: @Sendable (Int) async -> Void
 
     public init(
         runtime: CoreRuntime,
@@ -33,22 +32,19 @@ public struct RPCServer: Service {
         logger: Logger = Logger(label: "custody.rpc"),
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
-        let address: GRPCNIOTransportCore.SocketAddress =
-            configuration.host.contains(":")
-            ? .ipv6(host: configuration.host, port: configuration.port)
-            : .ipv4(host: configuration.host == "localhost" ? "127.0.0.1" : configuration.host, port: configuration.port)
         var config = HTTP2ServerTransport.Posix.Config.defaults
         // A request message may be as large as an HTTP body.
         config.rpc.maxRequestPayloadSize = limits.maximumBodyBytes
-        transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: config)
-        server = GRPCServer(
-            transport: transport,
+        service = GRPCServerService(
+            host: configuration.host,
+            port: configuration.port,
+            config: config,
             services: Self.services(runtime: runtime, limits: limits),
             // Authentication first: a refused call is not traced.
-            interceptors: [RPCBearerTokenInterceptor(tokens: BearerTokenMiddleware(tokens: tokens)), RPCTraceInterceptor(runtime: runtime)]
+            interceptors: [RPCBearerTokenInterceptor(tokens: BearerTokenMiddleware(tokens: tokens)), RPCTraceInterceptor(runtime: runtime)],
+            onListening: onListening
         )
         self.logger = logger
-        self.onListening = onListening
     }
 
     static func services(runtime: CoreRuntime, limits: ServerLimits) -> [any RegistrableRPCService] {
@@ -63,22 +59,7 @@ public struct RPCServer: Service {
     }
 
     public func run() async throws {
-        let server = server
-        let transport = transport
-        let onListening = onListening
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask {
-                try await withGracefulShutdownHandler {
-                    try await server.serve()
-                } onGracefulShutdown: {
-                    server.beginGracefulShutdown()
-                }
-            }
-            group.addTask {
-                let address = try await transport.listeningAddress
-                await onListening(address.ipv4?.port ?? address.ipv6?.port ?? 0)
-            }
-        }
+        try await service.run()
         logger.info("the RPC server has stopped")
     }
 }

@@ -9,6 +9,15 @@ extension RequestTrace {
     }
 }
 
+extension CoreError {
+    /// Whether a request that failed with this error is traced with an `error` span (API.md: a
+    /// valid request about something missing, conflicting, or that the server cannot serve), over
+    /// HTTP and RPC alike; requests rejected as invalid or refused append nothing.
+    var closesRequestWithErrorSpan: Bool {
+        [.notFound, .taskNotFound, .traceNotFound, .conflict, .githubNotConfigured].contains(code)
+    }
+}
+
 extension Router where Context == CustodyRequestContext {
     /// Registers a route that is recorded in its request's trace (API.md "Tracing of requests").
     /// The handler gets the request's ``RequestTrace`` (operation `METHOD /template`) for the core
@@ -37,9 +46,7 @@ extension Router where Context == CustodyRequestContext {
                 return response
             } catch {
                 let answer = APIError(converting: error)
-                if let coreError = error as? CoreError ?? (error as? APIError)?.coreError,
-                    [.notFound, .taskNotFound, .traceNotFound, .conflict, .githubNotConfigured].contains(coreError.code)
-                {
+                if let coreError = error as? CoreError ?? (error as? APIError)?.coreError, coreError.closesRequestWithErrorSpan {
                     await runtime.context.recordResponse(trace, status: Int(answer.status.code), error: coreError)
                 }
                 throw answer
