@@ -88,6 +88,7 @@ let package = Package(
             name: "CustodyCoreTests",
             dependencies: [
                 "CustodyCore",
+                "CustodySchema",
                 "CustodyOTLP",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 "CustodyLog",

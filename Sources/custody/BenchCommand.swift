@@ -37,6 +37,8 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Spans per trace (consecutive spans of one appender share a trace).") var spansPerTrace = 8
         @Option(help: "fsync policy: always, interval=MS or never.") var fsync = "always"
         @Flag(help: "Run the projections alongside ingest and report their throughput and lag.") var project = false
+        @Option(help: "With --in-process: append at this many events/s in all (paced), not as fast as the log takes them.")
+        var rate: Double?
         @Flag(help: "Print the report as JSON.") var json = false
 
         func validate() throws {
@@ -50,6 +52,7 @@ struct BenchCommand: AsyncParsableCommand {
             guard events > 0, batch > 0, concurrency > 0, eventBytes > 0, spansPerTrace > 0 else {
                 throw ValidationError("--events, --batch, --concurrency, --event-bytes and --spans-per-trace must be positive")
             }
+            if let rate, rate <= 0 || !inProcess { throw ValidationError("--rate takes a positive number of events/s, with --in-process") }
             guard FsyncPolicy(fsync) != nil else { throw ValidationError("--fsync takes always, interval=MS or never") }
         }
 
@@ -141,10 +144,15 @@ struct BenchCommand: AsyncParsableCommand {
             }
             let started = clock.now
             let histograms = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
-                for workload in workloads {
+                for (appender, workload) in workloads.enumerated() {
                     group.addTask {
                         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-                        for payloads in workload {
+                        for (call, payloads) in workload.enumerated() {
+                            if let rate {
+                                // Appenders take turns: append number n (of all of them) is due at n × batch / rate.
+                                let due = Double(call * concurrency + appender) * Double(batch) / rate
+                                try await clock.sleep(until: started + .nanoseconds(Int64(due * 1e9)))
+                            }
                             let t0 = clock.now
                             _ = try await log.append(payloads)
                             let elapsed = clock.now - t0

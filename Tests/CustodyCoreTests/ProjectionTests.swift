@@ -268,7 +268,8 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
             }
             // A projector runs for a while and is stopped wherever it is ("crash"): its store is
             // closed with no clean-up, and the next round reopens it from its checkpoint.
-            let store = try ProjectionStore(path: incrementalPath)
+            // trace_keys written every few hundred traces, so that lookups go both ways.
+            let store = try ProjectionStore(path: incrementalPath, keysWrittenPerMerge: 1 + Int(random.next(upperBound: 300)))
             let projector = Projector(log: log, store: store, batchSize: 1 + Int(random.next(upperBound: 3000)))
             let running = Task { try await projector.run() }
             try await Task.sleep(for: .milliseconds(Int(random.next(upperBound: 40))))
@@ -277,20 +278,45 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
             try store.close()
             _ = round
         }
-        // Finally catch up, then compare with a rebuild.
+        // Finally catch up (writing trace_keys every 500 new traces, whatever the rounds did),
+        // then a few more traces that stay in memory, then compare with a rebuild.
+        let catchingUp = try ProjectionStore(path: incrementalPath, keysWrittenPerMerge: 500)
+        try await Projector(log: log, store: catchingUp).catchUp()
+        try catchingUp.close()
+        _ = try await log.append(
+            (0..<20).map { n in EventCodec.encode(.span(Span(traceId: "late-\(n % 5)", operation: "late", timestamp: Int64(n)))) }
+        )
         let store = try ProjectionStore(path: incrementalPath)
         try await Projector(log: log, store: store).catchUp()
         let head = await log.lastSeq
         #expect(head > 20_000)
         #expect(try await store.appliedSeq() == head)
         let incremental = try await store.dump()
+        let incrementalTraceSpans = try await store.traceSpanPairs()
         try store.close()
+        // Every trace is found by its id, whether in trace_keys or in memory (as loaded on open).
+        let numbered = try await ProjectionStore(path: incrementalPath, keysWrittenPerMerge: 100)
+        let traces = try await numbered.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, trace_id FROM trace_summaries").map { ($0["id"] as Int64, $0["trace_id"] as String) }
+        }
+        let indexed = try await numbered.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM trace_keys") ?? 0 }
+        #expect(indexed > 0 && indexed < traces.count, "\(indexed) of \(traces.count) traces in trace_keys: lookups do not go both ways")
+        for (id, traceId) in traces {
+            let found = try await numbered.traceNumber(traceId)
+            #expect(found == id, "trace \(traceId) not found")
+        }
+        #expect(try await numbered.traceNumber("no-such-trace") == nil)
+        try numbered.close()
 
         let rebuiltPath = directory + "/rebuilt.sqlite"
         let report = try await ProjectionRebuild.rebuild(log: log, databasePath: rebuiltPath)
         #expect(report.events == head)
         let rebuiltStore = try ProjectionStore(path: rebuiltPath)
         let rebuilt = try await rebuiltStore.dump()
+        // trace_spans follows the batches; what it says must be the same.
+        let rebuiltTraceSpans = try await rebuiltStore.traceSpanPairs()
+        #expect(incrementalTraceSpans.count == (incremental["operation_logs"] ?? []).count)
+        #expect(incrementalTraceSpans == rebuiltTraceSpans)
         #expect(try await rebuiltStore.appliedSeq() == head)
         try rebuiltStore.close()
         for table in ProjectionStore.tables {

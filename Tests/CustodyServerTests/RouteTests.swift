@@ -226,6 +226,13 @@ import Testing
             let cursor = try #require(paged.data["next_cursor"] as? String)
             let rest = try await client.call(.get, "/api/traces?limit=1&operation=build&cursor=\(cursor)")
             #expect((rest.data["traces"] as? [[String: Any]])?.compactMap { $0["trace_id"] as? String } == ["A"])
+            // Stage and operation are found in the traces' spans, source in their summaries.
+            let byStage = try await client.call(.get, "/api/traces?stage=error")
+            #expect((byStage.data["traces"] as? [[String: Any]])?.compactMap { $0["trace_id"] as? String } == ["C"])
+            let byBoth = try await client.call(.get, "/api/traces?stage=processing&operation=load&source=data-factory")
+            #expect((byBoth.data["traces"] as? [[String: Any]])?.compactMap { $0["trace_id"] as? String } == ["B", "A"])
+            let none = try await client.call(.get, "/api/traces?stage=processing&operation=render")
+            #expect((none.data["traces"] as? [[String: Any]])?.isEmpty == true)
             let text = try await client.call(.get, "/api/traces?q=render")
             #expect((text.data["traces"] as? [[String: Any]])?.compactMap { $0["trace_id"] as? String } == ["C"])
 

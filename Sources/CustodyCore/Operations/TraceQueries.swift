@@ -99,12 +99,17 @@ public struct TraceSummaryRecord: Sendable, Hashable {
 
     /// The summary of a trace of one span.
     init(_ span: Span) {
+        self.init(span, isError: span.isError)
+    }
+
+    /// The summary of a trace of one span whose ``Span/isError`` is known.
+    init(_ span: Span, isError: Bool) {
         traceId = span.traceId
         rootOperation = span.operation
         start = span.timestamp
         end = span.end
         spanCount = 1
-        errorCount = span.isError ? 1 : 0
+        errorCount = isError ? 1 : 0
         sources = [span.source]
         replayOf = nil
     }
@@ -113,30 +118,71 @@ public struct TraceSummaryRecord: Sendable, Hashable {
     /// tie, the one seen first keeps it). The cache and the projection fold spans with this, so
     /// they agree.
     mutating func add(_ span: Span) {
+        add(span, isError: span.isError)
+    }
+
+    /// ``add(_:)`` for a span whose ``Span/isError`` is known.
+    mutating func add(_ span: Span, isError: Bool) {
         if span.timestamp < start {
             start = span.timestamp
             rootOperation = span.operation
         }
         end = max(end, span.end)
         spanCount += 1
-        errorCount += span.isError ? 1 : 0
+        errorCount += isError ? 1 : 0
         if !sources.contains(span.source) { sources.append(span.source) }
     }
 
+    /// Takes the summary of later spans of the same trace (in seq order after this one's): the
+    /// same result as adding those spans one by one with ``add(_:)``.
+    mutating func merge(_ later: TraceSummaryRecord) {
+        if later.start < start {
+            start = later.start
+            rootOperation = later.rootOperation
+        }
+        end = max(end, later.end)
+        spanCount += later.spanCount
+        errorCount += later.errorCount
+        for source in later.sources where !sources.contains(source) { sources.append(source) }
+        if replayOf == nil { replayOf = later.replayOf }
+    }
+
     init(row: Row) {
-        traceId = row["trace_id"]
-        rootOperation = row["root_operation"]
-        start = row["start"]
-        end = row["end"]
-        spanCount = row["span_count"]
-        errorCount = row["error_count"]
-        let sourcesText: String = row["sources"]
-        if case .array(let values) = JSONText(sourcesText).jsonValue {
+        self.init(
+            traceId: row["trace_id"],
+            rootOperation: row["root_operation"],
+            start: row["start"],
+            end: row["end"],
+            spanCount: row["span_count"],
+            errorCount: row["error_count"],
+            sourcesJSON: row["sources"],
+            replayOf: row["replay_of"]
+        )
+    }
+
+    /// A row of `trace_summaries`, its `sources` as stored (a JSON array).
+    init(
+        traceId: String,
+        rootOperation: String,
+        start: Int64,
+        end: Int64,
+        spanCount: Int,
+        errorCount: Int,
+        sourcesJSON: String,
+        replayOf: String?
+    ) {
+        self.traceId = traceId
+        self.rootOperation = rootOperation
+        self.start = start
+        self.end = end
+        self.spanCount = spanCount
+        self.errorCount = errorCount
+        if case .array(let values) = JSONText(sourcesJSON).jsonValue {
             sources = values.compactMap { if case .string(let text) = $0 { text } else { nil } }
         } else {
             sources = []
         }
-        replayOf = row["replay_of"]
+        self.replayOf = replayOf
     }
 }
 
@@ -177,27 +223,58 @@ public struct TraceQueries: Sendable {
         try await context.awaitProjections()
         let found: (seqs: [UInt64], summary: TraceSummaryRecord?)
         do {
+            // A recent trace's number is in memory; the others' are in trace_keys. Looked up
+            // before the snapshot is taken (RecentTraces).
+            let recentNumber = context.store.recentTraceNumber(traceId)
             found = try await context.store.read { db in
-                let seqs = try UInt64.fetchAll(
-                    db,
-                    sql: "SELECT seq FROM operation_logs WHERE trace_id = ? ORDER BY timestamp, seq",
-                    arguments: [traceId]
-                )
-                let summary = try Row.fetchOne(db, sql: "SELECT * FROM trace_summaries WHERE trace_id = ?", arguments: [traceId]).map(
-                    TraceSummaryRecord.init(row:)
-                )
-                return (seqs, summary)
+                var seqs: [UInt64] = []
+                let row: Row?
+                if let recentNumber {
+                    row = try Row.fetchOne(db, sql: "SELECT * FROM trace_summaries WHERE id = ?", arguments: [recentNumber])
+                } else {
+                    row = try Row.fetchOne(
+                        db,
+                        sql: "SELECT s.* FROM trace_keys k JOIN trace_summaries s ON s.id = k.id WHERE k.trace_key = ? AND s.trace_id = ?",
+                        arguments: [TraceKey.of(traceId), traceId]
+                    )
+                }
+                guard let row else { return ([], nil) }
+                let id: Int64 = row["id"]
+                for list in try String.fetchAll(db, sql: "SELECT seqs FROM trace_spans WHERE trace = ? ORDER BY first_seq", arguments: [id]) {
+                    seqs += Self.seqs(inJSONArray: list)
+                }
+                return (seqs, TraceSummaryRecord(row: row))
             }
         } catch {
             throw CoreError(.internalError, "reading trace \(traceId) failed")
         }
         guard let summary = found.summary, !found.seqs.isEmpty else { throw CoreError(.traceNotFound, "there is no trace \(traceId)") }
         let events = try await events(at: found.seqs)
-        let spans = found.seqs.compactMap { seq -> SpanRecord? in
+        var spans = found.seqs.compactMap { seq -> SpanRecord? in
             guard case .span(let span)? = events[seq]?.body else { return nil }
             return SpanRecord(seq: seq, span: span)
         }
+        spans.sort { ($0.span.timestamp, $0.seq) < ($1.span.timestamp, $1.seq) }
         return (spans, summary)
+    }
+
+    /// The seqs of a `trace_spans.seqs` array (`[1,2,3]`).
+    static func seqs(inJSONArray text: String) -> [UInt64] {
+        var seqs: [UInt64] = []
+        var current: UInt64 = 0
+        var inNumber = false
+        for byte in text.utf8 {
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                current = current &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+                inNumber = true
+            } else if inNumber {
+                seqs.append(current)
+                current = 0
+                inNumber = false
+            }
+        }
+        if inNumber { seqs.append(current) }
+        return seqs
     }
 
     /// The events at the given seqs, read from the log in one scattered read (each batch once).
@@ -236,9 +313,17 @@ public struct TraceQueries: Sendable {
             conditions.append("(t.start < ? OR (t.start = ? AND t.trace_id < ?))")
             arguments += [after.start, after.start, after.traceId]
         }
-        for (column, value) in [("source", search.source), ("operation", search.operation), ("stage", search.stage)] {
+        // A trace's sources are in its summary; its operations and stages are in its spans,
+        // found through trace_spans.
+        if let source = search.source {
+            conditions.append("EXISTS (SELECT 1 FROM json_each(t.sources) s WHERE s.value = ?)")
+            arguments.append(source)
+        }
+        for (column, value) in [("operation", search.operation), ("stage", search.stage)] {
             guard let value else { continue }
-            conditions.append("EXISTS (SELECT 1 FROM operation_logs o WHERE o.trace_id = t.trace_id AND o.\(column) = ?)")
+            conditions.append(
+                "EXISTS (SELECT 1 FROM trace_spans x, json_each(x.seqs) j, operation_logs o WHERE x.trace = t.id AND o.seq = j.value AND o.\(column) = ?)"
+            )
             arguments.append(value)
         }
         if search.errorsOnly { conditions.append("t.error_count > 0") }

@@ -45,8 +45,8 @@ public enum ProjectionRebuild {
     /// to the log's head now: bulk loaded, summarized, checkpointed, closed and synchronized.
     /// Returns the seq it holds up to.
     static func build(log: SegmentLog, at path: String, progress: (@Sendable (UInt64, UInt64) -> Void)?) async throws -> UInt64 {
-        let store = try ProjectionStore(path: path, durability: .deferred, summarizesTraces: false)
-        let projector = Projector(log: log, store: store, batchSize: 16_384)
+        let store = try ProjectionStore(path: path, durability: .deferred)
+        let projector = Projector(log: log, store: store, batchSize: 32_768)
         do {
             try await store.beginBulkLoad()
             try await projector.catchUp(progress: progress)

@@ -18,9 +18,20 @@ public final class ProjectionStore: Sendable {
     static let checkpointName = "projections"
 
     public let path: String
-    let pool: DatabasePool
-    /// Whether ``apply(_:)`` keeps `trace_summaries` up to date (off during a bulk load).
-    let summarizesTraces: Bool
+    let pool: any DatabaseWriter
+    /// The `trace_summaries` rows last committed, kept in memory for the next batches' merges.
+    /// Only ``apply(_:checkpointSeq:checkpointTime:)`` and ``replaceContents(withDatabaseAt:)``
+    /// change it, after their transaction, and they run one at a time (the projector calls them).
+    private let summaries = Mutex(TraceSummaryCache())
+    /// The traces not yet in `trace_keys`, by id: changed, like `summaries`, only after a
+    /// transaction of ``apply(_:checkpointSeq:checkpointTime:)`` or
+    /// ``replaceContents(withDatabaseAt:)``, which run one at a time.
+    private let recent: Mutex<RecentTraces>
+    /// How many traces are numbered between two writes of `trace_keys` (see ``RecentTraces``).
+    public let keysWrittenPerMerge: Int
+    /// The default ``keysWrittenPerMerge``: 131,072 traces (~13 MB in memory), a million events
+    /// at 8 spans per trace; writing them sorted dirties each `trace_keys` page about once.
+    public static let defaultKeysWrittenPerMerge = 131_072
     /// The secondary indexes dropped by ``beginBulkLoad()``, to create again.
     private let droppedIndexes = Mutex<[String]>([])
 
@@ -34,28 +45,36 @@ public final class ProjectionStore: Sendable {
     }
 
     /// Opens (creating when missing) the database at `path` and brings its schema up to date.
-    public init(path: String, durability: Durability = .synchronous, summarizesTraces: Bool = true) throws {
+    public init(path: String, durability: Durability = .synchronous, keysWrittenPerMerge: Int = ProjectionStore.defaultKeysWrittenPerMerge) throws {
         self.path = path
-        self.summarizesTraces = summarizesTraces
+        self.keysWrittenPerMerge = max(1, keysWrittenPerMerge)
         var configuration = Configuration()
         configuration.label = "custody.projections"
         // Another connection to the file (a reader's checkpoint, an operator's sqlite3) makes a
         // write wait a little rather than fail at once.
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
+            db.add(function: TraceKey.function)
             // A page cache that holds the indexes being written (the default ~2 MB makes every
             // insert read and write pages through the kernel), and fewer, larger checkpoints.
             try db.execute(sql: "PRAGMA cache_size = -131072")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
-            if durability == .deferred { try db.execute(sql: "PRAGMA synchronous = OFF") }
+            if durability == .deferred {
+                try db.execute(sql: "PRAGMA synchronous = OFF")
+                try db.execute(sql: "PRAGMA journal_mode = OFF")
+                try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
+            }
         }
-        pool = try DatabasePool(path: path, configuration: configuration)
+        pool =
+            durability == .deferred
+            ? try DatabaseQueue(path: path, configuration: configuration) : try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
         for migration in try CustodySchema.projectionMigrations() {
             let sql = migration.sql
             migrator.registerMigration(migration.name) { db in try db.execute(sql: sql) }
         }
         try migrator.migrate(pool)
+        recent = Mutex(try pool.read(RecentTraces.load))
     }
 
     /// The checkpoint: the seq of the last applied event (0 when none).
@@ -80,8 +99,17 @@ public final class ProjectionStore: Sendable {
     /// Applies `events` and moves the checkpoint to `checkpointSeq` (which may be past the last
     /// event, over records that were not events), in one transaction.
     func apply(_ events: [Event], checkpointSeq: UInt64, checkpointTime: Int64) async throws {
-        try await pool.write { db in
-            try ProjectionWriter(db, summarizesTraces: self.summarizesTraces).apply(events)
+        let changes = try await pool.write { db in
+            let writer = ProjectionWriter(
+                db,
+                cachedSummary: { traceId in self.summaries.withLock { $0.entry(traceId) } },
+                recentNumber: { traceId in self.recent.withLock { $0.number(of: traceId) } }
+            )
+            var changes = try writer.apply(events)
+            let (count, throughId) = self.recent.withLock { ($0.count, $0.throughId) }
+            if count + changes.numbered.count >= self.keysWrittenPerMerge {
+                changes.keysIndexedThrough = try RecentTraces.writeKeys(db, after: throughId)
+            }
             try db.execute(
                 sql: """
                     INSERT INTO projection_checkpoint (name, applied_seq, applied_at) VALUES (?, ?, ?)
@@ -89,6 +117,19 @@ public final class ProjectionStore: Sendable {
                     """,
                 arguments: [Self.checkpointName, Int64(checkpointSeq), checkpointTime]
             )
+            return changes
+        }
+        // Committed: the rows written are now the rows to merge into.
+        summaries.withLock { cache in
+            cache.remove(changes.stale)
+            cache.record(changes.written)
+        }
+        recent.withLock { recent in
+            if let through = changes.keysIndexedThrough {
+                recent.indexed(through: through)
+            } else {
+                for (traceId, id) in changes.numbered { recent.add(traceId, number: id) }
+            }
         }
     }
 
@@ -97,14 +138,22 @@ public final class ProjectionStore: Sendable {
     /// the old rows or the new ones, never a mix, and keeps reading meanwhile (WAL). Returns the
     /// new checkpoint.
     func replaceContents(withDatabaseAt path: String) async throws -> UInt64 {
-        try await pool.writeWithoutTransaction { db in
+        summaries.withLock { $0.removeAll() }
+        defer { summaries.withLock { $0.removeAll() } }
+        let (seq, fresh) = try await pool.writeWithoutTransaction { db in
             try db.execute(sql: "ATTACH DATABASE ? AS fresh", arguments: [path])
             defer { try? db.execute(sql: "DETACH DATABASE fresh") }
+            var fresh = RecentTraces()
             try db.inTransaction {
-                for table in Self.tables + ["projection_checkpoint"] {
+                for table in Self.tables + Self.indexTables + ["projection_checkpoint"] {
                     try db.execute(sql: "DELETE FROM main.\(table)")
                     try db.execute(sql: "INSERT INTO main.\(table) SELECT * FROM fresh.\(table)")
                 }
+                // Traces have the same numbers in both databases (by first appearance), but not
+                // the same ones in trace_keys: until the commit is visible to every reader, the
+                // recent traces of both are looked up in memory.
+                fresh = try RecentTraces.load(db)
+                self.recent.withLock { $0.add(fresh) }
                 return .commit
             }
             let seq = try Int64.fetchOne(
@@ -112,8 +161,10 @@ public final class ProjectionStore: Sendable {
                 sql: "SELECT applied_seq FROM main.projection_checkpoint WHERE name = ?",
                 arguments: [Self.checkpointName]
             )
-            return UInt64(seq ?? 0)
+            return (UInt64(seq ?? 0), fresh)
         }
+        recent.withLock { $0 = fresh }
+        return seq
     }
 
     /// Runs a read-only query on a snapshot of the database.
@@ -138,11 +189,48 @@ public final class ProjectionStore: Sendable {
         "tasks", "followups", "operation_logs", "error_events", "delivery_reports", "github_operations", "replays", "trace_summaries",
     ]
 
+    /// Tables that index the projections rather than project events: their rows depend on how
+    /// the events were batched (`trace_spans` has one row per trace per batch), so two databases
+    /// with the same projections may differ here row by row, never in what the rows say.
+    public static let indexTables = ["trace_spans", "trace_keys", "trace_keys_indexed"]
+
+    /// The number (`trace_summaries.id`) of a trace, nil when it has no row: from memory for a
+    /// recent trace, else through `trace_keys`.
+    public func traceNumber(_ traceId: String) async throws -> Int64? {
+        if let number = recentTraceNumber(traceId) { return number }
+        return try await pool.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: "SELECT s.id FROM trace_keys k JOIN trace_summaries s ON s.id = k.id WHERE k.trace_key = ? AND s.trace_id = ?",
+                arguments: [TraceKey.of(traceId), traceId]
+            )
+        }
+    }
+
+    /// The number (`trace_summaries.id`) of a trace numbered since `trace_keys` was last
+    /// written; nil for the others, which `trace_keys` finds. Look here before taking the
+    /// snapshot that reads the row (see ``RecentTraces``).
+    func recentTraceNumber(_ traceId: String) -> Int64? {
+        recent.withLock { $0.number(of: traceId) }
+    }
+
+    /// Every (trace id, seq) that `trace_spans` lists, sorted: what it says, whatever the batches.
+    public func traceSpanPairs() async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT t.trace_id || ' ' || j.value FROM trace_spans s JOIN trace_summaries t ON t.id = s.trace, json_each(s.seqs) j
+                    ORDER BY t.trace_id, j.value
+                    """
+            )
+        }
+    }
+
     // MARK: Bulk load (rebuild)
 
     /// Prepares an empty database for loading many events: drops the secondary indexes (rows go
     /// in faster without them; ``finishBulkLoad()`` creates them again, sorted, in one pass each).
-    /// Open the store with `summarizesTraces: false` for a bulk load.
     public func beginBulkLoad() async throws {
         let indexes = try await pool.write { db -> [(String, String)] in
             let indexes = try Row.fetchAll(
@@ -155,37 +243,17 @@ public final class ProjectionStore: Sendable {
         droppedIndexes.withLock { $0 = indexes.map(\.1) }
     }
 
-    /// Ends a bulk load: creates the dropped indexes again and computes every trace summary from
-    /// `operation_logs` in one statement — the same rows the live, per-span updates produce (the
-    /// earliest span's operation, ties to the lower seq; sources in order of first appearance).
+    /// Ends a bulk load: creates the dropped indexes again.
     public func finishBulkLoad() async throws {
         let indexes = droppedIndexes.withLock { $0 }
         try await pool.write { db in
             for sql in indexes { try db.execute(sql: sql) }
-            try db.execute(sql: "DELETE FROM trace_summaries")
-            try db.execute(
-                sql: """
-                    INSERT INTO trace_summaries (trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
-                    SELECT o.trace_id,
-                        (SELECT r.operation FROM operation_logs r WHERE r.trace_id = o.trace_id ORDER BY r.timestamp, r.seq LIMIT 1),
-                        MIN(o.timestamp),
-                        MAX(o.timestamp + CAST(COALESCE(o.duration_ms, 0) * 1000000 AS INTEGER)),
-                        COUNT(*),
-                        SUM(o.is_error),
-                        (SELECT json_group_array(source) FROM (
-                            SELECT s.source, MIN(s.seq) AS first FROM operation_logs s WHERE s.trace_id = o.trace_id
-                            GROUP BY s.source ORDER BY first)),
-                        (SELECT from_trace FROM replays WHERE new_trace = o.trace_id),
-                        MAX(o.seq)
-                    FROM operation_logs o
-                    GROUP BY o.trace_id
-                    """
-            )
         }
     }
 
     /// Moves everything from the write-ahead log into the database file, leaving one file.
     public func checkpointWAL() throws {
+        guard pool is DatabasePool else { return }
         try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
     }
 

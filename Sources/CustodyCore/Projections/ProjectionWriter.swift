@@ -3,116 +3,259 @@ import GRDB
 /// Writes events into the projection tables, inside a transaction that ``ProjectionStore``
 /// opened. Each event type changes its tables the same way every time, so applying the same
 /// events in the same order gives the same rows whatever the batch boundaries — which is what
-/// makes an incremental projection equal to a rebuild.
+/// makes an incremental projection equal to a rebuild. (`trace_spans`, an index, is the one
+/// table whose rows follow the batches; what it says — which seqs belong to which trace — does
+/// not.)
 struct ProjectionWriter {
     let db: Database
-    /// Whether spans update `trace_summaries` as they are applied (live). A bulk load (rebuild)
-    /// leaves them out and computes them all at the end with ``ProjectionStore/finishBulkLoad()``,
-    /// which gives the same rows.
-    let summarizesTraces: Bool
+    /// The committed `trace_summaries` rows kept in memory (``TraceSummaryCache``).
+    let cachedSummary: (String) -> TraceSummaryCache.Entry?
+    /// The numbers of the traces not yet in `trace_keys` (``RecentTraces``).
+    let recentNumber: (String) -> Int64?
 
-    init(_ db: Database, summarizesTraces: Bool = true) {
+    init(
+        _ db: Database,
+        cachedSummary: @escaping (String) -> TraceSummaryCache.Entry? = { _ in nil },
+        recentNumber: @escaping (String) -> Int64?
+    ) {
         self.db = db
-        self.summarizesTraces = summarizesTraces
+        self.cachedSummary = cachedSummary
+        self.recentNumber = recentNumber
     }
 
-    /// Applies a batch. Spans update `trace_summaries` once per trace per batch (their aggregate
-    /// merged into the row), after the batch's other events: the rows come out exactly as if each
-    /// span had been applied on its own, in seq order.
-    func apply(_ events: [Event]) throws {
-        var summaries: [String: (summary: TraceSummaryRecord, lastSeq: Int64)] = [:]
-        var order: [String] = []
-        var spans: [(seq: Int64, at: Int64, span: Span)] = []
-        for event in events {
-            if case .span(let span) = event.body {
-                spans.append((Int64(event.seq), event.ingestedAt, span))
-            } else {
-                try apply(event)
+    /// What a batch changed in `trace_summaries`, for ``TraceSummaryCache`` once it commits.
+    struct SummaryChanges {
+        /// The rows as written.
+        var written: [(traceId: String, entry: TraceSummaryCache.Entry)] = []
+        /// Traces whose row changed in SQL (a replay started): their cached row is stale.
+        var stale: Set<String> = []
+        /// Traces numbered in this batch.
+        var numbered: [(traceId: String, id: Int64)] = []
+        /// Set when the transaction also wrote every trace up to this number to `trace_keys`.
+        var keysIndexedThrough: Int64?
+    }
+
+    /// A trace's spans in one batch.
+    private struct TraceInBatch {
+        var part: TraceSummaryCache.Entry
+        var seqs: [Int64]
+    }
+
+    /// Applies a batch. The batch's other events are applied in seq order, and its spans go into
+    /// `operation_logs` as they come (they depend on nothing else); then each trace of the batch
+    /// gets one `trace_spans` row and one `trace_summaries` update (its spans folded in Swift and
+    /// merged into the row): the rows come out exactly as if each span had been applied on its
+    /// own, in seq order.
+    func apply(_ events: [Event]) throws -> SummaryChanges {
+        var changes = SummaryChanges()
+        var slotOfTrace: [String: Int] = [:]
+        var traces: [TraceInBatch] = []
+        var spans = SpanInserter(db)
+        for index in events.indices {
+            guard case .span(let span) = events[index].body else {
+                try apply(events[index])
+                if case .replayStarted(let replay) = events[index].body { changes.stale.insert(replay.newTrace) }
+                continue
             }
-            if summarizesTraces, case .span(let span) = event.body {
-                if summaries[span.traceId] == nil {
-                    order.append(span.traceId)
-                    summaries[span.traceId] = (TraceSummaryRecord(span), Int64(event.seq))
-                } else {
-                    summaries[span.traceId]!.summary.add(span)
-                    summaries[span.traceId]!.lastSeq = Int64(event.seq)
-                }
+            let seq = Int64(events[index].seq)
+            let isError = span.isError
+            try spans.insert(span, seq: seq, ingestedAt: events[index].ingestedAt, isError: isError, from: events, at: index)
+            if let slot = slotOfTrace[span.traceId] {
+                traces[slot].part.summary.add(span, isError: isError)
+                traces[slot].part.lastSeq = seq
+                traces[slot].seqs.append(seq)
+            } else {
+                slotOfTrace[span.traceId] = traces.count
+                traces.append(TraceInBatch(part: .init(id: 0, summary: TraceSummaryRecord(span, isError: isError), lastSeq: seq), seqs: [seq]))
             }
         }
-        try insertSpans(spans)
-        for trace in order { try upsertSummary(summaries[trace]!.summary, lastSeq: summaries[trace]!.lastSeq) }
+        try spans.finish(events)
+        guard !traces.isEmpty else { return changes }
+        var insertSummary = try DirectStatement(db, sql: Self.insertSummary)
+        var updateSummary = try DirectStatement(db, sql: Self.updateSummary)
+        var stored = try StoredSummaryQueries(db)
+        var replays = try DirectStatement(db, sql: "SELECT from_trace FROM replays WHERE new_trace = ?")
+        var traceSpans = try DirectStatement(db, sql: "INSERT INTO trace_spans (trace, first_seq, seqs) VALUES (?, ?, ?)")
+        changes.written.reserveCapacity(traces.count)
+        for trace in traces {
+            let traceId = trace.part.summary.traceId
+            // The row as last committed: from memory, unless a replay started in this batch
+            // changed it in SQL; else from the database; nil for a new trace.
+            let cached = changes.stale.contains(traceId) ? nil : cachedSummary(traceId)
+            var row: TraceSummaryCache.Entry
+            if let known = try cached ?? storedSummary(traceId, with: &stored) {
+                row = known
+                row.summary.merge(trace.part.summary)
+                row.lastSeq = trace.part.lastSeq
+                bind(row, to: &updateSummary)
+                updateSummary.bind(row.id)
+                try updateSummary.run(db)
+            } else {
+                row = trace.part
+                replays.bind(traceId)
+                row.summary.replayOf = try replays.step(db) ? replays.text(0) : nil
+                replays.reset()
+                bind(row, to: &insertSummary)
+                try insertSummary.run(db)
+                row.id = db.lastInsertedRowID
+                changes.numbered.append((traceId, row.id))
+            }
+            traceSpans.bind(row.id)
+            traceSpans.bind(trace.seqs[0])
+            traceSpans.bind(Self.jsonArray(trace.seqs))
+            try traceSpans.run(db)
+            changes.written.append((traceId, row))
+        }
+        return changes
     }
 
-    /// Rows of `operation_logs` per INSERT statement in a bulk load: one statement carrying many
-    /// rows made the rebuild ~18% faster (238k → 281k events/s), but the live projector, with its
-    /// indexes in place, ~10% slower (measured), so live inserts go one row at a time.
-    static let rowsPerBulkInsert = 32
+    /// Rows of `operation_logs` per INSERT statement: one statement carrying many rows is faster
+    /// than one per row.
+    static let rowsPerInsert = 32
     static let spanColumns =
         "INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms, timestamp, ingested_at, is_error) VALUES "
     static let spanRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    static let insertManySpans = spanColumns + Array(repeating: spanRow, count: rowsPerInsert).joined(separator: ", ")
+    static let insertOneSpan = spanColumns + spanRow
 
-    /// Inserts spans into `operation_logs` (they depend on nothing else in the batch), many rows per
-    /// statement.
-    private func insertSpans(_ spans: [(seq: Int64, at: Int64, span: Span)]) throws {
-        var start = 0
-        while start < spans.count {
-            let rows = summarizesTraces ? 1 : Self.rowsPerBulkInsert
-            let count = spans.count - start >= rows ? rows : 1
-            var insert = try DirectStatement(
-                db,
-                sql: Self.spanColumns + Array(repeating: Self.spanRow, count: count).joined(separator: ", ")
-            )
-            for (seq, at, span) in spans[start..<(start + count)] {
-                insert.bind(seq)
-                insert.bind(span.traceId)
-                insert.bind(span.spanId)
-                insert.bind(span.parentSpanId)
-                insert.bind(span.source)
-                insert.bind(span.stage)
-                insert.bind(span.operation)
-                insert.bind(span.taskUUID)
-                insert.bind(span.durationMs)
-                insert.bind(span.timestamp)
-                insert.bind(at)
-                insert.bind(span.isError ? 1 : 0)
+    /// Inserts spans into `operation_logs`, ``rowsPerInsert`` rows per statement: rows are bound as
+    /// they come, and the last few of a batch (fewer than a statement holds) one at a time.
+    private struct SpanInserter {
+        let db: Database
+        private var many: DirectStatement?
+        /// The events (by index) whose rows are bound in `many` and not yet inserted.
+        private var bound: [Int] = []
+
+        init(_ db: Database) {
+            self.db = db
+        }
+
+        mutating func insert(_ span: Span, seq: Int64, ingestedAt: Int64, isError: Bool, from events: [Event], at index: Int) throws {
+            if many == nil { many = try DirectStatement(db, sql: ProjectionWriter.insertManySpans) }
+            Self.bind(span, seq: seq, ingestedAt: ingestedAt, isError: isError, to: &many!)
+            bound.append(index)
+            if bound.count == ProjectionWriter.rowsPerInsert {
+                try many!.run(db)
+                bound.removeAll(keepingCapacity: true)
             }
-            try insert.run(db)
-            start += count
+        }
+
+        /// Inserts the rows bound but not inserted yet.
+        mutating func finish(_ events: [Event]) throws {
+            guard !bound.isEmpty else { return }
+            many!.reset()
+            var one = try DirectStatement(db, sql: ProjectionWriter.insertOneSpan)
+            for index in bound {
+                guard case .span(let span) = events[index].body else { continue }
+                Self.bind(span, seq: Int64(events[index].seq), ingestedAt: events[index].ingestedAt, isError: span.isError, to: &one)
+                try one.run(db)
+            }
+            bound.removeAll()
+        }
+
+        static func bind(_ span: Span, seq: Int64, ingestedAt: Int64, isError: Bool, to insert: inout DirectStatement) {
+            insert.bind(seq)
+            insert.bind(span.traceId)
+            insert.bind(span.spanId)
+            insert.bind(span.parentSpanId)
+            insert.bind(span.source)
+            insert.bind(span.stage)
+            insert.bind(span.operation)
+            insert.bind(span.taskUUID)
+            insert.bind(span.durationMs)
+            insert.bind(span.timestamp)
+            insert.bind(ingestedAt)
+            insert.bind(isError ? 1 : 0)
         }
     }
 
-    /// Merges a batch's summary of one trace into its row.
-    private func upsertSummary(_ summary: TraceSummaryRecord, lastSeq: Int64) throws {
-        let sources = JSONValue.array(summary.sources.map(JSONValue.string)).jsonText.description
-        var upsert = try DirectStatement(
-            db,
-            sql: """
-                INSERT INTO trace_summaries (trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT from_trace FROM replays WHERE new_trace = ?1), ?8)
-                ON CONFLICT (trace_id) DO UPDATE SET
-                    root_operation = CASE WHEN excluded.start < start THEN excluded.root_operation ELSE root_operation END,
-                    start = MIN(start, excluded.start),
-                    "end" = MAX("end", excluded."end"),
-                    span_count = span_count + excluded.span_count,
-                    error_count = error_count + excluded.error_count,
-                    sources = (SELECT json_group_array(value) FROM (
-                        SELECT value FROM json_each(trace_summaries.sources)
-                        UNION ALL
-                        SELECT n.value FROM json_each(excluded.sources) n
-                        WHERE NOT EXISTS (SELECT 1 FROM json_each(trace_summaries.sources) o WHERE o.value = n.value))),
-                    replay_of = COALESCE(replay_of, excluded.replay_of),
-                    last_seq = excluded.last_seq
-                """
+    /// `[1,2,3]`: the seqs of `trace_spans.seqs`.
+    static func jsonArray(_ seqs: [Int64]) -> String {
+        var text = "["
+        text.reserveCapacity(seqs.count * 9 + 2)
+        for (index, seq) in seqs.enumerated() {
+            if index > 0 { text.append(",") }
+            text.append(String(seq))
+        }
+        text.append("]")
+        return text
+    }
+
+    static let insertSummary = """
+        INSERT INTO trace_summaries (trace_key, trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+    static let updateSummary = """
+        UPDATE trace_summaries SET trace_key = ?, trace_id = ?, root_operation = ?, start = ?, "end" = ?, span_count = ?, error_count = ?,
+            sources = ?, replay_of = ?, last_seq = ?
+        WHERE id = ?
+        """
+    /// The two ways to a stored row: by number (a recent trace), or by key through `trace_keys`.
+    private struct StoredSummaryQueries {
+        static let columns = #"s.id, s.root_operation, s.start, s."end", s.span_count, s.error_count, s.sources, s.replay_of, s.last_seq"#
+        var byNumber: DirectStatement
+        var byKey: DirectStatement
+
+        init(_ db: Database) throws {
+            byNumber = try DirectStatement(db, sql: "SELECT \(Self.columns) FROM trace_summaries s WHERE s.id = ?")
+            byKey = try DirectStatement(
+                db,
+                sql: "SELECT \(Self.columns) FROM trace_keys k JOIN trace_summaries s ON s.id = k.id WHERE k.trace_key = ? AND s.trace_id = ?"
+            )
+        }
+    }
+
+    /// Binds a trace's row (its columns after `id`, in table order).
+    private func bind(_ row: TraceSummaryCache.Entry, to statement: inout DirectStatement) {
+        let summary = row.summary
+        statement.bind(TraceKey.of(summary.traceId))
+        statement.bind(summary.traceId)
+        statement.bind(summary.rootOperation)
+        statement.bind(summary.start)
+        statement.bind(summary.end)
+        statement.bind(Int64(summary.spanCount))
+        statement.bind(Int64(summary.errorCount))
+        statement.bind(JSONValue.array(summary.sources.map(JSONValue.string)).jsonText.description)
+        statement.bind(summary.replayOf)
+        statement.bind(row.lastSeq)
+    }
+
+    /// A trace's row as the database has it.
+    private func storedSummary(_ traceId: String, with queries: inout StoredSummaryQueries) throws -> TraceSummaryCache.Entry? {
+        if let number = recentNumber(traceId) {
+            queries.byNumber.bind(number)
+            return try read(traceId, with: &queries.byNumber)
+        }
+        queries.byKey.bind(TraceKey.of(traceId))
+        queries.byKey.bind(traceId)
+        return try read(traceId, with: &queries.byKey)
+    }
+
+    private func read(_ traceId: String, with select: inout DirectStatement) throws -> TraceSummaryCache.Entry? {
+        defer { select.reset() }
+        guard try select.step(db) else { return nil }
+        let summary = TraceSummaryRecord(
+            traceId: traceId,
+            rootOperation: select.text(1) ?? "",
+            start: select.int64(2),
+            end: select.int64(3),
+            spanCount: Int(select.int64(4)),
+            errorCount: Int(select.int64(5)),
+            sourcesJSON: select.text(6) ?? "[]",
+            replayOf: select.text(7)
         )
-        upsert.bind(summary.traceId)
-        upsert.bind(summary.rootOperation)
-        upsert.bind(summary.start)
-        upsert.bind(summary.end)
-        upsert.bind(Int64(summary.spanCount))
-        upsert.bind(Int64(summary.errorCount))
-        upsert.bind(sources)
-        upsert.bind(lastSeq)
-        try upsert.run(db)
+        return TraceSummaryCache.Entry(id: select.int64(0), summary: summary, lastSeq: select.int64(8))
+    }
+
+    /// The number of a trace that has a row (nil when it has none).
+    private func traceNumber(_ traceId: String) throws -> Int64? {
+        if let number = recentNumber(traceId) { return number }
+        return try Int64.fetchOne(
+            db.cachedStatement(
+                sql: "SELECT s.id FROM trace_keys k JOIN trace_summaries s ON s.id = k.id WHERE k.trace_key = ? AND s.trace_id = ?"
+            ),
+            arguments: [TraceKey.of(traceId), traceId]
+        )
     }
 
     private func run(_ sql: String, _ arguments: StatementArguments) throws {
@@ -197,8 +340,8 @@ struct ProjectionWriter {
             )
             // The replay the replays table kept (the first one started for this trace).
             try run(
-                "UPDATE trace_summaries SET replay_of = (SELECT from_trace FROM replays WHERE new_trace = ?1) WHERE trace_id = ?1",
-                [replay.newTrace]
+                "UPDATE trace_summaries SET replay_of = (SELECT from_trace FROM replays WHERE new_trace = ?1) WHERE id = ?2",
+                [replay.newTrace, try traceNumber(replay.newTrace)]
             )
         case .replayCompleted(let replay):
             try run(

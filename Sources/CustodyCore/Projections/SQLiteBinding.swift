@@ -3,8 +3,8 @@ import GRDBSQLite
 
 /// Runs a prepared statement with arguments bound straight to SQLite (`sqlite3_bind_*`), for the
 /// projections' hot inserts: GRDB's `StatementArguments` boxes every value into an existential,
-/// which was a fifth of the time spent loading spans. Only for statements that return no rows,
-/// inside a write transaction that GRDB opened.
+/// which was a fifth of the time spent loading spans — and GRDB's rows and cursors for the point
+/// lookups of the projector. Only inside a write transaction that GRDB opened.
 struct DirectStatement {
     let statement: Statement
     private var handle: OpaquePointer { statement.sqliteStatement }
@@ -34,6 +34,37 @@ struct DirectStatement {
         value.withUTF8 { bytes in
             _ = bytes.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
         }
+    }
+
+    /// Steps a query once: true with a row to read (``int64(_:)``, ``text(_:)``), false at the
+    /// end. Call ``reset()`` when done with it.
+    mutating func step(_ db: Database) throws -> Bool {
+        switch sqlite3_step(handle) {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        case let code:
+            let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+            reset()
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
+        }
+    }
+
+    /// The integer in column `column` (from 0) of the current row.
+    func int64(_ column: Int32) -> Int64 {
+        sqlite3_column_int64(handle, column)
+    }
+
+    /// The text in column `column` (from 0) of the current row; nil for NULL.
+    func text(_ column: Int32) -> String? {
+        guard sqlite3_column_type(handle, column) != SQLITE_NULL, let bytes = sqlite3_column_text(handle, column) else { return nil }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
+    }
+
+    /// Readies the statement for new arguments.
+    mutating func reset() {
+        sqlite3_reset(handle)
+        index = 0
     }
 
     /// Steps the statement to completion and resets it for the next use.

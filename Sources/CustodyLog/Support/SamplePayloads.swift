@@ -9,6 +9,21 @@ public enum SamplePayloads {
         "createAgent", "POST /api/tasks", "runPipeline", "deployService", "renderPage", "submitFollowup", "GET /api/orders/{id}",
     ]
 
+    /// The time of span `n`: 2026-11-25T06:00:00Z plus `n` milliseconds (wrapping after 18
+    /// hours). Like a sender's clock, it advances with the spans it stamps: spans are sent as
+    /// they happen, give or take the jitter between senders (the callers' appenders, each with its
+    /// own `n`).
+    static func timestamp(_ n: Int) -> String {
+        let milliseconds = n % (18 * 3_600_000)
+        let hour = 6 + milliseconds / 3_600_000
+        let minute = milliseconds / 60_000 % 60
+        let second = milliseconds / 1000 % 60
+        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let fraction = milliseconds % 1000
+        let three = fraction < 10 ? "00\(fraction)" : fraction < 100 ? "0\(fraction)" : "\(fraction)"
+        return "2026-11-25T\(two(hour)):\(two(minute)):\(two(second)).\(three)Z"
+    }
+
     /// A span-like JSON document of about `size` bytes (at least ~200), varying with `n`.
     /// `spansPerTrace` consecutive values of `n` share a trace id (with the same `traceSalt`), as
     /// the spans of one request do; 1 gives every span its own trace.
@@ -31,7 +46,7 @@ public enum SamplePayloads {
         var json =
             #"{"type":"span","trace_id":"\#(trace)","span_id":"\#(span)","source":"\#(sources[n % sources.count])","#
             + #""stage":"\#(stages[(n / 3) % stages.count])","operation":"\#(operations[(n / 7) % operations.count])","#
-            + #""task_uuid":null,"duration_ms":\#(duration),"timestamp":"2026-11-25T06:\#(10 + n % 50):\#(10 + n % 49).\#(100 + n % 900)Z","details":{"ok":true"#
+            + #""task_uuid":null,"duration_ms":\#(duration),"timestamp":"\#(timestamp(n))","details":{"ok":true"#
         if json.utf8.count + 20 < size {
             json += #","note":""#
             while json.utf8.count + 3 < size {
