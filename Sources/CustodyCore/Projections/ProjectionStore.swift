@@ -5,7 +5,8 @@ import Synchronization
 
 /// The SQLite database of the projections (one file, WAL mode): tasks, followups,
 /// operation_logs, error_events, delivery_reports, github_operations, replays,
-/// trace_summaries, and the checkpoint of what has been applied.
+/// trace_summaries, and the checkpoint of what has been applied; and two tables that index
+/// them by trace (`trace_spans`, `trace_keys`; see `schema/projections/004_trace_spans.sql`).
 ///
 /// Rules:
 /// - The schema is `schema/projections/*.sql`, run as named, append-only migrations.
@@ -13,6 +14,8 @@ import Synchronization
 ///   (the last event's seq) in one transaction: after any crash the database holds exactly the
 ///   events up to its checkpoint, each applied once.
 /// - Everything here can be deleted and rebuilt from the log.
+/// - What it keeps in memory (``TraceSummaryCache``, ``RecentTraces``) mirrors committed rows
+///   only: it changes after a transaction commits, never inside one that may roll back.
 public final class ProjectionStore: Sendable {
     /// The checkpoint row of the projections that this store holds.
     static let checkpointName = "projections"
@@ -98,14 +101,20 @@ public final class ProjectionStore: Sendable {
 
     /// Applies `events` and moves the checkpoint to `checkpointSeq` (which may be past the last
     /// event, over records that were not events), in one transaction.
-    func apply(_ events: [Event], checkpointSeq: UInt64, checkpointTime: Int64) async throws {
+    func apply(
+        _ events: [Event],
+        checkpointSeq: UInt64,
+        checkpointTime: Int64,
+        grouping: ProjectionWriter.SpanGrouping? = nil
+    ) async throws {
+        let grouping = grouping ?? ProjectionWriter.SpanGrouping(events)
         let changes = try await pool.write { db in
             let writer = ProjectionWriter(
                 db,
                 cachedSummary: { traceId in self.summaries.withLock { $0.entry(traceId) } },
                 recentNumber: { traceId in self.recent.withLock { $0.number(of: traceId) } }
             )
-            var changes = try writer.apply(events)
+            var changes = try writer.apply(events, grouping: grouping)
             let (count, throughId) = self.recent.withLock { ($0.count, $0.throughId) }
             if count + changes.numbered.count >= self.keysWrittenPerMerge {
                 changes.keysIndexedThrough = try RecentTraces.writeKeys(db, after: throughId)

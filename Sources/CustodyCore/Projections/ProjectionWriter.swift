@@ -35,21 +35,51 @@ struct ProjectionWriter {
         var keysIndexedThrough: Int64?
     }
 
-    /// A trace's spans in one batch.
-    private struct TraceInBatch {
-        var part: TraceSummaryCache.Entry
-        var seqs: [Int64]
+    /// A batch's spans grouped by trace: what the writer needs besides the events, worked out
+    /// before the transaction (the projector does it while the previous batch is written).
+    struct SpanGrouping: Sendable {
+        /// ``Span/isError`` of each event's span (false for other events), by index.
+        var isError: [Bool]
+        var traces: [TraceInBatch]
+
+        /// A trace's spans in the batch.
+        struct TraceInBatch: Sendable {
+            var part: TraceSummaryCache.Entry
+            var seqs: [Int64]
+            /// `seqs` as `trace_spans.seqs` stores them.
+            var seqsJSON = ""
+        }
+
+        init(_ events: [Event]) {
+            isError = Array(repeating: false, count: events.count)
+            traces = []
+            var slotOfTrace: [String: Int] = [:]
+            for index in events.indices {
+                guard case .span(let span) = events[index].body else { continue }
+                let seq = Int64(events[index].seq)
+                let error = span.isError
+                isError[index] = error
+                if let slot = slotOfTrace[span.traceId] {
+                    traces[slot].part.summary.add(span, isError: error)
+                    traces[slot].part.lastSeq = seq
+                    traces[slot].seqs.append(seq)
+                } else {
+                    slotOfTrace[span.traceId] = traces.count
+                    traces.append(TraceInBatch(part: .init(id: 0, summary: TraceSummaryRecord(span, isError: error), lastSeq: seq), seqs: [seq]))
+                }
+            }
+            for slot in traces.indices { traces[slot].seqsJSON = ProjectionWriter.jsonArray(traces[slot].seqs) }
+        }
     }
 
     /// Applies a batch. The batch's other events are applied in seq order, and its spans go into
     /// `operation_logs` as they come (they depend on nothing else); then each trace of the batch
     /// gets one `trace_spans` row and one `trace_summaries` update (its spans folded in Swift and
     /// merged into the row): the rows come out exactly as if each span had been applied on its
-    /// own, in seq order.
-    func apply(_ events: [Event]) throws -> SummaryChanges {
+    /// own, in seq order. `grouping` is `SpanGrouping(events)`.
+    func apply(_ events: [Event], grouping: SpanGrouping) throws -> SummaryChanges {
         var changes = SummaryChanges()
-        var slotOfTrace: [String: Int] = [:]
-        var traces: [TraceInBatch] = []
+        let traces = grouping.traces
         var spans = SpanInserter(db)
         for index in events.indices {
             guard case .span(let span) = events[index].body else {
@@ -57,17 +87,14 @@ struct ProjectionWriter {
                 if case .replayStarted(let replay) = events[index].body { changes.stale.insert(replay.newTrace) }
                 continue
             }
-            let seq = Int64(events[index].seq)
-            let isError = span.isError
-            try spans.insert(span, seq: seq, ingestedAt: events[index].ingestedAt, isError: isError, from: events, at: index)
-            if let slot = slotOfTrace[span.traceId] {
-                traces[slot].part.summary.add(span, isError: isError)
-                traces[slot].part.lastSeq = seq
-                traces[slot].seqs.append(seq)
-            } else {
-                slotOfTrace[span.traceId] = traces.count
-                traces.append(TraceInBatch(part: .init(id: 0, summary: TraceSummaryRecord(span, isError: isError), lastSeq: seq), seqs: [seq]))
-            }
+            try spans.insert(
+                span,
+                seq: Int64(events[index].seq),
+                ingestedAt: events[index].ingestedAt,
+                isError: grouping.isError[index],
+                from: events,
+                at: index
+            )
         }
         try spans.finish(events)
         guard !traces.isEmpty else { return changes }
@@ -102,7 +129,7 @@ struct ProjectionWriter {
             }
             traceSpans.bind(row.id)
             traceSpans.bind(trace.seqs[0])
-            traceSpans.bind(Self.jsonArray(trace.seqs))
+            traceSpans.bind(trace.seqsJSON)
             try traceSpans.run(db)
             changes.written.append((traceId, row))
         }

@@ -86,7 +86,7 @@ public actor Projector: PositionFollower {
         var delay: Duration = .milliseconds(50)
         while true {
             do {
-                try await store.apply(batch.events, checkpointSeq: batch.last.seq, checkpointTime: batch.last.timestamp)
+                try await store.apply(batch.events, checkpointSeq: batch.last.seq, checkpointTime: batch.last.timestamp, grouping: batch.grouping)
                 failures = 0
                 return
             } catch is CancellationError {
@@ -116,7 +116,7 @@ public actor Projector: PositionFollower {
         var batch = try await Self.fetch(log, from: applied + 1, upTo: head, maxRecords: batchSize, logger: logger)
         while let current = batch {
             async let following = Self.fetch(log, from: current.last.seq + 1, upTo: head, maxRecords: batchSize, logger: logger)
-            try await store.apply(current.events, checkpointSeq: current.last.seq, checkpointTime: current.last.timestamp)
+            try await store.apply(current.events, checkpointSeq: current.last.seq, checkpointTime: current.last.timestamp, grouping: current.grouping)
             undecodableRecords += current.undecodable
             applied = current.last.seq
             wakeWaiters()
@@ -165,6 +165,8 @@ public actor Projector: PositionFollower {
         var events: [Event]
         var last: LogRecord
         var undecodable: Int
+        /// Its spans grouped by trace, worked out here rather than in the write transaction.
+        var grouping: ProjectionWriter.SpanGrouping
     }
 
     /// Reads and decodes up to `maxRecords` records from `seq` (none past `head`); nil at the end.
@@ -184,7 +186,7 @@ public actor Projector: PositionFollower {
                 logger.error("a log record is not an event; skipped", metadata: ["seq": "\(record.seq)", "error": "\(error)"])
             }
         }
-        return DecodedBatch(events: events, last: last, undecodable: undecodable)
+        return DecodedBatch(events: events, last: last, undecodable: undecodable, grouping: ProjectionWriter.SpanGrouping(events))
     }
 
     /// Waits until every event up to `seq` is applied; after `timeout`, fails with a clear error
