@@ -56,6 +56,12 @@ import Testing
         #expect(numbered.map(\.1) == ["second", "first"])
         #expect(numbered.allSatisfy { $0.2 != nil } && Set(numbered.map(\.2)).count == 2)
         #expect(try await store.traceSpanPairs() == ["first 2", "first 4", "second 1", "second 3"])
+        let spanTraces = try await store.read { db in try String.fetchAll(db, sql: "SELECT seq || ':' || trace FROM operation_logs ORDER BY seq") }
+        #expect(spanTraces == ["1:1", "2:2", "3:1", "4:2"])
+        let values = try await store.read { db in
+            try String.fetchAll(db, sql: "SELECT kind || ' ' || value || ' ' || first_seq || '-' || last_seq FROM value_batches ORDER BY 1")
+        }
+        #expect(values == ["operation op 1-4", "source a 1-1", "source b 2-4", "source c 3-3", "stage processing 1-4"])
         let indexes = try await store.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'operation_logs' ORDER BY name")
         }

@@ -63,6 +63,31 @@ INSERT INTO trace_spans (trace, first_seq, seqs)
     SELECT s.id, MIN(o.seq), json_group_array(o.seq) FROM (SELECT trace_id, seq FROM operation_logs ORDER BY seq) o
     JOIN trace_summaries s ON s.trace_id = o.trace_id
     GROUP BY s.id;
+-- operation_logs gains `trace`: the number of the span's trace, so that the spans found by a
+-- scan of a seq range (value_batches, below) give their traces' rows directly.
+ALTER TABLE operation_logs ADD COLUMN trace INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX trace_summaries_by_trace_id_while_migrating ON trace_summaries (trace_id);
+UPDATE operation_logs SET trace = (SELECT s.id FROM trace_summaries s WHERE s.trace_id = operation_logs.trace_id);
+DROP INDEX trace_summaries_by_trace_id_while_migrating;
+
+-- Where each source, operation and stage occurs: one row per value per applied batch, with the
+-- seq range of the batch's spans. A search for a value that occurs in few batches scans only
+-- those ranges of operation_logs (a block-range index); for a common value, scanning traces
+-- newest first finds matches at once.
+--   kind       source, operation or stage
+CREATE TABLE value_batches (
+    kind      TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER NOT NULL,
+    PRIMARY KEY (kind, value, first_seq)
+) STRICT, WITHOUT ROWID;
+INSERT INTO value_batches (kind, value, first_seq, last_seq)
+    SELECT 'source', source, MIN(seq), MAX(seq) FROM operation_logs GROUP BY source, seq / 8192;
+INSERT INTO value_batches (kind, value, first_seq, last_seq)
+    SELECT 'operation', operation, MIN(seq), MAX(seq) FROM operation_logs GROUP BY operation, seq / 8192;
+INSERT INTO value_batches (kind, value, first_seq, last_seq)
+    SELECT 'stage', stage, MIN(seq), MAX(seq) FROM operation_logs GROUP BY stage, seq / 8192;
 DROP INDEX operation_logs_by_trace;
 -- Traces by source, operation and stage are found from trace_summaries (newest first) with the
 -- trace's own spans (through trace_spans): the per-span indexes on source and operation cost a

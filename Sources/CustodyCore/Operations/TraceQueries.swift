@@ -349,16 +349,39 @@ public struct TraceQueries: Sendable {
             conditions.append("(t.trace_id LIKE ? ESCAPE '\\' OR t.root_operation LIKE ? ESCAPE '\\' OR t.sources LIKE ? ESCAPE '\\')")
             arguments += [pattern, pattern, pattern]
         }
-        let sql =
-            "SELECT t.* FROM trace_summaries t" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
-            + " ORDER BY t.start DESC, t.trace_id DESC LIMIT ?"
-        arguments.append(search.limit + 1)
+        let filters = [("source", search.source), ("operation", search.operation), ("stage", search.stage)].compactMap { filter in
+            filter.1.map { (column: filter.0, value: $0) }
+        }
+        let limit = search.limit + 1
         try await context.awaitProjections()
         let rows: [TraceSummaryRecord]
         do {
+            let conditions = conditions
             let statementArguments = StatementArguments(arguments) ?? StatementArguments()
             rows = try await context.store.read { db in
-                try Row.fetchAll(db, sql: sql, arguments: statementArguments).map(TraceSummaryRecord.init(row:))
+                var conditions = conditions
+                var statementArguments = statementArguments
+                // A value found in few batches (value_batches): its traces are the ones its spans
+                // in those batches belong to — a scan of those seq ranges, not of every trace.
+                if let rare = try Self.rarestFilter(filters, db) {
+                    var numbers = Set<Int64>()
+                    for (first, last) in rare.ranges {
+                        numbers.formUnion(
+                            try Int64.fetchAll(
+                                db,
+                                sql: "SELECT DISTINCT trace FROM operation_logs WHERE seq BETWEEN ? AND ? AND \(rare.column) = ?",
+                                arguments: [first, last, rare.value]
+                            )
+                        )
+                    }
+                    conditions.append("t.id IN (SELECT value FROM json_each(?))")
+                    statementArguments += [JSONValue.array(numbers.sorted().map { .integer($0) }).jsonText.description]
+                }
+                statementArguments += [limit]
+                let sql =
+                    "SELECT t.* FROM trace_summaries t" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+                    + " ORDER BY t.start DESC, t.trace_id DESC LIMIT ?"
+                return try Row.fetchAll(db, sql: sql, arguments: statementArguments).map(TraceSummaryRecord.init(row:))
             }
         } catch {
             throw CoreError(.internalError, "searching traces failed")
@@ -366,6 +389,27 @@ public struct TraceQueries: Sendable {
         let page = Array(rows.prefix(search.limit))
         let next = rows.count > search.limit ? page.last.map { "\($0.start)~\($0.traceId)" } : nil
         return (page, next)
+    }
+
+    /// At most this many batches hold a value for a filter on it to go through `value_batches`.
+    static let rareValueBatches = 64
+
+    /// Of the source, operation and stage filters, the one whose value is in the fewest batches,
+    /// if that is at most ``rareValueBatches``, with those batches' seq ranges.
+    static func rarestFilter(
+        _ filters: [(column: String, value: String)],
+        _ db: Database
+    ) throws -> (column: String, value: String, ranges: [(Int64, Int64)])? {
+        var rarest: (column: String, value: String, ranges: [(Int64, Int64)])?
+        for (column, value) in filters {
+            let ranges = try Row.fetchAll(
+                db,
+                sql: "SELECT first_seq, last_seq FROM value_batches WHERE kind = ? AND value = ? LIMIT ?",
+                arguments: [column, value, rareValueBatches + 1]
+            ).map { ($0[0] as Int64, $0[1] as Int64) }
+            if ranges.count <= rareValueBatches, ranges.count < rarest?.ranges.count ?? .max { rarest = (column, value, ranges) }
+        }
+        return rarest
     }
 
     /// The newest spans in the active-span cache (of one source when given), newest first, with

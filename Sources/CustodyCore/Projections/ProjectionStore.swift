@@ -5,8 +5,8 @@ import Synchronization
 
 /// The SQLite database of the projections (one file, WAL mode): tasks, followups,
 /// operation_logs, error_events, delivery_reports, github_operations, replays,
-/// trace_summaries, and the checkpoint of what has been applied; and two tables that index
-/// them by trace (`trace_spans`, `trace_keys`; see `schema/projections/004_trace_spans.sql`).
+/// trace_summaries, and the checkpoint of what has been applied; and tables that index them
+/// (`trace_spans`, `trace_keys`, `value_batches`; see `schema/projections/004_trace_spans.sql`).
 ///
 /// Rules:
 /// - The schema is `schema/projections/*.sql`, run as named, append-only migrations.
@@ -201,7 +201,7 @@ public final class ProjectionStore: Sendable {
     /// Tables that index the projections rather than project events: their rows depend on how
     /// the events were batched (`trace_spans` has one row per trace per batch), so two databases
     /// with the same projections may differ here row by row, never in what the rows say.
-    public static let indexTables = ["trace_spans", "trace_keys", "trace_keys_indexed"]
+    public static let indexTables = ["trace_spans", "trace_keys", "trace_keys_indexed", "value_batches"]
 
     /// The number (`trace_summaries.id`) of a trace, nil when it has no row: from memory for a
     /// recent trace, else through `trace_keys`.

@@ -40,7 +40,14 @@ struct ProjectionWriter {
     struct SpanGrouping: Sendable {
         /// ``Span/isError`` of each event's span (false for other events), by index.
         var isError: [Bool]
+        /// The index in `traces` of each event's span's trace (-1 for other events), by index.
+        var slot: [Int32]
         var traces: [TraceInBatch]
+        /// The sources, operations and stages of the batch's spans, each once, with the seqs of
+        /// its first and last span: `value_batches` rows.
+        var values: [(kind: String, value: String)] = []
+        var firstSpanSeq: Int64 = 0
+        var lastSpanSeq: Int64 = 0
 
         /// A trace's spans in the batch.
         struct TraceInBatch: Sendable {
@@ -52,51 +59,47 @@ struct ProjectionWriter {
 
         init(_ events: [Event]) {
             isError = Array(repeating: false, count: events.count)
+            slot = Array(repeating: -1, count: events.count)
             traces = []
             var slotOfTrace: [String: Int] = [:]
+            var seen: (Set<String>, Set<String>, Set<String>) = ([], [], [])
             for index in events.indices {
                 guard case .span(let span) = events[index].body else { continue }
                 let seq = Int64(events[index].seq)
+                if firstSpanSeq == 0 { firstSpanSeq = seq }
+                lastSpanSeq = seq
                 let error = span.isError
                 isError[index] = error
-                if let slot = slotOfTrace[span.traceId] {
-                    traces[slot].part.summary.add(span, isError: error)
-                    traces[slot].part.lastSeq = seq
-                    traces[slot].seqs.append(seq)
+                if let existing = slotOfTrace[span.traceId] {
+                    slot[index] = Int32(existing)
+                    traces[existing].part.summary.add(span, isError: error)
+                    traces[existing].part.lastSeq = seq
+                    traces[existing].seqs.append(seq)
                 } else {
+                    slot[index] = Int32(traces.count)
                     slotOfTrace[span.traceId] = traces.count
                     traces.append(TraceInBatch(part: .init(id: 0, summary: TraceSummaryRecord(span, isError: error), lastSeq: seq), seqs: [seq]))
                 }
+                if seen.0.insert(span.source).inserted { values.append(("source", span.source)) }
+                if seen.1.insert(span.operation).inserted { values.append(("operation", span.operation)) }
+                if seen.2.insert(span.stage).inserted { values.append(("stage", span.stage)) }
             }
             for slot in traces.indices { traces[slot].seqsJSON = ProjectionWriter.jsonArray(traces[slot].seqs) }
         }
     }
 
-    /// Applies a batch. The batch's other events are applied in seq order, and its spans go into
-    /// `operation_logs` as they come (they depend on nothing else); then each trace of the batch
-    /// gets one `trace_spans` row and one `trace_summaries` update (its spans folded in Swift and
-    /// merged into the row): the rows come out exactly as if each span had been applied on its
-    /// own, in seq order. `grouping` is `SpanGrouping(events)`.
+    /// Applies a batch. The batch's other events are applied in seq order; then each trace of
+    /// the batch gets one `trace_summaries` update (its spans folded in Swift and merged into the
+    /// row) and one `trace_spans` row; then the spans go into `operation_logs` with their trace's
+    /// number, and the batch's values into `value_batches`. The rows come out exactly as if each
+    /// span had been applied on its own, in seq order. `grouping` is `SpanGrouping(events)`.
     func apply(_ events: [Event], grouping: SpanGrouping) throws -> SummaryChanges {
         var changes = SummaryChanges()
         let traces = grouping.traces
-        var spans = SpanInserter(db)
-        for index in events.indices {
-            guard case .span(let span) = events[index].body else {
-                try apply(events[index])
-                if case .replayStarted(let replay) = events[index].body { changes.stale.insert(replay.newTrace) }
-                continue
-            }
-            try spans.insert(
-                span,
-                seq: Int64(events[index].seq),
-                ingestedAt: events[index].ingestedAt,
-                isError: grouping.isError[index],
-                from: events,
-                at: index
-            )
+        for index in events.indices where grouping.slot[index] < 0 {
+            try apply(events[index])
+            if case .replayStarted(let replay) = events[index].body { changes.stale.insert(replay.newTrace) }
         }
-        try spans.finish(events)
         guard !traces.isEmpty else { return changes }
         var insertSummary = try DirectStatement(db, sql: Self.insertSummary)
         var updateSummary = try DirectStatement(db, sql: Self.updateSummary)
@@ -133,6 +136,30 @@ struct ProjectionWriter {
             try traceSpans.run(db)
             changes.written.append((traceId, row))
         }
+        var spans = SpanInserter(db)
+        for index in events.indices where grouping.slot[index] >= 0 {
+            guard case .span(let span) = events[index].body else { continue }
+            try spans.insert(
+                span,
+                seq: Int64(events[index].seq),
+                ingestedAt: events[index].ingestedAt,
+                isError: grouping.isError[index],
+                trace: changes.written[Int(grouping.slot[index])].entry.id,
+                at: index
+            )
+        }
+        try spans.finish(events, grouping: grouping, traces: changes.written)
+        var valueBatch = try DirectStatement(
+            db,
+            sql: "INSERT OR IGNORE INTO value_batches (kind, value, first_seq, last_seq) VALUES (?, ?, ?, ?)"
+        )
+        for (kind, value) in grouping.values {
+            valueBatch.bind(kind)
+            valueBatch.bind(value)
+            valueBatch.bind(grouping.firstSpanSeq)
+            valueBatch.bind(grouping.lastSpanSeq)
+            try valueBatch.run(db)
+        }
         return changes
     }
 
@@ -140,8 +167,8 @@ struct ProjectionWriter {
     /// than one per row.
     static let rowsPerInsert = 32
     static let spanColumns =
-        "INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms, timestamp, ingested_at, is_error) VALUES "
-    static let spanRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms, timestamp, ingested_at, is_error, trace) VALUES "
+    static let spanRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     static let insertManySpans = spanColumns + Array(repeating: spanRow, count: rowsPerInsert).joined(separator: ", ")
     static let insertOneSpan = spanColumns + spanRow
 
@@ -157,9 +184,9 @@ struct ProjectionWriter {
             self.db = db
         }
 
-        mutating func insert(_ span: Span, seq: Int64, ingestedAt: Int64, isError: Bool, from events: [Event], at index: Int) throws {
+        mutating func insert(_ span: Span, seq: Int64, ingestedAt: Int64, isError: Bool, trace: Int64, at index: Int) throws {
             if many == nil { many = try DirectStatement(db, sql: ProjectionWriter.insertManySpans) }
-            Self.bind(span, seq: seq, ingestedAt: ingestedAt, isError: isError, to: &many!)
+            Self.bind(span, seq: seq, ingestedAt: ingestedAt, isError: isError, trace: trace, to: &many!)
             bound.append(index)
             if bound.count == ProjectionWriter.rowsPerInsert {
                 try many!.run(db)
@@ -168,19 +195,30 @@ struct ProjectionWriter {
         }
 
         /// Inserts the rows bound but not inserted yet.
-        mutating func finish(_ events: [Event]) throws {
+        mutating func finish(
+            _ events: [Event],
+            grouping: SpanGrouping,
+            traces: [(traceId: String, entry: TraceSummaryCache.Entry)]
+        ) throws {
             guard !bound.isEmpty else { return }
             many!.reset()
             var one = try DirectStatement(db, sql: ProjectionWriter.insertOneSpan)
             for index in bound {
                 guard case .span(let span) = events[index].body else { continue }
-                Self.bind(span, seq: Int64(events[index].seq), ingestedAt: events[index].ingestedAt, isError: span.isError, to: &one)
+                Self.bind(
+                    span,
+                    seq: Int64(events[index].seq),
+                    ingestedAt: events[index].ingestedAt,
+                    isError: grouping.isError[index],
+                    trace: traces[Int(grouping.slot[index])].entry.id,
+                    to: &one
+                )
                 try one.run(db)
             }
             bound.removeAll()
         }
 
-        static func bind(_ span: Span, seq: Int64, ingestedAt: Int64, isError: Bool, to insert: inout DirectStatement) {
+        static func bind(_ span: Span, seq: Int64, ingestedAt: Int64, isError: Bool, trace: Int64, to insert: inout DirectStatement) {
             insert.bind(seq)
             insert.bind(span.traceId)
             insert.bind(span.spanId)
@@ -193,6 +231,7 @@ struct ProjectionWriter {
             insert.bind(span.timestamp)
             insert.bind(ingestedAt)
             insert.bind(isError ? 1 : 0)
+            insert.bind(trace)
         }
     }
 
