@@ -136,6 +136,7 @@ struct ProjectionWriter {
             try traceSpans.run(db)
             changes.written.append((traceId, row))
         }
+        let numbers = changes.written.map(\.entry.id)
         var spans = SpanInserter(db)
         for index in events.indices where grouping.slot[index] >= 0 {
             guard case .span(let span) = events[index].body else { continue }
@@ -144,11 +145,11 @@ struct ProjectionWriter {
                 seq: Int64(events[index].seq),
                 ingestedAt: events[index].ingestedAt,
                 isError: grouping.isError[index],
-                trace: changes.written[Int(grouping.slot[index])].entry.id,
+                trace: numbers[Int(grouping.slot[index])],
                 at: index
             )
         }
-        try spans.finish(events, grouping: grouping, traces: changes.written)
+        try spans.finish(events, grouping: grouping, numbers: numbers)
         var valueBatch = try DirectStatement(
             db,
             sql: "INSERT OR IGNORE INTO value_batches (kind, value, first_seq, last_seq) VALUES (?, ?, ?, ?)"
@@ -198,7 +199,7 @@ struct ProjectionWriter {
         mutating func finish(
             _ events: [Event],
             grouping: SpanGrouping,
-            traces: [(traceId: String, entry: TraceSummaryCache.Entry)]
+            numbers: [Int64]
         ) throws {
             guard !bound.isEmpty else { return }
             many!.reset()
@@ -210,7 +211,7 @@ struct ProjectionWriter {
                     seq: Int64(events[index].seq),
                     ingestedAt: events[index].ingestedAt,
                     isError: grouping.isError[index],
-                    trace: traces[Int(grouping.slot[index])].entry.id,
+                    trace: numbers[Int(grouping.slot[index])],
                     to: &one
                 )
                 try one.run(db)
