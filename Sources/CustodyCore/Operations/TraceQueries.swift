@@ -234,7 +234,7 @@ public struct TraceQueries: Sendable {
                 } else {
                     row = try Row.fetchOne(
                         db,
-                        sql: "SELECT s.* FROM trace_keys k JOIN trace_summaries s ON s.id = k.id WHERE k.trace_key = ? AND s.trace_id = ?",
+                        sql: "SELECT s.* " + RecentTraces.byKey,
                         arguments: [TraceKey.of(traceId), traceId]
                     )
                 }

@@ -210,7 +210,7 @@ public final class ProjectionStore: Sendable {
         return try await pool.read { db in
             try Int64.fetchOne(
                 db,
-                sql: "SELECT s.id FROM trace_keys k JOIN trace_summaries s ON s.id = k.id WHERE k.trace_key = ? AND s.trace_id = ?",
+                sql: "SELECT s.id " + RecentTraces.byKey,
                 arguments: [TraceKey.of(traceId), traceId]
             )
         }

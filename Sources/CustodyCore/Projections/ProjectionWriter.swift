@@ -15,7 +15,7 @@ struct ProjectionWriter {
 
     init(
         _ db: Database,
-        cachedSummary: @escaping (String) -> TraceSummaryCache.Entry? = { _ in nil },
+        cachedSummary: @escaping (String) -> TraceSummaryCache.Entry?,
         recentNumber: @escaping (String) -> Int64?
     ) {
         self.db = db
@@ -267,7 +267,7 @@ struct ProjectionWriter {
             byNumber = try DirectStatement(db, sql: "SELECT \(Self.columns) FROM trace_summaries s WHERE s.id = ?")
             byKey = try DirectStatement(
                 db,
-                sql: "SELECT \(Self.columns) FROM trace_keys k JOIN trace_summaries s ON s.id = k.id WHERE k.trace_key = ? AND s.trace_id = ?"
+                sql: "SELECT \(Self.columns) " + RecentTraces.byKey
             )
         }
     }
@@ -319,7 +319,7 @@ struct ProjectionWriter {
         if let number = recentNumber(traceId) { return number }
         return try Int64.fetchOne(
             db.cachedStatement(
-                sql: "SELECT s.id FROM trace_keys k JOIN trace_summaries s ON s.id = k.id WHERE k.trace_key = ? AND s.trace_id = ?"
+                sql: "SELECT s.id " + RecentTraces.byKey
             ),
             arguments: [TraceKey.of(traceId), traceId]
         )

@@ -32,6 +32,10 @@ struct RecentTraces: Sendable {
         numbers.merge(other.numbers) { mine, _ in mine }
     }
 
+    /// A trace's row (`s`) found by key through `trace_keys`; arguments: `TraceKey.of(id)`, id.
+    /// For the traces not in memory.
+    static let byKey = "FROM trace_keys k JOIN trace_summaries s ON s.id = k.id WHERE k.trace_key = ? AND s.trace_id = ?"
+
     /// Everything up to `throughId` is now in `trace_keys`.
     mutating func indexed(through throughId: Int64) {
         self.throughId = throughId

@@ -52,6 +52,4 @@ struct TraceSummaryCache: Sendable {
         young = [:]
         old = [:]
     }
-
-    var count: Int { young.count + old.count }
 }
