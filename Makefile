@@ -4,8 +4,9 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 DATA_DIR ?= ./custody-data
-# Debian packages the build needs (headers and pkg-config files for the C libraries).
-APT_PACKAGES := liblz4-dev libsqlite3-dev zlib1g-dev pkg-config python3-venv
+# Debian packages the build needs (headers and pkg-config files for the C libraries), and what
+# the tests use: prometheus for promtool (the /metrics test checks the exposition with it).
+APT_PACKAGES := liblz4-dev libsqlite3-dev zlib1g-dev pkg-config python3-venv prometheus
 CUSTODY := .build/release/custody
 
 .PHONY: run demo test deps build release bench bench-replay benchmarks schemathesis fuzz format lint clean dashboard-screenshots
@@ -38,7 +39,7 @@ run: release
 demo: release
 	$(CUSTODY) demo --data-dir $(DATA_DIR)
 
-# TARGETS.md P6: builds a 10,000,000-event data dir once (kept in $(DATA_DIR)-p6), then measures
+# docs/benchmarks.md P6: builds a 10,000,000-event data dir once (kept in $(DATA_DIR)-p6), then measures
 # trace fetch and replay of a 1,000-span trace in it.
 bench-replay: release
 	$(CUSTODY) bench replay --data-dir $(DATA_DIR)-p6

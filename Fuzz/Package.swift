@@ -1,5 +1,5 @@
 // swift-tools-version:6.1
-// libFuzzer harnesses for Custody's decoders (TARGETS.md R6). Built apart from the main package,
+// libFuzzer harnesses for Custody's decoders (docs/benchmarks.md R6). Built apart from the main package,
 // with the fuzzer sanitizer: `make fuzz` (see scripts/fuzz.sh).
 import Foundation
 import PackageDescription

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# libFuzzer on Custody's decoders (TARGETS.md R6): the streaming span parser of POST /api/logs and
+# libFuzzer on Custody's decoders (docs/benchmarks.md R6): the streaming span parser of POST /api/logs and
 # the event codec of log records. Each runs for FUZZ_SECONDS (default 600) from a small seed corpus
 # kept in .build/fuzz-corpus; a crash leaves its input in the current directory and fails.
 set -euo pipefail

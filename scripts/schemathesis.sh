@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs schemathesis (from PyPI, in a local virtualenv) against a fresh `custody serve` with
 # schema/openapi.yaml: schema-valid requests must be accepted, invalid ones refused, and no
-# request may get a 5xx or stop the server (TARGETS.md R6).
+# request may get a 5xx or stop the server (docs/benchmarks.md R6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.build/schemathesis-venv}

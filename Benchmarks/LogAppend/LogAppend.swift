@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 import NIOCore
 
-// Segment-log benchmarks (TARGETS.md P1): append throughput with 1, 8 and 64 concurrent
+// Segment-log benchmarks (docs/benchmarks.md P1): append throughput with 1, 8 and 64 concurrent
 // appenders under fsync `always` and `never`, the one-INSERT-per-event SQLite baseline P1 is
 // compared with, scan throughput, and the compression ratio on span JSON.
 //

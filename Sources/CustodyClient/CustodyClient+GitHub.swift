@@ -1,6 +1,6 @@
 import NIOHTTP1
 
-/// GitHubOps (API.md "GitHub"). Each request is put in Custody's outbox and answered at once with
+/// GitHubOps (docs/api.md "GitHub"). Each request is put in Custody's outbox and answered at once with
 /// the pending operation, or with `wait` once it has finished (at most 30 s). An
 /// `idempotencyKey` makes a retried request return the same operation instead of a second one.
 extension CustodyClient {

@@ -1,6 +1,6 @@
 import NIOHTTP1
 
-/// One typed call per operation of API.md. Each runs in the current trace (``CustodyTrace``).
+/// One typed call per operation of docs/api.md. Each runs in the current trace (``CustodyTrace``).
 extension CustodyClient {
     // MARK: TaskOps
 
@@ -106,7 +106,7 @@ extension CustodyClient {
             .followups
     }
 
-    /// finalizeDeliveryReport: the report (API.md's fields) as JSON.
+    /// finalizeDeliveryReport: the report (docs/api.md's fields) as JSON.
     public func finalizeDeliveryReport(orderId: String) async throws(CustodyClientError) -> JSON {
         if let rpc { return try await rpc.finalizeDeliveryReport(orderId: orderId) }
         struct Answer: Decodable { var report: JSON }
@@ -176,8 +176,16 @@ extension CustodyClient {
         return try await send(.GET, "/api/replays", query: [("limit", String(limit))], as: Answer.self).replays
     }
 
-    /// The comparison of two traces (API.md "compare") as JSON.
+    /// The comparison of two traces (docs/api.md "compare") as JSON.
     public func compareTraces(_ a: String, _ b: String) async throws(CustodyClientError) -> JSON {
         try await send(.GET, "/api/traces/\(Self.percentEncoded(a))/compare/\(Self.percentEncoded(b))")
+    }
+
+    // MARK: Operations
+
+    /// `GET /api/admin/stats`: what the server measures about itself (the log, its recovery and
+    /// recorded losses, projections, cache, live stream), as JSON.
+    public func adminStats() async throws(CustodyClientError) -> JSON {
+        try await send(.GET, "/api/admin/stats")
     }
 }

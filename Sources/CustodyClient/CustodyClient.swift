@@ -9,7 +9,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The library a worker links to talk to Custody over its HTTP/JSON API (API.md), or over gRPC
+/// The library a worker links to talk to Custody over its HTTP/JSON API (docs/api.md), or over gRPC
 /// with a ``CustodyRPCConnection`` (the same typed calls and errors): a typed call
 /// for every operation, the current trace (``CustodyTrace``) propagated on every call as
 /// `x-trace-id` and W3C `traceparent`, and errors as ``CustodyClientError``.

@@ -1,10 +1,10 @@
-/// A call to Custody that failed: the server's error envelope (API.md "Errors") — its HTTP
+/// A call to Custody that failed: the server's error envelope (docs/api.md "Errors") — its HTTP
 /// status, `code`, `message` and `field` — or a transport failure (`status` 0, code
 /// `unreachable`).
 public struct CustodyClientError: Error, CustomStringConvertible, Sendable, Hashable {
     /// The HTTP status, or 0 when no answer came.
     public var status: Int
-    /// API.md's error code (`task_not_found`, `invalid_argument`, `overloaded`, …) or `unreachable`.
+    /// docs/api.md's error code (`task_not_found`, `invalid_argument`, `overloaded`, …) or `unreachable`.
     public var code: String
     public var message: String
     /// The field the error is about, when it is about one.

@@ -150,6 +150,7 @@ extension CustodyRPCConnection {
             speed: reply.speed,
             spans: Int(reply.spans),
             errors: Int(reply.errors),
+            undispatched: reply.undispatched.mapValues(Int.init),
             durationMs: reply.durationMs,
             status: reply.status
         )

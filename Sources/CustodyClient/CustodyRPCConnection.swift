@@ -63,7 +63,7 @@ public final class CustodyRPCConnection: Sendable {
     }
 
     /// Runs one call; a gRPC error becomes the ``CustodyClientError`` the HTTP transport would
-    /// give (the server's API.md code and field from the trailers, an HTTP-like status).
+    /// give (the server's docs/api.md code and field from the trailers, an HTTP-like status).
     func call<Value: Sendable>(
         _ body: (GRPCClient<HTTP2ClientTransport.Posix>, Metadata, CallOptions) async throws -> Value
     ) async throws(CustodyClientError) -> Value {

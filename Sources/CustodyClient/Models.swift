@@ -1,7 +1,7 @@
-/// The API's records as a worker sees them (API.md). Timestamps are RFC 3339 text as the
+/// The API's records as a worker sees them (docs/api.md). Timestamps are RFC 3339 text as the
 /// server sends them.
 
-/// A task (API.md "Task").
+/// A task (docs/api.md "Task").
 public struct TaskRecord: Sendable, Hashable, Decodable {
     public var uuid: String
     public var orderId: String
@@ -27,7 +27,7 @@ public struct TaskPage: Sendable, Hashable, Decodable {
     public var nextCursor: String?
 }
 
-/// An ops follow-up (API.md "Delivery").
+/// An ops follow-up (docs/api.md "Delivery").
 public struct Followup: Sendable, Hashable, Decodable {
     public var id: String
     public var orderId: String
@@ -37,7 +37,7 @@ public struct Followup: Sendable, Hashable, Decodable {
     public var createdAt: String
 }
 
-/// One span to record (API.md "Log entry"). Everything but `traceId` may be left to the server's
+/// One span to record (docs/api.md "Log entry"). Everything but `traceId` may be left to the server's
 /// defaults; `timestamp` is RFC 3339 (the server's time when absent).
 public struct LogEntry: Sendable, Hashable, Codable {
     public var traceId: String?
@@ -99,7 +99,7 @@ public struct SpanRecord: Sendable, Hashable, Decodable {
     public var details: JSON?
 }
 
-/// A trace's summary (API.md "TraceSummary").
+/// A trace's summary (docs/api.md "TraceSummary").
 public struct TraceSummary: Sendable, Hashable, Decodable {
     public var traceId: String
     public var rootOperation: String
@@ -139,6 +139,8 @@ public struct ReplayResult: Sendable, Hashable, Codable {
     public var speed: Double?
     public var spans: Int
     public var errors: Int?
+    /// Live mode: by source, spans not dispatched because no worker of that source is configured.
+    public var undispatched: [String: Int]?
     public var durationMs: Double
     public var status: String
 }
@@ -154,7 +156,7 @@ public struct ReplayRecord: Sendable, Hashable, Decodable {
     public var durationMs: Double?
 }
 
-/// A GitHub operation (API.md "GitHub"): pending in Custody's outbox, then succeeded with
+/// A GitHub operation (docs/api.md "GitHub"): pending in Custody's outbox, then succeeded with
 /// GitHub's result or failed with the error.
 public struct GitHubOperation: Sendable, Hashable, Decodable {
     public var id: String

@@ -8,7 +8,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// A SimOps `simulateOperation` call (API.md "Workers (SimOps)"): Custody's live replay asks a
+/// A SimOps `simulateOperation` call (docs/api.md "Workers (SimOps)"): Custody's live replay asks a
 /// worker to act out one operation of an original trace under the replay's trace id.
 public struct SimulationRequest: Sendable, Hashable, Codable {
     /// The replay's trace: the worker records its `sim_replay` span under it.

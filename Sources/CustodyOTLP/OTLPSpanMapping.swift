@@ -8,7 +8,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// OTLP spans as Custody spans (API.md "OTLP/HTTP"): `source` is the resource's
+/// OTLP spans as Custody spans (docs/api.md "OTLP/HTTP"): `source` is the resource's
 /// `service.name`; `operation` the span's name; `stage` the attribute `custody.stage` when
 /// present, else `error` when the status is ERROR, else `span`; `timestamp` the start;
 /// `duration_ms` end − start; ids as lower-case hex. Attributes, events, links, status, kind,

@@ -10,7 +10,7 @@ import NIOHTTP1
 import Synchronization
 
 extension BenchCommand {
-    /// `custody bench live`: TARGETS.md P7 — many WebSocket clients on the live stream while
+    /// `custody bench live`: docs/benchmarks.md P7 — many WebSocket clients on the live stream while
     /// spans are posted at a steady rate; reports the delay from a span's timestamp (set just
     /// before it is posted, so the figure includes the acknowledgement) to its arrival at each
     /// client, and what the clients missed.

@@ -14,7 +14,7 @@ import ServiceLifecycle
 import Synchronization
 
 extension BenchCommand {
-    /// `custody bench replay`: TARGETS.md P6 — a 1,000-span trace spread evenly through a
+    /// `custody bench replay`: docs/benchmarks.md P6 — a 1,000-span trace spread evenly through a
     /// 10,000,000-event log (one span every 10,000 events: every span in a different batch, the
     /// worst case for reading it back). Builds that data directory once (kept for later runs),
     /// starts the server on it in this process, then measures over HTTP: `GET /api/traces/{id}`

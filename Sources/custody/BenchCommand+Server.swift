@@ -204,6 +204,9 @@ extension BenchCommand.Ingest {
                             var request = HTTPClientRequest(url: url + (otlp ? "/v1/traces" : "/api/logs"))
                             request.method = .POST
                             request.headers.add(name: "content-type", value: otlp ? "application/x-protobuf" : "application/json")
+                            if let authorization = ProcessEnvironment.authorization {
+                                request.headers.add(name: "authorization", value: authorization)
+                            }
                             request.body = .bytes(requestBodies[index % requestBodies.count])
                             let response = try await client.execute(request, timeout: .seconds(60))
                             _ = try await response.body.collect(upTo: 1 << 24)
@@ -290,7 +293,9 @@ extension BenchCommand.Ingest {
     }
 
     static func stats(_ client: HTTPClient, _ url: String) async throws -> [String: Any] {
-        let response = try await client.execute(HTTPClientRequest(url: url + "/api/admin/stats"), timeout: .seconds(10))
+        var request = HTTPClientRequest(url: url + "/api/admin/stats")
+        if let authorization = ProcessEnvironment.authorization { request.headers.add(name: "authorization", value: authorization) }
+        let response = try await client.execute(request, timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 1 << 20)
         let json = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
         return json?["data"] as? [String: Any] ?? [:]

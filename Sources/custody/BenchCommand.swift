@@ -16,7 +16,7 @@ struct BenchCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Append span events and report events/s, MB/s, acknowledgement latency, bytes on disk and compression.",
             discussion: """
-                --server URL posts batches of spans to a running server's POST /api/logs (TARGETS.md P2 and, \
+                --server URL posts batches of spans to a running server's POST /api/logs (docs/benchmarks.md P2 and, \
                 with --batch 1, P3) and reads its projection lag, disk use and compression from \
                 /api/admin/stats. --in-process appends straight to a segment log in this process. Without \
                 --data-dir the in-process log goes in a temporary directory that is removed afterwards.

@@ -5,7 +5,7 @@ import ServiceLifecycle
 import UnixSignals
 
 /// `custody demo`: a server and five simulated factories generating traffic, in one process
-/// (CLI.md). The factories listen on their own ports and talk to the server over HTTP like any
+/// (docs/operations.md). The factories listen on their own ports and talk to the server over HTTP like any
 /// worker; the server's workers map names them, so live replay reaches them.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

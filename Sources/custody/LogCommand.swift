@@ -2,6 +2,7 @@ import ArgumentParser
 import CustodyCore
 import CustodyLog
 import Foundation
+import Logging
 import NIOCore
 
 struct LogCommand: AsyncParsableCommand {
@@ -27,24 +28,39 @@ struct LogCommand: AsyncParsableCommand {
         @Flag(help: "Quarantine damaged ranges (a torn tail is cut), then verify again.") var repair = false
 
         func run() async throws {
-            var verification = try withCleanErrors { try LogDirectory(path: data.path).verify() }
+            let directory = data.path
+            // What the projections applied was acknowledged: the log must still reach it.
+            func verify() throws -> LogDirectory.Verification {
+                try withCleanErrors {
+                    let applied = try ProjectionStore.appliedSeq(ofDatabaseAt: ProjectionPaths.database(in: directory))
+                    let mark = applied > 0 ? AcknowledgedMark(seq: applied, witness: "the projections' checkpoint") : nil
+                    return try LogDirectory(path: directory).verify(acknowledged: mark)
+                }
+            }
+            var verification = try verify()
             if repair && !verification.isClean {
                 for damage in verification.damage { printError("found: \(damage)") }
-                let directory = data.path
+                // The server's repair: the loss recorded in the log, the projections rebuilt.
+                var configuration = CoreRuntime.Configuration()
+                configuration.damagePolicy = .quarantine
                 let report = try await awaitingCleanErrors {
-                    let log = try await SegmentLog.open(directory: directory, damagePolicy: .quarantine)
-                    await log.close()
-                    return log.recoveryReport
+                    let runtime = try await CoreRuntime.open(
+                        directory: directory,
+                        configuration: configuration,
+                        logger: Logger(label: "custody.repair")
+                    )
+                    await runtime.close()
+                    return runtime.log.recoveryReport
                 }
                 for cut in report.tailCuts {
                     printError("cut a torn tail: \(cut.segment) at byte \(cut.offset), \(cut.bytesCut) bytes (\(cut.defect))")
                 }
                 for entry in report.quarantined {
                     printError(
-                        "quarantined \(entry.segment) bytes \(entry.offset)..<\(entry.offset + entry.length) into \(entry.sideFile ?? "-"): lost seqs \(entry.firstLostSeq)–\(entry.lastLostSeq)"
+                        "quarantined \(entry.segment) bytes \(entry.offset)..<\(entry.offset + entry.length) into \(entry.sideFile ?? "-"): lost seqs \(entry.firstLostSeq)–\(entry.lastLostSeq) (\(entry.defect)); recorded as a loss"
                     )
                 }
-                verification = try withCleanErrors { try LogDirectory(path: data.path).verify() }
+                verification = try verify()
             }
             if json {
                 print(try encodeJSON(verification))
@@ -246,7 +262,7 @@ func withCleanErrors<T>(_ body: () throws -> T) throws -> T {
         return try body()
     } catch let error as LogError {
         printError("custody: \(error.message)")
-        throw ExitCode(error.code == .corruption ? 2 : 1)
+        throw ExitCode(error.code == .corruption || error.code == .dataLoss ? 2 : 1)
     } catch let error as ExitCode {
         throw error
     } catch {
@@ -261,7 +277,7 @@ func awaitingCleanErrors<T>(_ body: () async throws -> T) async throws -> T {
         return try await body()
     } catch let error as LogError {
         printError("custody: \(error.message)")
-        throw ExitCode(error.code == .corruption ? 2 : 1)
+        throw ExitCode(error.code == .corruption || error.code == .dataLoss ? 2 : 1)
     } catch let error as ExitCode {
         throw error
     } catch let error as ValidationError {

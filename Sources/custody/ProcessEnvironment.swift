@@ -12,6 +12,9 @@ enum ProcessEnvironment {
         return value.isEmpty ? nil : value
     }
 
+    /// `Bearer <CUSTODY_TOKEN>`, for a command's own requests to a server; nil when unset.
+    static var authorization: String? { value("CUSTODY_TOKEN").map { "Bearer \($0)" } }
+
     static var standardOutputIsTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
     static var standardErrorIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
 }

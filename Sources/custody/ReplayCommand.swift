@@ -2,7 +2,7 @@ import ArgumentParser
 import CustodyClient
 import Foundation
 
-/// `custody replay`: replays a trace through a running server and prints the summary (CLI.md).
+/// `custody replay`: replays a trace through a running server and prints the summary (docs/operations.md).
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
@@ -18,7 +18,7 @@ struct ReplayCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let mode = ReplayMode(rawValue: mode) else { throw ValidationError("--mode takes dry-run or live") }
-        let client = CustodyClient(baseURL: ServerURL.resolve(server), token: ProcessEnvironment.value("CUSTODY_TOKEN"), timeout: .seconds(24 * 3600))
+        let client = CustodyClient.command(server: server, timeout: .seconds(24 * 3600))
         let result: ReplayResult
         do {
             result = try await client.replayTrace(traceId, mode: mode, speed: speed)
@@ -32,6 +32,10 @@ struct ReplayCommand: AsyncParsableCommand {
             print("replay \(result.status): \(result.fromTrace) → \(result.newTrace)")
             print("  mode \(result.mode.rawValue), speed \(speed == 0 ? "as fast as possible" : "\(speed)×")")
             print("  \(result.spans) spans replayed, \(result.errors ?? 0) errors, \(String(format: "%.1f", result.durationMs)) ms")
+            if let undispatched = result.undispatched, !undispatched.isEmpty {
+                let list = undispatched.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                print("  not dispatched (no worker configured): \(list) — this live replay did not act out those spans")
+            }
             print("  see it: custody trace show \(result.newTrace)")
         }
     }

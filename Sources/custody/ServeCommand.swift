@@ -8,7 +8,7 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 
-/// `custody serve`: the server (CLI.md). Settings come from flags, else the environment
+/// `custody serve`: the server (docs/operations.md). Settings come from flags, else the environment
 /// (`CUSTODY_*`), else the config file, else the defaults.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,6 +49,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("github-repo"), help: "The repository GitHub operations use when a request names none.")
     var githubRepository: String?
     @Option(name: .customLong("github-token-file"), help: "A file holding the GitHub token (else GITHUB_TOKEN).") var githubTokenFile: String?
+    @Flag(
+        help: """
+            Open a damaged log by accepting its loss: damaged ranges move into side files, a cut into \
+            acknowledged data is recorded (quarantine.json and a log.loss event), the projections are \
+            rebuilt from the log before serving, and new events are numbered after every seq ever \
+            acknowledged. Without it, a start on such a log refuses and names what is missing.
+            """
+    )
+    var repair = false
 
     /// The settings once flags, environment and file are merged.
     struct Settings {
@@ -65,6 +74,8 @@ struct ServeCommand: AsyncParsableCommand {
         var workerTimeoutMs = 5_000
         /// GitHub operations; nil without a token.
         var github: GitHubConfiguration?
+        /// Accept a damaged log's loss (`--repair`) instead of refusing to start.
+        var repair = false
     }
 
     /// The `"github"` object of the config file.
@@ -180,6 +191,7 @@ struct ServeCommand: AsyncParsableCommand {
             settings.fsync = policy
         }
         if let segmentBytes { settings.segmentBytes = segmentBytes }
+        settings.repair = repair
         guard (0...65535).contains(settings.port) else { throw ValidationError("the port must be 0–65535") }
         guard settings.segmentBytes >= 1 << 16 else { throw ValidationError("segment bytes must be at least 65536") }
         guard Self.isLoopback(settings.host) || !settings.tokens.isEmpty else {
@@ -288,8 +300,11 @@ struct ServeCommand: AsyncParsableCommand {
             printError("custody: \(error.localizedDescription)")
             throw ExitCode(1)
         }
+        let metrics = ServerMetrics()
         var configuration = CoreRuntime.Configuration()
         configuration.log = LogConfiguration(fsync: settings.fsync, segmentBytes: settings.segmentBytes)
+        configuration.log.onSynchronization = metrics.recordSynchronization
+        configuration.damagePolicy = settings.repair ? .quarantine : .refuse
         if !settings.workers.isEmpty {
             configuration.workers = RemoteReplayWorkers(workers: settings.workers, timeout: .milliseconds(settings.workerTimeoutMs))
         }
@@ -315,6 +330,7 @@ struct ServeCommand: AsyncParsableCommand {
             runtime: runtime,
             configuration: RPCConfiguration(host: settings.host, port: settings.rpcPort),
             tokens: settings.tokens,
+            metrics: metrics,
             logger: logger
         ) { port in
             writeAll(STDOUT_FILENO, "RPC (gRPC) is listening on \(host.contains(":") ? "[\(host)]" : host):\(port)\n")
@@ -322,6 +338,7 @@ struct ServeCommand: AsyncParsableCommand {
         return CustodyApplication.application(
             runtime: runtime,
             configuration: serverConfiguration,
+            metrics: metrics,
             logger: logger,
             rpc: rpc
         ) { port in

@@ -4,7 +4,7 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 
-/// `custody worker`: one simulated factory (CLI.md).
+/// `custody worker`: one simulated factory (docs/operations.md).
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",

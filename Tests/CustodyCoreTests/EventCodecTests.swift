@@ -104,6 +104,19 @@ struct EventGenerator {
                 status: string()
             )
             return type == .replayStarted ? .replayStarted(replay) : .replayCompleted(replay)
+        case .logLoss:
+            return .logLoss(
+                LogLoss(
+                    firstSeq: random.next(),
+                    lastSeq: random.next(),
+                    segment: string(),
+                    offset: Int64(bitPattern: random.next()),
+                    length: Int64(bitPattern: random.next()),
+                    sideFile: maybe { $0.string() },
+                    reason: string(maxLength: 200),
+                    recordedAt: Int64(bitPattern: random.next())
+                )
+            )
         }
     }
 }

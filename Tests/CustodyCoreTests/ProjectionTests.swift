@@ -105,6 +105,20 @@ struct ScenarioGenerator {
             replaysRunning.append(replay)
             traces.append(replay.newTrace)
             return .replayStarted(replay)
+        case 38..<39:
+            // What a repair records (the projections keep it; nothing else depends on it).
+            return .logLoss(
+                LogLoss(
+                    firstSeq: UInt64(counter),
+                    lastSeq: UInt64(counter) - 1,
+                    segment: "00000000000000000001.log",
+                    offset: Int64(counter) * 48,
+                    length: 0,
+                    sideFile: nil,
+                    reason: "generated",
+                    recordedAt: time
+                )
+            )
         case 37..<38 where !replaysRunning.isEmpty:
             var replay = replaysRunning.removeFirst()
             replay.status = "completed"
@@ -206,6 +220,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
             ),
             .githubFailed(GitHubFinished(operationId: "g1", kind: .createIssue, attempt: 2, outcome: JSONText(#"{"status":502}"#))),
             .deliveryFinalized(DeliveryFinalized(orderId: "o1", revision: 1, report: JSONText(#"{"errors":1}"#))),
+            .logLoss(LogLoss(firstSeq: 3, lastSeq: 2, segment: "x.log", offset: 48, length: 10, sideFile: nil, reason: "test", recordedAt: t0)),
         ]
         _ = try await log.append(bodies.map(EventCodec.encode))
         _ = try await log.append(ByteBuffer(string: "not an event"))
@@ -241,8 +256,9 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
         #expect(github["status"] == "failed")
         #expect(github["attempts"] == "2")
         #expect(github["error"] == #"{"status":502}"#)
-        // tasks, followups, operation_logs, error_events, delivery_reports, github_operations, replays, trace_summaries
-        #expect(rows.counts == [1, 1, 5, 1, 1, 1, 1, 2])
+        // tasks, followups, operation_logs, error_events, delivery_reports, github_operations, replays, trace_summaries,
+        // log_losses
+        #expect(rows.counts == [1, 1, 5, 1, 1, 1, 1, 2, 1])
         try store.close()
         await log.close()
     }

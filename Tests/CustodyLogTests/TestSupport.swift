@@ -28,6 +28,7 @@ func openLog(
     directory: String,
     configuration: LogConfiguration = LogConfiguration(),
     damagePolicy: DamagePolicy = .refuse,
+    acknowledged: AcknowledgedMark? = nil,
     fileSystem: any LogFileSystem = PosixFileSystem()
 ) async throws -> SegmentLog {
     var logger = Logger(label: "custody.log.test")
@@ -36,6 +37,7 @@ func openLog(
         directory: directory,
         configuration: configuration,
         damagePolicy: damagePolicy,
+        acknowledged: acknowledged,
         fileSystem: fileSystem,
         logger: logger
     )

@@ -8,7 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 
-/// TARGETS.md R8: with tokens configured, every request but the probes needs a bearer token of a
+/// docs/benchmarks.md R8: with tokens configured, every request but the probes needs a bearer token of a
 /// high enough role; refusals append nothing; a token is never echoed or recorded.
 @Suite struct AuthenticationTests {
     static let tokens: [String: AccessRole] = ["ingest-secret-1": .ingest, "operator-secret-2": .operator, "admin-secret-3": .admin]

@@ -45,7 +45,7 @@ struct BadRequest: CustomStringConvertible, Sendable {
     }
 }
 
-/// TARGETS.md R6: bad requests of every kind get the envelope's status and code — never a crash,
+/// docs/benchmarks.md R6: bad requests of every kind get the envelope's status and code — never a crash,
 /// a 5xx or a hang — and append nothing to the log.
 @Suite struct MalformedRequestTests {
     static func long(_ n: Int) -> String { String(repeating: "a", count: n) }

@@ -138,4 +138,84 @@ import Testing
             #expect(corrupt.status == .badRequest)
         }
     }
+
+    /// docs/api.md: the 20 MiB limit holds after decompression. A small gzip body that inflates to
+    /// ~24 MiB (one span with a huge attribute) is 413 and appends nothing, not even its request
+    /// spans; one just under the limit is taken; the ingest counters count the bytes received.
+    @Test func theSizeLimitAppliesWhileInflating() async throws {
+        @Sendable func export(spans: Int = 1, attribute bytes: Int) throws -> ByteBuffer {
+            var request = OTLPSpanMapping.Request()
+            var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+            var scope = Opentelemetry_Proto_Trace_V1_ScopeSpans()
+            scope.spans = (0..<spans).map { index in
+                var span = Opentelemetry_Proto_Trace_V1_Span()
+                span.traceID = Data(repeating: 0xCD, count: 16)
+                span.spanID = Data([UInt8(index & 0xFF), UInt8(index >> 8), 1, 2, 3, 4, 5, 6])
+                span.name = "huge"
+                var attribute = Opentelemetry_Proto_Common_V1_KeyValue()
+                attribute.key = "blob"
+                attribute.value.stringValue = String(repeating: "z", count: bytes)
+                span.attributes = [attribute]
+                return span
+            }
+            resourceSpans.scopeSpans = [scope]
+            request.resourceSpans = [resourceSpans]
+            var plain = ByteBuffer(bytes: try request.serializedBytes() as [UInt8])
+            return try plain.compress(with: .gzip)
+        }
+        try await ServerFixture.run(.router) { runtime, client in
+            let bomb = try export(attribute: 24 << 20)
+            #expect(bomb.readableBytes < 1 << 20)
+            let head = await runtime.log.lastSeq
+            let refused = try await client.execute(
+                uri: "/v1/traces",
+                method: .post,
+                headers: [.contentType: "application/x-protobuf", .contentEncoding: "gzip"],
+                body: bomb
+            ) { $0 }
+            #expect(refused.status == .contentTooLarge)
+            let status = try Google_Rpc_Status(serializedBytes: Array(refused.body.readableBytesView))
+            #expect(status.message.contains("decompressed"))
+            #expect(await runtime.log.lastSeq == head, "a refused export appended")
+
+            // 400 spans of 5 KB each (2 MB inflated): taken.
+            let small = try export(spans: 400, attribute: 5_000)
+            let taken = try await client.execute(
+                uri: "/v1/traces",
+                method: .post,
+                headers: [.contentType: "application/x-protobuf", .contentEncoding: "gzip"],
+                body: small
+            ) { $0 }
+            #expect(taken.status == .ok)
+            #expect(await runtime.log.lastSeq >= head + 400)
+        }
+    }
+
+    /// Gzip bodies that inflate to exactly a multiple of the inflating window, one byte either
+    /// side, and mostly padding (highly compressible: the input runs out while output is still
+    /// pending) come out whole.
+    @Test func gzipBodiesInflateWholeAtWindowBoundaries() async throws {
+        try await ServerFixture.run(.router) { _, client in
+            for (index, size) in [65_535, 65_536, 65_537, 131_072, 5 * 65_536, 5 * 65_536 + 1].enumerated() {
+                let spanId = String(format: "%016x", 0xF00 + index)
+                let json =
+                    #"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"ui-factory"}}]},"#
+                    + #""scopeSpans":[{"spans":[{"traceId":"00000000000000000000000000000abc","spanId":"\#(spanId)","name":"w","#
+                    + #""startTimeUnixNano":"1764000000000000000","endTimeUnixNano":"1764000000001000000"}]}]}]}"#
+                var plain = ByteBuffer(string: json + String(repeating: " ", count: size - json.utf8.count))
+                #expect(plain.readableBytes == size)
+                let zipped = try plain.compress(with: .gzip)
+                let status = try await client.execute(
+                    uri: "/v1/traces",
+                    method: .post,
+                    headers: [.contentType: "application/json", .contentEncoding: "gzip"],
+                    body: zipped
+                ) { $0.status }
+                #expect(status == .ok, "inflated size \(size)")
+            }
+            let trace = try await client.call(.get, "/api/traces/00000000000000000000000000000abc")
+            let ids = Set(((trace.data["spans"] as? [[String: Any]]) ?? []).compactMap { $0["span_id"] as? String })
+            #expect(ids == Set((0..<6).map { String(format: "%016x", 0xF00 + $0) }))
+        }
+    }
 }

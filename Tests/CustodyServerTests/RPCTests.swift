@@ -108,7 +108,7 @@ import Testing
             let replayed = try await Custody_V1_TraceReplay.Client(wrapping: client).replayTrace(replay)
             #expect(replayed.status == "completed" && replayed.fromTrace == "rpc-trace" && replayed.mode == "dry-run" && replayed.spans >= 3)
 
-            // GitHub without a token: FAILED_PRECONDITION, API.md's code in the trailers.
+            // GitHub without a token: FAILED_PRECONDITION, docs/api.md's code in the trailers.
             var issue = Custody_V1_CreateIssueRequest()
             issue.title = "t"
             await Self.expectError(.failedPrecondition, code: "github_not_configured") {
@@ -284,7 +284,7 @@ import Testing
         }
     }
 
-    /// Core errors map to gRPC statuses, with API.md's code and the field; invalid requests append
+    /// Core errors map to gRPC statuses, with docs/api.md's code and the field; invalid requests append
     /// nothing; an unknown task is traced with an error span.
     @Test func errorsMapToStatusCodes() async throws {
         try await Self.withRPC { runtime, client, _ in

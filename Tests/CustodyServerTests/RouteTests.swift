@@ -274,7 +274,7 @@ import Testing
             for name in [
                 "custody_log_head_seq", "custody_log_bytes_on_disk", "custody_projection_lag_events", "custody_cache_spans",
                 "custody_live_clients", "custody_ingest_events_total", "custody_http_request_duration_seconds_bucket",
-                "custody_log_fsync_seconds", "custody_log_compression_ratio", "custody_outbox_depth",
+                "custody_log_fsync_duration_seconds_bucket", "custody_log_compression_ratio", "custody_outbox_depth",
             ] {
                 #expect(metrics.contains(name), "\(name) is missing from /metrics")
             }

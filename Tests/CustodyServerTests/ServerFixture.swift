@@ -27,7 +27,9 @@ enum ServerFixture {
         _ test: @escaping @Sendable (CoreRuntime, any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        let metrics = ServerMetrics()
         var runtimeConfiguration = CoreRuntime.Configuration()
+        runtimeConfiguration.log.onSynchronization = metrics.recordSynchronization
         if let fileSystem { runtimeConfiguration.fileSystem = fileSystem }
         runtimeConfiguration.github = github
         if !workers.isEmpty { runtimeConfiguration.workers = RemoteReplayWorkers(workers: workers, timeout: .seconds(2)) }
@@ -37,11 +39,11 @@ enum ServerFixture {
         configuration.tokens = tokens
         // With `rpcPort`, the gRPC server too, on a free port written there once it listens.
         let rpc = rpcPort.map { shared in
-            RPCServer(runtime: runtime, configuration: RPCConfiguration(port: 0), limits: limits, tokens: tokens) { port in
+            RPCServer(runtime: runtime, configuration: RPCConfiguration(port: 0), limits: limits, tokens: tokens, metrics: metrics) { port in
                 shared.withLock { $0 = port }
             }
         }
-        let app = CustodyApplication.application(runtime: runtime, configuration: configuration, rpc: rpc)
+        let app = CustodyApplication.application(runtime: runtime, configuration: configuration, metrics: metrics, rpc: rpc)
         return try await app.test(setup) { client in try await test(runtime, client) }
     }
 }

@@ -32,7 +32,7 @@ change = tasks.updateTaskStatus(pb.UpdateTaskStatusRequest(task_id=reply.task.uu
 assert change.previous_status == "pending" and change.status == "in_progress", change
 assert tasks.getTask(pb.GetTaskRequest(uuid=reply.task.uuid)).task.status == "in_progress"
 
-# Errors: NOT_FOUND with API.md's code in the trailers; INVALID_ARGUMENT naming the field.
+# Errors: NOT_FOUND with docs/api.md's code in the trailers; INVALID_ARGUMENT naming the field.
 try:
     tasks.updateTaskStatus(pb.UpdateTaskStatusRequest(task_id="nope", status="complete"))
     raise AssertionError("an unknown task was updated")

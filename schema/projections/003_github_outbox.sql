@@ -1,4 +1,4 @@
--- The GitHub outbox (API.md "GitHub"): what a pending operation needs to run after a restart, and
+-- The GitHub outbox (docs/api.md "GitHub"): what a pending operation needs to run after a restart, and
 -- what a client sees of its progress.
 --   idempotency_key  the client's Idempotency-Key, or the operation id; one key, one operation
 --   trace_id         the trace of the request, where the outbox records its calls to GitHub

@@ -76,6 +76,15 @@ public enum EventCodec {
             writer.varint(UInt64(event.attempt))
             writer.int64(event.retryAt)
             writer.json(event.error)
+        case .logLoss(let loss):
+            writer.varint(loss.firstSeq)
+            writer.varint(loss.lastSeq)
+            writer.string(loss.segment)
+            writer.int64(loss.offset)
+            writer.int64(loss.length)
+            writer.optionalString(loss.sideFile)
+            writer.string(loss.reason)
+            writer.int64(loss.recordedAt)
         }
         return writer.buffer
     }
@@ -184,6 +193,19 @@ public enum EventCodec {
                     attempt: try reader.uint32(),
                     retryAt: try reader.int64(),
                     error: try reader.json()
+                )
+            )
+        case .logLoss:
+            body = .logLoss(
+                LogLoss(
+                    firstSeq: try reader.varint(),
+                    lastSeq: try reader.varint(),
+                    segment: try reader.string(),
+                    offset: try reader.int64(),
+                    length: try reader.int64(),
+                    sideFile: try reader.optionalString(),
+                    reason: try reader.string(),
+                    recordedAt: try reader.int64()
                 )
             )
         }

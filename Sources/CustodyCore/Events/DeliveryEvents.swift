@@ -1,4 +1,4 @@
-/// How much a follow-up matters (API.md).
+/// How much a follow-up matters (docs/api.md).
 public enum FollowupImpact: String, Sendable, Hashable, CaseIterable, EncodedTag {
     case low
     case medium

@@ -6,7 +6,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Events as JSON, with API.md's snake_case field names: `custody log dump` prints this, and the
+/// Events as JSON, with docs/api.md's snake_case field names: `custody log dump` prints this, and the
 /// API's responses are built from the same fields.
 extension Event {
     /// `{"seq", "ingested_at", "type", "body": {…}}`.
@@ -78,6 +78,12 @@ extension EventBody {
             return .object([
                 "new_trace": .string(event.newTrace), "from_trace": .string(event.fromTrace), "mode": .string(event.mode.rawValue),
                 "speed": .number(event.speed), "spans": .integer(Int64(event.spans)), "status": .string(event.status),
+            ])
+        case .logLoss(let loss):
+            return .object([
+                "first_seq": .integer(Int64(bitPattern: loss.firstSeq)), "last_seq": .integer(Int64(bitPattern: loss.lastSeq)),
+                "segment": .string(loss.segment), "offset": .integer(loss.offset), "length": .integer(loss.length),
+                "side_file": string(loss.sideFile), "reason": .string(loss.reason), "recorded_at": .string(RFC3339.format(loss.recordedAt)),
             ])
         }
     }

@@ -19,7 +19,7 @@ public struct Event: Sendable, Hashable {
     public var type: EventType { body.type }
 }
 
-/// The kinds of event (EVENTS.md). Names are never reused; the numeric tags are the encoding's.
+/// The kinds of event (docs/log-format.md, "Events"). Names are never reused; the numeric tags are the encoding's.
 public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case span = 1
     case taskCreated = 2
@@ -33,8 +33,9 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case replayStarted = 10
     case replayCompleted = 11
     case githubAttemptFailed = 12
+    case logLoss = 13
 
-    /// The name used in the API, `custody log dump` and EVENTS.md.
+    /// The name used in the API, `custody log dump` and docs/log-format.md.
     public var name: String {
         switch self {
         case .span: "span"
@@ -49,6 +50,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .replayStarted: "replay.started"
         case .replayCompleted: "replay.completed"
         case .githubAttemptFailed: "github.attempt_failed"
+        case .logLoss: "log.loss"
         }
     }
 
@@ -74,6 +76,7 @@ public enum EventBody: Sendable, Hashable {
     case replayStarted(ReplayEvent)
     case replayCompleted(ReplayEvent)
     case githubAttemptFailed(GitHubAttemptFailed)
+    case logLoss(LogLoss)
 
     public var type: EventType {
         switch self {
@@ -89,6 +92,7 @@ public enum EventBody: Sendable, Hashable {
         case .replayStarted: .replayStarted
         case .replayCompleted: .replayCompleted
         case .githubAttemptFailed: .githubAttemptFailed
+        case .logLoss: .logLoss
         }
     }
 }

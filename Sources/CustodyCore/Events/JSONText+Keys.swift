@@ -2,7 +2,7 @@ import NIOCore
 
 extension JSONText {
     /// Whether the JSON object has `key` at its top level, found by scanning the bytes (string
-    /// escapes and nesting respected) without parsing the whole value: API.md makes a span an
+    /// escapes and nesting respected) without parsing the whole value: docs/api.md makes a span an
     /// error span when `details.error` is present, and this runs for every span projected.
     public func hasTopLevelKey(_ key: String) -> Bool {
         let wanted = Array(key.utf8)

@@ -1,4 +1,4 @@
-/// How a replay runs (API.md).
+/// How a replay runs (docs/api.md).
 public enum ReplayMode: String, Sendable, Hashable, CaseIterable, EncodedTag {
     case dryRun = "dry-run"
     case live

@@ -1,4 +1,4 @@
-/// A span (log entry) of a trace, as API.md defines it, after validation and defaults.
+/// A span (log entry) of a trace, as docs/api.md defines it, after validation and defaults.
 public struct Span: Sendable, Hashable {
     public var traceId: String
     public var spanId: String?
@@ -40,6 +40,9 @@ public struct Span: Sendable, Hashable {
 
     /// A span of the orchestrator's own work on a request (source `orchestrator`, in the
     /// request's trace): the `processing` span every core operation appends, or its `error` span.
+    /// The source of Custody's own spans (requests, operations, replays).
+    public static let orchestratorSource = "orchestrator"
+
     public static func orchestrator(
         stage: String,
         operation: String,
@@ -50,7 +53,7 @@ public struct Span: Sendable, Hashable {
     ) -> Span {
         Span(
             traceId: requestTraceId,
-            source: "orchestrator",
+            source: Span.orchestratorSource,
             stage: stage,
             operation: operation,
             durationMs: durationMs,
@@ -69,10 +72,10 @@ public struct Span: Sendable, Hashable {
         return overflow ? .max : sum
     }
 
-    /// API.md: an error span has stage `error` or `replay_error`, or a `details.error`.
+    /// docs/api.md: an error span has stage `error` or `replay_error`, or a `details.error`.
     public var isError: Bool { Self.isErrorStage(stage) || (details?.hasTopLevelKey("error") ?? false) }
 
-    /// API.md: an error span has stage `error` or `replay_error`, or a `details.error`. The last
+    /// docs/api.md: an error span has stage `error` or `replay_error`, or a `details.error`. The last
     /// is decided when the span is validated (``SpanInput``), which knows the parsed details.
     public static func isErrorStage(_ stage: String) -> Bool { stage == "error" || stage == "replay_error" }
 }

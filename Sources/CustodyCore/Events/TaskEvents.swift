@@ -1,4 +1,4 @@
-/// The status of a task (API.md). A new task is `pending`.
+/// The status of a task (docs/api.md). A new task is `pending`.
 public enum TaskStatus: String, Sendable, Hashable, CaseIterable, EncodedTag {
     case pending
     case inProgress = "in_progress"

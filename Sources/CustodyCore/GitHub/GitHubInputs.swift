@@ -1,4 +1,4 @@
-/// upsertFile's request (API.md "GitHub"): a file's whole new content, written to `branch` (the
+/// upsertFile's request (docs/api.md "GitHub"): a file's whole new content, written to `branch` (the
 /// repository's default branch when nil), creating the file or replacing it.
 public struct GitHubFileChange: Sendable, Hashable {
     public var path: String?

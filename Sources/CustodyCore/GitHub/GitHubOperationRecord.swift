@@ -63,7 +63,7 @@ public struct GitHubOperationRecord: Sendable, Hashable {
         nextAttemptAt = row["next_attempt_at"]
     }
 
-    /// API.md's operation: `{"id", "kind", "status", …}`.
+    /// docs/api.md's operation: `{"id", "kind", "status", …}`.
     public var jsonValue: JSONValue {
         var object: [String: JSONValue] = [
             "id": .string(id), "kind": .string(kind.rawValue), "status": .string(status.rawValue), "params": params,

@@ -1,7 +1,7 @@
 import CustodyLog
 import GRDB
 
-/// GitHubOps (API.md "GitHub"): upsertFile, openPR, createIssue, getOperation — shared by the
+/// GitHubOps (docs/api.md "GitHub"): upsertFile, openPR, createIssue, getOperation — shared by the
 /// HTTP routes and the RPC methods.
 ///
 /// A request is validated, checked against its idempotency key, and appended as

@@ -8,7 +8,7 @@ public struct GitHubSettings: Sendable {
     /// `GITHUB_REPO`: the repository used when a request has no `repo`.
     public var defaultRepository: String?
     public var retry = GitHubRetryPolicy()
-    /// The longest `?wait=true` waits for an operation to finish (API.md: 30 s).
+    /// The longest `?wait=true` waits for an operation to finish (docs/api.md: 30 s).
     public var waitLimit: Duration = .seconds(30)
 
     public init(transport: any GitHubTransport, defaultOwner: String? = nil, defaultRepository: String? = nil) {

@@ -1,4 +1,4 @@
-/// Which spans a live-stream client wants (API.md "Live stream"): each non-empty set must contain
+/// Which spans a live-stream client wants (docs/api.md "Live stream"): each non-empty set must contain
 /// the span's value; an empty set lets everything through.
 public struct LiveFilter: Sendable, Hashable {
     public var sources: Set<String>

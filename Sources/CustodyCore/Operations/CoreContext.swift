@@ -118,7 +118,7 @@ public struct CoreContext: Sendable {
     }
 
     /// Appends only an `error` span for a valid request about something that does not exist
-    /// (API.md: such requests are traced normally, with an error span).
+    /// (docs/api.md: such requests are traced normally, with an error span).
     func appendErrorSpan(operation: String, request: RequestTrace, error: CoreError) async {
         let span = Span.orchestrator(
             stage: "error",

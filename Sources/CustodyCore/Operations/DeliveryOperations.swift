@@ -19,7 +19,7 @@ public struct FollowupRecord: Sendable, Hashable {
     }
 }
 
-/// DeliveryOps (API.md "Delivery"): follow-ups and delivery reports.
+/// DeliveryOps (docs/api.md "Delivery"): follow-ups and delivery reports.
 ///
 /// A report is computed from one snapshot of the projections (one log position). Finalizing
 /// again with nothing new for the order returns the same revision; anything new — a task, a

@@ -8,7 +8,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// LogOps: recording spans (API.md "Logging"). The HTTP route and the RPC method both call
+/// LogOps: recording spans (docs/api.md "Logging"). The HTTP route and the RPC method both call
 /// ``recordLog(_:request:)``; neither holds any logic of its own.
 public struct LogOperations: Sendable {
     /// At most this many entries in one call.
@@ -28,7 +28,7 @@ public struct LogOperations: Sendable {
         self.newTraceId = newTraceId
     }
 
-    /// The body of a `recordLog` call: one entry, or a list (API.md accepts a JSON array or
+    /// The body of a `recordLog` call: one entry, or a list (docs/api.md accepts a JSON array or
     /// `{"entries": [...]}`); errors about a list's entries say which one.
     public enum Entries: Sendable, Hashable {
         case one(SpanInput)

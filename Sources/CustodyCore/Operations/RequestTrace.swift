@@ -1,7 +1,7 @@
 import Synchronization
 
 /// The request (HTTP route or RPC call) a core operation runs for, so the operation can record
-/// it in the request's trace (API.md "Tracing of requests").
+/// it in the request's trace (docs/api.md "Tracing of requests").
 ///
 /// The `request_received` span is appended together with the operation's own events, in the same
 /// append: a request that fails validation therefore appends nothing at all, and a request whose

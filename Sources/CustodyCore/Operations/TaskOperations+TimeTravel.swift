@@ -6,7 +6,7 @@ public enum AsOf: Sendable, Hashable {
     /// Nanoseconds since the Unix epoch.
     case instant(Int64)
 
-    /// Parses `as_of` (API.md): a seq (digits) or an RFC 3339 instant.
+    /// Parses `as_of` (docs/api.md): a seq (digits) or an RFC 3339 instant.
     public init(parsing text: String) throws(CoreError) {
         if let seq = UInt64(text) {
             self = .seq(seq)

@@ -22,7 +22,7 @@ public struct TaskRecord: Sendable, Hashable {
     }
 }
 
-/// TaskOps (API.md "Tasks"): one function per operation, shared by the HTTP routes and RPC.
+/// TaskOps (docs/api.md "Tasks"): one function per operation, shared by the HTTP routes and RPC.
 ///
 /// Guarantees: updates of one task are serialized, and each reads the task only after the
 /// projections hold every earlier write, so concurrent updates each get the right

@@ -1,4 +1,4 @@
-/// Two traces side by side (API.md "Traces", compare): spans aligned by (source, operation,
+/// Two traces side by side (docs/api.md "Traces", compare): spans aligned by (source, operation,
 /// stage, occurrence) — the n-th span with that key in one trace pairs with the n-th in the other
 /// — or, when one trace replays the other, through each replay span's `details.original_seq`.
 /// A pair deviates when the durations differ by more than 10%.

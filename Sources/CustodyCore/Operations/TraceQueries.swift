@@ -12,7 +12,7 @@ public struct SpanRecord: Sendable, Hashable {
         self.span = span
     }
 
-    /// API.md's span entry plus `seq`.
+    /// docs/api.md's span entry plus `seq`.
     public var jsonValue: JSONValue {
         guard case .object(var object) = EventBody.span(span).jsonValue else { return .null }
         object["seq"] = .integer(Int64(bitPattern: seq))
@@ -22,7 +22,7 @@ public struct SpanRecord: Sendable, Hashable {
     /// The same entry as JSON text written straight into `buffer`, keys in the same (sorted)
     /// order as ``jsonValue``'s, with `details` copied as stored — it was checked as a JSON
     /// object when it was taken — instead of parsed and re-encoded: reading a 1,000-span trace
-    /// spent half its time re-parsing details (`perf`, TARGETS.md P6).
+    /// spent half its time re-parsing details (`perf`, docs/benchmarks.md P6).
     public func write(into buffer: inout ByteBuffer) {
         func field(_ name: StaticString, first: Bool = false) {
             if !first { buffer.writeInteger(UInt8(ascii: ",")) }
@@ -74,7 +74,7 @@ public struct SpanRecord: Sendable, Hashable {
     }
 }
 
-/// One row of `trace_summaries` (API.md's TraceSummary).
+/// One row of `trace_summaries` (docs/api.md's TraceSummary).
 public struct TraceSummaryRecord: Sendable, Hashable {
     public var traceId: String
     public var rootOperation: String
@@ -186,7 +186,7 @@ public struct TraceSummaryRecord: Sendable, Hashable {
     }
 }
 
-/// The filters of `GET /api/traces` (API.md "Traces").
+/// The filters of `GET /api/traces` (docs/api.md "Traces").
 public struct TraceSearch: Sendable, Hashable {
     public var source: String?
     public var operation: String?
@@ -206,7 +206,7 @@ public struct TraceSearch: Sendable, Hashable {
 }
 
 /// Reads of traces: by id from the full history, search, the active-span cache, comparison and
-/// the replays list. Reads of traces are not traced themselves (API.md: no feedback loop).
+/// the replays list. Reads of traces are not traced themselves (docs/api.md: no feedback loop).
 public struct TraceQueries: Sendable {
     let context: CoreContext
     let cache: ActiveSpanCache

@@ -1,5 +1,6 @@
 import CustodyLog
 import CustodySchema
+import Foundation
 import GRDB
 import Synchronization
 
@@ -80,6 +81,26 @@ public final class ProjectionStore: Sendable {
         recent = Mutex(try pool.read(RecentTraces.load))
     }
 
+    /// The checkpoint of the database at `path` without opening it as a store (no migration, no
+    /// memory loaded): 0 when there is no database or it has applied nothing.
+    public static func appliedSeq(ofDatabaseAt path: String) throws -> UInt64 {
+        guard FileManager.default.fileExists(atPath: path) else { return 0 }
+        var configuration = Configuration()
+        configuration.label = "custody.projections.checkpoint"
+        configuration.busyMode = .timeout(5)
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        defer { try? queue.close() }
+        return try queue.read { db in
+            guard try db.tableExists("projection_checkpoint") else { return 0 }
+            let seq = try Int64.fetchOne(
+                db,
+                sql: "SELECT applied_seq FROM projection_checkpoint WHERE name = ?",
+                arguments: [checkpointName]
+            )
+            return UInt64(seq ?? 0)
+        }
+    }
+
     /// The checkpoint: the seq of the last applied event (0 when none).
     public func appliedSeq() async throws -> UInt64 {
         try await pool.read { db in
@@ -89,6 +110,24 @@ public final class ProjectionStore: Sendable {
                 arguments: [Self.checkpointName]
             )
             return UInt64(seq ?? 0)
+        }
+    }
+
+    /// The losses the projections have applied a `log.loss` event for, as (first seq, last seq,
+    /// segment, offset): what identifies a range of `quarantine.json`.
+    public func recordedLosses() async throws -> Set<LossKey> {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT first_seq, last_seq, segment, byte_offset FROM log_losses")
+            return Set(
+                rows.map { row in
+                    LossKey(
+                        firstSeq: UInt64(bitPattern: row[0]),
+                        lastSeq: UInt64(bitPattern: row[1]),
+                        segment: row[2],
+                        offset: row[3]
+                    )
+                }
+            )
         }
     }
 
@@ -196,6 +235,7 @@ public final class ProjectionStore: Sendable {
 
     public static let tables = [
         "tasks", "followups", "operation_logs", "error_events", "delivery_reports", "github_operations", "replays", "trace_summaries",
+        "log_losses",
     ]
 
     /// Tables that index the projections rather than project events: their rows depend on how
@@ -275,5 +315,20 @@ public final class ProjectionStore: Sendable {
         let file = try PosixFileSystem().openFile(at: path, mode: .readWrite)
         defer { try? file.close() }
         try file.synchronize()
+    }
+}
+
+/// What identifies one recorded loss: a range of `quarantine.json` and its `log.loss` event.
+public struct LossKey: Sendable, Hashable {
+    public var firstSeq: UInt64
+    public var lastSeq: UInt64
+    public var segment: String
+    public var offset: Int64
+
+    public init(firstSeq: UInt64, lastSeq: UInt64, segment: String, offset: Int64) {
+        self.firstSeq = firstSeq
+        self.lastSeq = lastSeq
+        self.segment = segment
+        self.offset = offset
     }
 }

@@ -415,6 +415,17 @@ struct ProjectionWriter {
                 "UPDATE replays SET status = ?, spans = ?, completed_at = ?, last_seq = ? WHERE new_trace = ?",
                 [replay.status, Int64(replay.spans), at, seq, replay.newTrace]
             )
+        case .logLoss(let loss):
+            try run(
+                """
+                INSERT OR IGNORE INTO log_losses (seq, first_seq, last_seq, segment, byte_offset, length, side_file, reason, recorded_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    seq, Int64(bitPattern: loss.firstSeq), Int64(bitPattern: loss.lastSeq), loss.segment, loss.offset, loss.length,
+                    loss.sideFile, loss.reason, loss.recordedAt,
+                ]
+            )
         }
     }
 }

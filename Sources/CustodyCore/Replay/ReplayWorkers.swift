@@ -1,4 +1,4 @@
-/// A worker's SimOps `simulateOperation` call (API.md "Workers (SimOps)"): the worker appends a
+/// A worker's SimOps `simulateOperation` call (docs/api.md "Workers (SimOps)"): the worker appends a
 /// `sim_replay` span under `traceId` and answers.
 public struct SimulationCall: Sendable, Hashable {
     /// The replay's new trace, under which the worker records its `sim_replay` span.

@@ -1,7 +1,7 @@
 import CustodyLog
 import GRDB
 
-/// TraceReplay (API.md "Replay", EVENTS.md "Replay"): a past trace re-read from the log and
+/// TraceReplay (docs/api.md "Replay", docs/log-format.md "Replay"): a past trace re-read from the log and
 /// re-emitted under a new trace id. The HTTP route, the CLI (through the route) and the RPC method
 /// all call ``replayTrace(_:mode:speed:request:)``.
 ///
@@ -10,10 +10,11 @@ import GRDB
 ///   the request's own trace: `request_received`, `processing`), plus the `replay.started` and
 ///   `replay.completed` events of the `replays` projection.
 /// - The first event (`replay_start`, with `replay.started`) is appended before the original is
-///   looked up, so a replay starts emitting at once (TARGETS.md P6); an unknown trace then gets
+///   looked up, so a replay starts emitting at once (docs/benchmarks.md P6); an unknown trace then gets
 ///   `replay_abort` and the replay ends `aborted` with `trace_not_found`.
-/// - The original's spans are found through `operation_logs` (by trace id) and read from the log by
-///   seq: never a scan of the log.
+/// - The original's spans are found through the projections — the trace's number (from
+///   `RecentTraces` or `trace_keys`), its seqs from `trace_spans` — and read from the log by seq:
+///   never a scan of the log.
 /// - Every replay is independent: concurrent replays of one trace, and replays of replays, each
 ///   get their own new trace.
 public struct TraceReplay: Sendable {
@@ -34,7 +35,7 @@ public struct TraceReplay: Sendable {
         self.workers = workers
     }
 
-    /// What a replay did (API.md's answer, plus `errors` and `speed`).
+    /// What a replay did (docs/api.md's answer, plus `errors` and `speed`).
     public struct Result: Sendable, Hashable {
         public var newTrace: String
         public var fromTrace: String
@@ -44,6 +45,10 @@ public struct TraceReplay: Sendable {
         public var spans: Int
         /// `replay_error` spans recorded (live mode: workers that failed or did not answer).
         public var errors: Int
+        /// Live mode: by source, the spans that were not acted out because no worker of that
+        /// source is configured (Custody's own `orchestrator` spans are never dispatched and not
+        /// counted). Empty in a dry run, and in a live replay that dispatched every span.
+        public var undispatched: [String: Int]
         public var durationMs: Double
         /// `completed` or `aborted`.
         public var status: String
@@ -52,7 +57,7 @@ public struct TraceReplay: Sendable {
             .object([
                 "new_trace": .string(newTrace), "from_trace": .string(fromTrace), "mode": .string(mode.rawValue), "speed": .number(speed),
                 "spans": .integer(Int64(spans)), "errors": .integer(Int64(errors)), "duration_ms": .number(durationMs),
-                "status": .string(status),
+                "status": .string(status), "undispatched": .object(undispatched.mapValues { .integer(Int64($0)) }),
             ])
         }
     }
@@ -63,6 +68,9 @@ public struct TraceReplay: Sendable {
     /// pacing (span starts and ends) divided by `speed`. In `live` mode each span whose source is a
     /// configured worker is dispatched to it (`simulateOperation` under the new trace id) between
     /// its start and end; a failure or timeout is recorded as `replay_error` and the replay goes on.
+    /// A span of any other source (but Custody's own) is not dispatched: its `replay_span_end`
+    /// says `dispatched: false` and the result counts it in `undispatched`, so a partial live
+    /// replay is never taken for a faithful one.
     /// Returns when the replay is complete; throws `trace_not_found` (after recording the abort)
     /// for an unknown trace.
     public func replayTrace(_ traceId: String, mode: ReplayMode, speed: Double = 0, request: RequestTrace) async throws(CoreError) -> Result {
@@ -111,6 +119,7 @@ public struct TraceReplay: Sendable {
 
         var replayed = 0
         var errors = 0
+        var undispatched: [String: Int] = [:]
         do {
             let clock = ContinuousClock()
             let origin = clock.now
@@ -158,6 +167,10 @@ public struct TraceReplay: Sendable {
                 case .end:
                     let begin = begun[step.index] ?? (context.now(), clock.now)
                     if let duration = span.durationMs { details["original_duration_ms"] = .number(duration) }
+                    if mode == .live && span.source != Span.orchestratorSource && !(workers?.serves(span.source) ?? false) {
+                        details["dispatched"] = .bool(false)
+                        undispatched[span.source, default: 0] += 1
+                    }
                     emitter.pending.append(
                         .span(
                             emitter.span(
@@ -204,7 +217,7 @@ public struct TraceReplay: Sendable {
             spans: replayed,
             startedAt: startedAt,
             started: started,
-            details: ["errors": .integer(Int64(errors))]
+            details: ["errors": .integer(Int64(errors)), "undispatched": .object(undispatched.mapValues { .integer(Int64($0)) })]
         )
         guard finished else { throw CoreError(.storageUnavailable, "the replay's completion could not be written") }
         return Result(
@@ -214,6 +227,7 @@ public struct TraceReplay: Sendable {
             speed: speed,
             spans: replayed,
             errors: errors,
+            undispatched: undispatched,
             durationMs: (ContinuousClock.now - started).inMilliseconds,
             status: "completed"
         )
@@ -313,7 +327,7 @@ public struct TraceReplay: Sendable {
         func span(
             stage: String,
             operation: String,
-            source: String = "orchestrator",
+            source: String = Span.orchestratorSource,
             taskUUID: String? = nil,
             timestamp: Int64,
             durationMs: Double? = nil,

@@ -7,7 +7,7 @@ import NIOCore
 /// the RPC service and the commands all work through one of these.
 ///
 /// ``open(directory:configuration:logger:encodeLive:)`` recovers the log, brings the projections
-/// up to its head and refills the cache before returning (TARGETS.md P10 measures exactly this);
+/// up to its head and refills the cache before returning (docs/benchmarks.md P10 measures exactly this);
 /// ``run()`` then keeps every derived view following the log until it is cancelled, and
 /// ``close()`` checkpoints and closes.
 public final class CoreRuntime: Sendable {
@@ -82,15 +82,20 @@ public final class CoreRuntime: Sendable {
         logger: Logger = Logger(label: "custody"),
         encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer = { _ in ByteBuffer() }
     ) async throws -> CoreRuntime {
+        let databasePath = ProjectionPaths.database(in: directory)
+        // Whatever the projections applied had been acknowledged: a log that ends before it has
+        // lost acknowledged events, however whole its last batch looks.
+        let applied = try ProjectionStore.appliedSeq(ofDatabaseAt: databasePath)
         let log = try await SegmentLog.open(
             directory: directory,
             configuration: configuration.log,
             damagePolicy: configuration.damagePolicy,
+            acknowledged: applied > 0 ? AcknowledgedMark(seq: applied, witness: "the projections' checkpoint (projections.sqlite)") : nil,
             fileSystem: configuration.fileSystem,
             logger: logger
         )
         do {
-            let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+            let store = try await recordLosses(log: log, databasePath: databasePath, logger: logger)
             let projector = Projector(log: log, store: store, logger: logger)
             try await projector.catchUp()
             let interrupted = try await TraceReplay.closeInterrupted(log: log, store: store)
@@ -129,6 +134,37 @@ public final class CoreRuntime: Sendable {
             await log.close()
             throw error
         }
+    }
+
+    /// Finishes what a repair started: every range `quarantine.json` records as lost gets one
+    /// `log.loss` event in the log. While one has none, the projections may hold events the log no
+    /// longer has (or an earlier repair stopped half-way): they are rebuilt from the log first,
+    /// before anything is served. Returns the projection store to use. Every step can be
+    /// repeated after a crash: the events are appended only for losses the rebuilt projections
+    /// do not already hold.
+    static func recordLosses(log: SegmentLog, databasePath: String, logger: Logger) async throws -> ProjectionStore {
+        var store = try ProjectionStore(path: databasePath)
+        let losses = log.recordedLosses
+        guard !losses.isEmpty else { return store }
+        func unrecorded(in store: ProjectionStore) async throws -> [QuarantineRecord] {
+            let recorded = try await store.recordedLosses()
+            return losses.filter { !recorded.contains($0.key) }
+        }
+        guard try await !unrecorded(in: store).isEmpty else { return store }
+        try store.close()
+        logger.notice("rebuilding the projections from the log, which has lost events", metadata: ["losses": "\(losses.count)"])
+        let report = try await ProjectionRebuild.rebuild(log: log, databasePath: databasePath)
+        logger.notice("rebuilt the projections", metadata: ["events": "\(report.events)", "seconds": "\(report.seconds)"])
+        store = try ProjectionStore(path: databasePath)
+        let missing = try await unrecorded(in: store)
+        if !missing.isEmpty {
+            let receipt = try await log.append(missing.map { EventCodec.encode(.logLoss(LogLoss($0))) })
+            logger.notice(
+                "recorded the loss in the log",
+                metadata: ["events": "\(missing.count)", "seqs": "\(receipt.firstSeq)...\(receipt.lastSeq)"]
+            )
+        }
+        return store
     }
 
     /// Keeps the projections, the cache and the live hub following the log until the task is
@@ -175,5 +211,26 @@ public final class CoreRuntime: Sendable {
                 logger.warning("closing the projections failed; they resume from their checkpoint", metadata: ["error": "\(error)"])
             }
         }.value
+    }
+}
+
+extension QuarantineRecord {
+    /// What identifies this range in the projections' `log_losses`.
+    var key: LossKey { LossKey(firstSeq: firstLostSeq, lastSeq: lastLostSeq, segment: segment, offset: offset) }
+}
+
+extension LogLoss {
+    /// The `log.loss` event of a range `quarantine.json` records.
+    init(_ record: QuarantineRecord) {
+        self.init(
+            firstSeq: record.firstLostSeq,
+            lastSeq: record.lastLostSeq,
+            segment: record.segment,
+            offset: record.offset,
+            length: record.length,
+            sideFile: record.sideFile,
+            reason: record.defect,
+            recordedAt: record.recordedAt ?? SegmentLog.now()
+        )
     }
 }

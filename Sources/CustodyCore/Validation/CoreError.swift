@@ -1,7 +1,7 @@
 /// An error from a core operation. Adapters map ``code`` to an HTTP status or RPC status in
 /// one place; ``message`` is one human sentence; ``field`` names the offending input field.
 public struct CoreError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// The error codes of API.md's envelope.
+    /// The error codes of docs/api.md's envelope.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: String, Hashable, Sendable {
             case invalidJSON = "invalid_json"

@@ -6,7 +6,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// A span as a client sends it (API.md "Span / log entry"), before validation. Decoding checks
+/// A span as a client sends it (docs/api.md "Span / log entry"), before validation. Decoding checks
 /// JSON types; ``validated(now:newTraceId:)`` applies the limits and defaults. Every problem
 /// names its field.
 public struct SpanInput: Sendable, Hashable, Decodable {
@@ -95,7 +95,7 @@ public struct SpanInput: Sendable, Hashable, Decodable {
     /// The longest `duration_ms` taken (~31.7 years): its nanoseconds fit a timestamp.
     public static let maximumDurationMs = 1e12
 
-    /// Applies API.md's rules: lengths, characters, ranges, defaults. `now` (ns since the
+    /// Applies docs/api.md's rules: lengths, characters, ranges, defaults. `now` (ns since the
     /// epoch) stands in for a missing timestamp; `newTraceId` makes a trace id when none is given.
     public func validated(now: Int64, newTraceId: () -> String) throws(CoreError) -> Span {
         let traceId =
@@ -188,7 +188,7 @@ public struct SpanInput: Sendable, Hashable, Decodable {
     }
 }
 
-/// Trace ids (API.md): 1–128 characters of `[A-Za-z0-9._:-]`.
+/// Trace ids (docs/api.md): 1–128 characters of `[A-Za-z0-9._:-]`.
 public enum TraceIdentifier {
     public static func isValid(_ id: String) -> Bool {
         let utf8 = id.utf8

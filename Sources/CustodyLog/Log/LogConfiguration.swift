@@ -50,6 +50,9 @@ public struct LogConfiguration: Sendable {
     /// A recovery point is saved after this many bytes have been written since the last one, so
     /// opening the log checksums at most about this much of the last segment.
     public var recoveryPointIntervalBytes: Int64
+    /// Called with how long each fdatasync of appended data took (a latency histogram's feed).
+    /// It runs on the log's actor after the sync: keep it short, and never call the log from it.
+    public var onSynchronization: (@Sendable (Duration) -> Void)?
 
     public init(
         fsync: FsyncPolicy = .always,

@@ -52,8 +52,10 @@ public struct LogDirectory: Sendable {
     /// Checks every batch (header, CRC-32C, payload decoding, seq continuity, timestamps) of every
     /// segment, and every index file against the batches it points at. Every damaged range is
     /// reported with its segment, byte offset and seq range; the scan resumes at the next valid
-    /// batch after each one.
-    public func verify() throws -> Verification {
+    /// batch after each one. A log that ends before its recovery point's end seq or before
+    /// `acknowledged`, where no loss was recorded, has lost acknowledged records: that is damage
+    /// too. Ranges recorded as lost by a repair are notes, not damage.
+    public func verify(acknowledged: AcknowledgedMark? = nil) throws -> Verification {
         var result = Verification()
         let bases = try segmentBases()
         let gaps = quarantineRecords()
@@ -61,7 +63,9 @@ public struct LogDirectory: Sendable {
             to > from && gaps.contains { $0.firstLostSeq <= from && $0.lastLostSeq >= to - 1 }
         }
         for entry in gaps {
-            result.notes.append("seqs \(entry.firstLostSeq)–\(entry.lastLostSeq) of \(entry.segment) were quarantined by a repair (\(entry.defect))")
+            result.notes.append(
+                "recorded loss: seqs \(entry.firstLostSeq)–\(entry.lastLostSeq) of \(entry.segment), quarantined by a repair (\(entry.defect))"
+            )
         }
         var expected: UInt64?
         var lastTimestamp = Int64.min
@@ -160,6 +164,27 @@ public struct LogDirectory: Sendable {
                     result.notes.append("\(name) has no index files (opening the log rebuilds them)")
                 }
             }
+        }
+        // The end: does the log reach every seq known to have been acknowledged?
+        var durable = (seq: UInt64(1), witness: "")
+        if let point = RecoveryPoint.load(from: path, fileSystem: fileSystem), point.endSeq > durable.seq {
+            durable = (point.endSeq, "the recovery point")
+        }
+        if let acknowledged, acknowledged.seq >= durable.seq { durable = (acknowledged.seq + 1, acknowledged.witness) }
+        let end = expected ?? 1
+        if end < durable.seq && !isGap(end, durable.seq) {
+            let last = bases.last.map(SegmentName.segment) ?? "(all)"
+            result.damage.append(
+                LogDamage(
+                    segment: last,
+                    offset: 0,
+                    length: 0,
+                    firstSeq: end,
+                    lastSeq: durable.seq - 1,
+                    defect:
+                        "acknowledged records are missing from the end of the log (\(durable.witness) shows the log reached seq \(durable.seq - 1))"
+                )
+            )
         }
         return result
     }

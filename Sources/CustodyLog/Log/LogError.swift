@@ -10,6 +10,7 @@ public struct LogError: Error, CustomStringConvertible, Sendable {
             case invalidArgument
             case directoryLocked
             case overloaded
+            case dataLoss
         }
 
         private let wrapped: Wrapped
@@ -28,6 +29,9 @@ public struct LogError: Error, CustomStringConvertible, Sendable {
         public static let directoryLocked = Code(.directoryLocked)
         /// Too many bytes are waiting to be written; try again later.
         public static let overloaded = Code(.overloaded)
+        /// The log ends before records that are known to have been acknowledged (a cut into
+        /// durable data, not a torn tail): opening refuses unless told to record the loss.
+        public static let dataLoss = Code(.dataLoss)
 
         public var description: String {
             switch wrapped {
@@ -37,6 +41,7 @@ public struct LogError: Error, CustomStringConvertible, Sendable {
             case .invalidArgument: "invalid argument"
             case .directoryLocked: "directory locked"
             case .overloaded: "overloaded"
+            case .dataLoss: "data loss"
             }
         }
     }

@@ -33,13 +33,26 @@ struct SealedSegment: Sendable {
 ///    policy is ``DamagePolicy/quarantine``: then every segment is checked by checksum (index
 ///    files and the recovery point's walk are not trusted), the damaged bytes move to a side
 ///    file, the loss is recorded in `quarantine.json`, and the scan goes on.
+/// 6. A log that ends — after any torn tail is cut — before its *durable end* has lost
+///    acknowledged records: the durable end is the newest of the recovery point's end seq and
+///    the caller's ``AcknowledgedMark``. Then the open fails with ``LogError/Code/dataLoss``
+///    before anything is changed, unless the policy is ``DamagePolicy/quarantine``: then the
+///    bytes cut (if any) move to a side file, the lost range is recorded in `quarantine.json`,
+///    and a new segment starts at the durable end, so that no seq is ever given out twice.
 struct LogRecovery {
     let directory: String
     let fileSystem: any LogFileSystem
     let configuration: LogConfiguration
     let damagePolicy: DamagePolicy
+    let acknowledged: AcknowledgedMark?
     var report = RecoveryReport()
     var quarantine: [QuarantineRecord] = []
+    /// Every seq below `seq` had been acknowledged, as `witness` says (rule 6).
+    var durableEnd = (seq: UInt64(1), witness: "")
+    /// The side file a loss's cut bytes were moved into, for its quarantine record.
+    var lossSideFile: (name: String, offset: Int64, length: Int64)?
+    /// The segment the recovery point was about.
+    var recoveryPointBase: UInt64?
 
     struct Recovered {
         var sealed: [SealedSegment]
@@ -49,13 +62,22 @@ struct LogRecovery {
         var lastTimestamp: Int64
         var lock: any LogFile
         var report: RecoveryReport
+        /// Every range `quarantine.json` records, from this open and earlier ones.
+        var losses: [QuarantineRecord]
     }
 
-    init(directory: String, fileSystem: any LogFileSystem, configuration: LogConfiguration, damagePolicy: DamagePolicy) {
+    init(
+        directory: String,
+        fileSystem: any LogFileSystem,
+        configuration: LogConfiguration,
+        damagePolicy: DamagePolicy,
+        acknowledged: AcknowledgedMark? = nil
+    ) {
         self.directory = directory
         self.fileSystem = fileSystem
         self.configuration = configuration
         self.damagePolicy = damagePolicy
+        self.acknowledged = acknowledged
     }
 
     func path(_ name: String) -> String { joinPath(directory, name) }
@@ -97,19 +119,26 @@ struct LogRecovery {
         quarantine = try loadQuarantine()
         var bases = names.compactMap(SegmentName.baseSeq(ofSegment:)).sorted()
         let recoveryPoint = loadRecoveryPoint()
+        recoveryPointBase = recoveryPoint?.segmentBase
+
+        if let recoveryPoint, recoveryPoint.endSeq > durableEnd.seq {
+            durableEnd = (recoveryPoint.endSeq, "the recovery point saved when the log was last synchronized")
+        }
+        if let acknowledged, acknowledged.seq >= durableEnd.seq {
+            durableEnd = (acknowledged.seq + 1, acknowledged.witness)
+        }
 
         if bases.isEmpty {
-            if let recoveryPoint, recoveryPoint.endSeq > 1 {
+            if durableEnd.seq > 1 && !isRecordedGap(from: 1, to: durableEnd.seq) {
                 let damage = LogDamage(
                     segment: "(all)",
                     offset: 0,
                     length: 0,
                     firstSeq: 1,
-                    lastSeq: recoveryPoint.endSeq - 1,
+                    lastSeq: durableEnd.seq - 1,
                     defect: "every segment file is missing"
                 )
-                guard damagePolicy == .quarantine else { throw corruption([damage]) }
-                let base = recoveryPoint.endSeq
+                guard damagePolicy == .quarantine else { throw lossError(damage, witness: durableEnd.witness) }
                 try record(
                     QuarantineRecord(
                         segment: "(all)",
@@ -117,14 +146,12 @@ struct LogRecovery {
                         length: 0,
                         sideFile: nil,
                         firstLostSeq: 1,
-                        lastLostSeq: base - 1,
+                        lastLostSeq: durableEnd.seq - 1,
                         defect: damage.defect
                     )
                 )
-                bases = [try createSegment(base)]
-            } else {
-                bases = [try createSegment(1)]
             }
+            bases = [try createSegment(durableEnd.seq)]
             try fileSystem.synchronizeDirectory(at: directory)
         }
 
@@ -156,17 +183,36 @@ struct LogRecovery {
                 )
             }
             if isLast {
-                let (index, file) = try recoverLastSegment(base, recoveryPoint: recoveryPoint, lastTimestamp: &lastTimestamp)
+                var (index, file) = try recoverLastSegment(base, recoveryPoint: recoveryPoint, lastTimestamp: &lastTimestamp)
+                var activeBase = base
+                if index.endSeq < durableEnd.seq {
+                    // A loss recorded (now or by an earlier repair): numbering goes on after every
+                    // seq ever acknowledged, in a segment of its own.
+                    if index.coveredLength > 0 {
+                        try writeIndexFiles(index, base: base)
+                        sealed.append(SealedSegment(baseSeq: base, index: index))
+                        try file.close()
+                    } else {
+                        try file.close()
+                        try fileSystem.removeFile(at: path(SegmentName.segment(base)))
+                        report.removedFiles.append(SegmentName.segment(base))
+                    }
+                    activeBase = durableEnd.seq
+                    file = try SegmentLog.createSegmentFile(activeBase, directory: directory, fileSystem: fileSystem)
+                    index = SegmentIndex(baseSeq: activeBase)
+                    try saveRecoveryPoint(file: file, base: activeBase, index: index)
+                }
                 report.segments = sealed.count + 1
                 report.endSeq = index.endSeq
                 return Recovered(
                     sealed: sealed,
-                    activeBase: base,
+                    activeBase: activeBase,
                     activeIndex: index,
                     activeFile: file,
                     lastTimestamp: max(lastTimestamp, 0),
                     lock: lock,
-                    report: report
+                    report: report,
+                    losses: quarantine
                 )
             }
             guard let index = try recoverSealedSegment(base, lastTimestamp: &lastTimestamp) else {
@@ -272,8 +318,23 @@ struct LogRecovery {
             }
             guard let damage = outcome else {
                 lastTimestamp = timestamp
+                if index.endSeq < durableEnd.seq && !isRecordedGap(from: index.endSeq, to: durableEnd.seq) {
+                    let missing = missingAcknowledged(segment: name, index: index)
+                    guard damagePolicy == .quarantine else { throw lossError(missing, witness: durableEnd.witness) }
+                    try record(
+                        QuarantineRecord(
+                            segment: name,
+                            offset: lossSideFile?.offset ?? index.coveredLength,
+                            length: lossSideFile?.length ?? 0,
+                            sideFile: lossSideFile?.name,
+                            firstLostSeq: index.endSeq,
+                            lastLostSeq: durableEnd.seq - 1,
+                            defect: missing.defect
+                        )
+                    )
+                }
                 keepOpen = true
-                try saveRecoveryPoint(file: file, base: base, index: index)
+                if index.endSeq >= durableEnd.seq { try saveRecoveryPoint(file: file, base: base, index: index) }
                 return (index, file)
             }
             let following = try validBatches(after: damage.offset, in: &scanner, minimumSeq: index.endSeq)
@@ -281,6 +342,18 @@ struct LogRecovery {
             let deferredSync = following.contains { $0.header.flags & BatchHeader.flagDeferredSync != 0 }
             let isTornTail = following.isEmpty || (damage.offset >= trusted && (!laterWriteExists || deferredSync))
             if isTornTail {
+                if index.endSeq < durableEnd.seq && !isRecordedGap(from: index.endSeq, to: durableEnd.seq) {
+                    // Cutting here would lose acknowledged records: not a torn tail but a loss.
+                    var missing = missingAcknowledged(segment: name, index: index)
+                    missing.offset = damage.offset
+                    missing.length = length - damage.offset
+                    missing.defect += " (\(damage.defect) at byte \(damage.offset))"
+                    guard damagePolicy == .quarantine else { throw lossError(missing, witness: durableEnd.witness) }
+                    let sideName = SegmentName.quarantine(base, offset: damage.offset)
+                    let cut = try file.read(count: Int(length - damage.offset), at: damage.offset)
+                    try replaceFileAtomically(cut, named: sideName, in: directory, fileSystem: fileSystem)
+                    lossSideFile = (sideName, damage.offset, length - damage.offset)
+                }
                 try file.truncate(to: damage.offset)
                 try file.synchronize()
                 let dropped = following.map { $0.header.firstSeq...$0.header.lastSeq }
@@ -374,6 +447,35 @@ struct LogRecovery {
         )
     }
 
+    /// The acknowledged seqs missing after `index` (rule 6), as damage of segment `segment`.
+    private func missingAcknowledged(segment: String, index: SegmentIndex) -> LogDamage {
+        var defect = "acknowledged records are missing from the end of the log"
+        if let base = recoveryPointBase, SegmentName.segment(base) != segment, !fileSystem.fileExists(at: path(SegmentName.segment(base))) {
+            defect += "; \(SegmentName.segment(base)), where the log ended when the recovery point was saved, is gone"
+        }
+        return LogDamage(
+            segment: segment,
+            offset: index.coveredLength,
+            length: 0,
+            firstSeq: index.endSeq,
+            lastSeq: durableEnd.seq - 1,
+            defect: defect
+        )
+    }
+
+    /// The one-sentence refusal of rule 6.
+    private func lossError(_ damage: LogDamage, witness: String) -> LogError {
+        let ending =
+            damage.segment == "(all)"
+            ? "has no segment files left"
+            : "ends at seq \(damage.firstSeq.map { $0 - 1 } ?? 0) (byte \(damage.offset) of \(damage.segment))"
+        return LogError(
+            .dataLoss,
+            "the log in \(directory) \(ending) but \(damage.seqRange) had been acknowledged, as \(witness) shows (\(damage.defect)); nothing was changed: start with --repair to record the loss and go on, or restore the missing data from a copy",
+            damage: [damage]
+        )
+    }
+
     private func isRecordedGap(from expected: UInt64, to found: UInt64) -> Bool {
         found > expected && quarantine.contains { $0.firstLostSeq <= expected && $0.lastLostSeq >= found - 1 }
     }
@@ -434,11 +536,7 @@ struct LogRecovery {
     }
 
     private func loadRecoveryPoint() -> RecoveryPoint? {
-        let path = path(SegmentName.recoveryPoint)
-        guard fileSystem.fileExists(at: path), let file = try? fileSystem.openFile(at: path, mode: .readOnly) else { return nil }
-        defer { try? file.close() }
-        guard let bytes = try? file.read(count: RecoveryPoint.size + 1, at: 0) else { return nil }
-        return RecoveryPoint.decode(bytes)
+        RecoveryPoint.load(from: directory, fileSystem: fileSystem)
     }
 
     /// The tail that was just checked may still be only in the page cache (the process died,

@@ -28,6 +28,15 @@ struct RecoveryPoint: Sendable, Equatable {
         return bytes
     }
 
+    /// The recovery point saved in `directory`, if there is a valid one.
+    static func load(from directory: String, fileSystem: any LogFileSystem) -> RecoveryPoint? {
+        let path = joinPath(directory, SegmentName.recoveryPoint)
+        guard fileSystem.fileExists(at: path), let file = try? fileSystem.openFile(at: path, mode: .readOnly) else { return nil }
+        defer { try? file.close() }
+        guard let bytes = try? file.read(count: RecoveryPoint.size + 1, at: 0) else { return nil }
+        return RecoveryPoint.decode(bytes)
+    }
+
     static func decode(_ bytes: [UInt8]) -> RecoveryPoint? {
         guard bytes.count == size else { return nil }
         return bytes.withUnsafeBytes { raw -> RecoveryPoint? in

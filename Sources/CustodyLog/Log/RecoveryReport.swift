@@ -47,4 +47,45 @@ public struct QuarantineRecord: Sendable, Codable, Hashable {
     public var firstLostSeq: UInt64
     public var lastLostSeq: UInt64
     public var defect: String
+    /// When the repair recorded it (nanoseconds since the Unix epoch; nil in records written
+    /// before this was kept).
+    public var recordedAt: Int64?
+
+    public init(
+        segment: String,
+        offset: Int64,
+        length: Int64,
+        sideFile: String?,
+        firstLostSeq: UInt64,
+        lastLostSeq: UInt64,
+        defect: String,
+        recordedAt: Int64? = SegmentLog.now()
+    ) {
+        self.segment = segment
+        self.offset = offset
+        self.length = length
+        self.sideFile = sideFile
+        self.firstLostSeq = firstLostSeq
+        self.lastLostSeq = lastLostSeq
+        self.defect = defect
+        self.recordedAt = recordedAt
+    }
+
+    /// Whether any seq was lost (a damaged range between two whole batches may hold none).
+    public var lostSeqs: ClosedRange<UInt64>? { firstLostSeq <= lastLostSeq ? firstLostSeq...lastLostSeq : nil }
+}
+
+/// A seq that something outside the log knows was acknowledged — for example the last event a
+/// projection applied. Opening the log (and `verify`) treat a log that ends before it as having
+/// lost acknowledged records, exactly as when it ends before its own recovery point.
+public struct AcknowledgedMark: Sendable, Hashable {
+    /// The highest seq known to have been acknowledged.
+    public var seq: UInt64
+    /// Who knows it, for messages: "the projections' checkpoint".
+    public var witness: String
+
+    public init(seq: UInt64, witness: String) {
+        self.seq = seq
+        self.witness = witness
+    }
 }

@@ -270,7 +270,8 @@ extension SegmentLog {
             segments: segments,
             failure: currentFailure?.message,
             statistics: currentStatistics,
-            recovery: recoveryReport
+            recovery: recoveryReport,
+            losses: recordedLosses
         )
     }
 }
@@ -295,6 +296,8 @@ public struct LogStatus: Sendable, Codable, Hashable {
     public var failure: String?
     public var statistics: LogStatistics
     public var recovery: RecoveryReport
+    /// Every range recorded as lost by a repair (`quarantine.json`), this open's and earlier.
+    public var losses: [QuarantineRecord]
 }
 
 /// Records from a seq on, following the log: each element is the records of one read (whole

@@ -32,6 +32,8 @@ public actor SegmentLog {
     public nonisolated let configuration: LogConfiguration
     /// What opening the log found and did.
     public nonisolated let recoveryReport: RecoveryReport
+    /// Every range recorded as lost (`quarantine.json`), by this open's repair or earlier ones.
+    public nonisolated let recordedLosses: [QuarantineRecord]
     nonisolated let fileSystem: any LogFileSystem
     nonisolated let threadPool: NIOThreadPool
     /// The writers' own threads: every write, fsync, segment roll and recovery point runs here,
@@ -111,6 +113,7 @@ public actor SegmentLog {
         self.threadPool = threadPool
         self.logger = logger
         self.recoveryReport = recovered.report
+        self.recordedLosses = recovered.losses
         self.sealed = recovered.sealed
         self.lock = recovered.lock
         self.active = ActiveSegment(
@@ -126,17 +129,26 @@ public actor SegmentLog {
 
     /// Opens (creating if needed) the log in `directory`, recovering it as ``LogRecovery``
     /// describes: a torn tail is cut and reported; damage before the tail makes the open fail
-    /// with ``LogError/Code/corruption`` unless `damagePolicy` is ``DamagePolicy/quarantine``.
+    /// with ``LogError/Code/corruption``, and a log that ends before its recovery point or
+    /// before `acknowledged` with ``LogError/Code/dataLoss``, unless `damagePolicy` is
+    /// ``DamagePolicy/quarantine`` (then the loss is recorded and seqs go on after it).
     public static func open(
         directory: String,
         configuration: LogConfiguration = LogConfiguration(),
         damagePolicy: DamagePolicy = .refuse,
+        acknowledged: AcknowledgedMark? = nil,
         fileSystem: any LogFileSystem = PosixFileSystem(),
         threadPool: NIOThreadPool = .singleton,
         logger: Logger = Logger(label: "custody.log")
     ) async throws -> SegmentLog {
         let recovered = try await threadPool.runIfActive {
-            var recovery = LogRecovery(directory: directory, fileSystem: fileSystem, configuration: configuration, damagePolicy: damagePolicy)
+            var recovery = LogRecovery(
+                directory: directory,
+                fileSystem: fileSystem,
+                configuration: configuration,
+                damagePolicy: damagePolicy,
+                acknowledged: acknowledged
+            )
             return try recovery.run()
         }
         let report = recovered.report
@@ -155,6 +167,7 @@ public actor SegmentLog {
                 metadata: [
                     "segment": "\(entry.segment)", "offset": "\(entry.offset)", "length": "\(entry.length)",
                     "side_file": "\(entry.sideFile ?? "-")", "lost_seqs": "\(entry.firstLostSeq)...\(entry.lastLostSeq)",
+                    "defect": "\(entry.defect)",
                 ]
             )
         }
@@ -314,6 +327,7 @@ public actor SegmentLog {
             statistics.writes += 1
             bytesSinceRecoveryPoint += written
             if synchronize {
+                configuration.onSynchronization?(.nanoseconds(syncNanoseconds))
                 statistics.synchronizations += 1
                 statistics.synchronizationNanoseconds += syncNanoseconds
                 statistics.longestSynchronizationNanoseconds = max(statistics.longestSynchronizationNanoseconds, syncNanoseconds)
@@ -445,8 +459,10 @@ public actor SegmentLog {
     private func synchronizeActive() async {
         let file = active.file
         let length = active.length
+        let started = ContinuousClock.now
         switch await runWriterIO({ try file.synchronize() }) {
         case .success:
+            configuration.onSynchronization?(ContinuousClock.now - started)
             statistics.synchronizations += 1
             active.synchronizedLength = max(active.synchronizedLength, length)
             lastSynchronization = .now

@@ -1,17 +1,17 @@
-/// Custody's RPC interface (../shared/spec/API.md "RPC"): the operations of the HTTP API with the
+/// Custody's RPC interface (docs/api.md, "RPC"): the operations of the HTTP API with the
 /// same names and shapes, served by gRPC on `custody serve`'s RPC port (default 8788). Every method
 /// calls the same core function as its HTTP route.
 ///
 /// Conventions:
-/// - Field names are API.md's (snake_case); free-form `payload` / `details` / `report` are
+/// - Field names are docs/api.md's (snake_case); free-form `payload` / `details` / `report` are
 ///   google.protobuf.Struct; timestamps are RFC 3339 strings, as in the JSON API.
 /// - Errors are gRPC statuses: INVALID_ARGUMENT (invalid_json, invalid_argument,
 ///   payload_too_large), NOT_FOUND (not_found, task_not_found, trace_not_found), ALREADY_EXISTS
 ///   (conflict), RESOURCE_EXHAUSTED (overloaded; `retry-after` seconds in the trailers),
 ///   UNAVAILABLE (storage_unavailable), FAILED_PRECONDITION (github_not_configured), OUT_OF_RANGE
-///   (beyond_retention), INTERNAL. The trailers carry API.md's code as `custody-error-code` and the
+///   (beyond_retention), INTERNAL. The trailers carry docs/api.md's code as `custody-error-code` and the
 ///   field at fault as `custody-error-field`.
-/// - Requests may carry `x-trace-id` and/or `traceparent` metadata (API.md "Tracing of requests");
+/// - Requests may carry `x-trace-id` and/or `traceparent` metadata (docs/api.md "Tracing of requests");
 ///   the trace id used comes back as `x-trace-id` response metadata.
 
 // DO NOT EDIT.
@@ -2566,7 +2566,7 @@ extension Custody_V1_LogOps {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A trace from the full history (API.md GET /api/traces/{trace_id}).
+        /// > A trace from the full history (docs/api.md GET /api/traces/{trace_id}).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Custody_V1_GetTraceRequest` messages.
@@ -2611,7 +2611,7 @@ extension Custody_V1_LogOps {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A trace from the full history (API.md GET /api/traces/{trace_id}).
+        /// > A trace from the full history (docs/api.md GET /api/traces/{trace_id}).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Custody_V1_GetTraceRequest` message.
@@ -2654,7 +2654,7 @@ extension Custody_V1_LogOps {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A trace from the full history (API.md GET /api/traces/{trace_id}).
+        /// > A trace from the full history (docs/api.md GET /api/traces/{trace_id}).
         ///
         /// - Parameters:
         ///   - request: A `Custody_V1_GetTraceRequest` message.
@@ -2791,7 +2791,7 @@ extension Custody_V1_LogOps {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A trace from the full history (API.md GET /api/traces/{trace_id}).
+        /// > A trace from the full history (docs/api.md GET /api/traces/{trace_id}).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Custody_V1_GetTraceRequest` message.
@@ -2865,7 +2865,7 @@ extension Custody_V1_LogOps {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A trace from the full history (API.md GET /api/traces/{trace_id}).
+        /// > A trace from the full history (docs/api.md GET /api/traces/{trace_id}).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Custody_V1_GetTraceRequest` message.
@@ -2933,7 +2933,7 @@ extension Custody_V1_LogOps.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A trace from the full history (API.md GET /api/traces/{trace_id}).
+    /// > A trace from the full history (docs/api.md GET /api/traces/{trace_id}).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Custody_V1_GetTraceRequest` message.
@@ -2999,7 +2999,7 @@ extension Custody_V1_LogOps.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A trace from the full history (API.md GET /api/traces/{trace_id}).
+    /// > A trace from the full history (docs/api.md GET /api/traces/{trace_id}).
     ///
     /// - Parameters:
     ///   - message: request message to send.

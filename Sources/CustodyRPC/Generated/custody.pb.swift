@@ -8,20 +8,20 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Custody's RPC interface (../shared/spec/API.md "RPC"): the operations of the HTTP API with the
+/// Custody's RPC interface (docs/api.md, "RPC"): the operations of the HTTP API with the
 /// same names and shapes, served by gRPC on `custody serve`'s RPC port (default 8788). Every method
 /// calls the same core function as its HTTP route.
 ///
 /// Conventions:
-/// - Field names are API.md's (snake_case); free-form `payload` / `details` / `report` are
+/// - Field names are docs/api.md's (snake_case); free-form `payload` / `details` / `report` are
 ///   google.protobuf.Struct; timestamps are RFC 3339 strings, as in the JSON API.
 /// - Errors are gRPC statuses: INVALID_ARGUMENT (invalid_json, invalid_argument,
 ///   payload_too_large), NOT_FOUND (not_found, task_not_found, trace_not_found), ALREADY_EXISTS
 ///   (conflict), RESOURCE_EXHAUSTED (overloaded; `retry-after` seconds in the trailers),
 ///   UNAVAILABLE (storage_unavailable), FAILED_PRECONDITION (github_not_configured), OUT_OF_RANGE
-///   (beyond_retention), INTERNAL. The trailers carry API.md's code as `custody-error-code` and the
+///   (beyond_retention), INTERNAL. The trailers carry docs/api.md's code as `custody-error-code` and the
 ///   field at fault as `custody-error-field`.
-/// - Requests may carry `x-trace-id` and/or `traceparent` metadata (API.md "Tracing of requests");
+/// - Requests may carry `x-trace-id` and/or `traceparent` metadata (docs/api.md "Tracing of requests");
 ///   the trace id used comes back as `x-trace-id` response metadata.
 
 import SwiftProtobuf
@@ -351,7 +351,7 @@ public nonisolated struct Custody_V1_DeliveryReport: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// API.md's report object: order_id, revision, finalized_at, tasks, task_list, errors, …
+  /// docs/api.md's report object: order_id, revision, finalized_at, tasks, task_list, errors, …
   public var report: SwiftProtobuf.Google_Protobuf_Struct {
     get {_report ?? SwiftProtobuf.Google_Protobuf_Struct()}
     set {_report = newValue}
@@ -625,7 +625,7 @@ public nonisolated struct Custody_V1_GitHubOperation: Sendable {
   fileprivate var _nextAttemptAt: String? = nil
 }
 
-/// A span as a client sends it (API.md "Span / log entry"); absent fields take API.md's defaults.
+/// A span as a client sends it (docs/api.md "Span / log entry"); absent fields take docs/api.md's defaults.
 public nonisolated struct Custody_V1_LogEntry: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -983,6 +983,9 @@ public nonisolated struct Custody_V1_ReplayResult: Sendable {
   public var durationMs: Double = 0
 
   public var status: String = String()
+
+  /// Live mode: by source, spans not acted out because no worker of that source is configured.
+  public var undispatched: Dictionary<String,UInt32> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2464,7 +2467,7 @@ nonisolated extension Custody_V1_ReplayTraceRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Custody_V1_ReplayResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplayResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}new_trace\0\u{3}from_trace\0\u{1}mode\0\u{1}speed\0\u{1}spans\0\u{1}errors\0\u{3}duration_ms\0\u{1}status\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}new_trace\0\u{3}from_trace\0\u{1}mode\0\u{1}speed\0\u{1}spans\0\u{1}errors\0\u{3}duration_ms\0\u{1}status\0\u{1}undispatched\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2480,6 +2483,7 @@ nonisolated extension Custody_V1_ReplayResult: SwiftProtobuf.Message, SwiftProto
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.errors) }()
       case 7: try { try decoder.decodeSingularDoubleField(value: &self.durationMs) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      case 9: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: &self.undispatched) }()
       default: break
       }
     }
@@ -2510,6 +2514,9 @@ nonisolated extension Custody_V1_ReplayResult: SwiftProtobuf.Message, SwiftProto
     if !self.status.isEmpty {
       try visitor.visitSingularStringField(value: self.status, fieldNumber: 8)
     }
+    if !self.undispatched.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: self.undispatched, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2522,6 +2529,7 @@ nonisolated extension Custody_V1_ReplayResult: SwiftProtobuf.Message, SwiftProto
     if lhs.errors != rhs.errors {return false}
     if lhs.durationMs != rhs.durationMs {return false}
     if lhs.status != rhs.status {return false}
+    if lhs.undispatched != rhs.undispatched {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

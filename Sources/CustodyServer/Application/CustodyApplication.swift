@@ -23,7 +23,7 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-/// Builds the HTTP API over a ``CoreRuntime``: the router with every route of API.md, its
+/// Builds the HTTP API over a ``CoreRuntime``: the router with every route of docs/api.md, its
 /// middleware, and the services that run with it.
 public enum CustodyApplication {
     /// How the live hub encodes a span for every WebSocket client (once per span).
@@ -46,7 +46,7 @@ public enum CustodyApplication {
         let gate = IngestGate(limit: limits.maximumConcurrentIngest)
         let rebuild = AdminRebuild()
         LogRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
-        OTLPRoutes(runtime: runtime, limits: limits, gate: gate).register(on: router)
+        OTLPRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
         TaskRoutes(runtime: runtime, limits: limits).register(on: router)
         DeliveryRoutes(runtime: runtime, limits: limits).register(on: router)
         TraceRoutes(runtime: runtime).register(on: router)
@@ -105,7 +105,7 @@ extension CustodyApplication {
     static func serverBuilder(router: Router<CustodyRequestContext>, limits: ServerLimits) -> HTTPServerBuilder {
         let webSocketResponder = router.buildResponder()
         let configuration = HTTP1WebSocketUpgradeChannel.Configuration(
-            http1: .init(idleTimeout: .seconds(limits.idleTimeoutSeconds)),
+            http1: .init(idleTimeout: .seconds(limits.idleTimeoutSeconds), httpDecoderConfiguration: RequestHeadLimits.decoderConfiguration),
             ws: .init(maxFrameSize: 1 << 20, autoPing: .disabled)
         )
         let limit = TimeAmount.nanoseconds(Int64(limits.requestDeadline.inSeconds * 1e9))

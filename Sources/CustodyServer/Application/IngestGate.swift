@@ -3,7 +3,7 @@ import Synchronization
 
 /// Bounds the ingest requests being processed at once. A request over the bound is refused at
 /// once with `overloaded` (429 and `Retry-After`) instead of waiting in a queue that could grow
-/// without limit: memory stays bounded and the client knows to back off (TARGETS.md R7).
+/// without limit: memory stays bounded and the client knows to back off (docs/benchmarks.md R7).
 final class IngestGate: Sendable {
     private let inFlight = Atomic<Int>(0)
     let limit: Int

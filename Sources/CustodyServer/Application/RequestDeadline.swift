@@ -1,6 +1,7 @@
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// Closes a connection that has sent bytes (or just opened) and got no answer within the limit:
 /// a client that trickles a request head or body a byte at a time (slowloris) cannot hold a
@@ -84,10 +85,16 @@ struct DeadlineChildChannel<Base: ServerChildChannel>: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         do {
             try channel.pipeline.syncOperations.addHandler(RequestDeadlineHandler(limit: limit), position: .first)
+            try channel.pipeline.syncOperations.addHandler(RequestHeadScanner(), position: .first)
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
-        return base.setup(channel: channel, logger: logger)
+        return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            // Right after the request decoder the base set up (RequestHeadLimits).
+            let decoder = try channel.pipeline.syncOperations.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try channel.pipeline.syncOperations.addHandler(RequestHeadObserver(), position: .after(decoder.handler))
+            return value
+        }
     }
 
     func handle(value: Value, logger: Logger) async {

@@ -1,10 +1,10 @@
-/// The size limits of the HTTP API (API.md "Envelope and errors", TARGETS.md R6/R8). Every input
+/// The size limits of the HTTP API (docs/api.md "Envelope and errors", docs/benchmarks.md R6/R8). Every input
 /// is bounded: the body, the JSON nesting depth, the entries of a batch (``LogOperations``) and
 /// each field (``SpanInput``).
 public struct ServerLimits: Sendable {
-    /// The largest request body read (API.md: 8 MiB).
+    /// The largest request body read (docs/api.md: 8 MiB).
     public var maximumBodyBytes = 8 << 20
-    /// The largest OTLP export body, after decompression (API.md: 20 MiB).
+    /// The largest OTLP export body, after decompression (docs/api.md: 20 MiB).
     public var maximumOTLPBytes = 20 << 20
     /// JSON nested deeper than this is refused before it is parsed (a parser's recursion must not
     /// be the client's to choose).

@@ -9,7 +9,7 @@ import NIOCore
 public struct CustodyRequestContext: RequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
-    /// The trace id of the request (API.md "Tracing of requests").
+    /// The trace id of the request (docs/api.md "Tracing of requests").
     public var traceId = ""
     /// When the request arrived: wall clock (nanoseconds since the Unix epoch) and monotonic.
     public var receivedAt: Int64 = 0

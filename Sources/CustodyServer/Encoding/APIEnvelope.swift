@@ -3,7 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// API.md's success envelope, `{"ok": true, "data": …}`.
+/// docs/api.md's success envelope, `{"ok": true, "data": …}`.
 enum APIEnvelope {
     /// The envelope around `data`, JSON text already written.
     static func ok(raw data: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {

@@ -9,7 +9,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Reads a JSON request body into a request type, with API.md's errors: 415 for another media
+/// Reads a JSON request body into a request type, with docs/api.md's errors: 415 for another media
 /// type, 413 over the size limit, 400 `invalid_json` for anything that is not JSON (or not the
 /// JSON type expected at the top), 422 `invalid_argument` naming the field for a field of the
 /// wrong type. Nothing is decoded before the size and nesting checks pass.
@@ -19,10 +19,10 @@ enum JSONBody {
     }
 
     /// The body of a `recordLog` request, through the streaming span parser (the ingest path).
-    static func logEntries(from request: Request, limits: ServerLimits) async throws -> LogOperations.Entries {
+    static func logEntries(from request: Request, limits: ServerLimits) async throws -> (entries: LogOperations.Entries, bytes: Int) {
         let body = try await collect(request, limits: limits)
         do {
-            return try SpanJSONParser.parseLogBody(body, maximumDepth: limits.maximumJSONDepth)
+            return (try SpanJSONParser.parseLogBody(body, maximumDepth: limits.maximumJSONDepth), body.readableBytes)
         } catch {
             throw APIError(error)
         }

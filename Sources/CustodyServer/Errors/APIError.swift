@@ -3,7 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// An error answer of the API: API.md's envelope `{"ok": false, "error": {"code", "message",
+/// An error answer of the API: docs/api.md's envelope `{"ok": false, "error": {"code", "message",
 /// "details"}}` with its status. Every error a route or middleware throws becomes one of these in
 /// ``init(converting:)`` — the one place where errors map to HTTP.
 public struct APIError: HTTPResponseError, Sendable {
@@ -39,7 +39,7 @@ public struct APIError: HTTPResponseError, Sendable {
     /// The seconds a client is told to wait after `overloaded`.
     static let retryAfterSeconds = 1
 
-    /// A core error, mapped by its code (API.md's table).
+    /// A core error, mapped by its code (docs/api.md's table).
     public init(_ error: CoreError) {
         let status: HTTPResponse.Status
         var headers: HTTPFields = [:]
@@ -118,7 +118,7 @@ public struct APIError: HTTPResponseError, Sendable {
         APIError(status: .badRequest, code: "invalid_json", message: message)
     }
 
-    /// Whether this answer means the request was rejected as invalid before any work (API.md:
+    /// Whether this answer means the request was rejected as invalid before any work (docs/api.md:
     /// such requests append nothing; they are counted instead).
     public var isRejection: Bool {
         [400, 405, 413, 415, 422, 426].contains(status.code) || code == "not_found"

@@ -71,6 +71,28 @@ struct ServerStatistics: Sendable {
                 "fsync_seconds_total": .number(Double(statistics.synchronizationNanoseconds) / 1e9),
                 "fsync_longest_ms": .number(Double(statistics.longestSynchronizationNanoseconds) / 1e6),
                 "failure": log.failure.map(JSONValue.string) ?? .null,
+                "recovery": .object([
+                    "seconds": .number(log.recovery.durationSeconds), "bytes_verified": .integer(log.recovery.bytesVerified),
+                    "tail_cuts": .array(
+                        log.recovery.tailCuts.map { cut in
+                            .object([
+                                "segment": .string(cut.segment), "offset": .integer(cut.offset), "bytes_cut": .integer(cut.bytesCut),
+                                "defect": .string(cut.defect),
+                            ])
+                        }
+                    ),
+                    "indexes_rebuilt": .integer(Int64(log.recovery.indexesRebuilt.count)),
+                ]),
+                "losses": .array(
+                    log.losses.map { loss in
+                        .object([
+                            "first_seq": .integer(Int64(bitPattern: loss.firstLostSeq)), "last_seq": .integer(Int64(bitPattern: loss.lastLostSeq)),
+                            "segment": .string(loss.segment), "offset": .integer(loss.offset),
+                            "side_file": loss.sideFile.map(JSONValue.string) ?? .null,
+                            "reason": .string(loss.defect), "recorded_at": loss.recordedAt.map { .string(RFC3339.format($0)) } ?? .null,
+                        ])
+                    }
+                ),
             ]),
             "projections": .object([
                 "applied_seq": .integer(Int64(projectionApplied)), "lag_events": .integer(Int64(projectionLagEvents)),
@@ -88,8 +110,9 @@ struct ServerStatistics: Sendable {
         ])
     }
 
-    /// Sets the gauges of `registry` to this snapshot.
-    func export(to registry: PrometheusCollectorRegistry) {
+    /// Sets the gauges of `metrics` to this snapshot, and advances its counters to it.
+    func export(to metrics: ServerMetrics) {
+        let registry = metrics.registry
         func gauge(_ name: String, _ help: String, _ value: Double, _ labels: [(String, String)] = []) {
             registry.makeGauge(name: name, labels: labels, help: help).set(value)
         }
@@ -98,10 +121,9 @@ struct ServerStatistics: Sendable {
         gauge("custody_log_bytes_on_disk", "Bytes of segment files.", Double(bytesOnDisk))
         gauge("custody_log_segments", "Segment files.", Double(log.segments.count))
         gauge("custody_log_compression_ratio", "Record bytes per byte written since start.", compressionRatio)
-        gauge("custody_log_fsyncs", "fdatasync calls for appends since start.", Double(statistics.synchronizations))
-        gauge("custody_log_fsync_seconds", "Time spent in fdatasync for appends since start.", Double(statistics.synchronizationNanoseconds) / 1e9)
+        metrics.counter("custody_log_fsyncs_total", "fdatasync calls for appended data.", value: Int64(statistics.synchronizations))
         gauge("custody_log_fsync_longest_seconds", "The longest fdatasync since start.", Double(statistics.longestSynchronizationNanoseconds) / 1e9)
-        gauge("custody_log_appends_failed", "Appends that failed (storage) since start.", Double(statistics.appendsFailed))
+        metrics.counter("custody_log_appends_failed_total", "Appends that failed (storage unavailable).", value: Int64(statistics.appendsFailed))
         gauge("custody_projection_applied_seq", "The seq the projections have applied.", Double(projectionApplied), [("projection", "sqlite")])
         gauge("custody_projection_lag_events", "Events the projections are behind the log.", Double(projectionLagEvents), [("projection", "sqlite")])
         gauge(
@@ -113,10 +135,10 @@ struct ServerStatistics: Sendable {
         gauge("custody_cache_spans", "Spans in the active-span cache.", Double(cachedSpans))
         gauge("custody_cache_traces", "Traces in the active-span cache.", Double(cachedTraces))
         gauge("custody_live_clients", "Connected live-stream clients.", Double(liveClients))
-        gauge("custody_live_dropped", "Live messages dropped for slow clients since start.", Double(liveDropped))
-        gauge("custody_live_delivered", "Live messages queued to clients since start.", Double(liveDelivered))
+        metrics.counter("custody_live_dropped_total", "Live messages dropped for slow clients.", value: Int64(liveDropped))
+        metrics.counter("custody_live_delivered_total", "Live messages queued to clients.", value: Int64(liveDelivered))
         gauge("custody_ingest_in_flight", "Ingest requests being processed.", Double(ingestInFlight))
-        gauge("custody_ingest_refused", "Ingest requests refused as overloaded since start.", Double(ingestRefused))
+        metrics.counter("custody_ingest_refused_total", "Ingest requests refused as overloaded.", value: Int64(ingestRefused))
         gauge("custody_outbox_depth", "GitHub operations waiting to run.", Double(outboxDepth ?? 0))
         if let residentBytes { gauge("custody_process_resident_bytes", "Resident memory of the server process.", Double(residentBytes)) }
     }

@@ -2,7 +2,7 @@ import CustodyCore
 import HTTPTypes
 import Hummingbird
 
-/// What a bearer token lets its holder do (TARGETS.md R8). Each role includes the ones below it.
+/// What a bearer token lets its holder do (docs/benchmarks.md R8). Each role includes the ones below it.
 public enum AccessRole: Int, Sendable, Comparable, CaseIterable {
     /// Send spans: `POST /api/logs` (and OTLP when it lands).
     case ingest = 1

@@ -10,7 +10,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Gives every request its trace (API.md "Tracing of requests") and echoes it: the trace id is
+/// Gives every request its trace (docs/api.md "Tracing of requests") and echoes it: the trace id is
 /// `x-trace-id` when valid, else the trace id of a valid `traceparent`, else a new UUID; invalid
 /// headers are ignored, never an error. Every response, errors included, carries `x-trace-id`.
 ///
@@ -42,7 +42,7 @@ public struct TraceMiddleware: RouterMiddleware {
         traceId(xTraceId: headers[.traceId], traceparent: headers[.traceparent])
     }
 
-    /// API.md "Tracing of requests" (HTTP headers and RPC metadata alike): `x-trace-id` if valid,
+    /// docs/api.md "Tracing of requests" (HTTP headers and RPC metadata alike): `x-trace-id` if valid,
     /// else a valid `traceparent`'s trace id, else a new UUID; invalid values are ignored.
     static func traceId(xTraceId: String?, traceparent: String?) -> String {
         if let value = xTraceId, TraceIdentifier.isValid(value) { return value }

@@ -14,6 +14,8 @@ struct LogOpsService: Custody_V1_LogOps.SimpleServiceProtocol {
     /// Bounds the recordLog calls in flight, as the HTTP ingest routes are bounded: over it a call
     /// is refused at once with RESOURCE_EXHAUSTED and when to retry.
     let gate: IngestGate
+    /// Counts what is taken (spans, and the request message's bytes), when the server has them.
+    let metrics: ServerMetrics?
 
     func recordLog(request: Custody_V1_RecordLogRequest, context: ServerContext) async throws -> Custody_V1_RecordLogReply {
         try await gate.admit { try await record(request) }
@@ -48,6 +50,7 @@ struct LogOpsService: Custody_V1_LogOps.SimpleServiceProtocol {
             return input
         }
         let recorded = try await runtime.logs.recordLog(.many(inputs), request: RPCRequestTrace.request)
+        if let metrics { metrics.ingested(events: recorded.accepted, bytes: (try? request.serializedBytes() as [UInt8])?.count ?? 0) }
         var reply = Custody_V1_RecordLogReply()
         reply.traceIds = recorded.traceIds
         reply.accepted = UInt32(recorded.accepted)

@@ -8,7 +8,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The RPC messages and the core's JSON meet here: the proto's field names are API.md's, so a
+/// The RPC messages and the core's JSON meet here: the proto's field names are docs/api.md's, so a
 /// core answer's JSON decodes into its message field for field (SwiftProtobuf's JSON mapping, which
 /// takes proto field names), and `google.protobuf.Struct` converts to and from ``JSONValue``.
 enum ProtobufJSON {

@@ -3,7 +3,7 @@ import GRPCCore
 import GRPCProtobuf
 
 /// The one place where errors become gRPC statuses (schema/custody.proto's header): a
-/// ``CoreError`` by its code, with API.md's code and the field in the trailers; anything else is
+/// ``CoreError`` by its code, with docs/api.md's code and the field in the trailers; anything else is
 /// INTERNAL with a message that leaks nothing.
 enum RPCErrorMapping {
     static let codeKey = "custody-error-code"

@@ -33,7 +33,7 @@ enum RPCRequestTrace {
 /// call's `request_received` span appended with the operation's own events, then `response_sent`
 /// (details.status: the gRPC status code, 0) or, for a valid call about something missing or
 /// conflicting, an `error` span. Calls that only read traces (getTrace, TraceStream.Live) are not
-/// recorded (API.md: no feedback loop). Every thrown error leaves as an ``RPCError`` mapped by
+/// recorded (docs/api.md: no feedback loop). Every thrown error leaves as an ``RPCError`` mapped by
 /// ``RPCErrorMapping``.
 struct RPCTraceInterceptor: ServerInterceptor {
     let runtime: CoreRuntime

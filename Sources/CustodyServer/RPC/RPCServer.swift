@@ -29,6 +29,7 @@ public struct RPCServer: Service {
         configuration: RPCConfiguration,
         limits: ServerLimits = ServerLimits(),
         tokens: [String: AccessRole] = [:],
+        metrics: ServerMetrics? = nil,
         logger: Logger = Logger(label: "custody.rpc"),
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
@@ -39,7 +40,7 @@ public struct RPCServer: Service {
             host: configuration.host,
             port: configuration.port,
             config: config,
-            services: Self.services(runtime: runtime, limits: limits),
+            services: Self.services(runtime: runtime, limits: limits, metrics: metrics),
             // Authentication first: a refused call is not traced.
             interceptors: [RPCBearerTokenInterceptor(tokens: BearerTokenMiddleware(tokens: tokens)), RPCTraceInterceptor(runtime: runtime)],
             onListening: onListening
@@ -47,12 +48,12 @@ public struct RPCServer: Service {
         self.logger = logger
     }
 
-    static func services(runtime: CoreRuntime, limits: ServerLimits) -> [any RegistrableRPCService] {
+    static func services(runtime: CoreRuntime, limits: ServerLimits, metrics: ServerMetrics?) -> [any RegistrableRPCService] {
         [
             TaskOpsService(runtime: runtime),
             DeliveryOpsService(runtime: runtime),
             GitHubOpsService(runtime: runtime),
-            LogOpsService(runtime: runtime, limits: limits, gate: IngestGate(limit: limits.maximumConcurrentIngest)),
+            LogOpsService(runtime: runtime, limits: limits, gate: IngestGate(limit: limits.maximumConcurrentIngest), metrics: metrics),
             TraceReplayService(runtime: runtime),
             TraceStreamService(runtime: runtime, bufferSize: limits.liveClientBuffer),
         ]

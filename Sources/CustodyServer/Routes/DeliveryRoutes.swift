@@ -1,7 +1,7 @@
 import CustodyCore
 import Hummingbird
 
-/// DeliveryOps over HTTP (API.md "Delivery"): decode → the shared core function → encode.
+/// DeliveryOps over HTTP (docs/api.md "Delivery"): decode → the shared core function → encode.
 struct DeliveryRoutes {
     let runtime: CoreRuntime
     let limits: ServerLimits

@@ -2,7 +2,7 @@ import CustodyCore
 import HTTPTypes
 import Hummingbird
 
-/// GitHubOps over HTTP (API.md "GitHub"): decode → the shared core function → encode.
+/// GitHubOps over HTTP (docs/api.md "GitHub"): decode → the shared core function → encode.
 ///
 /// A request may carry an `Idempotency-Key` header (a retried request with the same key gets the
 /// same operation) and `?wait=true` (the answer waits, up to 30 s, for the operation to finish).

@@ -13,7 +13,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// `GET /api/traces/live` (API.md "Live stream"): a WebSocket that receives every new span
+/// `GET /api/traces/live` (docs/api.md "Live stream"): a WebSocket that receives every new span
 /// matching its filters as `{"event": "trace", "data": Span}`, a ping every 10 s, and
 /// `{"event": "lagged", "dropped": n}` when it fell behind. `since_seq` first replays the log
 /// after that seq, then continues live with no gap and no duplicate. The client may send
@@ -54,7 +54,7 @@ struct LiveStreamRoute {
     }
 
     /// A browser's `Origin` must name the host it connected to (ports aside): another site's page
-    /// may not read the stream with the user's access (TARGETS.md R8). Clients that are not
+    /// may not read the stream with the user's access (docs/benchmarks.md R8). Clients that are not
     /// browsers may send none.
     static func checkOrigin(_ request: Request) throws {
         guard let origin = request.headers[.origin], origin != "null" else { return }

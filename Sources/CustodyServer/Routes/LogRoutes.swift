@@ -1,7 +1,7 @@
 import CustodyCore
 import Hummingbird
 
-/// LogOps over HTTP (API.md "Logging"): decode → ``LogOperations/recordLog(_:request:)`` → encode.
+/// LogOps over HTTP (docs/api.md "Logging"): decode → ``LogOperations/recordLog(_:request:)`` → encode.
 struct LogRoutes {
     let runtime: CoreRuntime
     let limits: ServerLimits
@@ -11,9 +11,9 @@ struct LogRoutes {
     func register(on router: Router<CustodyRequestContext>) {
         router.traced("/api/logs", method: .post, runtime: runtime) { request, context, trace in
             try await gate.admit {
-                let entries = try await JSONBody.logEntries(from: request, limits: limits)
+                let (entries, bytes) = try await JSONBody.logEntries(from: request, limits: limits)
                 let recorded = try await runtime.logs.recordLog(entries, request: trace)
-                metrics.ingested(events: recorded.accepted)
+                metrics.ingested(events: recorded.accepted, bytes: bytes)
                 switch entries {
                 case .one:
                     return APIEnvelope.ok(.object(["trace_id": .string(recorded.traceIds[0])]))

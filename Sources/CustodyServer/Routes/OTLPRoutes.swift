@@ -1,4 +1,3 @@
-import CompressNIO
 import CustodyCore
 import CustodyOTLP
 import HTTPTypes
@@ -6,7 +5,7 @@ import Hummingbird
 import NIOCore
 import SwiftProtobuf
 
-/// `POST /v1/traces` (API.md "OTLP/HTTP"): an OTLP export request in protobuf, mapped to spans
+/// `POST /v1/traces` (docs/api.md "OTLP/HTTP"): an OTLP export request in protobuf, mapped to spans
 /// and exported (``SpanExport``); the answer is an `ExportTraceServiceResponse` whose
 /// `partial_success` counts the spans that could not be taken.
 ///
@@ -18,6 +17,7 @@ struct OTLPRoutes {
     let runtime: CoreRuntime
     let limits: ServerLimits
     let gate: IngestGate
+    let metrics: ServerMetrics
 
     static let protobuf = "application/x-protobuf"
 
@@ -87,10 +87,11 @@ struct OTLPRoutes {
             } catch {
                 throw APIError(CoreError(.payloadTooLarge, "the export is over \(limits.maximumOTLPBytes) bytes"))
             }
+            let received = body.readableBytes
             if encoding == "gzip" {
                 do {
-                    body = try body.decompress(with: .gzip, maxSize: limits.maximumOTLPBytes)
-                } catch let error as CompressNIOError where error == .bufferOverflow {
+                    body = try GzipBody.inflate(body, limit: limits.maximumOTLPBytes)
+                } catch GzipBody.Failure.tooLarge {
                     throw APIError(CoreError(.payloadTooLarge, "the export is over \(limits.maximumOTLPBytes) bytes once decompressed"))
                 } catch {
                     throw APIError.invalidJSON("the gzip body is corrupt")
@@ -111,6 +112,7 @@ struct OTLPRoutes {
                 }
             }
             let outcome = try await runtime.spanExport.export(OTLPSpanMapping.spans(of: export), request: trace)
+            metrics.ingested(events: outcome.accepted, bytes: received)
             var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
             if outcome.rejected > 0 {
                 response.partialSuccess.rejectedSpans = Int64(outcome.rejected)

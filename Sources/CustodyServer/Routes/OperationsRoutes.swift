@@ -4,7 +4,7 @@ import Hummingbird
 import NIOCore
 import Prometheus
 
-/// Health, readiness, metrics and the admin API (API.md "Operations"). Not traced.
+/// Health, readiness, metrics and the admin API (docs/api.md "Operations"). Not traced.
 struct OperationsRoutes {
     let runtime: CoreRuntime
     let metrics: ServerMetrics
@@ -40,7 +40,7 @@ struct OperationsRoutes {
         }
         router.get("/metrics") { _, _ in
             let statistics = await ServerStatistics.collect(runtime: runtime, metrics: metrics, gate: gate, rebuild: rebuild)
-            statistics.export(to: metrics.registry)
+            statistics.export(to: metrics)
             var bytes: [UInt8] = []
             metrics.registry.emit(into: &bytes)
             return Response(

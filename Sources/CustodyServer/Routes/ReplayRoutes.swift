@@ -1,7 +1,7 @@
 import CustodyCore
 import Hummingbird
 
-/// TraceReplay over HTTP (API.md "Replay"): decode → ``TraceReplay/replayTrace(_:mode:speed:request:)``
+/// TraceReplay over HTTP (docs/api.md "Replay"): decode → ``TraceReplay/replayTrace(_:mode:speed:request:)``
 /// → encode. The answer comes when the replay is complete.
 struct ReplayRoutes {
     let runtime: CoreRuntime

@@ -1,7 +1,7 @@
 import CustodyCore
 import Hummingbird
 
-/// TaskOps over HTTP (API.md "Tasks"): decode → the shared core function → encode.
+/// TaskOps over HTTP (docs/api.md "Tasks"): decode → the shared core function → encode.
 struct TaskRoutes {
     let runtime: CoreRuntime
     let limits: ServerLimits

@@ -2,7 +2,7 @@ import CustodyCore
 import Hummingbird
 import NIOCore
 
-/// Reads of traces (API.md "Traces"): the active-span cache, one trace (JSON, or a CSV/JSON
+/// Reads of traces (docs/api.md "Traces"): the active-span cache, one trace (JSON, or a CSV/JSON
 /// download), search, compare, and the replays list. Reads of traces are not traced.
 struct TraceRoutes {
     let runtime: CoreRuntime

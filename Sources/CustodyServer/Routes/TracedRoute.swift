@@ -10,7 +10,7 @@ extension RequestTrace {
 }
 
 extension CoreError {
-    /// Whether a request that failed with this error is traced with an `error` span (API.md: a
+    /// Whether a request that failed with this error is traced with an `error` span (docs/api.md: a
     /// valid request about something missing, conflicting, or that the server cannot serve), over
     /// HTTP and RPC alike; requests rejected as invalid or refused append nothing.
     var closesRequestWithErrorSpan: Bool {
@@ -19,7 +19,7 @@ extension CoreError {
 }
 
 extension Router where Context == CustodyRequestContext {
-    /// Registers a route that is recorded in its request's trace (API.md "Tracing of requests").
+    /// Registers a route that is recorded in its request's trace (docs/api.md "Tracing of requests").
     /// The handler gets the request's ``RequestTrace`` (operation `METHOD /template`) for the core
     /// operation, which appends `request_received` with its own events; this closes the request
     /// with `response_sent`, or with `error` for a valid request about something that does not

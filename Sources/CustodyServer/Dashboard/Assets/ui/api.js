@@ -1,4 +1,4 @@
-// The API of API.md, and nothing else. A token (role operator or admin) may be given in the page's
+// The API of docs/api.md, and nothing else. A token (role operator or admin) may be given in the page's
 // fragment (#token=…): it is sent as a bearer token, and to the live stream as access_token.
 
 const token = new URLSearchParams(location.hash.slice(1)).get("token");

@@ -42,7 +42,7 @@ export class ReplayConsole {
       this.summary.innerHTML = `<dl>
         <dt>Original</dt><dd>${escapeHTML(result.from_trace)}</dd>
         <dt>New trace</dt><dd id="replay-new-trace">${escapeHTML(result.new_trace)}</dd>
-        <dt>Spans</dt><dd>${result.spans}${result.errors ? ` · <span style="color:#ff6b60">${result.errors} errors</span>` : ""}</dd>
+        <dt>Spans</dt><dd>${result.spans}${result.errors ? ` · <span style="color:#ff6b60">${result.errors} errors</span>` : ""}</dd>${undispatchedRow(result.undispatched)}
         <dt>Duration</dt><dd>${formatDuration(result.duration_ms)}</dd>
         <dt>Mode</dt><dd>${escapeHTML(result.mode)}${result.speed ? ` · ${result.speed}×` : " · as fast as possible"}</dd></dl>
         <div class="buttons"><button type="button" class="primary" id="replay-view">View in timeline</button>
@@ -148,4 +148,12 @@ export class ReplayConsole {
   }
 
   closeCompare() { document.getElementById("compare-view").hidden = true; this.comparison = null; }
+}
+
+// A live replay that could not act out every span says so: which sources had no worker.
+function undispatchedRow(undispatched) {
+  const entries = Object.entries(undispatched || {}).filter(([, count]) => count > 0);
+  if (entries.length === 0) return "";
+  const list = entries.sort(([a], [b]) => a.localeCompare(b)).map(([source, count]) => `${escapeHTML(source)} ${count}`).join(", ");
+  return `<dt>Not dispatched</dt><dd id="replay-undispatched" style="color:#f0b429">${list} — no worker configured</dd>`;
 }

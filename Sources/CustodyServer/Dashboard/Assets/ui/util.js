@@ -9,7 +9,7 @@ export const STAGE_COLOURS = {
 };
 export const stageColour = (stage) => STAGE_COLOURS[stage] ?? "#90a4ae";
 
-/** API.md: an error span has stage error or replay_error, or a details.error. */
+/** docs/api.md: an error span has stage error or replay_error, or a details.error. */
 export const isError = (span) => span.stage === "error" || span.stage === "replay_error" || (span.details && span.details.error !== undefined);
 
 /** Milliseconds since the epoch of an RFC 3339 timestamp (sub-millisecond digits kept). */

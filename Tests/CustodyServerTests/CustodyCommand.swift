@@ -1,0 +1,64 @@
+import Foundation
+
+/// The `custody` executable run as a child process, for tests of what a person types.
+struct CustodyCommand {
+    var process: Process
+    let outputPath: String
+    let errorPath: String
+
+    /// Starts `custody arguments…` with `environment` added to this process's.
+    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> CustodyCommand {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("custody-cmd-\(UUID().uuidString)").path
+        let command = CustodyCommand(process: process, outputPath: base + ".out", errorPath: base + ".err")
+        process.standardOutput = try ChildProcess.outputFile(command.outputPath)
+        process.standardError = try ChildProcess.outputFile(command.errorPath)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return command
+    }
+
+    /// Runs `custody arguments…` to its end: exit status, standard output and standard error.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String, error: String) {
+        let command = try start(arguments, environment: environment)
+        try await ChildProcess.exit(command.process)
+        defer { command.removeFiles() }
+        return (command.process.terminationStatus, command.output, command.error)
+    }
+
+    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    var error: String { (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "" }
+
+    /// `custody serve` started on free ports: the command, once it prints its URL, and the URL.
+    static func serve(_ directory: String, _ extra: [String] = [], environment: [String: String] = [:]) async throws -> (CustodyCommand, String) {
+        let command = try start(["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0"] + extra, environment: environment)
+        let text = try await ChildProcess.text(of: command.outputPath, containing: "Dashboard:", seconds: 30)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Custody is listening on http://") }),
+            let url = line.split(separator: " ").last
+        else {
+            command.process.terminate()
+            try await ChildProcess.exit(command.process)
+            throw CommandFailed(message: "custody serve did not start: \(command.error)")
+        }
+        return (command, String(url.dropLast(url.hasSuffix("/") ? 1 : 0)))
+    }
+
+    /// SIGTERM (a clean stop), then waits for the exit.
+    func stop() async throws {
+        process.terminate()
+        try await ChildProcess.exit(process)
+    }
+
+    func removeFiles() {
+        try? FileManager.default.removeItem(atPath: outputPath)
+        try? FileManager.default.removeItem(atPath: errorPath)
+    }
+
+    struct CommandFailed: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+}

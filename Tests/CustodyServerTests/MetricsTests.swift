@@ -1,0 +1,115 @@
+import CompressNIO
+import CustodyRPC
+import CustodyServer
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import SwiftProtobuf
+import Testing
+
+/// `/metrics` keeps Prometheus' conventions (counters end in `_total`, fsync latency is a
+/// histogram, `custody_build_info`; `promtool check metrics` finds nothing), and the ingest
+/// counters count what every ingest route took.
+@Suite struct MetricsTests {
+    /// The value of the sample `name` (no labels) in Prometheus text, or nil.
+    static func sample(_ name: String, in text: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1))
+        }
+        return nil
+    }
+
+    @Test func ingestCountersCountEveryRouteAndCountersAreCounters() async throws {
+        try await ServerFixture.run(.router) { _, client in
+            let json = #"[{"source":"metrics-a","operation":"one"},{"source":"metrics-a","operation":"two"}]"#
+            let logged = try await client.call(.post, "/api/logs", json: json)
+            #expect(logged.status == .ok)
+            let otlp = OTLPRouteTests.export(spanIds: [1, 2, 3])
+            let exported = try await client.execute(
+                uri: "/v1/traces",
+                method: .post,
+                headers: [.contentType: "application/x-protobuf"],
+                body: ByteBuffer(bytes: otlp)
+            ) { $0.status }
+            #expect(exported == .ok)
+            var plain = ByteBuffer(bytes: OTLPRouteTests.export(spanIds: [4]))
+            let zipped = try plain.compress(with: .gzip)
+            let zippedStatus = try await client.execute(
+                uri: "/v1/traces",
+                method: .post,
+                headers: [.contentType: "application/x-protobuf", .contentEncoding: "gzip"],
+                body: zipped
+            ) { $0.status }
+            #expect(zippedStatus == .ok)
+
+            let text = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            #expect(Self.sample("custody_ingest_bytes_total", in: text) == Double(json.utf8.count + otlp.count + zipped.readableBytes))
+            #expect(Self.sample("custody_ingest_events_total", in: text) == 6)
+            for counter in [
+                "custody_log_fsyncs_total", "custody_log_appends_failed_total", "custody_ingest_refused_total", "custody_live_dropped_total",
+                "custody_live_delivered_total",
+            ] {
+                #expect(text.contains("# TYPE \(counter) counter"), "\(counter) is not a counter")
+            }
+            #expect((Self.sample("custody_log_fsyncs_total", in: text) ?? 0) >= 3)
+            for gone in ["custody_log_fsyncs ", "custody_ingest_refused ", "custody_live_dropped ", "custody_log_fsync_seconds "] {
+                #expect(!text.contains("\n" + gone), "\(gone)is still a gauge")
+            }
+            #expect(text.contains("# TYPE custody_log_fsync_duration_seconds histogram"))
+            #expect((Self.sample("custody_log_fsync_duration_seconds_count", in: text) ?? 0) >= 3)
+            #expect(text.contains("custody_build_info{"))
+
+            // A second scrape: counters never go back.
+            _ = try await client.call(.post, "/api/logs", json: #"{"source":"metrics-b"}"#)
+            let again = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            #expect(Self.sample("custody_log_fsyncs_total", in: again)! > Self.sample("custody_log_fsyncs_total", in: text)!)
+
+            // promtool (Debian's prometheus, installed by make deps) finds nothing to complain of.
+            let promtool = try #require(
+                ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) },
+                "promtool is missing: make deps installs Debian's prometheus"
+            )
+            let input = FileManager.default.temporaryDirectory.appendingPathComponent("metrics-\(UUID().uuidString).txt")
+            let output = input.path + ".out"
+            defer {
+                try? FileManager.default.removeItem(at: input)
+                try? FileManager.default.removeItem(atPath: output)
+            }
+            try again.write(to: input, atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: promtool)
+            process.arguments = ["check", "metrics"]
+            process.standardInput = try FileHandle(forReadingFrom: input)
+            let out = try ChildProcess.outputFile(output)
+            process.standardOutput = out
+            process.standardError = out
+            try process.run()
+            try await ChildProcess.exit(process)
+            let complaints = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            #expect(process.terminationStatus == 0 && complaints.isEmpty, "promtool: \(complaints)")
+        }
+    }
+
+    /// gRPC `recordLog` counts too: its request message's bytes.
+    @Test func ingestOverGRPCIsCounted() async throws {
+        try await RPCTests.withRPC { _, client, http in
+            var request = Custody_V1_RecordLogRequest()
+            request.entries = (0..<4).map { index in
+                var entry = Custody_V1_LogEntry()
+                entry.traceID = "metrics-rpc"
+                entry.operation = "op-\(index)"
+                entry.detailsJson = #"{"n":\#(index)}"#
+                return entry
+            }
+            let reply = try await Custody_V1_LogOps.Client(wrapping: client).recordLog(request)
+            #expect(reply.accepted == 4)
+            let text = try await http.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            let bytes: [UInt8] = try request.serializedBytes()
+            #expect(Self.sample("custody_ingest_bytes_total", in: text) == Double(bytes.count))
+            #expect(Self.sample("custody_ingest_events_total", in: text) == 4)
+        }
+    }
+}
