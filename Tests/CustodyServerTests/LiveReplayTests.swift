@@ -75,7 +75,9 @@ import Testing
             "agent-factory": "http://127.0.0.1:\(agentPort)", "data-factory": "http://127.0.0.1:\(downPort)",
             "ui-factory": "http://127.0.0.1:\(silentPort)",
         ]
-        try await ServerFixture.run(.live, workers: workers) { _, client in
+        // A short worker timeout: the silent worker's spans must time out (the real one answers
+        // well within it).
+        try await ServerFixture.run(.live, workers: workers, workerTimeout: .seconds(5)) { _, client in
             let serverPort = try #require(client.port)
             try await Self.withWorker(name: "agent-factory", port: agentPort, orchestrator: "http://127.0.0.1:\(serverPort)") {
                 let plan =

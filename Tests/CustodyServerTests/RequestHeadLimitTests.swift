@@ -13,7 +13,7 @@ import Glibc
 /// docs/api.md's head limits over a raw socket: a request line over 16 KiB gets 414
 /// `uri_too_long`, headers over 64 KiB 431 `headers_too_large` — within a second, with the
 /// connection closed after; the server keeps serving and nothing is appended.
-@Suite(.timeLimit(.minutes(1))) struct RequestHeadLimitTests {
+@Suite(.serialized, .timeLimit(.minutes(1))) struct RequestHeadLimitTests {
     static let headerLine = "X-Filler-Header: " + String(repeating: "v", count: 1000) + "\r\n"
 
     static let oversized: [(name: String, head: String, status: Int, code: String)] = [

@@ -268,7 +268,13 @@ import Testing
         try await ServerFixture.run { _, client in
             #expect(try await client.call(.get, "/healthz").status == .ok)
             _ = try await client.call(.post, "/api/logs", json: #"{"source":"a"}"#)
-            let ready = try await client.call(.get, "/readyz")
+            // Ready once the projections are within a second of the head: wait for it (a loaded
+            // machine may take a moment to apply the write).
+            var ready = try await client.call(.get, "/readyz")
+            for _ in 0..<100 where ready.status != .ok {
+                try await Task.sleep(for: .milliseconds(100))
+                ready = try await client.call(.get, "/readyz")
+            }
             #expect(ready.status == .ok)
             let metrics = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
             for name in [

@@ -21,6 +21,8 @@ enum ServerFixture {
         tokens: [String: AccessRole] = [:],
         directory: String = directory(),
         workers: [String: String] = [:],
+        // Long by default: under the whole suite's load a real worker can take seconds to answer.
+        workerTimeout: Duration = .seconds(15),
         fileSystem: (any LogFileSystem)? = nil,
         github: GitHubSettings? = nil,
         rpcPort: Shared<Int>? = nil,
@@ -32,7 +34,7 @@ enum ServerFixture {
         runtimeConfiguration.log.onSynchronization = metrics.recordSynchronization
         if let fileSystem { runtimeConfiguration.fileSystem = fileSystem }
         runtimeConfiguration.github = github
-        if !workers.isEmpty { runtimeConfiguration.workers = RemoteReplayWorkers(workers: workers, timeout: .seconds(2)) }
+        if !workers.isEmpty { runtimeConfiguration.workers = RemoteReplayWorkers(workers: workers, timeout: workerTimeout) }
         let runtime = try await CoreRuntime.open(directory: directory, configuration: runtimeConfiguration, encodeLive: CustodyApplication.encodeLive)
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.limits = limits

@@ -59,8 +59,10 @@ struct RawConnection {
     /// A request head trickled a byte at a time is cut off at the deadline; a normal request on
     /// another connection is answered meanwhile.
     @Test func aTrickledRequestIsCutOffAtTheDeadline() async throws {
+        // 3 s, not 1: the healthy request below must be answered within the same deadline while
+        // the suite's CPU-heavy log tests share the two threads.
         var limits = ServerLimits()
-        limits.requestDeadline = .seconds(1)
+        limits.requestDeadline = .seconds(3)
         try await ServerFixture.run(.live, limits: limits) { _, client in
             let port = try #require(client.port)
             let slow = try RawConnection(port: port)
@@ -77,7 +79,7 @@ struct RawConnection {
                 try await Task.sleep(for: .milliseconds(100))
             }
             #expect(closed, "the trickling connection was not closed")
-            #expect(ContinuousClock.now - started >= .milliseconds(900))
+            #expect(ContinuousClock.now - started >= .milliseconds(2900))
             // Meanwhile a whole request on a new connection is answered.
             let healthy = try RawConnection(port: port)
             defer { healthy.close() }

@@ -68,6 +68,7 @@ public struct LogDirectory: Sendable {
             )
         }
         var expected: UInt64?
+        var lastLength: Int64 = 0
         var lastTimestamp = Int64.min
         for (position, base) in bases.enumerated() {
             let name = SegmentName.segment(base)
@@ -90,6 +91,7 @@ public struct LogDirectory: Sendable {
             let length = try file.size()
             result.segments += 1
             result.bytes += length
+            lastLength = length
             var scanner = SegmentScanner(file: file, length: length)
             var index = SegmentIndex(baseSeq: base)
             var batchStarts: [Int64: (seq: UInt64, timestamp: Int64)] = [:]
@@ -177,7 +179,7 @@ public struct LogDirectory: Sendable {
             result.damage.append(
                 LogDamage(
                     segment: last,
-                    offset: 0,
+                    offset: lastLength,
                     length: 0,
                     firstSeq: end,
                     lastSeq: durable.seq - 1,

@@ -347,8 +347,9 @@ struct LogRecovery {
                     var missing = missingAcknowledged(segment: name, index: index)
                     missing.offset = damage.offset
                     missing.length = length - damage.offset
-                    missing.defect += " (\(damage.defect) at byte \(damage.offset))"
-                    guard damagePolicy == .quarantine else { throw lossError(missing, witness: durableEnd.witness) }
+                    guard damagePolicy == .quarantine else {
+                        throw lossError(missing, witness: durableEnd.witness, cut: damage.defect.description)
+                    }
                     let sideName = SegmentName.quarantine(base, offset: damage.offset)
                     let cut = try file.read(count: Int(length - damage.offset), at: damage.offset)
                     try replaceFileAtomically(cut, named: sideName, in: directory, fileSystem: fileSystem)
@@ -463,15 +464,16 @@ struct LogRecovery {
         )
     }
 
-    /// The one-sentence refusal of rule 6.
-    private func lossError(_ damage: LogDamage, witness: String) -> LogError {
+    /// The one-sentence refusal of rule 6; `cut` is what ends the segment when it ends inside a
+    /// batch.
+    private func lossError(_ damage: LogDamage, witness: String, cut: String? = nil) -> LogError {
         let ending =
             damage.segment == "(all)"
             ? "has no segment files left"
-            : "ends at seq \(damage.firstSeq.map { $0 - 1 } ?? 0) (byte \(damage.offset) of \(damage.segment))"
+            : "ends at seq \(damage.firstSeq.map { $0 - 1 } ?? 0), at byte \(damage.offset) of \(damage.segment)\(cut.map { " (\($0))" } ?? "")"
         return LogError(
             .dataLoss,
-            "the log in \(directory) \(ending) but \(damage.seqRange) had been acknowledged, as \(witness) shows (\(damage.defect)); nothing was changed: start with --repair to record the loss and go on, or restore the missing data from a copy",
+            "the log in \(directory) \(ending), but \(damage.seqRange) had been acknowledged, as \(witness) shows: \(damage.defect); nothing was changed — start with --repair to record the loss and go on, or restore the missing data from a copy",
             damage: [damage]
         )
     }

@@ -155,5 +155,5 @@ function undispatchedRow(undispatched) {
   const entries = Object.entries(undispatched || {}).filter(([, count]) => count > 0);
   if (entries.length === 0) return "";
   const list = entries.sort(([a], [b]) => a.localeCompare(b)).map(([source, count]) => `${escapeHTML(source)} ${count}`).join(", ");
-  return `<dt>Not dispatched</dt><dd id="replay-undispatched" style="color:#f0b429">${list} — no worker configured</dd>`;
+  return `<dt>Not dispatched</dt><dd id="replay-undispatched" style="color:#f0b429;word-break:normal">${list} — no worker configured</dd>`;
 }
