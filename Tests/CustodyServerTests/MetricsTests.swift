@@ -37,12 +37,7 @@ import Testing
             #expect(exported == .ok)
             var plain = ByteBuffer(bytes: OTLPRouteTests.export(spanIds: [4]))
             let zipped = try plain.compress(with: .gzip)
-            let zippedStatus = try await client.execute(
-                uri: "/v1/traces",
-                method: .post,
-                headers: [.contentType: "application/x-protobuf", .contentEncoding: "gzip"],
-                body: zipped
-            ) { $0.status }
+            let zippedStatus = try await OTLPRouteTests.postGzip(client, zipped).status
             #expect(zippedStatus == .ok)
 
             let text = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }

@@ -38,6 +38,12 @@ import Testing
         try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: type], body: ByteBuffer(bytes: bytes)) { $0 }
     }
 
+    /// `POST /v1/traces` with a gzip body.
+    static func postGzip(_ client: some TestClientProtocol, _ body: ByteBuffer, type: String = "application/x-protobuf") async throws -> TestResponse
+    {
+        try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: type, .contentEncoding: "gzip"], body: body) { $0 }
+    }
+
     @Test func protobufExportsBecomeSpansOnceEach() async throws {
         try await ServerFixture.run(.router) { runtime, client in
             let first = try await post(client, Self.export(spanIds: [1, 2, 3]))
@@ -113,12 +119,7 @@ import Testing
 
             var plain = ByteBuffer(bytes: Self.export(spanIds: [42]))
             let gzipped = try plain.compress(with: .gzip)
-            let zipped = try await client.execute(
-                uri: "/v1/traces",
-                method: .post,
-                headers: [.contentType: "application/x-protobuf", .contentEncoding: "gzip"],
-                body: gzipped
-            ) { $0 }
+            let zipped = try await Self.postGzip(client, gzipped)
             #expect(zipped.status == .ok)
             let badHex = try await client.execute(
                 uri: "/v1/traces",
@@ -129,12 +130,7 @@ import Testing
             #expect(badHex.status == .badRequest && badHex.headers[.contentType] == "application/json")
             let status = try Google_Rpc_Status(jsonUTF8Bytes: Array(badHex.body.readableBytesView))
             #expect(status.code == 3 && status.message.contains("traceId"))
-            let corrupt = try await client.execute(
-                uri: "/v1/traces",
-                method: .post,
-                headers: [.contentType: "application/x-protobuf", .contentEncoding: "gzip"],
-                body: ByteBuffer(bytes: [0x1F, 0x8B, 1, 2, 3])
-            ) { $0 }
+            let corrupt = try await Self.postGzip(client, ByteBuffer(bytes: [0x1F, 0x8B, 1, 2, 3]))
             #expect(corrupt.status == .badRequest)
         }
     }
@@ -167,12 +163,7 @@ import Testing
             let bomb = try export(attribute: 24 << 20)
             #expect(bomb.readableBytes < 1 << 20)
             let head = await runtime.log.lastSeq
-            let refused = try await client.execute(
-                uri: "/v1/traces",
-                method: .post,
-                headers: [.contentType: "application/x-protobuf", .contentEncoding: "gzip"],
-                body: bomb
-            ) { $0 }
+            let refused = try await Self.postGzip(client, bomb)
             #expect(refused.status == .contentTooLarge)
             let status = try Google_Rpc_Status(serializedBytes: Array(refused.body.readableBytesView))
             #expect(status.message.contains("decompressed"))
@@ -180,12 +171,7 @@ import Testing
 
             // 400 spans of 5 KB each (2 MB inflated): taken.
             let small = try export(spans: 400, attribute: 5_000)
-            let taken = try await client.execute(
-                uri: "/v1/traces",
-                method: .post,
-                headers: [.contentType: "application/x-protobuf", .contentEncoding: "gzip"],
-                body: small
-            ) { $0 }
+            let taken = try await Self.postGzip(client, small)
             #expect(taken.status == .ok)
             #expect(await runtime.log.lastSeq >= head + 400)
         }
@@ -205,12 +191,7 @@ import Testing
                 var plain = ByteBuffer(string: json + String(repeating: " ", count: size - json.utf8.count))
                 #expect(plain.readableBytes == size)
                 let zipped = try plain.compress(with: .gzip)
-                let status = try await client.execute(
-                    uri: "/v1/traces",
-                    method: .post,
-                    headers: [.contentType: "application/json", .contentEncoding: "gzip"],
-                    body: zipped
-                ) { $0.status }
+                let status = try await Self.postGzip(client, zipped, type: "application/json").status
                 #expect(status == .ok, "inflated size \(size)")
             }
             let trace = try await client.call(.get, "/api/traces/00000000000000000000000000000abc")
