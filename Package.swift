@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "CustodyCore", targets: ["CustodyCore"]),
         .library(name: "CustodyServer", targets: ["CustodyServer"]),
         .library(name: "CustodyClient", targets: ["CustodyClient"]),
+        // OTLP's messages and decoders, a product of its own for the fuzz harnesses (Fuzz/).
+        .library(name: "CustodyOTLP", targets: ["CustodyOTLP"]),
         .executable(name: "custody", targets: ["custody"]),
     ],
     dependencies: [
@@ -192,6 +194,8 @@ let package = Package(
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

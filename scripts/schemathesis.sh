@@ -9,7 +9,7 @@ VENV=${VENV:-.build/schemathesis-venv}
 swift build -c release --product custody
 DATA=$(mktemp -d)
 PORT=${PORT:-8829}
-.build/release/custody serve --data-dir "$DATA" --port "$PORT" --rpc-port 0 > "$DATA/server.log" 2>&1 &
+.build/release/custody serve --data-dir "$DATA" --port "$PORT" --rpc-port 0 --otlp-grpc-port 0 --otlp-http-port 0 > "$DATA/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.1; done

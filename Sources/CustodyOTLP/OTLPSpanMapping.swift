@@ -22,7 +22,7 @@ public enum OTLPSpanMapping {
         var spans: [SpanInput] = []
         for resourceSpans in request.resourceSpans {
             let resourceAttributes = resourceSpans.resource.attributes
-            let source = resourceAttributes.last { $0.key == "service.name" }.flatMap { attribute -> String? in
+            let source = resourceAttributes.last { isKey($0, "service.name") }.flatMap { attribute -> String? in
                 if case .stringValue(let name)? = attribute.value.value, !name.isEmpty { return name }
                 return nil
             }
@@ -53,7 +53,7 @@ public enum OTLPSpanMapping {
         input.source = source ?? "unknown"
         input.operation = span.name.isEmpty ? "unknown" : span.name
         let isError = span.status.code == .error
-        if let stage = span.attributes.last(where: { $0.key == "custody.stage" }), case .stringValue(let value)? = stage.value.value {
+        if let stage = span.attributes.last(where: { isKey($0, "custody.stage") }), case .stringValue(let value)? = stage.value.value {
             input.stage = value
         } else {
             input.stage = isError ? "error" : "span"
@@ -80,7 +80,7 @@ public enum OTLPSpanMapping {
             out.writeStaticString("\":")
             first = false
         }
-        let attributes = span.attributes.filter { $0.key != "custody.stage" }
+        let attributes = span.attributes.filter { !isKey($0, "custody.stage") }
         if !attributes.isEmpty {
             key("attributes")
             writeAttributes(attributes, into: &out)
@@ -145,62 +145,59 @@ public enum OTLPSpanMapping {
         return out
     }
 
-    /// Attributes as a JSON object, keys sorted; a repeated key keeps its last value.
+    /// Attributes as a JSON object, keys in the order of their UTF-8 bytes; a repeated key keeps
+    /// its last value. (Bytes, not `String`'s order and equality, which would take two distinct
+    /// keys that are canonically equivalent for one.) A sort, not a search per key, so that an
+    /// export of many attributes costs n log n.
     static func writeAttributes(_ list: [Opentelemetry_Proto_Common_V1_KeyValue], into out: inout ByteBuffer) {
-        var unique: [Opentelemetry_Proto_Common_V1_KeyValue] = []
-        unique.reserveCapacity(list.count)
-        for attribute in list.reversed() where !unique.contains(where: { $0.key == attribute.key }) { unique.append(attribute) }
-        unique.sort { $0.key < $1.key }
+        let order = list.indices.sorted { a, b in
+            let left = list[a].key.utf8
+            let right = list[b].key.utf8
+            if left.elementsEqual(right) { return a < b }
+            return left.lexicographicallyPrecedes(right)
+        }
         out.writeStaticString("{")
-        for (index, attribute) in unique.enumerated() {
-            if index > 0 { out.writeStaticString(",") }
-            JSONValue.writeString(attribute.key, into: &out)
+        var first = true
+        for (position, index) in order.enumerated() {
+            // Of a run of equal keys, only the last (the latest in the list) is written.
+            if position + 1 < order.count, list[order[position + 1]].key.utf8.elementsEqual(list[index].key.utf8) { continue }
+            if !first { out.writeStaticString(",") }
+            first = false
+            JSONValue.writeString(list[index].key, into: &out)
             out.writeStaticString(":")
-            value(attribute.value).write(into: &out)
+            writeValue(list[index].value, into: &out)
         }
         out.writeStaticString("}")
     }
 
-    static func attributes(_ list: [Opentelemetry_Proto_Common_V1_KeyValue]) -> [String: JSONValue] {
-        var object: [String: JSONValue] = [:]
-        for attribute in list { object[attribute.key] = value(attribute.value) }
-        return object
+    static func writeValue(_ any: Opentelemetry_Proto_Common_V1_AnyValue, into out: inout ByteBuffer) {
+        switch any.value {
+        case .stringValue(let text)?: JSONValue.writeString(text, into: &out)
+        case .boolValue(let flag)?: out.writeStaticString(flag ? "true" : "false")
+        case .intValue(let number)?: OTLPValues.writeInteger(number, into: &out)
+        case .doubleValue(let number)?: OTLPValues.writeDouble(number, into: &out)
+        case .arrayValue(let array)?:
+            out.writeStaticString("[")
+            for (index, element) in array.values.enumerated() {
+                if index > 0 { out.writeStaticString(",") }
+                writeValue(element, into: &out)
+            }
+            out.writeStaticString("]")
+        case .kvlistValue(let list)?: writeAttributes(list.values, into: &out)
+        case .bytesValue(let bytes)?: OTLPValues.writeHex(bytes, into: &out)
+        case nil: out.writeStaticString("null")
+        }
     }
 
-    static func value(_ any: Opentelemetry_Proto_Common_V1_AnyValue) -> JSONValue {
-        switch any.value {
-        case .stringValue(let text)?: .string(text)
-        case .boolValue(let flag)?: .bool(flag)
-        case .intValue(let number)?: .integer(number)
-        case .doubleValue(let number)?: number.isFinite ? .number(number) : .string(String(number))
-        case .arrayValue(let array)?: .array(array.values.map(value))
-        case .kvlistValue(let list)?: .object(attributes(list.values))
-        case .bytesValue(let bytes)?: .string(hex(bytes))
-        case nil: .null
-        }
+    /// Whether an attribute's key is `name`, byte for byte.
+    static func isKey(_ attribute: Opentelemetry_Proto_Common_V1_KeyValue, _ name: String) -> Bool {
+        attribute.key.utf8.elementsEqual(name.utf8)
     }
 
     /// Lower-case hex of an id.
     static func hex(_ bytes: Data) -> String { Hex.encode(bytes) }
 
-    static func kindName(_ kind: Opentelemetry_Proto_Trace_V1_Span.SpanKind) -> String {
-        switch kind {
-        case .unspecified: "SPAN_KIND_UNSPECIFIED"
-        case .internal: "SPAN_KIND_INTERNAL"
-        case .server: "SPAN_KIND_SERVER"
-        case .client: "SPAN_KIND_CLIENT"
-        case .producer: "SPAN_KIND_PRODUCER"
-        case .consumer: "SPAN_KIND_CONSUMER"
-        case .UNRECOGNIZED(let value): "SPAN_KIND_\(value)"
-        }
-    }
+    static func kindName(_ kind: Opentelemetry_Proto_Trace_V1_Span.SpanKind) -> String { OTLPValues.kindName(kind.rawValue) }
 
-    static func statusName(_ code: Opentelemetry_Proto_Trace_V1_Status.StatusCode) -> String {
-        switch code {
-        case .unset: "STATUS_CODE_UNSET"
-        case .ok: "STATUS_CODE_OK"
-        case .error: "STATUS_CODE_ERROR"
-        case .UNRECOGNIZED(let value): "STATUS_CODE_\(value)"
-        }
-    }
+    static func statusName(_ code: Opentelemetry_Proto_Trace_V1_Status.StatusCode) -> String { OTLPValues.statusName(code.rawValue) }
 }

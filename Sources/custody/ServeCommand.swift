@@ -15,9 +15,11 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the server: API, live stream, projections and dashboard.",
         discussion: """
-            Settings: flags override the environment (CUSTODY_DATA_DIR, CUSTODY_HOST, CUSTODY_PORT, CUSTODY_RPC_PORT, CUSTODY_FSYNC, \
-            CUSTODY_SEGMENT_BYTES, CUSTODY_TOKENS, CUSTODY_WORKERS), which overrides the config file (JSON: data_dir, host, \
-            port, rpc_port, fsync, segment_bytes, tokens, workers). Workers — the SimOps endpoints live replay dispatches to, by source \
+            Settings: flags override the environment (CUSTODY_DATA_DIR, CUSTODY_HOST, CUSTODY_PORT, CUSTODY_RPC_PORT, \
+            CUSTODY_OTLP_GRPC_PORT, CUSTODY_OTLP_HTTP_PORT, CUSTODY_FSYNC, CUSTODY_SEGMENT_BYTES, CUSTODY_TOKENS, CUSTODY_WORKERS), \
+            which overrides the config file (JSON: data_dir, host, port, rpc_port, otlp_grpc_port, otlp_http_port, fsync, \
+            segment_bytes, tokens, workers). OTLP exporters' defaults work unconfigured: OTLP/gRPC on 4317 and OTLP/HTTP on \
+            4318 (0 turns either off); OTLP/HTTP and Zipkin v2 (POST /api/v2/spans) are on the API's port too. Workers — the SimOps endpoints live replay dispatches to, by source \
             name — are --worker NAME=URL (repeatable), CUSTODY_WORKERS="name=url,name=url" or "workers": {"agent-factory": \
             "http://127.0.0.1:9101", …} in the file; live replay waits --worker-timeout-ms (CUSTODY_WORKER_TIMEOUT_MS, \
             "worker_timeout_ms") for each answer, 5000 by default. Bearer tokens — CUSTODY_TOKENS="role:token,role:token" or "tokens": [{"token": …, \
@@ -40,6 +42,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "A JSON config file.") var config: String?
     @Option(help: "fsync policy: always, interval=MS or never (default always).") var fsync: String?
     @Option(name: .customLong("rpc-port"), help: "The gRPC port (default 8788; 0 picks a free one).") var rpcPort: Int?
+    @Option(name: .customLong("otlp-grpc-port"), help: "The OTLP/gRPC port (default 4317; 0 turns it off).") var otlpGRPCPort: Int?
+    @Option(name: .customLong("otlp-http-port"), help: "The OTLP/HTTP port (default 4318; 0 turns it off).") var otlpHTTPPort: Int?
     @Option(name: .customLong("segment-bytes"), help: "Roll segments at this size (default 64 MiB).") var segmentBytes: Int64?
     @Option(name: .customLong("worker"), help: "A worker for live replay, NAME=URL (repeatable).") var workers: [String] = []
     @Option(name: .customLong("worker-timeout-ms"), help: "How long live replay waits for a worker's answer (default 5000).")
@@ -66,6 +70,9 @@ struct ServeCommand: AsyncParsableCommand {
         var port = 8787
         /// The gRPC port, on the same host.
         var rpcPort = 8788
+        /// OTLP/gRPC's and OTLP/HTTP's own ports, on the same host; 0 is off.
+        var otlpGRPCPort = 4317
+        var otlpHTTPPort = 4318
         var fsync = FsyncPolicy.always
         var segmentBytes: Int64 = 64 << 20
         var tokens: [String: AccessRole] = [:]
@@ -96,6 +103,8 @@ struct ServeCommand: AsyncParsableCommand {
         var host: String?
         var port: Int?
         var rpcPort: Int?
+        var otlpGrpcPort: Int?
+        var otlpHttpPort: Int?
         var fsync: String?
         var segmentBytes: Int64?
         var tokens: [FileToken]?
@@ -126,6 +135,8 @@ struct ServeCommand: AsyncParsableCommand {
             if let value = file.host { settings.host = value }
             if let value = file.port { settings.port = value }
             if let value = file.rpcPort { settings.rpcPort = value }
+            if let value = file.otlpGrpcPort { settings.otlpGRPCPort = value }
+            if let value = file.otlpHttpPort { settings.otlpHTTPPort = value }
             if let value = file.fsync {
                 guard let policy = FsyncPolicy(value) else { throw ValidationError("fsync in \(config) takes always, interval=MS or never") }
                 settings.fsync = policy
@@ -151,6 +162,14 @@ struct ServeCommand: AsyncParsableCommand {
         if let value = environment.value("CUSTODY_RPC_PORT") {
             guard let port = Int(value) else { throw ValidationError("CUSTODY_RPC_PORT must be a port number") }
             settings.rpcPort = port
+        }
+        if let value = environment.value("CUSTODY_OTLP_GRPC_PORT") {
+            guard let port = Int(value) else { throw ValidationError("CUSTODY_OTLP_GRPC_PORT must be a port number") }
+            settings.otlpGRPCPort = port
+        }
+        if let value = environment.value("CUSTODY_OTLP_HTTP_PORT") {
+            guard let port = Int(value) else { throw ValidationError("CUSTODY_OTLP_HTTP_PORT must be a port number") }
+            settings.otlpHTTPPort = port
         }
         if let value = environment.value("CUSTODY_FSYNC") {
             guard let policy = FsyncPolicy(value) else { throw ValidationError("CUSTODY_FSYNC takes always, interval=MS or never") }
@@ -185,7 +204,11 @@ struct ServeCommand: AsyncParsableCommand {
         if let host { settings.host = host }
         if let port { settings.port = port }
         if let rpcPort { settings.rpcPort = rpcPort }
+        if let otlpGRPCPort { settings.otlpGRPCPort = otlpGRPCPort }
+        if let otlpHTTPPort { settings.otlpHTTPPort = otlpHTTPPort }
         guard (0...65535).contains(settings.rpcPort) else { throw ValidationError("the RPC port must be 0–65535") }
+        guard (0...65535).contains(settings.otlpGRPCPort) else { throw ValidationError("the OTLP/gRPC port must be 0–65535 (0: off)") }
+        guard (0...65535).contains(settings.otlpHTTPPort) else { throw ValidationError("the OTLP/HTTP port must be 0–65535 (0: off)") }
         if let fsync {
             guard let policy = FsyncPolicy(fsync) else { throw ValidationError("--fsync takes always, interval=MS or never") }
             settings.fsync = policy
@@ -326,21 +349,60 @@ struct ServeCommand: AsyncParsableCommand {
         var serverConfiguration = ServerConfiguration(host: settings.host, port: settings.port)
         serverConfiguration.tokens = settings.tokens
         let host = settings.host
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        // One bound on ingest in flight, whichever port it arrives on.
+        let gate = IngestGate(limit: serverConfiguration.limits.maximumConcurrentIngest)
         let rpc = RPCServer(
             runtime: runtime,
             configuration: RPCConfiguration(host: settings.host, port: settings.rpcPort),
             tokens: settings.tokens,
             metrics: metrics,
+            gate: gate,
             logger: logger
         ) { port in
-            writeAll(STDOUT_FILENO, "RPC (gRPC) is listening on \(host.contains(":") ? "[\(host)]" : host):\(port)\n")
+            writeAll(STDOUT_FILENO, "RPC (gRPC) is listening on \(shownHost):\(port)\n")
+        }
+        var otlp: [any Service] = []
+        if settings.otlpGRPCPort != 0 {
+            otlp.append(
+                OTLPGRPCServer(
+                    runtime: runtime,
+                    host: host,
+                    port: settings.otlpGRPCPort,
+                    limits: serverConfiguration.limits,
+                    tokens: settings.tokens,
+                    metrics: metrics,
+                    gate: gate,
+                    logger: logger
+                ) { port in
+                    writeAll(STDOUT_FILENO, "OTLP/gRPC is listening on \(shownHost):\(port)\n")
+                }
+            )
+        }
+        if settings.otlpHTTPPort != 0 {
+            otlp.append(
+                CustodyApplication.otlpHTTPServer(
+                    runtime: runtime,
+                    host: host,
+                    port: settings.otlpHTTPPort,
+                    metrics: metrics,
+                    limits: serverConfiguration.limits,
+                    tokens: settings.tokens,
+                    gate: gate,
+                    logger: logger
+                ) { port in
+                    writeAll(STDOUT_FILENO, "OTLP/HTTP is listening on http://\(shownHost):\(port)/v1/traces\n")
+                }
+            )
         }
         return CustodyApplication.application(
             runtime: runtime,
             configuration: serverConfiguration,
             metrics: metrics,
             logger: logger,
-            rpc: rpc
+            rpc: rpc,
+            services: otlp,
+            gate: gate
         ) { port in
             let url = "http://\(settings.host.contains(":") ? "[\(settings.host)]" : settings.host):\(port)/"
             writeAll(STDOUT_FILENO, "Custody is listening on \(url)\nDashboard: \(url)\n\(githubStatus)\n")

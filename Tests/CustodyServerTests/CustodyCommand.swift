@@ -34,7 +34,10 @@ struct CustodyCommand {
 
     /// `custody serve` started on free ports: the command, once it prints its URL, and the URL.
     static func serve(_ directory: String, _ extra: [String] = [], environment: [String: String] = [:]) async throws -> (CustodyCommand, String) {
-        let command = try start(["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0"] + extra, environment: environment)
+        let command = try start(
+            ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0"] + extra,
+            environment: environment
+        )
         let text = try await ChildProcess.text(of: command.outputPath, containing: "Dashboard:", seconds: 30)
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Custody is listening on http://") }),
             let url = line.split(separator: " ").last

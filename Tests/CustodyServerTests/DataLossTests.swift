@@ -51,7 +51,9 @@ import Testing
         try handle.close()
 
         // A plain start refuses, naming the segment and the seqs, and changes nothing.
-        let refused = try await CustodyCommand.run(["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0"])
+        let refused = try await CustodyCommand.run([
+            "serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0",
+        ])
         #expect(refused.status != 0)
         let sentence = refused.error.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(sentence.contains(segment) && sentence.contains("–\(highest)") && sentence.contains("--repair"), "\(sentence)")

@@ -18,7 +18,8 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
         process.arguments =
-            ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0"] + (tokenFile.map { ["--github-token-file", $0] } ?? [])
+            ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0"]
+            + (tokenFile.map { ["--github-token-file", $0] } ?? [])
         var environment = ProcessInfo.processInfo.environment
         environment["GITHUB_TOKEN"] = tokenFile == nil ? token : nil
         environment["GITHUB_API_URL"] = fake.baseURL

@@ -24,7 +24,7 @@ import Testing
     static func startServer(directory: String) async throws -> (Process, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: custodyExecutable)
-        process.arguments = ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0"]
+        process.arguments = ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0"]
         let output = directory + "-out.txt"
         process.standardOutput = try ChildProcess.outputFile(output)
         process.standardError = FileHandle.nullDevice

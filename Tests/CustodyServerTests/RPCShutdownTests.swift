@@ -17,7 +17,7 @@ import Testing
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
-        process.arguments = ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0"]
+        process.arguments = ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0"]
         process.standardOutput = try ChildProcess.outputFile(output)
         process.standardError = FileHandle.nullDevice
         try process.run()

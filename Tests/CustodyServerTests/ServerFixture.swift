@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import ServiceLifecycle
 import Testing
 
 /// A server over a fresh data directory in a temporary folder, for one test. The application runs
@@ -26,6 +27,8 @@ enum ServerFixture {
         fileSystem: (any LogFileSystem)? = nil,
         github: GitHubSettings? = nil,
         rpcPort: Shared<Int>? = nil,
+        otlpGRPCPort: Shared<Int>? = nil,
+        otlpHTTPPort: Shared<Int>? = nil,
         _ test: @escaping @Sendable (CoreRuntime, any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -45,7 +48,37 @@ enum ServerFixture {
                 shared.withLock { $0 = port }
             }
         }
-        let app = CustodyApplication.application(runtime: runtime, configuration: configuration, metrics: metrics, rpc: rpc)
+        // The OTLP listeners likewise, sharing the API's ingest gate as `custody serve`'s do.
+        let gate = IngestGate(limit: limits.maximumConcurrentIngest)
+        var services: [any Service] = []
+        if let otlpGRPCPort {
+            services.append(
+                OTLPGRPCServer(runtime: runtime, port: 0, limits: limits, tokens: tokens, metrics: metrics, gate: gate) { port in
+                    otlpGRPCPort.withLock { $0 = port }
+                }
+            )
+        }
+        if let otlpHTTPPort {
+            services.append(
+                CustodyApplication.otlpHTTPServer(
+                    runtime: runtime,
+                    host: "127.0.0.1",
+                    port: 0,
+                    metrics: metrics,
+                    limits: limits,
+                    tokens: tokens,
+                    gate: gate
+                ) { port in otlpHTTPPort.withLock { $0 = port } }
+            )
+        }
+        let app = CustodyApplication.application(
+            runtime: runtime,
+            configuration: configuration,
+            metrics: metrics,
+            rpc: rpc,
+            services: services,
+            gate: gate
+        )
         return try await app.test(setup) { client in try await test(runtime, client) }
     }
 }

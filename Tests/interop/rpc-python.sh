@@ -12,7 +12,7 @@ fi
 DATA=$(mktemp -d)
 mkdir -p "$DATA/stubs"
 "$VENV/bin/python" -m grpc_tools.protoc -I schema --python_out="$DATA/stubs" --grpc_python_out="$DATA/stubs" schema/custody.proto
-.build/debug/custody serve --data-dir "$DATA/data" --port 0 --rpc-port 0 > "$DATA/out" 2> "$DATA/err" &
+.build/debug/custody serve --data-dir "$DATA/data" --port 0 --rpc-port 0 --otlp-grpc-port 0 --otlp-http-port 0 > "$DATA/out" 2> "$DATA/err" &
 SERVER=$!
 trap 'kill $SERVER 2> /dev/null || true; wait $SERVER 2> /dev/null || true; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do grep -q "RPC (gRPC) is listening on" "$DATA/out" && grep -q "Custody is listening on" "$DATA/out" && break; sleep 0.1; done

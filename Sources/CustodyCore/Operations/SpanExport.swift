@@ -1,7 +1,9 @@
-/// Span export from tracing SDKs (OTLP): unlike `recordLog`, one bad span does not refuse the
-/// batch — it is counted as rejected (OTLP's `partial_success`) and the others are taken — and a
-/// span whose (trace_id, span_id) was already taken within the active-span TTL is acknowledged
-/// but not appended again (exporters re-send after a network failure).
+/// Span export from tracing SDKs (OTLP/HTTP, OTLP/gRPC, Zipkin): one path for every exporter's
+/// spans. A span whose (trace_id, span_id) was already taken within the active-span TTL is
+/// acknowledged but not appended again (exporters re-send after a network failure). With
+/// `partial` (OTLP), one bad span does not refuse the batch — it is counted as rejected (OTLP's
+/// `partial_success`) and the others are taken; without it (Zipkin, whose answer has no room for
+/// that), the first bad span refuses the batch, naming it (`[3].source`), and nothing is appended.
 public struct SpanExport: Sendable {
     let logs: LogOperations
     let cache: ActiveSpanCache
@@ -23,16 +25,17 @@ public struct SpanExport: Sendable {
     /// Validates every span, drops those already taken (in the cache's TTL, or earlier in the same
     /// export), and appends the rest with one `processing` span in a single append, durable
     /// before this returns.
-    public func export(_ inputs: [SpanInput], request: RequestTrace) async throws(CoreError) -> Outcome {
+    public func export(_ inputs: [SpanInput], request: RequestTrace, partial: Bool = true) async throws(CoreError) -> Outcome {
         var outcome = Outcome(accepted: 0, duplicates: 0, rejected: 0, firstError: nil)
         let started = ContinuousClock.now
         let now = logs.now()
         var valid: [Span] = []
         valid.reserveCapacity(inputs.count)
-        for input in inputs {
+        for (index, input) in inputs.enumerated() {
             do {
                 valid.append(try input.validated(now: now, newTraceId: logs.newTraceId))
             } catch {
+                guard partial else { throw error.prefixingField("[\(index)]") }
                 outcome.rejected += 1
                 if outcome.firstError == nil { outcome.firstError = error.message }
             }

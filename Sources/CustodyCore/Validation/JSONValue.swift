@@ -100,12 +100,19 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// A JSON string literal: `"` and `\` escaped, control characters as escapes, the rest as UTF-8.
     public static func writeString(_ value: String, into buffer: inout ByteBuffer) {
+        var value = value
+        value.withUTF8 { writeString(utf8: UnsafeRawBufferPointer($0), into: &buffer) }
+    }
+
+    /// ``writeString(_:into:)`` for text that is already valid UTF-8 bytes (a slice of a request
+    /// being decoded): the same bytes out as for the `String` of those bytes.
+    public static func writeString(utf8 value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
-        let needsEscape = value.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+        let needsEscape = value.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
         if !needsEscape {
-            buffer.writeString(value)
+            buffer.writeBytes(value)
         } else {
-            for byte in value.utf8 {
+            for byte in value {
                 switch byte {
                 case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
                 case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")

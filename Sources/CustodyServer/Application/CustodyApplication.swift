@@ -35,7 +35,8 @@ public enum CustodyApplication {
         runtime: CoreRuntime,
         metrics: ServerMetrics = ServerMetrics(),
         limits: ServerLimits = ServerLimits(),
-        tokens: [String: AccessRole] = [:]
+        tokens: [String: AccessRole] = [:],
+        gate: IngestGate? = nil
     ) -> Router<CustodyRequestContext> {
         let router = Router(context: CustodyRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.middlewares.add(TraceMiddleware())
@@ -43,10 +44,11 @@ public enum CustodyApplication {
         // The dashboard's files, for GET paths no route took (after the routes, not before them).
         router.middlewares.add(DashboardFiles.middleware())
         router.middlewares.add(BearerTokenMiddleware(tokens: tokens))
-        let gate = IngestGate(limit: limits.maximumConcurrentIngest)
+        let gate = gate ?? IngestGate(limit: limits.maximumConcurrentIngest)
         let rebuild = AdminRebuild()
         LogRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
         OTLPRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
+        ZipkinRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
         TaskRoutes(runtime: runtime, limits: limits).register(on: router)
         DeliveryRoutes(runtime: runtime, limits: limits).register(on: router)
         TraceRoutes(runtime: runtime).register(on: router)
@@ -76,22 +78,26 @@ public enum CustodyApplication {
     }
 
     /// The application: the router over HTTP/1.1 with WebSocket upgrades, and the runtime's
-    /// following of the log as a service that stops after the server has drained.
+    /// following of the log as a service that stops after the server has drained. `rpc` and
+    /// `services` (the OTLP listeners) run beside it and are shut down before the runtime; `gate`
+    /// bounds the ingest of every listener that shares it.
     public static func application(
         runtime: CoreRuntime,
         configuration: ServerConfiguration = ServerConfiguration(),
         metrics: ServerMetrics = ServerMetrics(),
         logger: Logger = Logger(label: "custody.server"),
         rpc: RPCServer? = nil,
+        services: [any Service] = [],
+        gate: IngestGate? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let router = router(runtime: runtime, metrics: metrics, limits: configuration.limits, tokens: configuration.tokens)
+        let router = router(runtime: runtime, metrics: metrics, limits: configuration.limits, tokens: configuration.tokens, gate: gate)
         let app = Application(
             router: router,
             server: serverBuilder(router: router, limits: configuration.limits),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-            // Shut down in reverse: the HTTP server, then the RPC server, then the runtime.
-            services: [RuntimeService(runtime: runtime, logger: logger)] + (rpc.map { [$0] } ?? []),
+            // Shut down in reverse: the HTTP server, then the other listeners, then the runtime.
+            services: [RuntimeService(runtime: runtime, logger: logger)] + (rpc.map { [$0] } ?? []) + services,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )

@@ -4,13 +4,15 @@ import Synchronization
 /// Bounds the ingest requests being processed at once. A request over the bound is refused at
 /// once with `overloaded` (429 and `Retry-After`) instead of waiting in a queue that could grow
 /// without limit: memory stays bounded and the client knows to back off (docs/benchmarks.md R7).
-final class IngestGate: Sendable {
+/// One gate is shared by every listener that ingests (HTTP, OTLP/HTTP, OTLP/gRPC), so the bound
+/// is the server's, not each port's.
+public final class IngestGate: Sendable {
     private let inFlight = Atomic<Int>(0)
     let limit: Int
     /// Requests refused since start.
     let refused = Atomic<Int>(0)
 
-    init(limit: Int) { self.limit = limit }
+    public init(limit: Int) { self.limit = limit }
 
     /// Runs `body` if there is room, else throws `overloaded`.
     func admit<T>(_ body: () async throws -> T) async throws -> T {

@@ -1,12 +1,19 @@
+import CustodyRPC
 import GRPCCore
 
 /// The RPC side of ``BearerTokenMiddleware``: with tokens configured, every call needs
 /// `authorization: Bearer <token>` metadata with a role high enough — `ingest` for
-/// `LogOps/recordLog`, `operator` for everything else — or it fails UNAUTHENTICATED (no or an
+/// `LogOps/recordLog` and OTLP's `TraceService/Export`, `operator` for everything else — or it fails UNAUTHENTICATED (no or an
 /// unknown token) or PERMISSION_DENIED (a role too low), before any work. Tokens are compared in
 /// constant time and never logged or echoed.
 struct RPCBearerTokenInterceptor: ServerInterceptor {
     let tokens: BearerTokenMiddleware
+
+    /// The methods a token with the `ingest` role may call.
+    static let ingestMethods: Set<MethodDescriptor> = [
+        Custody_V1_LogOps.Method.recordLog.descriptor,
+        OTLPTraceService.export,
+    ]
 
     func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>,
@@ -22,7 +29,7 @@ struct RPCBearerTokenInterceptor: ServerInterceptor {
                 metadata: [RPCErrorMapping.codeKey: "unauthorized"]
             )
         }
-        let needed: AccessRole = context.descriptor.method == "recordLog" ? .ingest : .operator
+        let needed: AccessRole = Self.ingestMethods.contains(context.descriptor) ? .ingest : .operator
         guard role >= needed else {
             throw RPCError(
                 code: .permissionDenied,

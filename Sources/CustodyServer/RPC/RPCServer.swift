@@ -30,6 +30,7 @@ public struct RPCServer: Service {
         limits: ServerLimits = ServerLimits(),
         tokens: [String: AccessRole] = [:],
         metrics: ServerMetrics? = nil,
+        gate: IngestGate? = nil,
         logger: Logger = Logger(label: "custody.rpc"),
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
@@ -40,7 +41,12 @@ public struct RPCServer: Service {
             host: configuration.host,
             port: configuration.port,
             config: config,
-            services: Self.services(runtime: runtime, limits: limits, metrics: metrics),
+            services: Self.services(
+                runtime: runtime,
+                limits: limits,
+                gate: gate ?? IngestGate(limit: limits.maximumConcurrentIngest),
+                metrics: metrics
+            ),
             // Authentication first: a refused call is not traced.
             interceptors: [RPCBearerTokenInterceptor(tokens: BearerTokenMiddleware(tokens: tokens)), RPCTraceInterceptor(runtime: runtime)],
             onListening: onListening
@@ -48,12 +54,12 @@ public struct RPCServer: Service {
         self.logger = logger
     }
 
-    static func services(runtime: CoreRuntime, limits: ServerLimits, metrics: ServerMetrics?) -> [any RegistrableRPCService] {
+    static func services(runtime: CoreRuntime, limits: ServerLimits, gate: IngestGate, metrics: ServerMetrics?) -> [any RegistrableRPCService] {
         [
             TaskOpsService(runtime: runtime),
             DeliveryOpsService(runtime: runtime),
             GitHubOpsService(runtime: runtime),
-            LogOpsService(runtime: runtime, limits: limits, gate: IngestGate(limit: limits.maximumConcurrentIngest), metrics: metrics),
+            LogOpsService(runtime: runtime, limits: limits, gate: gate, metrics: metrics),
             TraceReplayService(runtime: runtime),
             TraceStreamService(runtime: runtime, bufferSize: limits.liveClientBuffer),
         ]

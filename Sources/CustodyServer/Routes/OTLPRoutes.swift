@@ -5,8 +5,9 @@ import Hummingbird
 import NIOCore
 import SwiftProtobuf
 
-/// `POST /v1/traces` (docs/api.md "OTLP/HTTP"): an OTLP export request in protobuf, mapped to spans
-/// and exported (``SpanExport``); the answer is an `ExportTraceServiceResponse` whose
+/// `POST /v1/traces` (docs/api.md "OTLP/HTTP"): an OTLP export request, decoded into spans
+/// (protobuf by ``OTLPProtobufDecoder``, JSON through SwiftProtobuf and ``OTLPSpanMapping``) and
+/// exported (``SpanExport``, the path OTLP/gRPC takes too); the answer is an `ExportTraceServiceResponse` whose
 /// `partial_success` counts the spans that could not be taken.
 ///
 /// Both encodings of the OTLP specification: `application/x-protobuf` and `application/json`
@@ -97,21 +98,22 @@ struct OTLPRoutes {
                     throw APIError.invalidJSON("the gzip body is corrupt")
                 }
             }
-            let export: OTLPSpanMapping.Request
+            let spans: [SpanInput]
             if isJSON {
                 do {
-                    export = try OTLPJSON.request(from: Array(body.readableBytesView))
+                    spans = OTLPSpanMapping.spans(of: try OTLPJSON.request(from: Array(body.readableBytesView)))
                 } catch let error as OTLPJSON.Invalid {
                     throw APIError.invalidJSON(error.message)
                 }
             } else {
+                // Straight from the bytes, no SwiftProtobuf messages (docs/benchmarks.md P4).
                 do {
-                    export = try body.withUnsafeReadableBytes { try OTLPSpanMapping.Request(serializedBytes: $0) }
+                    spans = try OTLPProtobufDecoder.spans(from: body)
                 } catch {
-                    throw APIError.invalidJSON("the body is not a valid ExportTraceServiceRequest")
+                    throw APIError.invalidJSON("the body is not a valid ExportTraceServiceRequest: \(error)")
                 }
             }
-            let outcome = try await runtime.spanExport.export(OTLPSpanMapping.spans(of: export), request: trace)
+            let outcome = try await runtime.spanExport.export(spans, request: trace)
             metrics.ingested(events: outcome.accepted, bytes: received)
             var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
             if outcome.rejected > 0 {
