@@ -209,6 +209,9 @@ let package = Package(
                 "CustodyServer",
                 "CustodyClient",
                 "CustodyOTLP",
+                "CustodyRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -241,6 +244,22 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Benchmarks/LogAppend",
+            swiftSettings: swiftSettings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // docs/benchmarks.md P4: decoding an OTLP export of 512 spans, the fast decoder beside
+        // SwiftProtobuf + the mapping (the reference), in one run.
+        .executableTarget(
+            name: "OTLPDecode",
+            dependencies: [
+                "CustodyLog",
+                "CustodyCore",
+                "CustodyOTLP",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/OTLPDecode",
             swiftSettings: swiftSettings,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),

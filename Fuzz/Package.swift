@@ -10,12 +10,25 @@ let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingL
 let package = Package(
     name: "custody-fuzz",
     platforms: [.macOS(.v15)],
-    dependencies: [.package(path: "..")],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+    ],
     targets: [
         // The streaming span parser of POST /api/logs, then validation of what it returns.
         .executableTarget(
             name: "SpanParserFuzz",
             dependencies: [.product(name: "CustodyCore", package: root)],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        // The OTLP protobuf decoder against SwiftProtobuf + the mapping (differential).
+        .executableTarget(
+            name: "OTLPDecoderFuzz",
+            dependencies: [
+                .product(name: "CustodyCore", package: root),
+                .product(name: "CustodyOTLP", package: root),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
         // The log's batch decoder (what recovery and readers trust), on arbitrary bytes.

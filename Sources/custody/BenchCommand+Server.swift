@@ -6,6 +6,7 @@ import CustodyOTLP
 import CustodyRPC
 import Foundation
 import GRPCCore
+import GRPCProtobuf
 import Histogram
 import NIOCore
 import NIOHTTP1
@@ -16,7 +17,7 @@ import SwiftProtobuf
 /// `--duration` seconds; reports what the server sustained and what it says about itself.
 extension BenchCommand.Ingest {
     struct ServerIngestReport: Codable {
-        /// `http`, `otlp` or `grpc`.
+        /// `http`, `otlp`, `otlp-grpc` or `grpc`.
         var transport: String
         var server: String
         var spans: Int
@@ -40,10 +41,19 @@ extension BenchCommand.Ingest {
         var compressionRatio: Double
         var serverRSSBytes: Int?
 
+        static func transportName(_ transport: String) -> String {
+            switch transport {
+            case "grpc": "gRPC recordLog"
+            case "otlp": "OTLP/HTTP export"
+            case "otlp-grpc": "OTLP/gRPC export"
+            default: "HTTP POST /api/logs"
+            }
+        }
+
         var text: String {
             let l = latencyMicroseconds
             return """
-                \(transport == "grpc" ? "gRPC recordLog" : transport == "otlp" ? "OTLP/HTTP export" : "HTTP POST /api/logs") ingest to \(server): \(spans) spans in \(requests) requests (\(batch) per request, ~\(eventBytes) B each), \(concurrency) connections
+                \(Self.transportName(transport)) ingest to \(server): \(spans) spans in \(requests) requests (\(batch) per request, ~\(eventBytes) B each), \(concurrency) connections
                   throughput   \(String(format: "%.0f", spansPerSecond)) spans/s, \(String(format: "%.0f", requestsPerSecond)) requests/s, \(String(format: "%.1f", megabytesPerSecond)) MB/s of span JSON, \(String(format: "%.2f", seconds)) s
                   ack latency  p50 \(formatMicros(l.p50))  p90 \(formatMicros(l.p90))  p99 \(formatMicros(l.p99))  p99.9 \(formatMicros(l.p999))  max \(formatMicros(l.max))
                   refused      \(refused) (429/503, retried)  failed \(failed)
@@ -96,6 +106,26 @@ extension BenchCommand.Ingest {
         }
     }
 
+    /// The same OTLP exports as `TraceService/Export` calls over gRPC to `target` (`host:port`),
+    /// multiplexed on one HTTP/2 connection (`--concurrency` streams); the server's figures
+    /// still come from its HTTP API at `base`.
+    func measureOTLPGRPC(_ target: String, base: String) async throws -> ServerIngestReport {
+        let url = base.hasSuffix("/") ? String(base.dropLast()) : base
+        let parts = target.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--otlp-grpc takes HOST:PORT, e.g. 127.0.0.1:4317") }
+        let connection = try CustodyRPCConnection(host: String(parts[0]), port: port, timeout: .seconds(60))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { connection.close() }
+        do {
+            let report = try await measure(url, client, transport: "otlp-grpc", target: target, connection: connection)
+            try await client.shutdown()
+            return report
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
     func measure(
         _ url: String,
         _ client: HTTPClient,
@@ -109,8 +139,9 @@ extension BenchCommand.Ingest {
         var random = SplitMix64(seed: 42)
         var bodies: [ByteBuffer] = []
         var rawBytes = 0
+        let exportsOTLP = transport.hasPrefix("otlp")
         for body in 0..<distinctBodies {
-            if otlp {
+            if exportsOTLP {
                 let export = Self.otlpExport(body: body, batch: batch, random: &random)
                 rawBytes += export.readableBytes
                 bodies.append(export)
@@ -140,7 +171,7 @@ extension BenchCommand.Ingest {
         let bytesPerRequest = Double(rawBytes) / Double(distinctBodies)
         // Over gRPC, the same spans as RecordLogRequest messages (made from the same JSON).
         let messages: [Custody_V1_RecordLogRequest] =
-            try connection == nil
+            try connection == nil || exportsOTLP
             ? []
             : bodies.map { body in
                 let text = batch == 1 ? "{\"entries\":[\(String(buffer: body))]}" : "{\"entries\":\(String(buffer: body))}"
@@ -198,7 +229,9 @@ extension BenchCommand.Ingest {
                         }
                         let t0 = ContinuousClock.now
                         let outcome: Outcome
-                        if let connection {
+                        if let connection, exportsOTLP {
+                            outcome = await Self.sendOTLP(requestBodies[index % requestBodies.count], connection)
+                        } else if let connection {
                             outcome = await Self.sendRPC(messages[index % messages.count], connection)
                         } else {
                             var request = HTTPClientRequest(url: url + (otlp ? "/v1/traces" : "/api/logs"))
@@ -292,6 +325,34 @@ extension BenchCommand.Ingest {
         }
     }
 
+    /// One `TraceService/Export` call of an encoded export request; RESOURCE_EXHAUSTED and
+    /// UNAVAILABLE count as refused (what OTLP exporters retry), rejected spans as failed.
+    static func sendOTLP(_ body: ByteBuffer, _ connection: CustodyRPCConnection) async -> Outcome {
+        var metadata: Metadata = [:]
+        if let authorization = ProcessEnvironment.authorization { metadata.addString(authorization, forKey: "authorization") }
+        do {
+            let rejected = try await connection.client.unary(
+                request: ClientRequest(message: body, metadata: metadata),
+                descriptor: otlpExport,
+                serializer: EncodedMessageSerializer(),
+                deserializer: ProtobufDeserializer<Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse>(),
+                options: connection.options
+            ) { try $0.message.partialSuccess.rejectedSpans }
+            return rejected == 0 ? .acknowledged : .failed
+        } catch let error as RPCError where error.code == .resourceExhausted || error.code == .unavailable {
+            return .refused
+        } catch {
+            return .failed
+        }
+    }
+
+    static let otlpExport = MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.trace.v1.TraceService", method: "Export")
+
+    /// A message that is already encoded, sent as it is.
+    struct EncodedMessageSerializer: MessageSerializer {
+        func serialize<Bytes: GRPCContiguousBytes>(_ message: ByteBuffer) throws -> Bytes { Bytes(message.readableBytesView) }
+    }
+
     static func stats(_ client: HTTPClient, _ url: String) async throws -> [String: Any] {
         var request = HTTPClientRequest(url: url + "/api/admin/stats")
         if let authorization = ProcessEnvironment.authorization { request.headers.add(name: "authorization", value: authorization) }
@@ -323,36 +384,6 @@ extension BenchCommand.Ingest {
 
     /// An OTLP export request of `batch` spans (unique ids per body), protobuf-encoded.
     static func otlpExport(body: Int, batch: Int, random: inout SplitMix64) -> ByteBuffer {
-        var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
-        var service = Opentelemetry_Proto_Common_V1_KeyValue()
-        service.key = "service.name"
-        service.value.stringValue = ["agent-factory", "data-factory", "ui-factory"][body % 3]
-        resourceSpans.resource.attributes = [service]
-        var scope = Opentelemetry_Proto_Trace_V1_ScopeSpans()
-        scope.scope.name = "bench"
-        var traceID = Data(count: 16)
-        for i in 0..<batch {
-            if i % 8 == 0 { traceID = Data((0..<16).map { _ in UInt8(truncatingIfNeeded: random.next()) }) }
-            var span = Opentelemetry_Proto_Trace_V1_Span()
-            span.traceID = traceID
-            span.spanID = Data((0..<8).map { _ in UInt8(truncatingIfNeeded: random.next()) })
-            span.name = ["createAgent", "loadRows", "render", "deploy"][i % 4]
-            span.kind = .server
-            span.startTimeUnixNano = 1_764_000_000_000_000_000 + UInt64(body * batch + i) * 1000
-            span.endTimeUnixNano = span.startTimeUnixNano + UInt64(random.next() % 50_000_000)
-            var order = Opentelemetry_Proto_Common_V1_KeyValue()
-            order.key = "order.id"
-            order.value.stringValue = "o-\(body)"
-            var attempt = Opentelemetry_Proto_Common_V1_KeyValue()
-            attempt.key = "attempt"
-            attempt.value.intValue = Int64(i % 3)
-            span.attributes = [order, attempt]
-            scope.spans.append(span)
-        }
-        resourceSpans.scopeSpans = [scope]
-        var request = OTLPSpanMapping.Request()
-        request.resourceSpans = [resourceSpans]
-        let bytes: [UInt8] = (try? request.serializedBytes()) ?? []
-        return ByteBuffer(bytes: bytes)
+        OTLPSamples.export(body: body, batch: batch, random: &random)
     }
 }

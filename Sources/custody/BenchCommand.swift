@@ -29,6 +29,12 @@ struct BenchCommand: AsyncParsableCommand {
         @Flag(help: "With --server: OTLP/HTTP protobuf exports to /v1/traces (--batch spans each) instead of /api/logs.") var otlp = false
         @Option(help: "With --server: also send the same spans as gRPC recordLog calls to this HOST:PORT, in the same run, and compare.")
         var rpc: String?
+        @Option(
+            name: .customLong("otlp-grpc"),
+            help:
+                "With --server and --otlp: also send the same exports to OTLP/gRPC at this HOST:PORT (e.g. 127.0.0.1:4317), in the same run, and compare."
+        )
+        var otlpGRPC: String?
         @Option(name: .customLong("data-dir"), help: "Append to the log in this directory (kept).") var dataDirectory: String?
         @Option(help: "How many events to append.") var events = 1_000_000
         @Option(help: "Events per append call.") var batch = 100
@@ -48,6 +54,9 @@ struct BenchCommand: AsyncParsableCommand {
             if rpc != nil, server == nil || otlp {
                 throw ValidationError("--rpc goes with --server (and not --otlp): it compares gRPC with POST /api/logs")
             }
+            if otlpGRPC != nil, server == nil || !otlp {
+                throw ValidationError("--otlp-grpc goes with --server and --otlp: it compares OTLP/gRPC with OTLP/HTTP")
+            }
             if let duration, duration <= 0 || server == nil { throw ValidationError("--duration takes a positive number of seconds, with --server") }
             guard events > 0, batch > 0, concurrency > 0, eventBytes > 0, spansPerTrace > 0 else {
                 throw ValidationError("--events, --batch, --concurrency, --event-bytes and --spans-per-trace must be positive")
@@ -59,6 +68,18 @@ struct BenchCommand: AsyncParsableCommand {
         func run() async throws {
             if let server {
                 let report = try await awaitingCleanErrors { try await measureServer(server) }
+                if let otlpGRPC {
+                    let overGRPC = try await awaitingCleanErrors { try await measureOTLPGRPC(otlpGRPC, base: server) }
+                    if json {
+                        print(try encodeJSON(["otlp_http": report, "otlp_grpc": overGRPC]))
+                    } else {
+                        print(report.text + "\n" + overGRPC.text)
+                        print(
+                            "OTLP/gRPC / OTLP/HTTP: \(String(format: "%.2f", overGRPC.spansPerSecond / report.spansPerSecond))× the spans/s, p99 \(formatMicros(overGRPC.latencyMicroseconds.p99)) vs \(formatMicros(report.latencyMicroseconds.p99))"
+                        )
+                    }
+                    return
+                }
                 guard let rpc else {
                     print(json ? try encodeJSON(report) : report.text)
                     return

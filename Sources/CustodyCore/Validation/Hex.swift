@@ -15,13 +15,17 @@ public enum Hex {
 
     /// Lower-case hex of bytes.
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
-        var text: [UInt8] = []
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
+        let count = bytes.count
+        // Written straight into the string's storage (ids are encoded for every span ingested).
+        return String(unsafeUninitializedCapacity: count * 2) { text in
+            var index = 0
+            for byte in bytes {
+                text[index] = digits[Int(byte >> 4)]
+                text[index + 1] = digits[Int(byte & 0x0F)]
+                index += 2
+            }
+            return index
         }
-        return String(decoding: text, as: UTF8.self)
     }
 
     /// The bytes of an even number of hex digits (either case), or nil.
