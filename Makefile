@@ -77,7 +77,7 @@ dashboard-screenshots: deps
 schemathesis: deps
 	scripts/schemathesis.sh
 
-# libFuzzer on the span parser and the event codec, FUZZ_SECONDS (default 600) each.
+# libFuzzer on the span parser, the event codec and the OTLP decoder (against SwiftProtobuf), FUZZ_SECONDS (default 600) each; FUZZ_ONLY=span|event|otlp runs one.
 fuzz: deps
 	scripts/fuzz.sh
 

@@ -467,21 +467,43 @@ extension OTLPProtobufDecoder {
         /// keeping its last value (as ``OTLPSpanMapping/writeAttributes(_:into:)``). `depth` is
         /// that of the `KeyValue` messages.
         func writeAttributes(_ attributes: [Attribute], depth: Int, into out: inout ByteBuffer) throws(OTLPDecodingError) {
-            let order = attributes.indices.sorted { a, b in
-                let order = compare(attributes[a].key, attributes[b].key)
-                return order == 0 ? a < b : order < 0
+            // The order, by key then position: an insertion sort in a stack buffer for the few
+            // attributes spans have (no allocation), a library sort beyond that.
+            let count = attributes.count
+            let result: Result<Void, OTLPDecodingError> = withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { order in
+                if count <= 32 {
+                    for index in 0..<count {
+                        var slot = index
+                        while slot > 0, compare(attributes[order[slot - 1]].key, attributes[index].key) > 0 {
+                            order[slot] = order[slot - 1]
+                            slot -= 1
+                        }
+                        order[slot] = index
+                    }
+                } else {
+                    let sorted = attributes.indices.sorted { a, b in
+                        let order = compare(attributes[a].key, attributes[b].key)
+                        return order == 0 ? a < b : order < 0
+                    }
+                    for (position, index) in sorted.enumerated() { order[position] = index }
+                }
+                return Result { () throws(OTLPDecodingError) in
+                    out.writeStaticString("{")
+                    var first = true
+                    for position in 0..<count {
+                        let index = order[position]
+                        // Of a run of equal keys, only the last (the latest given) is written.
+                        if position + 1 < count, compare(attributes[order[position + 1]].key, attributes[index].key) == 0 { continue }
+                        if !first { out.writeStaticString(",") }
+                        first = false
+                        JSONValue.writeString(utf8: slice(attributes[index].key), into: &out)
+                        out.writeStaticString(":")
+                        try write(attributes[index].value, depth: depth + 1, into: &out)
+                    }
+                    out.writeStaticString("}")
+                }
             }
-            out.writeStaticString("{")
-            var first = true
-            for (position, index) in order.enumerated() {
-                if position + 1 < order.count, compare(attributes[order[position + 1]].key, attributes[index].key) == 0 { continue }
-                if !first { out.writeStaticString(",") }
-                first = false
-                JSONValue.writeString(utf8: slice(attributes[index].key), into: &out)
-                out.writeStaticString(":")
-                try write(attributes[index].value, depth: depth + 1, into: &out)
-            }
-            out.writeStaticString("}")
+            try result.get()
         }
 
         /// A value as JSON. `depth` is that of the `AnyValue` message.

@@ -63,7 +63,9 @@ extension BenchCommand.Ingest {
         }
     }
 
-    func measureServer(_ base: String) async throws -> ServerIngestReport {
+    /// `seed` picks the spans' ids: runs against one server with different seeds send different
+    /// spans of the same shape (the same seed twice would be deduplicated).
+    func measureServer(_ base: String, seed: UInt64 = 42) async throws -> ServerIngestReport {
         let url = base.hasSuffix("/") ? String(base.dropLast()) : base
         let client = HTTPClient(
             eventLoopGroupProvider: .singleton,
@@ -73,7 +75,7 @@ extension BenchCommand.Ingest {
             )
         )
         do {
-            let report = try await measure(url, client, transport: otlp ? "otlp" : "http")
+            let report = try await measure(url, client, transport: otlp ? "otlp" : "http", seed: seed)
             try await client.shutdown()
             return report
         } catch {
@@ -107,17 +109,28 @@ extension BenchCommand.Ingest {
     }
 
     /// The same OTLP exports as `TraceService/Export` calls over gRPC to `target` (`host:port`),
-    /// multiplexed on one HTTP/2 connection (`--concurrency` streams); the server's figures
-    /// still come from its HTTP API at `base`.
-    func measureOTLPGRPC(_ target: String, base: String) async throws -> ServerIngestReport {
+    /// `--concurrency` streams multiplexed on `--otlp-grpc-connections` HTTP/2 connections (one
+    /// by default, as an exporter keeps); the server's figures still come from its HTTP API at
+    /// `base`.
+    func measureOTLPGRPC(_ target: String, base: String, seed: UInt64) async throws -> ServerIngestReport {
         let url = base.hasSuffix("/") ? String(base.dropLast()) : base
         let parts = target.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--otlp-grpc takes HOST:PORT, e.g. 127.0.0.1:4317") }
-        let connection = try CustodyRPCConnection(host: String(parts[0]), port: port, timeout: .seconds(60))
+        let connections = try (0..<otlpGRPCConnections).map { _ in
+            try CustodyRPCConnection(host: String(parts[0]), port: port, timeout: .seconds(60))
+        }
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { connection.close() }
+        defer { for connection in connections { connection.close() } }
         do {
-            let report = try await measure(url, client, transport: "otlp-grpc", target: target, connection: connection)
+            let report = try await measure(
+                url,
+                client,
+                transport: "otlp-grpc",
+                target: target,
+                connection: connections[0],
+                otlpConnections: connections,
+                seed: seed
+            )
             try await client.shutdown()
             return report
         } catch {
@@ -131,12 +144,14 @@ extension BenchCommand.Ingest {
         _ client: HTTPClient,
         transport: String,
         target: String? = nil,
-        connection: CustodyRPCConnection? = nil
+        connection: CustodyRPCConnection? = nil,
+        otlpConnections: [CustodyRPCConnection] = [],
+        seed: UInt64 = 42
     ) async throws -> ServerIngestReport {
         // Bodies are made before the clock starts: the figure is the server's, not the generator's.
         let requestsWanted = (events + batch - 1) / batch
         let distinctBodies = min(requestsWanted, 4096)
-        var random = SplitMix64(seed: 42)
+        var random = SplitMix64(seed: seed)
         var bodies: [ByteBuffer] = []
         var rawBytes = 0
         let exportsOTLP = transport.hasPrefix("otlp")
@@ -230,7 +245,8 @@ extension BenchCommand.Ingest {
                         let t0 = ContinuousClock.now
                         let outcome: Outcome
                         if let connection, exportsOTLP {
-                            outcome = await Self.sendOTLP(requestBodies[index % requestBodies.count], connection)
+                            let through = otlpConnections.isEmpty ? connection : otlpConnections[worker % otlpConnections.count]
+                            outcome = await Self.sendOTLP(requestBodies[index % requestBodies.count], through)
                         } else if let connection {
                             outcome = await Self.sendRPC(messages[index % messages.count], connection)
                         } else {

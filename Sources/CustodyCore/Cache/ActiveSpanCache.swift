@@ -42,9 +42,15 @@ public actor ActiveSpanCache: PositionFollower {
     public private(set) var evictedByCapacity = 0
     public private(set) var expired = 0
 
-    struct SpanKey: Hashable {
-        var traceId: String
-        var spanId: String
+    /// A span's identity, as the dedupe of exports compares it.
+    public struct SpanKey: Hashable, Sendable {
+        public var traceId: String
+        public var spanId: String
+
+        public init(traceId: String, spanId: String) {
+            self.traceId = traceId
+            self.spanId = spanId
+        }
     }
 
     public init(ttl: Duration = .seconds(15 * 60), capacity: Int = 100_000, now: @escaping @Sendable () -> Int64 = SegmentLog.now) {
@@ -102,12 +108,10 @@ public actor ActiveSpanCache: PositionFollower {
 
     /// Which of these (trace id, span id) pairs are in the cache, as `trace/span` keys: one call
     /// for a whole export instead of one per span.
-    public func taken(_ pairs: [(String, String)]) -> Set<String> {
+    public func taken(_ keys: [SpanKey]) -> Set<SpanKey> {
         evictDue()
-        var found: Set<String> = []
-        for (traceId, spanId) in pairs where taken.contains(SpanKey(traceId: traceId, spanId: spanId)) {
-            found.insert(traceId + "/" + spanId)
-        }
+        var found: Set<SpanKey> = []
+        for key in keys where taken.contains(key) { found.insert(key) }
         return found
     }
 

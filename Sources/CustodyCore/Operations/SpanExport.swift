@@ -41,13 +41,14 @@ public struct SpanExport: Sendable {
             }
         }
         // One look at the cache for the whole export, then duplicates within it.
-        let alreadyTaken = await cache.taken(valid.compactMap { span in span.spanId.map { (span.traceId, $0) } })
-        var seen: Set<String> = []
+        let keys = valid.map { span in span.spanId.map { ActiveSpanCache.SpanKey(traceId: span.traceId, spanId: $0) } }
+        let alreadyTaken = await cache.taken(keys.compactMap { $0 })
+        var seen: Set<ActiveSpanCache.SpanKey> = []
+        seen.reserveCapacity(valid.count)
         var taken: [Span] = []
         taken.reserveCapacity(valid.count)
-        for span in valid {
-            if let spanId = span.spanId {
-                let key = span.traceId + "/" + spanId
+        for (span, key) in zip(valid, keys) {
+            if let key {
                 guard !alreadyTaken.contains(key), seen.insert(key).inserted else {
                     outcome.duplicates += 1
                     continue

@@ -35,6 +35,10 @@ public struct OTLPGRPCServer: Service {
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = 2 * limits.maximumOTLPBytes
         config.compression.enabledAlgorithms = [.gzip, .deflate]
+        // An export is tens of KiB to MiBs: HTTP/2's default 64 KiB window would hold every one
+        // of them until the client had been told to send more (a round trip per export).
+        config.http2.targetWindowSize = 8 << 20
+        config.http2.maxFrameSize = 1 << 20
         service = GRPCServerService(
             host: host,
             port: port,
