@@ -232,17 +232,3 @@ import Testing
         }
     }
 }
-
-/// The spans in the log that `match`.
-func spansMatching(_ runtime: CoreRuntime, _ match: (Span) -> Bool) async throws -> [Span] {
-    var found: [Span] = []
-    var next: UInt64 = 1
-    while true {
-        let records = try await runtime.log.read(from: next, maxRecords: 10_000)
-        guard let last = records.last else { return found }
-        for record in records {
-            if case .span(let span) = try EventCodec.decode(record).body, match(span) { found.append(span) }
-        }
-        next = last.seq + 1
-    }
-}

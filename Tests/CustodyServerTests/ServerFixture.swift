@@ -112,13 +112,18 @@ extension TestClientProtocol {
 
 /// The spans of a trace, read from the log (what the request recorded).
 func spans(of traceId: String, in runtime: CoreRuntime) async throws -> [Span] {
+    try await spansMatching(runtime) { $0.traceId == traceId }
+}
+
+/// The spans in the log that `match`, in seq order.
+func spansMatching(_ runtime: CoreRuntime, _ match: (Span) -> Bool) async throws -> [Span] {
     var spans: [Span] = []
     var next: UInt64 = 1
     while true {
         let records = try await runtime.log.read(from: next, maxRecords: 10_000)
         guard let last = records.last else { return spans }
         for record in records {
-            if case .span(let span) = try EventCodec.decode(record).body, span.traceId == traceId { spans.append(span) }
+            if case .span(let span) = try EventCodec.decode(record).body, match(span) { spans.append(span) }
         }
         next = last.seq + 1
     }

@@ -73,14 +73,7 @@ struct OTLPRoutes {
                 message: "OTLP/HTTP takes application/x-protobuf or application/json"
             )
         }
-        let encoding = request.headers[.contentEncoding]?.lowercased() ?? "identity"
-        guard encoding == "identity" || encoding == "gzip" else {
-            throw APIError(
-                status: .unsupportedMediaType,
-                code: "unsupported_media_type",
-                message: "Content-Encoding \(encoding) is not taken: gzip or none"
-            )
-        }
+        let gzip = try GzipBody.isGzip(request)
         return try await gate.admit {
             var body: ByteBuffer
             do {
@@ -89,15 +82,7 @@ struct OTLPRoutes {
                 throw APIError(CoreError(.payloadTooLarge, "the export is over \(limits.maximumOTLPBytes) bytes"))
             }
             let received = body.readableBytes
-            if encoding == "gzip" {
-                do {
-                    body = try GzipBody.inflate(body, limit: limits.maximumOTLPBytes)
-                } catch GzipBody.Failure.tooLarge {
-                    throw APIError(CoreError(.payloadTooLarge, "the export is over \(limits.maximumOTLPBytes) bytes once decompressed"))
-                } catch {
-                    throw APIError.invalidJSON("the gzip body is corrupt")
-                }
-            }
+            if gzip { body = try GzipBody.inflateRequestBody(body, limit: limits.maximumOTLPBytes) }
             let spans: [SpanInput]
             if isJSON {
                 do {

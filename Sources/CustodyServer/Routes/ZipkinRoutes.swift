@@ -26,26 +26,11 @@ struct ZipkinRoutes {
     }
 
     func export(_ request: Request, trace: RequestTrace) async throws -> Response {
-        let encoding = request.headers[.contentEncoding]?.lowercased() ?? "identity"
-        guard encoding == "identity" || encoding == "gzip" else {
-            throw APIError(
-                status: .unsupportedMediaType,
-                code: "unsupported_media_type",
-                message: "Content-Encoding \(encoding) is not taken: gzip or none"
-            )
-        }
+        let gzip = try GzipBody.isGzip(request)
         return try await gate.admit {
             var body = try await JSONBody.collect(request, limits: limits)
             let received = body.readableBytes
-            if encoding == "gzip" {
-                do {
-                    body = try GzipBody.inflate(body, limit: limits.maximumBodyBytes)
-                } catch GzipBody.Failure.tooLarge {
-                    throw APIError(CoreError(.payloadTooLarge, "the body is over \(limits.maximumBodyBytes) bytes once decompressed"))
-                } catch {
-                    throw APIError.invalidJSON("the gzip body is corrupt")
-                }
-            }
+            if gzip { body = try GzipBody.inflateRequestBody(body, limit: limits.maximumBodyBytes) }
             let spans: [SpanInput]
             do {
                 try SpanJSONParser.validate(body, maximumDepth: limits.maximumJSONDepth)
