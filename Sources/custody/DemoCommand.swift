@@ -32,6 +32,9 @@ struct DemoCommand: AsyncParsableCommand {
         settings.dataDirectory = dataDirectory
         settings.port = port
         settings.rpcPort = rpcPort
+        // The factories talk HTTP; OTLP's default ports stay free for a `custody serve` beside it.
+        settings.otlpGRPCPort = 0
+        settings.otlpHTTPPort = 0
         for (offset, name) in Self.factories.enumerated() { settings.workers[name] = "http://127.0.0.1:\(workerPort + offset)" }
         let server = try await ServeCommand.application(settings: settings, logger: logger)
         var services: [any Service] = [server]
