@@ -87,6 +87,7 @@ enum ZipkinSpans {
                     guard let time = try microseconds(annotation, "timestamp") else {
                         throw CoreError.invalidArgument("timestamp", "is required")
                     }
+                    guard time <= Int64.max / 1000 else { throw CoreError.invalidArgument("timestamp", "is too far in the future") }
                     guard let text = try string(annotation, "value") else { throw CoreError.invalidArgument("value", "is required") }
                     kept.append(.object(["timestamp": .integer(time), "value": .string(text)]))
                 } catch {
