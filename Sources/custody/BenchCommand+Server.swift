@@ -157,7 +157,7 @@ extension BenchCommand.Ingest {
         let exportsOTLP = transport.hasPrefix("otlp")
         for body in 0..<distinctBodies {
             if exportsOTLP {
-                let export = Self.otlpExport(body: body, batch: batch, random: &random)
+                let export = OTLPSamples.export(body: body, batch: batch, random: &random)
                 rawBytes += export.readableBytes
                 bodies.append(export)
                 continue
@@ -396,10 +396,5 @@ extension BenchCommand.Ingest {
             return true
         }
         func giveBack() { value -= 1 }
-    }
-
-    /// An OTLP export request of `batch` spans (unique ids per body), protobuf-encoded.
-    static func otlpExport(body: Int, batch: Int, random: inout SplitMix64) -> ByteBuffer {
-        OTLPSamples.export(body: body, batch: batch, random: &random)
     }
 }
