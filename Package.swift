@@ -15,6 +15,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "CustodyLog", targets: ["CustodyLog"]),
+        // What tests and benchmarks of a log need: a fault-injecting file system, a clock moved by
+        // hand, sample records, a seedable generator, and the EventLog conformance suite.
+        .library(name: "CustodyLogTesting", targets: ["CustodyLogTesting"]),
         .library(name: "CustodyCore", targets: ["CustodyCore"]),
         .library(name: "CustodyServer", targets: ["CustodyServer"]),
         .library(name: "CustodyClient", targets: ["CustodyClient"]),
@@ -66,6 +69,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "CustodyLogTesting",
+            dependencies: [
+                "CustodyLog",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The SQL of the projections: files in schema/, shipped as resources and run as they are.
         .target(
             name: "CustodySchema",
@@ -91,6 +103,7 @@ let package = Package(
             name: "CustodyCoreTests",
             dependencies: [
                 "CustodyCore",
+                "CustodyLogTesting",
                 "CustodySchema",
                 "CustodyOTLP",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -176,6 +189,7 @@ let package = Package(
         .testTarget(
             name: "CustodyServerTests",
             dependencies: [
+                "CustodyLogTesting",
                 "CustodyRPC",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -205,6 +219,8 @@ let package = Package(
             name: "custody",
             dependencies: [
                 "CustodyLog",
+                // `custody bench` and `custody log bench` generate their records with SamplePayloads.
+                "CustodyLogTesting",
                 "CustodyCore",
                 "CustodyServer",
                 "CustodyClient",
@@ -230,6 +246,7 @@ let package = Package(
             name: "CustodyLogTests",
             dependencies: [
                 "CustodyLog",
+                "CustodyLogTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -239,6 +256,7 @@ let package = Package(
             name: "LogAppend",
             dependencies: [
                 "CustodyLog",
+                "CustodyLogTesting",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),

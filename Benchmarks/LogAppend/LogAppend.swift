@@ -1,5 +1,6 @@
 import Benchmark
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import GRDB
 import NIOCore

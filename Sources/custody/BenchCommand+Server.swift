@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import CustodyClient
 import CustodyLog
+import CustodyLogTesting
 import CustodyOTLP
 import CustodyRPC
 import Foundation

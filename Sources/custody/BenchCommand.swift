@@ -1,6 +1,7 @@
 import ArgumentParser
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import Histogram
 import NIOCore
@@ -156,9 +157,9 @@ struct BenchCommand: AsyncParsableCommand {
             let progress = ProgressLine(total: totalEvents, unit: "events")
             let clock = ContinuousClock()
             // The projections, when asked for: a projector following the log, and a sampler of its lag.
-            var projection: (store: ProjectionStore, projector: Projector, running: Task<Void, any Error>, appliedBefore: UInt64)?
+            var projection: (store: SQLiteProjectionStore, projector: Projector, running: Task<Void, any Error>, appliedBefore: UInt64)?
             if project {
-                let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+                let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
                 let projector = Projector(log: log, store: store)
                 try await projector.catchUp()
                 projection = (store, projector, Task { try await projector.run() }, await projector.appliedSeq)
@@ -209,7 +210,7 @@ struct BenchCommand: AsyncParsableCommand {
                 let worst = await lagSampler.value
                 projection.running.cancel()
                 _ = try? await projection.running.value
-                try projection.store.close()
+                try projection.store.closeDatabase()
                 let applied = head - projection.appliedBefore
                 let total = caughtUp.inSeconds
                 projectionReport = ProjectionReport(
@@ -292,7 +293,7 @@ extension BenchCommand {
                 let t0 = clock.now
                 let log = try await SegmentLog.open(directory: directory)
                 let t1 = clock.now
-                let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+                let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
                 let projector = Projector(log: log, store: store)
                 let behind = await log.lastSeq - (try await store.appliedSeq())
                 try await projector.catchUp()
@@ -309,7 +310,7 @@ extension BenchCommand {
                     cachedSpans: await cache.count,
                     totalSeconds: seconds(t3 - t0)
                 )
-                try store.close()
+                try store.closeDatabase()
                 await log.close()
                 return report
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import Logging
 import NIOCore
@@ -32,7 +33,7 @@ struct LogCommand: AsyncParsableCommand {
             // What the projections applied was acknowledged: the log must still reach it.
             func verify() throws -> LogDirectory.Verification {
                 try withCleanErrors {
-                    let applied = try ProjectionStore.appliedSeq(ofDatabaseAt: ProjectionPaths.database(in: directory))
+                    let applied = try SQLiteProjectionStore.appliedSeq(ofDatabaseAt: ProjectionPaths.database(in: directory))
                     let mark = applied > 0 ? AcknowledgedMark(seq: applied, witness: "the projections' checkpoint") : nil
                     return try LogDirectory(path: directory).verify(acknowledged: mark)
                 }
@@ -192,7 +193,7 @@ struct LogCommand: AsyncParsableCommand {
             let batch = batch
             try await withThrowingTaskGroup(of: Void.self) { group in
                 if project {
-                    let store = try ProjectionStore(path: ProjectionPaths.database(in: data.path))
+                    let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: data.path))
                     let projector = Projector(log: log, store: store, batchSize: 500)
                     group.addTask { try await projector.run() }
                 }

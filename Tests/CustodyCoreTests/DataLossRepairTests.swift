@@ -30,7 +30,7 @@ import Testing
             seqs.append(("t\(i)", recorded.firstSeq))
         }
         await runtime.close()
-        let applied = try ProjectionStore.appliedSeq(ofDatabaseAt: ProjectionPaths.database(in: directory))
+        let applied = try SQLiteProjectionStore.appliedSeq(ofDatabaseAt: ProjectionPaths.database(in: directory))
         #expect(applied >= seqs.last!.seq)
 
         // Cut the log back to the middle of trace t20's batch, and remove the recovery point.
@@ -61,7 +61,7 @@ import Testing
             let found = try? await repaired.traces.trace(trace)
             #expect((found != nil) == (seq < firstLost), "\(trace) at \(seq)")
         }
-        let lossRows = try await repaired.projector.store.read { db in try Int64.fetchAll(db, sql: "SELECT last_seq FROM log_losses") }
+        let lossRows = try await repaired.sqliteStore.read { db in try Int64.fetchAll(db, sql: "SELECT last_seq FROM log_losses") }
         #expect(lossRows == [Int64(applied)])
         let next = try await repaired.logs.recordLog(
             .many([SpanInput(traceId: "after", source: "agent-factory")]),

@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import NIOCore
 import Testing
@@ -101,7 +102,7 @@ struct EventGenerator {
                 mode: pick(ReplayMode.self),
                 speed: Double(random.next(upperBound: 100)) / 4,
                 spans: UInt32(truncatingIfNeeded: random.next()),
-                status: string()
+                status: ReplayStatus(rawValue: string())
             )
             return type == .replayStarted ? .replayStarted(replay) : .replayCompleted(replay)
         case .logLoss:

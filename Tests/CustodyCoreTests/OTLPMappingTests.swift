@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import CustodyOTLP
 import Foundation
 import SwiftProtobuf

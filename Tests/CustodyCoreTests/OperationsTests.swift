@@ -8,7 +8,7 @@ import Testing
 struct CoreFixture {
     let directory: String
     let log: SegmentLog
-    let store: ProjectionStore
+    let store: SQLiteProjectionStore
     let projector: Projector
     let running: Task<Void, any Error>
     let context: CoreContext
@@ -16,7 +16,7 @@ struct CoreFixture {
     static func make() async throws -> CoreFixture {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-ops-\(UUID().uuidString)").path
         let log = try await SegmentLog.open(directory: directory)
-        let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+        let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
         let projector = Projector(log: log, store: store)
         let running = Task { try await projector.run() }
         return CoreFixture(
@@ -32,7 +32,7 @@ struct CoreFixture {
     func close() async {
         running.cancel()
         _ = try? await running.value
-        try? store.close()
+        try? store.closeDatabase()
         await log.close()
         try? FileManager.default.removeItem(atPath: directory)
     }

@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import Testing
 
@@ -30,28 +31,28 @@ import Testing
 
             // Resume from the checkpoint the kill left, and catch up.
             let log = try await SegmentLog.open(directory: directory)
-            let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+            let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
             let checkpoint = try await store.appliedSeq()
             let head = await log.lastSeq
             #expect(checkpoint <= head, "round \(round): the projections are ahead of the log")
             checkpointsSeen.append(checkpoint)
             try await Projector(log: log, store: store).catchUp()
             #expect(try await store.appliedSeq() == head)
-            try store.close()
+            try store.closeDatabase()
             await log.close()
         }
         // The projector had applied something before being killed in most rounds.
         #expect(checkpointsSeen.filter { $0 > 0 }.count >= Self.rounds / 2)
 
         let log = try await SegmentLog.open(directory: directory)
-        let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+        let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
         let incremental = try await store.dump()
-        try store.close()
+        try store.closeDatabase()
         let rebuiltPath = directory + "/rebuilt.sqlite"
         _ = try await ProjectionRebuild.rebuild(log: log, databasePath: rebuiltPath)
-        let rebuiltStore = try ProjectionStore(path: rebuiltPath)
+        let rebuiltStore = try SQLiteProjectionStore(path: rebuiltPath)
         let rebuilt = try await rebuiltStore.dump()
-        try rebuiltStore.close()
+        try rebuiltStore.closeDatabase()
         await log.close()
         for table in ["operation_logs", "trace_summaries"] {
             #expect((incremental[table] ?? []).count == (rebuilt[table] ?? []).count, "\(table)")

@@ -45,7 +45,7 @@ import Testing
         }
         try old.close()
 
-        let store = try ProjectionStore(path: path)
+        let store = try SQLiteProjectionStore(path: path)
         let numbered = try await store.read { db in
             try Row.fetchAll(db, sql: "SELECT id, trace_id, trace_key FROM trace_summaries ORDER BY id").map {
                 ($0["id"] as Int64, $0["trace_id"] as String, $0["trace_key"] as Int64?)
@@ -79,6 +79,6 @@ import Testing
         #expect(first == ["2", "3", #""[\"b\",\"d\"]""#, #""early""#, "900", "5"])
         #expect(try await store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM trace_summaries") } == 2)
         #expect(try await store.traceSpanPairs() == ["first 2", "first 4", "first 5", "second 1", "second 3"])
-        try store.close()
+        try store.closeDatabase()
     }
 }

@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import GRDB
 import NIOCore
@@ -100,7 +101,7 @@ struct ScenarioGenerator {
                 mode: .dryRun,
                 speed: 0,
                 spans: 0,
-                status: "running"
+                status: .running
             )
             replaysRunning.append(replay)
             traces.append(replay.newTrace)
@@ -121,7 +122,7 @@ struct ScenarioGenerator {
             )
         case 37..<38 where !replaysRunning.isEmpty:
             var replay = replaysRunning.removeFirst()
-            replay.status = "completed"
+            replay.status = .completed
             replay.spans = UInt32(random.next(upperBound: 50))
             return .replayCompleted(replay)
         default:
@@ -207,9 +208,9 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
                     details: JSONText(#"{"inner":{"error":1}}"#)
                 )
             ),
-            .replayStarted(ReplayEvent(newTrace: "tr2", fromTrace: "tr", mode: .live, speed: 1, spans: 0, status: "running")),
+            .replayStarted(ReplayEvent(newTrace: "tr2", fromTrace: "tr", mode: .live, speed: 1, spans: 0, status: .running)),
             .span(Span(traceId: "tr2", stage: "replay_start", operation: "replay", timestamp: t0 + 10)),
-            .replayCompleted(ReplayEvent(newTrace: "tr2", fromTrace: "tr", mode: .live, speed: 1, spans: 4, status: "completed")),
+            .replayCompleted(ReplayEvent(newTrace: "tr2", fromTrace: "tr", mode: .live, speed: 1, spans: 4, status: .completed)),
             .followupSubmitted(FollowupSubmitted(id: "f1", orderId: "o1", type: "qa", note: "check", impact: .high)),
             .factoryErrorRecorded(FactoryErrorRecorded(errorId: "e1", source: "data-factory", message: "bad", orderId: "o1")),
             .githubRequested(
@@ -224,7 +225,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
         ]
         _ = try await log.append(bodies.map(EventCodec.encode))
         _ = try await log.append(ByteBuffer(string: "not an event"))
-        let store = try ProjectionStore(path: directory + "/projections.sqlite")
+        let store = try SQLiteProjectionStore(path: directory + "/projections.sqlite")
         let projector = Projector(log: log, store: store)
         try await projector.catchUp()
         // Every event and the record that is not one.
@@ -238,7 +239,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
                 replay: try fetchRow(db, "SELECT status, spans, mode FROM replays WHERE new_trace = 'tr2'"),
                 errors: try Int.fetchAll(db, sql: "SELECT is_error FROM operation_logs WHERE trace_id = 'tr' ORDER BY seq"),
                 github: try fetchRow(db, "SELECT status, attempts, error FROM github_operations WHERE id = 'g1'"),
-                counts: try ProjectionStore.tables.map { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)")! }
+                counts: try SQLiteProjectionStore.tables.map { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)")! }
             )
         }
         #expect(rows.task?["status"] == "in_progress" && rows.task?["order_id"] == "o1" && rows.task?["payload"] == #"{"a":1}"#)
@@ -259,7 +260,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
         // tasks, followups, operation_logs, error_events, delivery_reports, github_operations, replays, trace_summaries,
         // log_losses
         #expect(rows.counts == [1, 1, 5, 1, 1, 1, 1, 2, 1])
-        try store.close()
+        try store.closeDatabase()
         await log.close()
     }
 
@@ -285,33 +286,33 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
             // A projector runs for a while and is stopped wherever it is ("crash"): its store is
             // closed with no clean-up, and the next round reopens it from its checkpoint.
             // trace_keys written every few hundred traces, so that lookups go both ways.
-            let store = try ProjectionStore(path: incrementalPath, keysWrittenPerMerge: 1 + Int(random.next(upperBound: 300)))
+            let store = try SQLiteProjectionStore(path: incrementalPath, keysWrittenPerMerge: 1 + Int(random.next(upperBound: 300)))
             let projector = Projector(log: log, store: store, batchSize: 1 + Int(random.next(upperBound: 3000)))
             let running = Task { try await projector.run() }
             try await Task.sleep(for: .milliseconds(Int(random.next(upperBound: 40))))
             running.cancel()
             _ = try? await running.value
-            try store.close()
+            try store.closeDatabase()
             _ = round
         }
         // Finally catch up (writing trace_keys every 500 new traces, whatever the rounds did),
         // then a few more traces that stay in memory, then compare with a rebuild.
-        let catchingUp = try ProjectionStore(path: incrementalPath, keysWrittenPerMerge: 500)
+        let catchingUp = try SQLiteProjectionStore(path: incrementalPath, keysWrittenPerMerge: 500)
         try await Projector(log: log, store: catchingUp).catchUp()
-        try catchingUp.close()
+        try catchingUp.closeDatabase()
         _ = try await log.append(
             (0..<20).map { n in EventCodec.encode(.span(Span(traceId: "late-\(n % 5)", operation: "late", timestamp: Int64(n)))) }
         )
-        let store = try ProjectionStore(path: incrementalPath)
+        let store = try SQLiteProjectionStore(path: incrementalPath)
         try await Projector(log: log, store: store).catchUp()
         let head = await log.lastSeq
         #expect(head > 20_000)
         #expect(try await store.appliedSeq() == head)
         let incremental = try await store.dump()
         let incrementalTraceSpans = try await store.traceSpanPairs()
-        try store.close()
+        try store.closeDatabase()
         // Every trace is found by its id, whether in trace_keys or in memory (as loaded on open).
-        let numbered = try await ProjectionStore(path: incrementalPath, keysWrittenPerMerge: 100)
+        let numbered = try await SQLiteProjectionStore(path: incrementalPath, keysWrittenPerMerge: 100)
         let traces = try await numbered.read { db in
             try Row.fetchAll(db, sql: "SELECT id, trace_id FROM trace_summaries").map { ($0["id"] as Int64, $0["trace_id"] as String) }
         }
@@ -322,20 +323,20 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
             #expect(found == id, "trace \(traceId) not found")
         }
         #expect(try await numbered.traceNumber("no-such-trace") == nil)
-        try numbered.close()
+        try numbered.closeDatabase()
 
         let rebuiltPath = directory + "/rebuilt.sqlite"
         let report = try await ProjectionRebuild.rebuild(log: log, databasePath: rebuiltPath)
         #expect(report.events == head)
-        let rebuiltStore = try ProjectionStore(path: rebuiltPath)
+        let rebuiltStore = try SQLiteProjectionStore(path: rebuiltPath)
         let rebuilt = try await rebuiltStore.dump()
         // trace_spans follows the batches; what it says must be the same.
         let rebuiltTraceSpans = try await rebuiltStore.traceSpanPairs()
         #expect(incrementalTraceSpans.count == (incremental["operation_logs"] ?? []).count)
         #expect(incrementalTraceSpans == rebuiltTraceSpans)
         #expect(try await rebuiltStore.appliedSeq() == head)
-        try rebuiltStore.close()
-        for table in ProjectionStore.tables {
+        try rebuiltStore.closeDatabase()
+        for table in SQLiteProjectionStore.tables {
             let left = incremental[table] ?? []
             let right = rebuilt[table] ?? []
             #expect(left.count == right.count, "\(table): \(left.count) rows incrementally, \(right.count) rebuilt")
@@ -349,7 +350,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
         let directory = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let log = try await SegmentLog.open(directory: directory + "/log")
-        let store = try ProjectionStore(path: directory + "/projections.sqlite")
+        let store = try SQLiteProjectionStore(path: directory + "/projections.sqlite")
         let projector = Projector(log: log, store: store)
         let receipt = try await log.append(EventCodec.encode(.taskCreated(TaskCreated(uuid: "t", orderId: "o", payload: JSONText("{}")))))
         // Not running: the wait ends with a clear error.
@@ -366,7 +367,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
         #expect(await projector.lag().events == 0)
         running.cancel()
         _ = try? await running.value
-        try store.close()
+        try store.closeDatabase()
         await log.close()
     }
 }

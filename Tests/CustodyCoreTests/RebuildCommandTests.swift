@@ -18,11 +18,11 @@ import Testing
         _ = try await log.append((0..<3000).map { _ in EventCodec.encode(generator.next()) })
         await log.close()
         // A stale projections file (from some other log) is replaced, not merged.
-        let stale = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+        let stale = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
         try await stale.apply([
             Event(seq: 99_999, ingestedAt: 0, body: .taskCreated(TaskCreated(uuid: "stale", orderId: "o", payload: JSONText("{}"))))
         ])
-        try stale.close()
+        try stale.closeDatabase()
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -36,13 +36,13 @@ import Testing
         let report = try JSONDecoder().decode(JSONValue.self, from: data).objectValue
         #expect(report?["events"] == .integer(3000))
 
-        let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+        let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
         #expect(try await store.appliedSeq() == 3000)
         let staleRows = try await store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE uuid = 'stale'") }
         #expect(staleRows == 0)
         let spans = try await store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM operation_logs") }
         #expect((spans ?? 0) > 1000)
-        try store.close()
+        try store.closeDatabase()
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.contains(".rebuild") }
         #expect(leftovers.isEmpty, "\(leftovers)")
     }

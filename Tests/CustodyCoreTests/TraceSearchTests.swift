@@ -32,9 +32,9 @@ import Testing
             )
         }
         // Applied ten spans at a time: "common" is in 100 batches, more than a rare value's 64.
-        let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+        let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
         try await Projector(log: log, store: store, batchSize: 10).catchUp()
-        try store.close()
+        try store.closeDatabase()
         await log.close()
 
         let runtime = try await CoreRuntime.open(directory: directory)

@@ -1,4 +1,5 @@
 import CustodyLog
+import CustodyLogTesting
 import Testing
 
 @Suite struct CRC32CTests {

@@ -1,4 +1,5 @@
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import NIOCore
 import Testing
@@ -33,18 +34,19 @@ import Testing
     @Test func intervalPolicySynchronizesWithinTheInterval() async throws {
         let directory = TemporaryDirectory("interval")
         defer { directory.remove() }
-        let log = try await openLog(directory: directory.path, configuration: LogConfiguration(fsync: .interval(milliseconds: 1000)))
-        let started = ContinuousClock.now
+        let clock = ManualLogClock()
+        let log = try await openLog(directory: directory.path, configuration: LogConfiguration(fsync: .interval(milliseconds: 1000), clock: clock))
         for i in 0..<5 { _ = try await log.append(ByteBuffer(string: "r\(i)")) }
         let before = await log.status().statistics
-        // At most one fsync per interval begun while appending (a busy machine may stretch the
-        // five appends past one interval), never one per append.
-        let intervals = Int((ContinuousClock.now - started) / .milliseconds(1000)) + 1
+        // No fsync per append: within one interval, none at all (the clock has not moved).
         #expect(before.writes == 5)
-        #expect(before.synchronizations <= min(intervals, 4), "\(before.synchronizations) fsyncs in \(intervals) intervals")
-        try await Task.sleep(for: .milliseconds(1300))
-        let after = await log.status().statistics
-        #expect(after.synchronizations >= 1)
+        #expect(before.synchronizations == 0, "\(before.synchronizations) fsyncs within one interval")
+        // The timer is armed; once the interval passes, the written bytes are synchronized.
+        try await waitUntil { clock.sleepers == 1 }
+        clock.advance(by: .milliseconds(999))
+        #expect(await log.status().statistics.synchronizations == 0)
+        clock.advance(by: .milliseconds(1))
+        try await waitUntil { await log.status().statistics.synchronizations >= 1 }
         await log.close()
         // Written with a policy that acknowledges before fsync: the batches say so.
         let bytes = try Data(contentsOf: URL(fileURLWithPath: directory.file(try directory.segments()[0])))
@@ -55,17 +57,22 @@ import Testing
         // A segment younger than its age limit is not rolled…
         let young = TemporaryDirectory("roll-young")
         defer { young.remove() }
-        let log = try await openLog(directory: young.path, configuration: LogConfiguration(segmentAge: .seconds(600)))
-        for i in 0..<3 { _ = try await log.append(ByteBuffer(string: "r\(i)")) }
+        let youngClock = ManualLogClock()
+        let log = try await openLog(directory: young.path, configuration: LogConfiguration(segmentAge: .seconds(600), clock: youngClock))
+        for i in 0..<3 {
+            _ = try await log.append(ByteBuffer(string: "r\(i)"))
+            youngClock.advance(by: .seconds(199))
+        }
         #expect(await log.status().segments.count == 1)
         await log.close()
 
         // …and one older than the limit is rolled before the next append is written.
         let old = TemporaryDirectory("roll-old")
         defer { old.remove() }
-        let aging = try await openLog(directory: old.path, configuration: LogConfiguration(segmentAge: .milliseconds(200)))
+        let clock = ManualLogClock()
+        let aging = try await openLog(directory: old.path, configuration: LogConfiguration(segmentAge: .milliseconds(200), clock: clock))
         _ = try await aging.append(ByteBuffer(string: "one"))
-        try await Task.sleep(for: .milliseconds(300))
+        clock.advance(by: .milliseconds(200))
         _ = try await aging.append(ByteBuffer(string: "two"))
         let segments = await aging.status().segments
         #expect(segments.map(\.baseSeq) == [1, 2])

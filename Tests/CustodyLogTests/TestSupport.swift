@@ -86,3 +86,16 @@ func copyDirectory(_ source: String, to destination: String) throws {
     try? FileManager.default.removeItem(atPath: destination)
     try FileManager.default.copyItem(atPath: source, toPath: destination)
 }
+
+/// Waits until `condition` holds, checking it every millisecond, for at most `timeout`: for
+/// effects with no acknowledgement to await (a timer armed, a counter moved).
+func waitUntil(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !(try await condition()) {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("the condition did not hold within \(timeout)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(1))
+    }
+}

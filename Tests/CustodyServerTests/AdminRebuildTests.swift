@@ -25,7 +25,7 @@ import Testing
             // Damage: rows lost from the live projections.
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
-            let intruder = try DatabaseQueue(path: runtime.projector.store.path, configuration: configuration)
+            let intruder = try DatabaseQueue(path: runtime.sqliteStore.path, configuration: configuration)
             try await intruder.write { db in
                 try db.execute(sql: "DELETE FROM tasks WHERE uuid LIKE 't-1%'")
                 try db.execute(sql: "DELETE FROM trace_summaries")
@@ -55,11 +55,11 @@ import Testing
             defer { try? FileManager.default.removeItem(atPath: reference) }
             let path = reference + "/reference.sqlite"
             _ = try await ProjectionRebuild.rebuild(log: runtime.log, databasePath: path)
-            let rebuilt = try ProjectionStore(path: path)
+            let rebuilt = try SQLiteProjectionStore(path: path)
             let expected = try await rebuilt.dump()
-            try rebuilt.close()
-            let live = try await runtime.projector.store.dump()
-            for table in ProjectionStore.tables {
+            try rebuilt.closeDatabase()
+            let live = try await runtime.sqliteStore.dump()
+            for table in SQLiteProjectionStore.tables {
                 #expect(live[table] == expected[table], "\(table) differs from a rebuild")
             }
             #expect((live["trace_summaries"]?.count ?? 0) >= 20 + writes)

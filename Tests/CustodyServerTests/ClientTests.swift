@@ -1,6 +1,7 @@
 import CustodyClient
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import CustodyServer
 import Foundation
 import HummingbirdTesting

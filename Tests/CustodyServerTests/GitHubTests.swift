@@ -122,7 +122,7 @@ import Testing
             let fetched = try Self.operation(try await client.call(.get, "/api/github/operations/\(id)"))
             #expect(fetched["status"] as? String == "succeeded")
             #expect(fetched["attempts"] as? Int == 1)
-            let rowStatus = try await runtime.projector.store.read { db in
+            let rowStatus = try await runtime.sqliteStore.read { db in
                 try String.fetchOne(db, sql: "SELECT status FROM github_operations WHERE id = ?", arguments: [id])
             }
             #expect(rowStatus == "succeeded")

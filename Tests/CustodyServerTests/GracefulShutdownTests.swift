@@ -109,8 +109,8 @@ import Testing
         #expect(seen.values.allSatisfy { $0 == 1 })
         let head = await log.lastSeq
         await log.close()
-        let store = try ProjectionStore(path: ProjectionPaths.database(in: directory))
+        let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
         #expect(try await store.appliedSeq() == head)
-        try store.close()
+        try store.closeDatabase()
     }
 }

@@ -25,13 +25,13 @@ import Testing
         // all six to be in the projections.
         for _ in 0..<250 {
             try await runtime.projector.waitUntilApplied(await runtime.log.lastSeq)
-            let closed = try await runtime.projector.store.read { db in
+            let closed = try await runtime.sqliteStore.read { db in
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM operation_logs WHERE stage = 'response_sent'") ?? 0
             }
             if closed == 6 { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return try await runtime.projector.store.read { db in
+        return try await runtime.sqliteStore.read { db in
             func fetch(_ sql: String) throws -> [[String]] {
                 try Row.fetchAll(db, sql: sql).map { row in row.databaseValues.map(\.description) }
             }

@@ -246,7 +246,7 @@ func instant(_ span: [String: Any]) -> Double {
         let directory = ServerFixture.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try await CoreRuntime.open(directory: directory)
-        let started = ReplayEvent(newTrace: "cut-short", fromTrace: "orig", mode: .live, speed: 1, spans: 0, status: "running")
+        let started = ReplayEvent(newTrace: "cut-short", fromTrace: "orig", mode: .live, speed: 1, spans: 0, status: .running)
         _ = try await first.log.append([
             EventCodec.encode(.replayStarted(started)),
             EventCodec.encode(.span(Span(traceId: "cut-short", source: "orchestrator", stage: "replay_start", timestamp: SegmentLog.now()))),
@@ -255,7 +255,7 @@ func instant(_ span: [String: Any]) -> Double {
         let reopened = try await CoreRuntime.open(directory: directory)
         let replays = try await reopened.traces.replays(limit: 10)
         #expect(replays.count == 1)
-        #expect(replays.first?.objectValue?["status"] == .string("aborted"))
+        #expect(replays.first?.jsonValue.objectValue?["status"] == .string("aborted"))
         let trace = try await reopened.traces.trace("cut-short")
         #expect(trace.spans.map(\.span.stage) == ["replay_start", "replay_abort"])
         await reopened.close()

@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import CustodyServer
 import Foundation
 import GRDB
@@ -155,7 +156,7 @@ import Testing
             #expect(response.status == .created)
             let errorId = try #require(response.data["error_id"] as? String)
             try await runtime.projector.waitUntilApplied(await runtime.log.lastSeq)
-            let row = try await runtime.projector.store.read { db in
+            let row = try await runtime.sqliteStore.read { db in
                 try String.fetchOne(db, sql: "SELECT message FROM error_events WHERE error_id = ?", arguments: [errorId])
             }
             #expect(row == "disk full")

@@ -53,7 +53,7 @@ public actor ActiveSpanCache: PositionFollower {
         }
     }
 
-    public init(ttl: Duration = .seconds(15 * 60), capacity: Int = 100_000, now: @escaping @Sendable () -> Int64 = SegmentLog.now) {
+    public init(ttl: Duration = .seconds(15 * 60), capacity: Int = 100_000, now: @escaping @Sendable () -> Int64 = LogTime.now) {
         self.ttl = ttl
         self.capacity = max(1, capacity)
         self.now = now
@@ -146,7 +146,7 @@ public actor ActiveSpanCache: PositionFollower {
     /// Fills the cache from the log's tail: the newest spans ingested within the TTL, at most
     /// ``capacity`` of them — what the cache would hold had it run all along. Reads backwards from
     /// the head in chunks, so a long log within the TTL costs only the chunks that hold them.
-    public func refill(from log: SegmentLog) async throws {
+    public func refill(from log: any EventLog) async throws {
         let horizon = try await log.firstSeq(atOrAfter: now() - ttlNanoseconds)
         let head = await log.lastSeq
         guard head >= horizon else { return }
@@ -182,7 +182,7 @@ public actor ActiveSpanCache: PositionFollower {
 
     /// Reads the log from `seq` into the cache, to the head (`untilHead`) or for as long as the
     /// task runs.
-    public func follow(_ log: SegmentLog, from seq: UInt64, untilHead: Bool = false) async throws {
+    public func follow(_ log: any EventLog, from seq: UInt64, untilHead: Bool = false) async throws {
         var next = seq
         // Everything before `seq` is in the cache already (refilled, or never wanted).
         followedSeq = max(followedSeq, seq - 1)

@@ -69,7 +69,7 @@ public enum EventCodec {
             writer.byte(event.mode.tag)
             writer.double(event.speed)
             writer.varint(UInt64(event.spans))
-            writer.string(event.status)
+            writer.string(event.status.rawValue)
         case .githubAttemptFailed(let event):
             writer.string(event.operationId)
             writer.byte(event.kind.tag)
@@ -182,7 +182,7 @@ public enum EventCodec {
                 mode: try reader.tag(ReplayMode.init(tag:), "replay mode"),
                 speed: try reader.double(),
                 spans: try reader.uint32(),
-                status: try reader.string()
+                status: ReplayStatus(rawValue: try reader.string())
             )
             body = type == .replayStarted ? .replayStarted(replay) : .replayCompleted(replay)
         case .githubAttemptFailed:

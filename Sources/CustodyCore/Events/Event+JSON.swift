@@ -77,7 +77,7 @@ extension EventBody {
         case .replayStarted(let event), .replayCompleted(let event):
             return .object([
                 "new_trace": .string(event.newTrace), "from_trace": .string(event.fromTrace), "mode": .string(event.mode.rawValue),
-                "speed": .number(event.speed), "spans": .integer(Int64(event.spans)), "status": .string(event.status),
+                "speed": .number(event.speed), "spans": .integer(Int64(event.spans)), "status": .string(event.status.rawValue),
             ])
         case .logLoss(let loss):
             return .object([

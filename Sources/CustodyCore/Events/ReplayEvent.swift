@@ -14,10 +14,9 @@ public struct ReplayEvent: Sendable, Hashable {
     public var speed: Double
     /// Spans replayed (0 when started).
     public var spans: UInt32
-    /// `running`, `completed`, `aborted`, or `failed`.
-    public var status: String
+    public var status: ReplayStatus
 
-    public init(newTrace: String, fromTrace: String, mode: ReplayMode, speed: Double, spans: UInt32, status: String) {
+    public init(newTrace: String, fromTrace: String, mode: ReplayMode, speed: Double, spans: UInt32, status: ReplayStatus) {
         self.newTrace = newTrace
         self.fromTrace = fromTrace
         self.mode = mode
@@ -25,4 +24,23 @@ public struct ReplayEvent: Sendable, Hashable {
         self.spans = spans
         self.status = status
     }
+}
+
+/// Where a replay stands: `running`, `completed`, `aborted` or `failed` (docs/api.md). A value
+/// read from an older log or another writer keeps whatever text it had.
+public struct ReplayStatus: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: String
+
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// Started and not yet completed.
+    public static let running = ReplayStatus(rawValue: "running")
+    /// Every span replayed.
+    public static let completed = ReplayStatus(rawValue: "completed")
+    /// Stopped before the end (the server stopped, or a live call failed).
+    public static let aborted = ReplayStatus(rawValue: "aborted")
+    /// Could not run at all.
+    public static let failed = ReplayStatus(rawValue: "failed")
+
+    public var description: String { rawValue }
 }

@@ -8,20 +8,20 @@ import Foundation
 #endif
 
 /// A GitHub operation waiting in the outbox.
-struct GitHubPendingOperation: Sendable {
-    var id: String
-    var kind: GitHubOperationKind
-    var params: [String: JSONValue]
-    var traceId: String
-    var requestedSeq: UInt64
-    var requestedAt: Int64
+public struct GitHubPendingOperation: Sendable {
+    public var id: String
+    public var kind: GitHubOperationKind
+    public var params: [String: JSONValue]
+    public var traceId: String
+    public var requestedSeq: UInt64
+    public var requestedAt: Int64
     /// Attempts made (and recorded) so far.
-    var attempts: UInt32
+    public var attempts: UInt32
     /// When the next attempt may start (nanoseconds since the Unix epoch).
-    var notBefore: Int64
+    public var notBefore: Int64
     /// Whether an earlier attempt may have reached GitHub without its outcome being recorded (no
     /// answer, a 5xx, a restart in the middle): the next attempt first checks GitHub's state.
-    var uncertain: Bool
+    public var uncertain: Bool
 }
 
 /// How one attempt ended.

@@ -1,5 +1,3 @@
-import GRDB
-
 /// A GitHub operation as the API returns it (a `github_operations` row).
 public struct GitHubOperationRecord: Sendable, Hashable {
     public enum Status: String, Sendable, Hashable {
@@ -46,21 +44,6 @@ public struct GitHubOperationRecord: Sendable, Hashable {
         self.traceId = traceId
         self.requestedAt = requestedAt
         self.updatedAt = updatedAt
-    }
-
-    init(row: Row) {
-        id = row["id"]
-        kind = GitHubOperationKind(rawValue: row["kind"]) ?? .createIssue
-        status = Status(rawValue: row["status"]) ?? .pending
-        params = JSONText(row["params"] as String).jsonValue
-        attempts = row["attempts"]
-        result = (row["result"] as String?).map { JSONText($0).jsonValue }
-        error = (row["error"] as String?).map { JSONText($0).jsonValue }
-        idempotencyKey = row["idempotency_key"]
-        traceId = row["trace_id"]
-        requestedAt = row["requested_at"]
-        updatedAt = row["updated_at"]
-        nextAttemptAt = row["next_attempt_at"]
     }
 
     /// docs/api.md's operation: `{"id", "kind", "status", …}`.

@@ -1,5 +1,4 @@
 import CustodyLog
-import GRDB
 
 /// GitHubOps (docs/api.md "GitHub"): upsertFile, openPR, createIssue, getOperation — shared by the
 /// HTTP routes and the RPC methods.
@@ -95,8 +94,7 @@ public struct GitHubOperations: Sendable {
     public func operation(id: String) async throws(CoreError) -> GitHubOperationRecord {
         let id = try FieldRules.identifier(id, "id")
         try await context.awaitProjections()
-        guard let record = try await read({ db in try Row.fetchOne(db, sql: "SELECT * FROM github_operations WHERE id = ?", arguments: [id]) })
-        else { throw CoreError(.notFound, "there is no GitHub operation \(id)") }
+        guard let record = try await read({ store in try await store.githubOperation(id: id) }) else { throw CoreError(.notFound, "there is no GitHub operation \(id)") }
         return record
     }
 
@@ -107,16 +105,11 @@ public struct GitHubOperations: Sendable {
         }
         guard (1...1000).contains(limit) else { throw CoreError.invalidArgument("limit", "must be 1–1000") }
         try await context.awaitProjections()
+        let status = status.flatMap(GitHubOperationRecord.Status.init(rawValue:))
         do {
-            return try await context.store.read { db in
-                try Row.fetchAll(
-                    db,
-                    sql: "SELECT * FROM github_operations WHERE ?1 IS NULL OR status = ?1 ORDER BY requested_seq DESC LIMIT ?2",
-                    arguments: [status, limit]
-                ).map(GitHubOperationRecord.init(row:))
-            }
+            return try await context.store.githubOperations(status: status, limit: limit)
         } catch {
-            throw CoreError(.internalError, "reading the GitHub operations failed")
+            throw CoreError.internal("reading the GitHub operations failed", error)
         }
     }
 
@@ -148,17 +141,11 @@ public struct GitHubOperations: Sendable {
         let record: GitHubOperationRecord
         if let key {
             await keys.acquire(key)
-            defer { Task { await keys.release(key) } }
+            defer { keys.release(key) }
             // Every earlier request with this key is durable (they ran under the key before this
             // one): once the projections reach the head, they are in it.
             try await context.awaitProjections()
-            if let existing = try await read({ db in
-                try Row.fetchOne(
-                    db,
-                    sql: "SELECT * FROM github_operations WHERE idempotency_key = ? ORDER BY requested_seq LIMIT 1",
-                    arguments: [key]
-                )
-            }) {
+            if let existing = try await read({ store in try await store.githubOperation(idempotencyKey: key) }) {
                 guard existing.kind == kind, existing.params == JSONValue.object(params) else {
                     throw CoreError(.conflict, "the idempotency key \(key) was used for a different request (operation \(existing.id))")
                 }
@@ -224,11 +211,11 @@ public struct GitHubOperations: Sendable {
         return try await operation(id: id)
     }
 
-    private func read(_ body: @escaping @Sendable (Database) throws -> Row?) async throws(CoreError) -> GitHubOperationRecord? {
+    private func read(_ body: (any ProjectionStore) async throws -> GitHubOperationRecord?) async throws(CoreError) -> GitHubOperationRecord? {
         do {
-            return try await context.store.read { db in try body(db).map(GitHubOperationRecord.init(row:)) }
+            return try await body(context.store)
         } catch {
-            throw CoreError(.internalError, "reading the GitHub operations failed")
+            throw CoreError.internal("reading the GitHub operations failed", error)
         }
     }
 }

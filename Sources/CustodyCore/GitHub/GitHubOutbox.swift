@@ -1,5 +1,4 @@
 import CustodyLog
-import GRDB
 import Logging
 import Synchronization
 
@@ -20,7 +19,7 @@ import Synchronization
 ///   for a branch just written) runs after it. A rate limit pauses every operation until the time
 ///   GitHub gives.
 public actor GitHubOutbox {
-    let log: SegmentLog
+    let log: any EventLog
     let settings: GitHubSettings
     let logger: Logger
     let now: @Sendable () -> Int64
@@ -38,11 +37,11 @@ public actor GitHubOutbox {
     private nonisolated let depthGauge = Atomic<Int>(0)
 
     init(
-        log: SegmentLog,
+        log: any EventLog,
         settings: GitHubSettings,
         pending: [GitHubPendingOperation],
         logger: Logger,
-        now: @escaping @Sendable () -> Int64 = SegmentLog.now
+        now: @escaping @Sendable () -> Int64 = LogTime.now
     ) {
         self.log = log
         self.settings = settings
@@ -59,35 +58,6 @@ public actor GitHubOutbox {
 
     /// The operations waiting to run (the `/metrics` outbox depth).
     public nonisolated var depth: Int { depthGauge.load(ordering: .relaxed) }
-
-    /// The pending operations of the projections, in request order: what the outbox resumes.
-    static func pendingOperations(in store: ProjectionStore) async throws -> [GitHubPendingOperation] {
-        try await store.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT id, kind, params, trace_id, requested_seq, requested_at, attempts, next_attempt_at
-                    FROM github_operations WHERE status = 'pending' ORDER BY requested_seq
-                    """
-            ).compactMap { row -> GitHubPendingOperation? in
-                guard let kind = GitHubOperationKind(rawValue: row["kind"]), let params = JSONText(row["params"] as String).jsonValue.objectValue
-                else { return nil }
-                let attempts: Int64 = row["attempts"]
-                let requestedSeq: Int64 = row["requested_seq"]
-                return GitHubPendingOperation(
-                    id: row["id"],
-                    kind: kind,
-                    params: params,
-                    traceId: row["trace_id"],
-                    requestedSeq: UInt64(requestedSeq),
-                    requestedAt: row["requested_at"],
-                    attempts: UInt32(clamping: attempts),
-                    notBefore: row["next_attempt_at"] ?? 0,
-                    uncertain: true
-                )
-            }
-        }
-    }
 
     /// Adds an operation whose `github.requested` is durable.
     func enqueue(_ operation: GitHubPendingOperation) {

@@ -40,6 +40,11 @@ public actor LiveHub {
         /// Every span after this seq comes through ``messages``; none at or before it.
         public let startsAfter: UInt64
         public let messages: AsyncStream<LiveMessage>
+        let continuation: AsyncStream<LiveMessage>.Continuation
+
+        /// Ends ``messages`` now, from any context (a cancellation or shutdown handler); the hub
+        /// forgets the client at its next span or at ``LiveHub/unsubscribe(_:)``.
+        public func finish() { continuation.finish() }
     }
 
     private struct Client {
@@ -49,7 +54,7 @@ public actor LiveHub {
         var pausedAfter: UInt64?
     }
 
-    let log: SegmentLog
+    let log: any EventLog
     let encode: @Sendable (SpanRecord) -> ByteBuffer
     let logger: Logger
     private var clients: [Int: Client] = [:]
@@ -62,7 +67,7 @@ public actor LiveHub {
     public private(set) var deliveredTotal = 0
 
     public init(
-        log: SegmentLog,
+        log: any EventLog,
         startingAfter position: UInt64,
         logger: Logger = Logger(label: "custody.live"),
         encode: @escaping @Sendable (SpanRecord) -> ByteBuffer
@@ -81,12 +86,8 @@ public actor LiveHub {
         nextID += 1
         let id = nextID
         let (stream, continuation) = AsyncStream<LiveMessage>.makeStream(bufferingPolicy: .bufferingOldest(max(bufferSize, 2)))
-        continuation.onTermination = { [weak self] _ in
-            guard let self else { return }
-            Task { await self.unsubscribe(id) }
-        }
         clients[id] = Client(filter: filter, continuation: continuation)
-        return Subscription(id: id, startsAfter: position, messages: stream)
+        return Subscription(id: id, startsAfter: position, messages: stream, continuation: continuation)
     }
 
     public func unsubscribe(_ id: Int) {
@@ -145,7 +146,12 @@ public actor LiveHub {
         for (id, var client) in clients where client.pausedAfter == nil && client.filter.matches(record.span) {
             if delivery == nil { delivery = Delivery(record: record, encoded: encode(record)) }
             if client.dropped > 0 {
-                if case .enqueued = client.continuation.yield(.lagged(client.dropped)) {
+                let result = client.continuation.yield(.lagged(client.dropped))
+                if case .terminated = result {
+                    clients[id] = nil
+                    continue
+                }
+                if case .enqueued = result {
                     client.dropped = 0
                 } else {
                     client.dropped += 1
@@ -161,7 +167,9 @@ public actor LiveHub {
                 client.dropped += 1
                 droppedTotal += 1
             case .terminated:
-                break
+                // The client's stream was finished (it left): forget it.
+                clients[id] = nil
+                continue
             @unknown default:
                 break
             }

@@ -11,9 +11,9 @@ import Foundation
 /// What every core operation works with: the log it appends to, the projections it reads, and
 /// the clock. Shared by TaskOps, DeliveryOps and LogOps.
 public struct CoreContext: Sendable {
-    public let log: SegmentLog
+    public let log: any EventLog
     public let projector: Projector
-    public var store: ProjectionStore { projector.store }
+    public var store: any ProjectionStore { projector.store }
     let now: @Sendable () -> Int64
     let newIdentifier: @Sendable () -> String
     /// How long a read waits for the projections to reach the writes before it (read-your-writes).
@@ -24,10 +24,10 @@ public struct CoreContext: Sendable {
     let orders = KeyedSerializer()
 
     public init(
-        log: SegmentLog,
+        log: any EventLog,
         projector: Projector,
         readTimeout: Duration = .seconds(5),
-        now: @escaping @Sendable () -> Int64 = SegmentLog.now,
+        now: @escaping @Sendable () -> Int64 = LogTime.now,
         newIdentifier: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() }
     ) {
         self.log = log
@@ -136,26 +136,38 @@ public struct CoreContext: Sendable {
 }
 
 /// Serializes work per key (a task id): one holder at a time, waiters in arrival order.
-actor KeyedSerializer {
-    private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+///
+/// ``release(_:)`` is synchronous, so a holder releases in a `defer` with nothing left running
+/// after it returns. The lock guards only the queues, never the work (no I/O under it).
+final class KeyedSerializer: Sendable {
+    private let waiting = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
 
     func acquire(_ key: String) async {
-        if waiting[key] == nil {
-            waiting[key] = []
-            return
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let holds = waiting.withLock { waiting -> Bool in
+                if waiting[key] == nil {
+                    waiting[key] = []
+                    return true
+                }
+                waiting[key, default: []].append(continuation)
+                return false
+            }
+            if holds { continuation.resume() }
         }
-        await withCheckedContinuation { waiting[key, default: []].append($0) }
     }
 
     func release(_ key: String) {
-        guard var queue = waiting[key] else { return }
-        if queue.isEmpty {
-            waiting[key] = nil
-        } else {
+        let next = waiting.withLock { waiting -> CheckedContinuation<Void, Never>? in
+            guard var queue = waiting[key] else { return nil }
+            if queue.isEmpty {
+                waiting[key] = nil
+                return nil
+            }
             let next = queue.removeFirst()
             waiting[key] = queue
-            next.resume()
+            return next
         }
+        next?.resume()
     }
 }
 

@@ -1,5 +1,4 @@
 import CustodyLog
-import GRDB
 
 /// A follow-up as the API returns it.
 public struct FollowupRecord: Sendable, Hashable {
@@ -71,16 +70,12 @@ public struct DeliveryOperations: Sendable {
     public func fetchFollowups(orderId: String, asOf: AsOf? = nil) async throws(CoreError) -> [FollowupRecord] {
         let orderId = try FieldRules.identifier(orderId, "order_id")
         try await context.awaitProjections()
-        var bound = Int64.max
-        if let asOf { bound = Int64(try await context.resolve(asOf)) }
-        let limit = bound
+        var bound = UInt64(Int64.max)
+        if let asOf { bound = try await context.resolve(asOf) }
         do {
-            return try await context.store.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM followups WHERE order_id = ? AND seq <= ? ORDER BY seq", arguments: [orderId, limit])
-                    .map(FollowupRecord.init(row:))
-            }
+            return try await context.store.followups(orderId: orderId, throughSeq: bound)
         } catch {
-            throw CoreError(.internalError, "reading follow-ups failed")
+            throw CoreError.internal("reading follow-ups failed", error)
         }
     }
 
@@ -90,13 +85,13 @@ public struct DeliveryOperations: Sendable {
         let started = ContinuousClock.now
         let orderId = try FieldRules.identifier(orderId, "order_id")
         await context.orders.acquire(orderId)
-        defer { Task { await context.orders.release(orderId) } }
+        defer { context.orders.release(orderId) }
         try await context.awaitProjections()
         let snapshot: ReportSnapshot
         do {
-            snapshot = try await context.store.read { db in try ReportSnapshot(db, orderId: orderId) }
+            snapshot = ReportSnapshot(orderId: orderId, activity: try await context.store.orderActivity(orderId: orderId))
         } catch {
-            throw CoreError(.internalError, "reading the order failed")
+            throw CoreError.internal("reading the order failed", error)
         }
         guard snapshot.taskCount > 0 || !snapshot.followups.isEmpty else {
             let error = CoreError(.notFound, "there is no order \(orderId)")
@@ -124,20 +119,14 @@ public struct DeliveryOperations: Sendable {
     public func getReport(orderId: String) async throws(CoreError) -> JSONValue {
         let orderId = try FieldRules.identifier(orderId, "order_id")
         try await context.awaitProjections()
-        let text: String?
+        let text: JSONText?
         do {
-            text = try await context.store.read { db in
-                try String.fetchOne(
-                    db,
-                    sql: "SELECT report FROM delivery_reports WHERE order_id = ? ORDER BY revision DESC LIMIT 1",
-                    arguments: [orderId]
-                )
-            }
+            text = try await context.store.latestReport(orderId: orderId)
         } catch {
-            throw CoreError(.internalError, "reading the report failed")
+            throw CoreError.internal("reading the report failed", error)
         }
         guard let text else { throw CoreError(.notFound, "order \(orderId) has no report") }
-        return JSONText(text).jsonValue
+        return text.jsonValue
     }
 }
 
@@ -158,53 +147,34 @@ struct ReportSnapshot {
     var lastEventSeq: Int64
     var previous: (revision: Int64, report: JSONValue, lastEventSeq: Int64)?
 
-    init(_ db: Database, orderId: String) throws {
+    /// The report's figures from what the store read about the order.
+    init(orderId: String, activity: OrderActivity) {
         self.orderId = orderId
-        let tasks = try Row.fetchAll(db, sql: "SELECT * FROM tasks WHERE order_id = ? ORDER BY created_seq", arguments: [orderId])
+        let tasks = activity.tasks
         taskCount = tasks.count
-        tasksByStatus = Dictionary(grouping: tasks, by: { $0["status"] as String }).mapValues(\.count)
-        taskList = tasks.map { TaskRecord(row: $0).jsonValue }
-        followups = try Row.fetchAll(db, sql: "SELECT * FROM followups WHERE order_id = ? ORDER BY seq", arguments: [orderId])
-            .map(FollowupRecord.init(row:))
-        let errorRow = try Row.fetchOne(
-            db,
-            sql:
-                "SELECT COUNT(*) AS n, MAX(seq) AS last, MIN(created_at) AS first_at, MAX(created_at) AS last_at FROM error_events WHERE order_id = ?",
-            arguments: [orderId]
-        )!
-        errors = errorRow["n"]
-        let spanRow = try Row.fetchOne(
-            db,
-            sql: """
-                SELECT COUNT(*) AS n, COUNT(DISTINCT trace_id) AS traces, COALESCE(SUM(is_error), 0) AS errors, MAX(seq) AS last,
-                    MIN(ingested_at) AS first_at, MAX(ingested_at) AS last_at
-                FROM operation_logs WHERE task_uuid IN (SELECT uuid FROM tasks WHERE order_id = ?)
-                """,
-            arguments: [orderId]
-        )!
-        spans = spanRow["n"]
-        traces = spanRow["traces"]
-        errorSpans = spanRow["errors"]
-        var seqs: [Int64] = tasks.map { $0["last_seq"] as Int64 }
+        tasksByStatus = Dictionary(grouping: tasks, by: { $0.status.rawValue }).mapValues(\.count)
+        taskList = tasks.map(\.jsonValue)
+        followups = activity.followups
+        errors = activity.errors.count
+        spans = activity.spans.count
+        traces = activity.spans.traces
+        errorSpans = activity.spans.errors
+        var seqs: [Int64] = tasks.map { Int64($0.lastSeq) }
         seqs += followups.map { Int64($0.seq) }
-        for value: Int64? in [errorRow["last"], spanRow["last"]] { if let value { seqs.append(value) } }
+        for value in [activity.errors.lastSeq, activity.spans.lastSeq] { if let value { seqs.append(value) } }
         lastEventSeq = seqs.max() ?? 0
-        var times: [Int64] = tasks.map { $0["created_at"] as Int64 }
-        times += tasks.map { $0["updated_at"] as Int64 }
+        var times: [Int64] = tasks.map(\.createdAt)
+        times += tasks.map(\.updatedAt)
         times += followups.map(\.createdAt)
-        for value: Int64? in [errorRow["first_at"], errorRow["last_at"], spanRow["first_at"], spanRow["last_at"]] {
+        for value in [activity.errors.firstAt, activity.errors.lastAt, activity.spans.firstAt, activity.spans.lastAt] {
             if let value { times.append(value) }
         }
         firstEventAt = times.min()
         lastEventAt = times.max()
-        if let row = try Row.fetchOne(
-            db,
-            sql: "SELECT revision, report FROM delivery_reports WHERE order_id = ? ORDER BY revision DESC LIMIT 1",
-            arguments: [orderId]
-        ) {
-            let report = JSONText(row["report"] as String).jsonValue
+        if let latest = activity.latestReport {
+            let report = latest.report.jsonValue
             let marker: Int64 = if case .integer(let value)? = report.objectValue?["last_event_seq"] { value } else { -1 }
-            previous = (row["revision"], report, marker)
+            previous = (latest.revision, report, marker)
         }
     }
 
@@ -216,17 +186,5 @@ struct ReportSnapshot {
             "error_spans": .integer(Int64(errorSpans)), "first_event_at": firstEventAt.map { .string(RFC3339.format($0)) } ?? .null,
             "last_event_at": lastEventAt.map { .string(RFC3339.format($0)) } ?? .null, "last_event_seq": .integer(lastEventSeq),
         ])
-    }
-}
-
-extension FollowupRecord {
-    init(row: Row) {
-        id = row["id"]
-        orderId = row["order_id"]
-        type = row["type"]
-        note = row["note"]
-        impact = FollowupImpact(rawValue: row["impact"]) ?? .low
-        createdAt = row["created_at"]
-        seq = UInt64(row["seq"] as Int64)
     }
 }

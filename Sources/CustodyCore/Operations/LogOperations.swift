@@ -14,13 +14,13 @@ public struct LogOperations: Sendable {
     /// At most this many entries in one call.
     public static let maximumEntries = 10_000
 
-    let log: SegmentLog
+    let log: any EventLog
     let now: @Sendable () -> Int64
     let newTraceId: @Sendable () -> String
 
     public init(
-        log: SegmentLog,
-        now: @escaping @Sendable () -> Int64 = SegmentLog.now,
+        log: any EventLog,
+        now: @escaping @Sendable () -> Int64 = LogTime.now,
         newTraceId: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() }
     ) {
         self.log = log

@@ -1,5 +1,4 @@
 import CustodyLog
-import GRDB
 
 /// A task as the API returns it.
 public struct TaskRecord: Sendable, Hashable {
@@ -46,7 +45,7 @@ public struct TaskOperations: Sendable {
         let payload = try FieldRules.object(payload, "payload")!
         let uuid = try uuid.map { value throws(CoreError) in try FieldRules.identifier(value, "uuid") } ?? context.newIdentifier()
         await context.tasks.acquire(uuid)
-        defer { Task { await context.tasks.release(uuid) } }
+        defer { context.tasks.release(uuid) }
         try await context.awaitProjections()
         if let existing = try await task(uuid) {
             guard existing.orderId == orderId, existing.payload.jsonValue == payload.jsonValue else {
@@ -91,7 +90,7 @@ public struct TaskOperations: Sendable {
             throw CoreError.invalidArgument("status", "must be one of \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         await context.tasks.acquire(taskId)
-        defer { Task { await context.tasks.release(taskId) } }
+        defer { context.tasks.release(taskId) }
         try await context.awaitProjections()
         guard let current = try await task(taskId) else {
             let error = CoreError(.taskNotFound, "there is no task \(taskId)", field: "task_id")
@@ -167,23 +166,9 @@ public struct TaskOperations: Sendable {
         try await context.awaitProjections()
         let tasks: [TaskRecord]
         do {
-            tasks = try await context.store.read { db in
-                var sql = "SELECT * FROM tasks WHERE created_seq > ?"
-                var arguments: [any DatabaseValueConvertible] = [after]
-                if let orderId {
-                    sql += " AND order_id = ?"
-                    arguments.append(orderId)
-                }
-                if let status {
-                    sql += " AND status = ?"
-                    arguments.append(status)
-                }
-                sql += " ORDER BY created_seq LIMIT ?"
-                arguments.append(limit + 1)
-                return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map(TaskRecord.init(row:))
-            }
+            tasks = try await context.store.tasks(orderId: orderId, status: status.flatMap(TaskStatus.init(rawValue:)), afterCreatedSeq: UInt64(after), limit: limit + 1)
         } catch {
-            throw CoreError(.internalError, "reading tasks failed")
+            throw CoreError.internal("reading tasks failed", error)
         }
         let page = Array(tasks.prefix(limit))
         let next = tasks.count > limit ? page.last.map { String($0.createdSeq) } : nil
@@ -192,24 +177,9 @@ public struct TaskOperations: Sendable {
 
     func task(_ uuid: String) async throws(CoreError) -> TaskRecord? {
         do {
-            return try await context.store.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE uuid = ?", arguments: [uuid]).map(TaskRecord.init(row:))
-            }
+            return try await context.store.task(uuid: uuid)
         } catch {
-            throw CoreError(.internalError, "reading task \(uuid) failed")
+            throw CoreError.internal("reading task \(uuid) failed", error)
         }
-    }
-}
-
-extension TaskRecord {
-    init(row: Row) {
-        uuid = row["uuid"]
-        orderId = row["order_id"]
-        status = TaskStatus(rawValue: row["status"]) ?? .pending
-        payload = JSONText(row["payload"] as String)
-        createdAt = row["created_at"]
-        updatedAt = row["updated_at"]
-        lastSeq = UInt64(row["last_seq"] as Int64)
-        createdSeq = UInt64(row["created_seq"] as Int64)
     }
 }

@@ -1,5 +1,4 @@
 import CustodyLog
-import GRDB
 import NIOCore
 
 /// A span as the API returns it: the span and the seq of its event.
@@ -147,19 +146,6 @@ public struct TraceSummaryRecord: Sendable, Hashable {
         if replayOf == nil { replayOf = later.replayOf }
     }
 
-    init(row: Row) {
-        self.init(
-            traceId: row["trace_id"],
-            rootOperation: row["root_operation"],
-            start: row["start"],
-            end: row["end"],
-            spanCount: row["span_count"],
-            errorCount: row["error_count"],
-            sourcesJSON: row["sources"],
-            replayOf: row["replay_of"]
-        )
-    }
-
     /// A row of `trace_summaries`, its `sources` as stored (a JSON array).
     init(
         traceId: String,
@@ -221,34 +207,14 @@ public struct TraceQueries: Sendable {
     public func trace(_ traceId: String) async throws(CoreError) -> (spans: [SpanRecord], summary: TraceSummaryRecord) {
         let traceId = try SpanInput.check(traceId, "trace_id", maximum: 128)
         try await context.awaitProjections()
-        let found: (seqs: [UInt64], summary: TraceSummaryRecord?)
+        let location: TraceLocation?
         do {
-            // A recent trace's number is in memory; the others' are in trace_keys. Looked up
-            // before the snapshot is taken (RecentTraces).
-            let recentNumber = context.store.recentTraceNumber(traceId)
-            found = try await context.store.read { db in
-                var seqs: [UInt64] = []
-                let row: Row?
-                if let recentNumber {
-                    row = try Row.fetchOne(db, sql: "SELECT * FROM trace_summaries WHERE id = ?", arguments: [recentNumber])
-                } else {
-                    row = try Row.fetchOne(
-                        db,
-                        sql: "SELECT s.* " + RecentTraces.byKey,
-                        arguments: [TraceKey.of(traceId), traceId]
-                    )
-                }
-                guard let row else { return ([], nil) }
-                let id: Int64 = row["id"]
-                for list in try String.fetchAll(db, sql: "SELECT seqs FROM trace_spans WHERE trace = ? ORDER BY first_seq", arguments: [id]) {
-                    seqs += Self.seqs(inJSONArray: list)
-                }
-                return (seqs, TraceSummaryRecord(row: row))
-            }
+            location = try await context.store.trace(traceId)
         } catch {
-            throw CoreError(.internalError, "reading trace \(traceId) failed")
+            throw CoreError.internal("reading trace \(traceId) failed", error)
         }
-        guard let summary = found.summary, !found.seqs.isEmpty else { throw CoreError(.traceNotFound, "there is no trace \(traceId)") }
+        guard let found = location, !found.seqs.isEmpty else { throw CoreError(.traceNotFound, "there is no trace \(traceId)") }
+        let summary = found.summary
         let events = try await events(at: found.seqs)
         var spans = found.seqs.compactMap { seq -> SpanRecord? in
             guard case .span(let span)? = events[seq]?.body else { return nil }
@@ -256,25 +222,6 @@ public struct TraceQueries: Sendable {
         }
         spans.sort { ($0.span.timestamp, $0.seq) < ($1.span.timestamp, $1.seq) }
         return (spans, summary)
-    }
-
-    /// The seqs of a `trace_spans.seqs` array (`[1,2,3]`).
-    static func seqs(inJSONArray text: String) -> [UInt64] {
-        var seqs: [UInt64] = []
-        var current: UInt64 = 0
-        var inNumber = false
-        for byte in text.utf8 {
-            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
-                current = current &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
-                inNumber = true
-            } else if inNumber {
-                seqs.append(current)
-                current = 0
-                inNumber = false
-            }
-        }
-        if inNumber { seqs.append(current) }
-        return seqs
     }
 
     /// The events at the given seqs, read from the log in one scattered read (each batch once).
@@ -287,7 +234,7 @@ public struct TraceQueries: Sendable {
                 if let event = try? EventCodec.decode(record) { found[record.seq] = event }
             }
         } catch {
-            throw CoreError(.internalError, "reading the log failed")
+            throw CoreError.internal("reading the log failed", error)
         }
         return found
     }
@@ -299,117 +246,24 @@ public struct TraceQueries: Sendable {
         if let minimum = search.minDurationMs, !(minimum >= 0 && minimum <= SpanInput.maximumDurationMs) {
             throw CoreError.invalidArgument("min_duration_ms", "must be a number from 0 to \(Int64(SpanInput.maximumDurationMs))")
         }
-        var after: (start: Int64, traceId: String)?
+        var after: TraceCursor?
         if let cursor = search.cursor {
             let parts = cursor.split(separator: "~", maxSplits: 1)
             guard parts.count == 2, let start = Int64(parts[0]), !parts[1].isEmpty else {
                 throw CoreError.invalidArgument("cursor", "is not a cursor this API returned")
             }
-            after = (start, String(parts[1]))
+            after = TraceCursor(start: start, traceId: String(parts[1]))
         }
-        var conditions: [String] = []
-        var arguments: [any DatabaseValueConvertible] = []
-        if let after {
-            conditions.append("(t.start < ? OR (t.start = ? AND t.trace_id < ?))")
-            arguments += [after.start, after.start, after.traceId]
-        }
-        // A trace's sources are in its summary; its operations and stages are in its spans,
-        // found through trace_spans.
-        if let source = search.source {
-            conditions.append("EXISTS (SELECT 1 FROM json_each(t.sources) s WHERE s.value = ?)")
-            arguments.append(source)
-        }
-        for (column, value) in [("operation", search.operation), ("stage", search.stage)] {
-            guard let value else { continue }
-            conditions.append(
-                "EXISTS (SELECT 1 FROM trace_spans x, json_each(x.seqs) j, operation_logs o WHERE x.trace = t.id AND o.seq = j.value AND o.\(column) = ?)"
-            )
-            arguments.append(value)
-        }
-        if search.errorsOnly { conditions.append("t.error_count > 0") }
-        if let minimum = search.minDurationMs {
-            conditions.append("(t.\"end\" - t.start) >= ?")
-            arguments.append(Int64(minimum * 1_000_000))
-        }
-        if let since = search.since {
-            conditions.append("t.start >= ?")
-            arguments.append(since)
-        }
-        if let until = search.until {
-            conditions.append("t.start <= ?")
-            arguments.append(until)
-        }
-        if let query = search.query, !query.isEmpty {
-            var pattern = "%"
-            for character in query {
-                if character == "\\" || character == "%" || character == "_" { pattern.append("\\") }
-                pattern.append(character)
-            }
-            pattern.append("%")
-            conditions.append("(t.trace_id LIKE ? ESCAPE '\\' OR t.root_operation LIKE ? ESCAPE '\\' OR t.sources LIKE ? ESCAPE '\\')")
-            arguments += [pattern, pattern, pattern]
-        }
-        let filters = [("source", search.source), ("operation", search.operation), ("stage", search.stage)].compactMap { filter in
-            filter.1.map { (column: filter.0, value: $0) }
-        }
-        let limit = search.limit + 1
         try await context.awaitProjections()
         let rows: [TraceSummaryRecord]
         do {
-            let conditions = conditions
-            let statementArguments = StatementArguments(arguments) ?? StatementArguments()
-            rows = try await context.store.read { db in
-                var conditions = conditions
-                var statementArguments = statementArguments
-                // A value found in few batches (value_batches): its traces are the ones its spans
-                // in those batches belong to — a scan of those seq ranges, not of every trace.
-                if let rare = try Self.rarestFilter(filters, db) {
-                    var numbers = Set<Int64>()
-                    for (first, last) in rare.ranges {
-                        numbers.formUnion(
-                            try Int64.fetchAll(
-                                db,
-                                sql: "SELECT DISTINCT trace FROM operation_logs WHERE seq BETWEEN ? AND ? AND \(rare.column) = ?",
-                                arguments: [first, last, rare.value]
-                            )
-                        )
-                    }
-                    conditions.append("t.id IN (SELECT value FROM json_each(?))")
-                    statementArguments += [JSONValue.array(numbers.sorted().map { .integer($0) }).jsonText.description]
-                }
-                statementArguments += [limit]
-                let sql =
-                    "SELECT t.* FROM trace_summaries t" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
-                    + " ORDER BY t.start DESC, t.trace_id DESC LIMIT ?"
-                return try Row.fetchAll(db, sql: sql, arguments: statementArguments).map(TraceSummaryRecord.init(row:))
-            }
+            rows = try await context.store.searchTraces(search, after: after, limit: search.limit + 1)
         } catch {
-            throw CoreError(.internalError, "searching traces failed")
+            throw CoreError.internal("searching traces failed", error)
         }
         let page = Array(rows.prefix(search.limit))
         let next = rows.count > search.limit ? page.last.map { "\($0.start)~\($0.traceId)" } : nil
         return (page, next)
-    }
-
-    /// At most this many batches hold a value for a filter on it to go through `value_batches`.
-    static let rareValueBatches = 64
-
-    /// Of the source, operation and stage filters, the one whose value is in the fewest batches,
-    /// if that is at most ``rareValueBatches``, with those batches' seq ranges.
-    static func rarestFilter(
-        _ filters: [(column: String, value: String)],
-        _ db: Database
-    ) throws -> (column: String, value: String, ranges: [(Int64, Int64)])? {
-        var rarest: (column: String, value: String, ranges: [(Int64, Int64)])?
-        for (column, value) in filters {
-            let ranges = try Row.fetchAll(
-                db,
-                sql: "SELECT first_seq, last_seq FROM value_batches WHERE kind = ? AND value = ? LIMIT ?",
-                arguments: [column, value, rareValueBatches + 1]
-            ).map { ($0[0] as Int64, $0[1] as Int64) }
-            if ranges.count <= rareValueBatches, ranges.count < rarest?.ranges.count ?? .max { rarest = (column, value, ranges) }
-        }
-        return rarest
     }
 
     /// The newest spans in the active-span cache (of one source when given), newest first, with
@@ -422,24 +276,13 @@ public struct TraceQueries: Sendable {
     }
 
     /// The newest replays first.
-    public func replays(limit: Int) async throws(CoreError) -> [JSONValue] {
+    public func replays(limit: Int) async throws(CoreError) -> [ReplayRecord] {
         guard (1...1000).contains(limit) else { throw CoreError.invalidArgument("limit", "must be 1–1000") }
         try await context.awaitProjections()
         do {
-            return try await context.store.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM replays ORDER BY started_at DESC LIMIT ?", arguments: [limit]).map { row in
-                    let startedAt: Int64 = row["started_at"]
-                    let completedAt: Int64? = row["completed_at"]
-                    return JSONValue.object([
-                        "started_at": .string(RFC3339.format(startedAt)), "from_trace": .string(row["from_trace"]),
-                        "new_trace": .string(row["new_trace"]), "mode": .string(row["mode"]), "status": .string(row["status"]),
-                        "spans": .integer(row["spans"]),
-                        "duration_ms": completedAt.map { .number(Double($0 - startedAt) / 1_000_000) } ?? .null,
-                    ])
-                }
-            }
+            return try await context.store.replays(limit: limit)
         } catch {
-            throw CoreError(.internalError, "reading replays failed")
+            throw CoreError.internal("reading replays failed", error)
         }
     }
 }

@@ -1,320 +1,200 @@
 import CustodyLog
-import CustodySchema
-import Foundation
-import GRDB
-import Synchronization
 
-/// The SQLite database of the projections (one file, WAL mode): tasks, followups,
-/// operation_logs, error_events, delivery_reports, github_operations, replays,
-/// trace_summaries, and the checkpoint of what has been applied; and tables that index them
-/// (`trace_spans`, `trace_keys`, `value_batches`; see `schema/projections/004_trace_spans.sql`).
+/// The projections: state and indexes derived from the log, queried by the operations as typed
+/// records. The seam a projection engine plugs into: ``SQLiteProjectionStore`` (one file per
+/// data directory) implements it; a shared store (PostgreSQL, docs/architecture.md "The two
+/// seams") implements the same requirements. Nothing outside an implementation sees its
+/// database: no SQL, no rows.
 ///
-/// Rules:
-/// - The schema is `schema/projections/*.sql`, run as named, append-only migrations.
-/// - Rows are only written by ``apply(_:)``, which writes a batch of events and the checkpoint
-///   (the last event's seq) in one transaction: after any crash the database holds exactly the
-///   events up to its checkpoint, each applied once.
-/// - Everything here can be deleted and rebuilt from the log.
-/// - What it keeps in memory (``TraceSummaryCache``, ``RecentTraces``) mirrors committed rows
-///   only: it changes after a transaction commits, never inside one that may roll back.
-public final class ProjectionStore: Sendable {
-    /// The checkpoint row of the projections that this store holds.
-    static let checkpointName = "projections"
+/// Rules every implementation keeps:
+/// - **One writer, whole batches.** Only ``apply(_:)`` writes projected rows, and it writes a
+///   batch and moves the checkpoint to the batch's ``ProjectionBatch/checkpointSeq`` in one
+///   transaction: after any crash the store holds exactly the events up to its checkpoint, each
+///   applied once. Batches come in seq order, each after the checkpoint.
+/// - **Reads see committed batches only**, each read one consistent snapshot: a read never sees
+///   half a batch, and a read that returns several things (``orderActivity(orderId:)``) takes
+///   them from the same snapshot.
+/// - **Rebuildable.** Everything can be thrown away and rebuilt from the log. A rebuild target
+///   (``makeRebuildTarget()``) is a fresh, empty store written without per-transaction
+///   durability; ``replaceContents(with:)`` swaps its contents in atomically (readers see the old
+///   rows or the new ones, never a mix) and keeps serving reads meanwhile.
+/// - **The same answers.** Two stores that applied the same log answer every read the same,
+///   whatever the batching (docs/projections.md lists what each table holds).
+public protocol ProjectionStore: Sendable {
+    // MARK: Writing
 
-    public let path: String
-    let pool: any DatabaseWriter
-    /// The `trace_summaries` rows last committed, kept in memory for the next batches' merges.
-    /// Only ``apply(_:checkpointSeq:checkpointTime:)`` and ``replaceContents(withDatabaseAt:)``
-    /// change it, after their transaction, and they run one at a time (the projector calls them).
-    private let summaries = Mutex(TraceSummaryCache())
-    /// The traces not yet in `trace_keys`, by id: changed, like `summaries`, only after a
-    /// transaction of ``apply(_:checkpointSeq:checkpointTime:)`` or
-    /// ``replaceContents(withDatabaseAt:)``, which run one at a time.
-    private let recent: Mutex<RecentTraces>
-    /// How many traces are numbered between two writes of `trace_keys` (see ``RecentTraces``).
-    public let keysWrittenPerMerge: Int
-    /// The default ``keysWrittenPerMerge``: 131,072 traces (~13 MB in memory), a million events
-    /// at 8 spans per trace; writing them sorted dirties each `trace_keys` page about once.
-    public static let defaultKeysWrittenPerMerge = 131_072
-    /// The secondary indexes dropped by ``beginBulkLoad()``, to create again.
-    private let droppedIndexes = Mutex<[String]>([])
+    /// The checkpoint: the seq of the last applied record (0 when none).
+    func appliedSeq() async throws -> UInt64
 
-    /// How the database is written.
-    public enum Durability: Sendable {
-        /// Every transaction is durable before it returns (the live projections).
-        case synchronous
-        /// No fsync per transaction: for a file that is thrown away if the process dies (a
-        /// rebuild), made durable as a whole with ``synchronizeFile()`` before it is used.
-        case deferred
+    /// Applies `batch` and moves the checkpoint, in one transaction.
+    func apply(_ batch: ProjectionBatch) async throws
+
+    /// The losses (`log.loss` events) applied so far.
+    func recordedLosses() async throws -> Set<LossKey>
+
+    /// A fresh, empty store beside this one for a rebuild, ready for a bulk load.
+    func makeRebuildTarget() async throws -> any ProjectionStore
+
+    /// Ends the bulk load of a rebuild target: indexes built, contents durable. It can still
+    /// take batches (the last ones before a swap).
+    func finishRebuild() async throws
+
+    /// Replaces every projection, the checkpoint included, with the contents of `rebuilt` (a
+    /// target of ``makeRebuildTarget()`` after ``finishRebuild()``), atomically, and closes and
+    /// removes `rebuilt`. Returns the new checkpoint.
+    func replaceContents(with rebuilt: any ProjectionStore) async throws -> UInt64
+
+    /// Makes everything durable and releases the store (a rebuild target is also removed).
+    func close() async throws
+
+    // MARK: Tasks and orders
+
+    /// The task with this uuid.
+    func task(uuid: String) async throws -> TaskRecord?
+
+    /// Tasks created after `afterCreatedSeq`, of an order and/or status when given, by
+    /// `created_seq`, at most `limit`.
+    func tasks(orderId: String?, status: TaskStatus?, afterCreatedSeq: UInt64, limit: Int) async throws -> [TaskRecord]
+
+    /// An order's follow-ups with seq up to `throughSeq`, in submission order.
+    func followups(orderId: String, throughSeq: UInt64) async throws -> [FollowupRecord]
+
+    /// Everything a delivery report of the order needs, from one snapshot.
+    func orderActivity(orderId: String) async throws -> OrderActivity
+
+    /// The latest revision of the order's delivery report (its JSON), nil when none.
+    func latestReport(orderId: String) async throws -> JSONText?
+
+    // MARK: Traces and replays
+
+    /// A trace's span seqs (in `trace_spans` order) and its summary; nil for an unknown trace.
+    func trace(_ traceId: String) async throws -> TraceLocation?
+
+    /// Summaries of the traces matching `search` (its cursor already parsed as `after`), newest
+    /// first by (start, trace id), at most `limit`. `search.limit` and `search.cursor` are
+    /// ignored here.
+    func searchTraces(_ search: TraceSearch, after: TraceCursor?, limit: Int) async throws -> [TraceSummaryRecord]
+
+    /// The newest replays first, at most `limit`.
+    func replays(limit: Int) async throws -> [ReplayRecord]
+
+    /// Replays recorded as started and not completed, oldest first.
+    func runningReplays() async throws -> [ReplayRecord]
+
+    // MARK: GitHub operations
+
+    /// The GitHub operation with this id.
+    func githubOperation(id: String) async throws -> GitHubOperationRecord?
+
+    /// The first GitHub operation requested with this idempotency key.
+    func githubOperation(idempotencyKey: String) async throws -> GitHubOperationRecord?
+
+    /// The latest GitHub operations, newest first, of one status when given.
+    func githubOperations(status: GitHubOperationRecord.Status?, limit: Int) async throws -> [GitHubOperationRecord]
+
+    /// The pending GitHub operations, in request order: what the outbox resumes.
+    func pendingGitHubOperations() async throws -> [GitHubPendingOperation]
+}
+
+/// Where a trace's spans are: their seqs in the log and the trace's summary.
+public struct TraceLocation: Sendable, Hashable {
+    public var seqs: [UInt64]
+    public var summary: TraceSummaryRecord
+
+    public init(seqs: [UInt64], summary: TraceSummaryRecord) {
+        self.seqs = seqs
+        self.summary = summary
+    }
+}
+
+/// Where a page of trace search results continues: after the trace with this start and id.
+public struct TraceCursor: Sendable, Hashable {
+    public var start: Int64
+    public var traceId: String
+
+    public init(start: Int64, traceId: String) {
+        self.start = start
+        self.traceId = traceId
+    }
+}
+
+/// One replay (a `replays` row).
+public struct ReplayRecord: Sendable, Hashable {
+    public var newTrace: String
+    public var fromTrace: String
+    public var mode: ReplayMode
+    public var speed: Double
+    public var status: ReplayStatus
+    public var spans: Int64
+    public var startedAt: Int64
+    public var completedAt: Int64?
+
+    public init(
+        newTrace: String,
+        fromTrace: String,
+        mode: ReplayMode,
+        speed: Double,
+        status: ReplayStatus,
+        spans: Int64,
+        startedAt: Int64,
+        completedAt: Int64?
+    ) {
+        self.newTrace = newTrace
+        self.fromTrace = fromTrace
+        self.mode = mode
+        self.speed = speed
+        self.status = status
+        self.spans = spans
+        self.startedAt = startedAt
+        self.completedAt = completedAt
     }
 
-    /// Opens (creating when missing) the database at `path` and brings its schema up to date.
-    public init(path: String, durability: Durability = .synchronous, keysWrittenPerMerge: Int = ProjectionStore.defaultKeysWrittenPerMerge) throws {
-        self.path = path
-        self.keysWrittenPerMerge = max(1, keysWrittenPerMerge)
-        var configuration = Configuration()
-        configuration.label = "custody.projections"
-        // Another connection to the file (a reader's checkpoint, an operator's sqlite3) makes a
-        // write wait a little rather than fail at once.
-        configuration.busyMode = .timeout(5)
-        configuration.prepareDatabase { db in
-            db.add(function: TraceKey.function)
-            // A page cache that holds the indexes being written (the default ~2 MB makes every
-            // insert read and write pages through the kernel), and fewer, larger checkpoints.
-            try db.execute(sql: "PRAGMA cache_size = -131072")
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
-            if durability == .deferred {
-                try db.execute(sql: "PRAGMA synchronous = OFF")
-                try db.execute(sql: "PRAGMA journal_mode = OFF")
-                try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
-            }
-        }
-        pool =
-            durability == .deferred
-            ? try DatabaseQueue(path: path, configuration: configuration) : try DatabasePool(path: path, configuration: configuration)
-        var migrator = DatabaseMigrator()
-        for migration in try CustodySchema.projectionMigrations() {
-            let sql = migration.sql
-            migrator.registerMigration(migration.name) { db in try db.execute(sql: sql) }
-        }
-        try migrator.migrate(pool)
-        recent = Mutex(try pool.read(RecentTraces.load))
+    /// docs/api.md's replay entry.
+    public var jsonValue: JSONValue {
+        .object([
+            "started_at": .string(RFC3339.format(startedAt)), "from_trace": .string(fromTrace), "new_trace": .string(newTrace),
+            "mode": .string(mode.rawValue), "status": .string(status.rawValue), "spans": .integer(spans),
+            "duration_ms": completedAt.map { .number(Double($0 - startedAt) / 1_000_000) } ?? .null,
+        ])
+    }
+}
+
+/// Everything about an order that a delivery report needs, read from one snapshot.
+public struct OrderActivity: Sendable, Hashable {
+    public struct Counts: Sendable, Hashable {
+        public var count: Int = 0
+        /// Of spans: how many traces and error spans.
+        public var traces: Int = 0
+        public var errors: Int = 0
+        public var lastSeq: Int64?
+        public var firstAt: Int64?
+        public var lastAt: Int64?
+
+        public init() {}
     }
 
-    /// The checkpoint of the database at `path` without opening it as a store (no migration, no
-    /// memory loaded): 0 when there is no database or it has applied nothing.
-    public static func appliedSeq(ofDatabaseAt path: String) throws -> UInt64 {
-        guard FileManager.default.fileExists(atPath: path) else { return 0 }
-        var configuration = Configuration()
-        configuration.label = "custody.projections.checkpoint"
-        configuration.busyMode = .timeout(5)
-        let queue = try DatabaseQueue(path: path, configuration: configuration)
-        defer { try? queue.close() }
-        return try queue.read { db in
-            guard try db.tableExists("projection_checkpoint") else { return 0 }
-            let seq = try Int64.fetchOne(
-                db,
-                sql: "SELECT applied_seq FROM projection_checkpoint WHERE name = ?",
-                arguments: [checkpointName]
-            )
-            return UInt64(seq ?? 0)
-        }
+    /// The order's tasks by `created_seq`.
+    public var tasks: [TaskRecord] = []
+    /// The order's follow-ups by seq.
+    public var followups: [FollowupRecord] = []
+    /// Its factory errors.
+    public var errors = Counts()
+    /// The spans of its tasks.
+    public var spans = Counts()
+    /// The latest report: revision and JSON.
+    public var latestReport: (revision: Int64, report: JSONText)?
+
+    public init() {}
+
+    public static func == (lhs: OrderActivity, rhs: OrderActivity) -> Bool {
+        lhs.tasks == rhs.tasks && lhs.followups == rhs.followups && lhs.errors == rhs.errors && lhs.spans == rhs.spans
+            && lhs.latestReport?.revision == rhs.latestReport?.revision && lhs.latestReport?.report == rhs.latestReport?.report
     }
 
-    /// The checkpoint: the seq of the last applied event (0 when none).
-    public func appliedSeq() async throws -> UInt64 {
-        try await pool.read { db in
-            let seq = try Int64.fetchOne(
-                db,
-                sql: "SELECT applied_seq FROM projection_checkpoint WHERE name = ?",
-                arguments: [Self.checkpointName]
-            )
-            return UInt64(seq ?? 0)
-        }
-    }
-
-    /// The losses the projections have applied a `log.loss` event for, as (first seq, last seq,
-    /// segment, offset): what identifies a range of `quarantine.json`.
-    public func recordedLosses() async throws -> Set<LossKey> {
-        try await pool.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT first_seq, last_seq, segment, byte_offset FROM log_losses")
-            return Set(
-                rows.map { row in
-                    LossKey(
-                        firstSeq: UInt64(bitPattern: row[0]),
-                        lastSeq: UInt64(bitPattern: row[1]),
-                        segment: row[2],
-                        offset: row[3]
-                    )
-                }
-            )
-        }
-    }
-
-    /// Applies `events` (in seq order, all after the checkpoint) and moves the checkpoint to the
-    /// last one, in one transaction.
-    public func apply(_ events: [Event]) async throws {
-        guard let last = events.last else { return }
-        try await apply(events, checkpointSeq: last.seq, checkpointTime: last.ingestedAt)
-    }
-
-    /// Applies `events` and moves the checkpoint to `checkpointSeq` (which may be past the last
-    /// event, over records that were not events), in one transaction.
-    func apply(
-        _ events: [Event],
-        checkpointSeq: UInt64,
-        checkpointTime: Int64,
-        grouping: ProjectionWriter.SpanGrouping? = nil
-    ) async throws {
-        let grouping = grouping ?? ProjectionWriter.SpanGrouping(events)
-        let changes = try await pool.write { db in
-            let writer = ProjectionWriter(
-                db,
-                cachedSummary: { traceId in self.summaries.withLock { $0.entry(traceId) } },
-                recentNumber: { traceId in self.recent.withLock { $0.number(of: traceId) } }
-            )
-            var changes = try writer.apply(events, grouping: grouping)
-            let (count, throughId) = self.recent.withLock { ($0.count, $0.throughId) }
-            if count + changes.numbered.count >= self.keysWrittenPerMerge {
-                changes.keysIndexedThrough = try RecentTraces.writeKeys(db, after: throughId)
-            }
-            try db.execute(
-                sql: """
-                    INSERT INTO projection_checkpoint (name, applied_seq, applied_at) VALUES (?, ?, ?)
-                    ON CONFLICT (name) DO UPDATE SET applied_seq = excluded.applied_seq, applied_at = excluded.applied_at
-                    """,
-                arguments: [Self.checkpointName, Int64(checkpointSeq), checkpointTime]
-            )
-            return changes
-        }
-        // Committed: the rows written are now the rows to merge into.
-        summaries.withLock { cache in
-            cache.remove(changes.stale)
-            cache.record(changes.written)
-        }
-        recent.withLock { recent in
-            if let through = changes.keysIndexedThrough {
-                recent.indexed(through: through)
-            } else {
-                for (traceId, id) in changes.numbered { recent.add(traceId, number: id) }
-            }
-        }
-    }
-
-    /// Replaces every projection table, the checkpoint included, with the contents of the
-    /// database at `path` (a rebuild, closed and checkpointed), in one transaction: a reader sees
-    /// the old rows or the new ones, never a mix, and keeps reading meanwhile (WAL). Returns the
-    /// new checkpoint.
-    func replaceContents(withDatabaseAt path: String) async throws -> UInt64 {
-        summaries.withLock { $0.removeAll() }
-        defer { summaries.withLock { $0.removeAll() } }
-        let (seq, fresh) = try await pool.writeWithoutTransaction { db in
-            try db.execute(sql: "ATTACH DATABASE ? AS fresh", arguments: [path])
-            defer { try? db.execute(sql: "DETACH DATABASE fresh") }
-            var fresh = RecentTraces()
-            try db.inTransaction {
-                for table in Self.tables + Self.indexTables + ["projection_checkpoint"] {
-                    try db.execute(sql: "DELETE FROM main.\(table)")
-                    try db.execute(sql: "INSERT INTO main.\(table) SELECT * FROM fresh.\(table)")
-                }
-                // Traces have the same numbers in both databases (by first appearance), but not
-                // the same ones in trace_keys: until the commit is visible to every reader, the
-                // recent traces of both are looked up in memory.
-                fresh = try RecentTraces.load(db)
-                self.recent.withLock { $0.add(fresh) }
-                return .commit
-            }
-            let seq = try Int64.fetchOne(
-                db,
-                sql: "SELECT applied_seq FROM main.projection_checkpoint WHERE name = ?",
-                arguments: [Self.checkpointName]
-            )
-            return (UInt64(seq ?? 0), fresh)
-        }
-        recent.withLock { $0 = fresh }
-        return seq
-    }
-
-    /// Runs a read-only query on a snapshot of the database.
-    public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await pool.read(body)
-    }
-
-    /// Every row of every projection table (checkpoint excluded), as text, ordered by primary key:
-    /// for comparing two databases row by row.
-    public func dump() async throws -> [String: [[String]]] {
-        try await pool.read { db in
-            var tables: [String: [[String]]] = [:]
-            for table in ProjectionStore.tables {
-                let rows = try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY 1, 2")
-                tables[table] = rows.map { row in row.databaseValues.map(\.description) }
-            }
-            return tables
-        }
-    }
-
-    public static let tables = [
-        "tasks", "followups", "operation_logs", "error_events", "delivery_reports", "github_operations", "replays", "trace_summaries",
-        "log_losses",
-    ]
-
-    /// Tables that index the projections rather than project events: their rows depend on how
-    /// the events were batched (`trace_spans` has one row per trace per batch), so two databases
-    /// with the same projections may differ here row by row, never in what the rows say.
-    public static let indexTables = ["trace_spans", "trace_keys", "trace_keys_indexed", "value_batches"]
-
-    /// The number (`trace_summaries.id`) of a trace, nil when it has no row: from memory for a
-    /// recent trace, else through `trace_keys`.
-    public func traceNumber(_ traceId: String) async throws -> Int64? {
-        if let number = recentTraceNumber(traceId) { return number }
-        return try await pool.read { db in
-            try Int64.fetchOne(
-                db,
-                sql: "SELECT s.id " + RecentTraces.byKey,
-                arguments: [TraceKey.of(traceId), traceId]
-            )
-        }
-    }
-
-    /// The number (`trace_summaries.id`) of a trace numbered since `trace_keys` was last
-    /// written; nil for the others, which `trace_keys` finds. Look here before taking the
-    /// snapshot that reads the row (see ``RecentTraces``).
-    func recentTraceNumber(_ traceId: String) -> Int64? {
-        recent.withLock { $0.number(of: traceId) }
-    }
-
-    /// Every (trace id, seq) that `trace_spans` lists, sorted: what it says, whatever the batches.
-    public func traceSpanPairs() async throws -> [String] {
-        try await pool.read { db in
-            try String.fetchAll(
-                db,
-                sql: """
-                    SELECT t.trace_id || ' ' || j.value FROM trace_spans s JOIN trace_summaries t ON t.id = s.trace, json_each(s.seqs) j
-                    ORDER BY t.trace_id, j.value
-                    """
-            )
-        }
-    }
-
-    // MARK: Bulk load (rebuild)
-
-    /// Prepares an empty database for loading many events: drops the secondary indexes (rows go
-    /// in faster without them; ``finishBulkLoad()`` creates them again, sorted, in one pass each).
-    public func beginBulkLoad() async throws {
-        let indexes = try await pool.write { db -> [(String, String)] in
-            let indexes = try Row.fetchAll(
-                db,
-                sql: "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name"
-            ).map { (row: Row) in (row["name"] as String, row["sql"] as String) }
-            for (name, _) in indexes { try db.execute(sql: "DROP INDEX \(name)") }
-            return indexes
-        }
-        droppedIndexes.withLock { $0 = indexes.map(\.1) }
-    }
-
-    /// Ends a bulk load: creates the dropped indexes again.
-    public func finishBulkLoad() async throws {
-        let indexes = droppedIndexes.withLock { $0 }
-        try await pool.write { db in
-            for sql in indexes { try db.execute(sql: sql) }
-        }
-    }
-
-    /// Moves everything from the write-ahead log into the database file, leaving one file.
-    public func checkpointWAL() throws {
-        guard pool is DatabasePool else { return }
-        try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
-    }
-
-    public func close() throws {
-        try pool.close()
-    }
-
-    /// fsyncs the database file (after ``checkpointWAL()``), for ``Durability/deferred``.
-    public func synchronizeFile() throws {
-        let file = try PosixFileSystem().openFile(at: path, mode: .readWrite)
-        defer { try? file.close() }
-        try file.synchronize()
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(tasks)
+        hasher.combine(followups)
+        hasher.combine(latestReport?.revision)
     }
 }
 

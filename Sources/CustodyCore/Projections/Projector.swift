@@ -8,8 +8,8 @@ import Logging
 /// A record that is not a valid event is skipped (its seq still counts as applied), logged and
 /// counted: one bad record must not stop the projections forever.
 public actor Projector: PositionFollower {
-    let log: SegmentLog
-    public nonisolated let store: ProjectionStore
+    let log: any EventLog
+    public nonisolated let store: any ProjectionStore
     let logger: Logger
     /// The most events applied in one transaction.
     let batchSize: Int
@@ -18,11 +18,13 @@ public actor Projector: PositionFollower {
     var waiters = PositionWaiters()
     var followedPosition: UInt64 { applied }
     private(set) var undecodableRecords = 0
-    /// A rebuilt database waiting to be swapped in between two batches (``adopt(rebuiltAt:)``).
-    private var pendingAdoption: (path: String, continuation: CheckedContinuation<Void, any Error>)?
+    /// A rebuilt store waiting to be swapped in between two batches (``adopt(rebuilt:)``).
+    private var pendingAdoption: (store: any ProjectionStore, continuation: CheckedContinuation<Void, any Error>)?
+    /// Fired when an adoption is asked for, so that the loop stops waiting for an append.
+    private let adoptionSignal = WakeSignal()
     private var running = false
 
-    public init(log: SegmentLog, store: ProjectionStore, batchSize: Int = 8192, logger: Logger = Logger(label: "custody.projector")) {
+    public init(log: any EventLog, store: any ProjectionStore, batchSize: Int = 8192, logger: Logger = Logger(label: "custody.projector")) {
         self.log = log
         self.store = store
         self.batchSize = batchSize
@@ -48,7 +50,7 @@ public actor Projector: PositionFollower {
             if let adoption = pendingAdoption {
                 pendingAdoption = nil
                 do {
-                    try await swapIn(adoption.path)
+                    try await swapIn(adoption.store)
                     current = nil
                     adoption.continuation.resume()
                 } catch {
@@ -59,11 +61,7 @@ public actor Projector: PositionFollower {
                 current = try await Self.fetch(log, from: applied + 1, upTo: await log.lastSeq, maxRecords: batchSize, logger: logger)
                 if current == nil {
                     if pendingAdoption != nil { continue }
-                    do {
-                        _ = try await log.waitForAppend(after: applied)
-                    } catch let error as LogError where error.code == .closed {
-                        return
-                    }
+                    guard try await waitForAppendOrAdoption() else { return }
                     continue
                 }
             }
@@ -86,7 +84,7 @@ public actor Projector: PositionFollower {
         var delay: Duration = .milliseconds(50)
         while true {
             do {
-                try await store.apply(batch.events, checkpointSeq: batch.last.seq, checkpointTime: batch.last.timestamp, grouping: batch.grouping)
+                try await store.apply(batch.batch)
                 failures = 0
                 return
             } catch is CancellationError {
@@ -95,7 +93,7 @@ public actor Projector: PositionFollower {
                 failures += 1
                 logger.error(
                     "applying events to the projections failed; retrying",
-                    metadata: ["from_seq": "\(batch.events.first?.seq ?? 0)", "error": "\(error)", "attempt": "\(failures)"]
+                    metadata: ["from_seq": "\(batch.batch.events.first?.seq ?? 0)", "error": "\(error)", "attempt": "\(failures)"]
                 )
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
@@ -116,7 +114,7 @@ public actor Projector: PositionFollower {
         var batch = try await Self.fetch(log, from: applied + 1, upTo: head, maxRecords: batchSize, logger: logger)
         while let current = batch {
             async let following = Self.fetch(log, from: current.last.seq + 1, upTo: head, maxRecords: batchSize, logger: logger)
-            try await store.apply(current.events, checkpointSeq: current.last.seq, checkpointTime: current.last.timestamp, grouping: current.grouping)
+            try await store.apply(current.batch)
             undecodableRecords += current.undecodable
             applied = current.last.seq
             wakeWaiters()
@@ -125,52 +123,75 @@ public actor Projector: PositionFollower {
         }
     }
 
-    /// Swaps in a database rebuilt from the log (closed, at `path`): the projector brings it up
-    /// to what it has applied itself, then replaces its tables' contents with it in one
-    /// transaction, between two batches. Returns once it is in use.
-    public func adopt(rebuiltAt path: String) async throws {
+    /// Swaps in a store rebuilt from the log (``ProjectionRebuild``): the projector brings it up
+    /// to what it has applied itself, then has its own store take the rebuilt one's contents
+    /// (``ProjectionStore/replaceContents(with:)``), between two batches. Returns once it is in
+    /// use.
+    public func adopt(rebuilt: any ProjectionStore) async throws {
         guard running else {
-            try await swapIn(path)
+            try await swapIn(rebuilt)
             return
         }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            pendingAdoption = (path, continuation)
+            pendingAdoption = (rebuilt, continuation)
             // Wake the loop if it is waiting for an append.
-            let log = log
-            Task { await log.nudgeWaiters() }
+            adoptionSignal.fire()
         }
     }
 
-    private func swapIn(_ path: String) async throws {
-        let fresh = try ProjectionStore(path: path)
+    /// Waits until the log has a record after ``appliedSeq`` or an adoption is asked for.
+    /// Returns false when the log has closed.
+    private func waitForAppendOrAdoption() async throws -> Bool {
+        let log = log
+        let applied = applied
+        let signal = adoptionSignal
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                do {
+                    _ = try await log.waitForAppend(after: applied)
+                    return true
+                } catch let error as LogError where error.code == .closed {
+                    return false
+                }
+            }
+            group.addTask {
+                // Ends with a request, or when cancelled (the append came first).
+                await signal.wait()
+                return true
+            }
+            let result = try await group.next() ?? true
+            group.cancelAll()
+            return result
+        }
+    }
+
+    private func swapIn(_ fresh: any ProjectionStore) async throws {
         do {
             var seq = try await fresh.appliedSeq()
             while seq < applied {
                 guard let batch = try await Self.fetch(log, from: seq + 1, upTo: applied, maxRecords: batchSize, logger: logger) else { break }
-                try await fresh.apply(batch.events, checkpointSeq: batch.last.seq, checkpointTime: batch.last.timestamp)
+                try await fresh.apply(batch.batch)
                 seq = batch.last.seq
             }
-            try fresh.checkpointWAL()
-            try fresh.close()
         } catch {
-            try? fresh.close()
+            try? await fresh.close()
             throw error
         }
-        let adopted = try await store.replaceContents(withDatabaseAt: path)
+        let adopted = try await store.replaceContents(with: fresh)
         logger.notice("rebuilt projections swapped in", metadata: ["applied_seq": "\(adopted)"])
     }
 
     /// A batch read from the log and decoded, ready to apply.
     struct DecodedBatch: Sendable {
-        var events: [Event]
+        /// The events, the checkpoint, and their spans grouped by trace (worked out here rather
+        /// than in the write transaction).
+        var batch: ProjectionBatch
         var last: LogRecord
         var undecodable: Int
-        /// Its spans grouped by trace, worked out here rather than in the write transaction.
-        var grouping: ProjectionWriter.SpanGrouping
     }
 
     /// Reads and decodes up to `maxRecords` records from `seq` (none past `head`); nil at the end.
-    static func fetch(_ log: SegmentLog, from seq: UInt64, upTo head: UInt64, maxRecords: Int, logger: Logger) async throws -> DecodedBatch? {
+    static func fetch(_ log: any EventLog, from seq: UInt64, upTo head: UInt64, maxRecords: Int, logger: Logger) async throws -> DecodedBatch? {
         guard seq <= head else { return nil }
         var records = try await log.read(from: seq, maxRecords: maxRecords)
         records.removeAll { $0.seq > head }
@@ -186,7 +207,11 @@ public actor Projector: PositionFollower {
                 logger.error("a log record is not an event; skipped", metadata: ["seq": "\(record.seq)", "error": "\(error)"])
             }
         }
-        return DecodedBatch(events: events, last: last, undecodable: undecodable, grouping: ProjectionWriter.SpanGrouping(events))
+        return DecodedBatch(
+            batch: ProjectionBatch(events, checkpointSeq: last.seq, checkpointTime: last.timestamp),
+            last: last,
+            undecodable: undecodable
+        )
     }
 
     /// Waits until every event up to `seq` is applied; after `timeout`, fails with a clear error
@@ -212,7 +237,7 @@ public actor Projector: PositionFollower {
         guard let oldest = try? await log.read(from: applied + 1, maxRecords: 1).first(where: { $0.seq > applied }) else {
             return (head - applied, 0)
         }
-        return (head - applied, max(0, Double(SegmentLog.now() - oldest.timestamp) / 1e9))
+        return (head - applied, max(0, Double(LogTime.now() - oldest.timestamp) / 1e9))
     }
 
 }

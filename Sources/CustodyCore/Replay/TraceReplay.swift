@@ -1,5 +1,4 @@
 import CustodyLog
-import GRDB
 
 /// TraceReplay (docs/api.md "Replay", docs/log-format.md "Replay"): a past trace re-read from the log and
 /// re-emitted under a new trace id. The HTTP route, the CLI (through the route) and the RPC method
@@ -51,13 +50,13 @@ public struct TraceReplay: Sendable {
         public var undispatched: [String: Int]
         public var durationMs: Double
         /// `completed` or `aborted`.
-        public var status: String
+        public var status: ReplayStatus
 
         public var jsonValue: JSONValue {
             .object([
                 "new_trace": .string(newTrace), "from_trace": .string(fromTrace), "mode": .string(mode.rawValue), "speed": .number(speed),
                 "spans": .integer(Int64(spans)), "errors": .integer(Int64(errors)), "duration_ms": .number(durationMs),
-                "status": .string(status), "undispatched": .object(undispatched.mapValues { .integer(Int64($0)) }),
+                "status": .string(status.rawValue), "undispatched": .object(undispatched.mapValues { .integer(Int64($0)) }),
             ])
         }
     }
@@ -81,7 +80,7 @@ public struct TraceReplay: Sendable {
         let started = ContinuousClock.now
         let startedAt = context.now()
         var emitter = Emitter(context: context, request: request, newTrace: context.newIdentifier(), fromTrace: fromTrace)
-        let replay = ReplayEvent(newTrace: emitter.newTrace, fromTrace: fromTrace, mode: mode, speed: speed, spans: 0, status: "running")
+        let replay = ReplayEvent(newTrace: emitter.newTrace, fromTrace: fromTrace, mode: mode, speed: speed, spans: 0, status: .running)
         emitter.pending = [
             .replayStarted(replay),
             .span(
@@ -104,7 +103,7 @@ public struct TraceReplay: Sendable {
         do {
             original = try await traces.trace(fromTrace).spans
         } catch {
-            let status = error.code == .traceNotFound ? "aborted" : "failed"
+            let status: ReplayStatus = error.code == .traceNotFound ? .aborted : .failed
             await emitter.finish(
                 stage: "replay_abort",
                 replay: replay,
@@ -190,7 +189,7 @@ public struct TraceReplay: Sendable {
             await emitter.finish(
                 stage: "replay_abort",
                 replay: replay,
-                status: "failed",
+                status: .failed,
                 spans: replayed,
                 startedAt: startedAt,
                 started: started,
@@ -202,7 +201,7 @@ public struct TraceReplay: Sendable {
             await emitter.finish(
                 stage: "replay_abort",
                 replay: replay,
-                status: "aborted",
+                status: .aborted,
                 spans: replayed,
                 startedAt: startedAt,
                 started: started,
@@ -213,7 +212,7 @@ public struct TraceReplay: Sendable {
         let finished = await emitter.finish(
             stage: "replay_complete",
             replay: replay,
-            status: "completed",
+            status: .completed,
             spans: replayed,
             startedAt: startedAt,
             started: started,
@@ -229,7 +228,7 @@ public struct TraceReplay: Sendable {
             errors: errors,
             undispatched: undispatched,
             durationMs: (ContinuousClock.now - started).inMilliseconds,
-            status: "completed"
+            status: .completed
         )
     }
 
@@ -382,7 +381,7 @@ public struct TraceReplay: Sendable {
         mutating func finish(
             stage: String,
             replay: ReplayEvent,
-            status: String,
+            status: ReplayStatus,
             spans: Int,
             startedAt: Int64,
             started: ContinuousClock.Instant,
@@ -394,7 +393,7 @@ public struct TraceReplay: Sendable {
             var details = details
             details["mode"] = .string(replay.mode.rawValue)
             details["spans"] = .integer(Int64(spans))
-            details["status"] = .string(status)
+            details["status"] = .string(status.rawValue)
             let elapsed = (ContinuousClock.now - started).inMilliseconds
             let closing: [EventBody] = [
                 .span(span(stage: stage, operation: TraceReplay.operation, timestamp: startedAt, durationMs: elapsed, details: details)),
@@ -406,7 +405,7 @@ public struct TraceReplay: Sendable {
                         requestTraceId: request.traceId,
                         durationMs: elapsed,
                         timestamp: startedAt,
-                        details: JSONValue.object(["new_trace": .string(newTrace), "status": .string(status)]).jsonText
+                        details: JSONValue.object(["new_trace": .string(newTrace), "status": .string(status.rawValue)]).jsonText
                     )
                 ),
             ]
@@ -480,29 +479,25 @@ extension TraceReplay {
     /// `aborted`, so the replays list does not show it running forever. Called by
     /// ``CoreRuntime/open(directory:configuration:logger:encodeLive:)`` once the projections
     /// hold the whole log; returns how many were closed.
-    static func closeInterrupted(log: SegmentLog, store: ProjectionStore) async throws -> Int {
-        let running = try await store.read { db in
-            try Row.fetchAll(db, sql: "SELECT new_trace, from_trace, mode, speed, spans FROM replays WHERE status = 'running' ORDER BY started_at")
-                .map { row -> ReplayEvent in
-                    let spans: Int64 = row["spans"]
-                    return ReplayEvent(
-                        newTrace: row["new_trace"],
-                        fromTrace: row["from_trace"],
-                        mode: ReplayMode(rawValue: row["mode"]) ?? .dryRun,
-                        speed: row["speed"],
-                        spans: UInt32(clamping: spans),
-                        status: "aborted"
-                    )
-                }
+    static func closeInterrupted(log: any EventLog, store: any ProjectionStore) async throws -> Int {
+        let running = try await store.runningReplays().map { replay in
+            ReplayEvent(
+                newTrace: replay.newTrace,
+                fromTrace: replay.fromTrace,
+                mode: replay.mode,
+                speed: replay.speed,
+                spans: UInt32(clamping: replay.spans),
+                status: .aborted
+            )
         }
         guard !running.isEmpty else { return 0 }
-        let now = SegmentLog.now()
+        let now = LogTime.now()
         var events: [EventBody] = []
         for replay in running {
             let newTrace = replay.newTrace
             let fromTrace = replay.fromTrace
             let details = JSONValue.object([
-                "from_trace": .string(fromTrace), "status": .string("aborted"),
+                "from_trace": .string(fromTrace), "status": .string(ReplayStatus.aborted.rawValue),
                 "error": .string("the server stopped before the replay completed"),
             ])
             events.append(

@@ -11,7 +11,7 @@ import NIOCore
 /// ``run()`` then keeps every derived view following the log until it is cancelled, and
 /// ``close()`` checkpoints and closes.
 public final class CoreRuntime: Sendable {
-    public let log: SegmentLog
+    public let log: any EventLog
     public let projector: Projector
     public let cache: ActiveSpanCache
     public let hub: LiveHub
@@ -46,7 +46,7 @@ public final class CoreRuntime: Sendable {
     }
 
     private init(
-        log: SegmentLog,
+        log: any EventLog,
         projector: Projector,
         cache: ActiveSpanCache,
         hub: LiveHub,
@@ -85,7 +85,7 @@ public final class CoreRuntime: Sendable {
         let databasePath = ProjectionPaths.database(in: directory)
         // Whatever the projections applied had been acknowledged: a log that ends before it has
         // lost acknowledged events, however whole its last batch looks.
-        let applied = try ProjectionStore.appliedSeq(ofDatabaseAt: databasePath)
+        let applied = try SQLiteProjectionStore.appliedSeq(ofDatabaseAt: databasePath)
         let log = try await SegmentLog.open(
             directory: directory,
             configuration: configuration.log,
@@ -94,8 +94,27 @@ public final class CoreRuntime: Sendable {
             fileSystem: configuration.fileSystem,
             logger: logger
         )
+        let store: any ProjectionStore
         do {
-            let store = try await recordLosses(log: log, databasePath: databasePath, logger: logger)
+            store = try await recordLosses(log: log, databasePath: databasePath, logger: logger)
+        } catch {
+            await log.close()
+            throw error
+        }
+        return try await start(log: log, store: store, configuration: configuration, logger: logger, encodeLive: encodeLive)
+    }
+
+    /// Brings everything derived from `log` up to date over `store` — the projections caught up,
+    /// interrupted replays closed, the cache refilled, the outbox loaded — whatever engines the
+    /// two are (docs/architecture.md, "The two seams"). On failure the log is closed.
+    public static func start(
+        log: any EventLog,
+        store: any ProjectionStore,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "custody"),
+        encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer = { _ in ByteBuffer() }
+    ) async throws -> CoreRuntime {
+        do {
             let projector = Projector(log: log, store: store, logger: logger)
             try await projector.catchUp()
             let interrupted = try await TraceReplay.closeInterrupted(log: log, store: store)
@@ -112,7 +131,7 @@ public final class CoreRuntime: Sendable {
             // the outbox has left to do.
             var outbox: GitHubOutbox?
             if let github = configuration.github {
-                let pending = try await GitHubOutbox.pendingOperations(in: store)
+                let pending = try await store.pendingGitHubOperations()
                 if !pending.isEmpty {
                     logger.notice("GitHub operations left pending by the last stop resume", metadata: ["operations": "\(pending.count)"])
                 }
@@ -131,6 +150,7 @@ public final class CoreRuntime: Sendable {
                 logger: logger
             )
         } catch {
+            try? await store.close()
             await log.close()
             throw error
         }
@@ -142,20 +162,20 @@ public final class CoreRuntime: Sendable {
     /// before anything is served. Returns the projection store to use. Every step can be
     /// repeated after a crash: the events are appended only for losses the rebuilt projections
     /// do not already hold.
-    static func recordLosses(log: SegmentLog, databasePath: String, logger: Logger) async throws -> ProjectionStore {
-        var store = try ProjectionStore(path: databasePath)
+    static func recordLosses(log: any EventLog, databasePath: String, logger: Logger) async throws -> SQLiteProjectionStore {
+        var store = try SQLiteProjectionStore(path: databasePath)
         let losses = log.recordedLosses
         guard !losses.isEmpty else { return store }
-        func unrecorded(in store: ProjectionStore) async throws -> [QuarantineRecord] {
+        func unrecorded(in store: any ProjectionStore) async throws -> [QuarantineRecord] {
             let recorded = try await store.recordedLosses()
             return losses.filter { !recorded.contains($0.key) }
         }
         guard try await !unrecorded(in: store).isEmpty else { return store }
-        try store.close()
+        try await store.close()
         logger.notice("rebuilding the projections from the log, which has lost events", metadata: ["losses": "\(losses.count)"])
         let report = try await ProjectionRebuild.rebuild(log: log, databasePath: databasePath)
         logger.notice("rebuilt the projections", metadata: ["events": "\(report.events)", "seconds": "\(report.seconds)"])
-        store = try ProjectionStore(path: databasePath)
+        store = try SQLiteProjectionStore(path: databasePath)
         let missing = try await unrecorded(in: store)
         if !missing.isEmpty {
             let receipt = try await log.append(missing.map { EventCodec.encode(.logLoss(LogLoss($0))) })
@@ -205,8 +225,7 @@ public final class CoreRuntime: Sendable {
                 )
             }
             do {
-                try projector.store.checkpointWAL()
-                try projector.store.close()
+                try await projector.store.close()
             } catch {
                 logger.warning("closing the projections failed; they resume from their checkpoint", metadata: ["error": "\(error)"])
             }
@@ -230,7 +249,7 @@ extension LogLoss {
             length: record.length,
             sideFile: record.sideFile,
             reason: record.defect,
-            recordedAt: record.recordedAt ?? SegmentLog.now()
+            recordedAt: record.recordedAt ?? LogTime.now()
         )
     }
 }

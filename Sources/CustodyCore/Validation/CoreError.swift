@@ -43,11 +43,31 @@ public struct CoreError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     /// The input field at fault, for ``Code/invalidArgument`` and ``Code/payloadTooLarge``.
     public var field: String?
+    /// What went wrong underneath (a database or log error), kept for the one log line the
+    /// adapter writes for an ``Code/internalError``; never shown to a client.
+    public var cause: (any Error & Sendable)?
 
-    public init(_ code: Code, _ message: String, field: String? = nil) {
+    public init(_ code: Code, _ message: String, field: String? = nil, cause: (any Error & Sendable)? = nil) {
         self.code = code
         self.message = message
         self.field = field
+        self.cause = cause
+    }
+
+    /// An ``Code/internalError`` with the failure underneath it.
+    public static func `internal`(_ message: String, _ cause: any Error) -> CoreError {
+        CoreError(.internalError, message, cause: cause)
+    }
+
+    /// Equal code, message and field (the cause is not compared).
+    public static func == (lhs: CoreError, rhs: CoreError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message && lhs.field == rhs.field
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+        hasher.combine(field)
     }
 
     public static func invalidArgument(_ field: String, _ problem: String) -> CoreError {

@@ -53,7 +53,7 @@ public protocol LogFile: Sendable {
 
 extension LogFile {
     /// Reads exactly `count` bytes at `offset`, or fewer only when the file ends first.
-    func read(count: Int, at offset: Int64) throws -> [UInt8] {
+    public func read(count: Int, at offset: Int64) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         try bytes.withUnsafeMutableBytes { buffer in
@@ -67,7 +67,7 @@ extension LogFile {
         return bytes
     }
 
-    func write(_ bytes: [UInt8], at offset: Int64) throws {
+    public func write(_ bytes: [UInt8], at offset: Int64) throws {
         try bytes.withUnsafeBytes { try self.write($0, at: offset) }
     }
 }

@@ -53,6 +53,8 @@ public struct LogConfiguration: Sendable {
     /// Called with how long each fdatasync of appended data took (a latency histogram's feed).
     /// It runs on the log's actor after the sync: keep it short, and never call the log from it.
     public var onSynchronization: (@Sendable (Duration) -> Void)?
+    /// The clock of the log's timers: when an interval fsync is due, a segment's age.
+    public var clock: any LogClock
 
     public init(
         fsync: FsyncPolicy = .always,
@@ -61,8 +63,10 @@ public struct LogConfiguration: Sendable {
         indexIntervalBytes: Int64 = 4096,
         batchBytes: Int = 64 << 10,
         maximumPendingBytes: Int = 256 << 20,
-        recoveryPointIntervalBytes: Int64 = 16 << 20
+        recoveryPointIntervalBytes: Int64 = 16 << 20,
+        clock: any LogClock = SystemLogClock()
     ) {
+        self.clock = clock
         self.fsync = fsync
         self.segmentBytes = segmentBytes
         self.segmentAge = segmentAge

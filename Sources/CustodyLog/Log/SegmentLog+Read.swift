@@ -200,12 +200,6 @@ extension SegmentLog {
         }
     }
 
-    /// Records from `seq` on, in batches as they were read, following the log as it grows; ends
-    /// when the log is closed.
-    public nonisolated func records(from seq: UInt64) -> LogTail {
-        LogTail(log: self, start: seq)
-    }
-
     /// The first seq whose timestamp is at or after `timestamp` (``lastSeq`` + 1 when none is).
     /// Uses the time indexes to read only the batch that straddles `timestamp`.
     public func firstSeq(atOrAfter timestamp: Int64) async throws -> UInt64 {
@@ -304,11 +298,11 @@ public struct LogStatus: Sendable, Codable, Hashable {
 /// batches, in seq order). Waits for appends when it reaches the end; finishes when the log closes.
 public struct LogTail: AsyncSequence, Sendable {
     public typealias Element = [LogRecord]
-    let log: SegmentLog
+    let log: any EventLog
     let start: UInt64
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let log: SegmentLog
+        let log: any EventLog
         var next: UInt64
 
         public mutating func next() async throws -> [LogRecord]? {

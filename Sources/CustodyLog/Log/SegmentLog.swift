@@ -27,7 +27,7 @@ import Darwin
 ///
 /// State lives in the actor; every blocking file operation runs on a `NIOThreadPool`, so the
 /// actor stays free to gather the next group while the previous one is being written.
-public actor SegmentLog {
+public actor SegmentLog: EventLog {
     public nonisolated let directory: String
     public nonisolated let configuration: LogConfiguration
     /// What opening the log found and did.
@@ -55,7 +55,8 @@ public actor SegmentLog {
         /// Bytes acknowledged (written, and synchronized under `always`).
         var length: Int64 { index.coveredLength }
         var synchronizedLength: Int64
-        var openedAt: ContinuousClock.Instant
+        /// When the segment was started, on ``LogConfiguration/clock``.
+        var openedAt: Duration
     }
 
     struct Waiter {
@@ -92,7 +93,7 @@ public actor SegmentLog {
     private var headWaiters: [Int: (after: UInt64, continuation: CheckedContinuation<UInt64, any Error>)] = [:]
     private var nextHeadWaiterID = 0
     private var bytesSinceRecoveryPoint: Int64 = 0
-    private var lastSynchronization = ContinuousClock.now
+    private var lastSynchronization: Duration
     /// A timer will make a synchronization due (fsync `interval`).
     private var synchronizationScheduled = false
     /// The interval has passed since unsynchronized bytes were written: the flush loop syncs.
@@ -121,8 +122,9 @@ public actor SegmentLog {
             index: recovered.activeIndex,
             file: recovered.activeFile,
             synchronizedLength: recovered.activeIndex.coveredLength,
-            openedAt: .now
+            openedAt: configuration.clock.now()
         )
+        self.lastSynchronization = configuration.clock.now()
         self.endSeq = recovered.activeIndex.endSeq
         self.lastTimestamp = recovered.lastTimestamp
     }
@@ -270,7 +272,7 @@ public actor SegmentLog {
         let groupBytes = Int64(group.bytes + group.batches.count * BatchHeader.size)
         if active.length > 0
             && (active.length + groupBytes > configuration.segmentBytes
-                || configuration.segmentAge.map { ContinuousClock.now - active.openedAt >= $0 } ?? false)
+                || configuration.segmentAge.map { configuration.clock.now() - active.openedAt >= $0 } ?? false)
         {
             do {
                 try await roll()
@@ -289,7 +291,7 @@ public actor SegmentLog {
         switch policy {
         case .always: synchronize = true
         case .never: synchronize = false
-        case .interval(let ms): synchronize = ContinuousClock.now - lastSynchronization >= .milliseconds(ms)
+        case .interval(let ms): synchronize = configuration.clock.now() - lastSynchronization >= .milliseconds(ms)
         }
         let batches = group.batches
         let result: Result<(headers: [(BatchHeader, Int64)], syncNanoseconds: Int64), any Error> = await runWriterIO {
@@ -332,11 +334,13 @@ public actor SegmentLog {
                 statistics.synchronizationNanoseconds += syncNanoseconds
                 statistics.longestSynchronizationNanoseconds = max(statistics.longestSynchronizationNanoseconds, syncNanoseconds)
                 active.synchronizedLength = active.length
-                lastSynchronization = .now
+                lastSynchronization = configuration.clock.now()
             } else if case .interval(let ms) = policy, !synchronizationScheduled {
                 synchronizationScheduled = true
+                let clock = configuration.clock
+                let deadline = clock.now() + .milliseconds(ms)
                 Task {
-                    try? await Task.sleep(for: .milliseconds(ms))
+                    try? await clock.sleep(until: deadline)
                     guard self.lifecycle == .open else { return }
                     self.synchronizationScheduled = false
                     self.synchronizationDue = true
@@ -398,7 +402,7 @@ public actor SegmentLog {
             return file
         }.get()
         if old.length > 0 { sealed.append(SealedSegment(baseSeq: old.baseSeq, index: old.index)) }
-        active = ActiveSegment(baseSeq: base, index: SegmentIndex(baseSeq: base), file: newFile, synchronizedLength: 0, openedAt: .now)
+        active = ActiveSegment(baseSeq: base, index: SegmentIndex(baseSeq: base), file: newFile, synchronizedLength: 0, openedAt: configuration.clock.now())
         logger.notice("the log is writable again", metadata: ["segment": "\(SegmentName.segment(base))"])
         failure = nil
         await saveRecoveryPoint()
@@ -419,7 +423,7 @@ public actor SegmentLog {
             return file
         }.get()
         sealed.append(SealedSegment(baseSeq: old.baseSeq, index: old.index))
-        active = ActiveSegment(baseSeq: base, index: SegmentIndex(baseSeq: base), file: newFile, synchronizedLength: 0, openedAt: .now)
+        active = ActiveSegment(baseSeq: base, index: SegmentIndex(baseSeq: base), file: newFile, synchronizedLength: 0, openedAt: configuration.clock.now())
         statistics.segmentsRolled += 1
         await saveRecoveryPoint()
     }
@@ -465,7 +469,7 @@ public actor SegmentLog {
             configuration.onSynchronization?(ContinuousClock.now - started)
             statistics.synchronizations += 1
             active.synchronizedLength = max(active.synchronizedLength, length)
-            lastSynchronization = .now
+            lastSynchronization = configuration.clock.now()
         case .failure(let error):
             enterFailure(LogError.storageUnavailable("synchronizing \(SegmentName.segment(active.baseSeq)) failed", error))
         }
@@ -562,12 +566,8 @@ public actor SegmentLog {
         }
     }
 
-    /// Nanoseconds since the Unix epoch, from the real-time clock.
-    public static func now() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
-    }
+    /// Nanoseconds since the Unix epoch, from the real-time clock (``LogTime/now()``).
+    public static func now() -> Int64 { LogTime.now() }
 }
 
 /// Counters of what the log has done since it opened.

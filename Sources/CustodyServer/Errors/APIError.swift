@@ -41,24 +41,9 @@ public struct APIError: HTTPResponseError, Sendable {
 
     /// A core error, mapped by its code (docs/api.md's table).
     public init(_ error: CoreError) {
-        let status: HTTPResponse.Status
+        let status = ErrorStatusTable.httpStatus(error.code)
         var headers: HTTPFields = [:]
-        switch error.code {
-        case .invalidJSON: status = .badRequest
-        case .invalidArgument: status = .unprocessableContent
-        case .payloadTooLarge: status = .contentTooLarge
-        case .notFound, .taskNotFound, .traceNotFound: status = .notFound
-        case .conflict: status = .conflict
-        case .overloaded:
-            status = .tooManyRequests
-            headers[.retryAfter] = String(Self.retryAfterSeconds)
-        case .storageUnavailable: status = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
-        case .beyondRetention: status = .gone
-        // The server cannot serve this at all until it is configured (not a passing overload:
-        // no Retry-After).
-        case .githubNotConfigured: status = .serviceUnavailable
-        default: status = .internalServerError
-        }
+        if error.code == .overloaded { headers[.retryAfter] = String(Self.retryAfterSeconds) }
         self.init(
             status: status,
             code: error.code.description,

@@ -16,13 +16,8 @@ enum RPCErrorMapping {
         }
         var metadata: Metadata = [codeKey: .string(error.code.description)]
         if let field = error.field { metadata.addString(field, forKey: fieldKey) }
-        let code: RPCError.Code
-        switch error.code {
-        case .invalidJSON, .invalidArgument, .payloadTooLarge: code = .invalidArgument
-        case .notFound, .taskNotFound, .traceNotFound: code = .notFound
-        case .conflict: code = .alreadyExists
-        case .overloaded:
-            code = .resourceExhausted
+        let code = ErrorStatusTable.grpcCode(error.code)
+        if error.code == .overloaded {
             // When to come back: as google.rpc.RetryInfo in the status details (what gRPC
             // clients read), and as plain `retry-after` seconds.
             let seconds = APIError.retryAfterSeconds
@@ -31,10 +26,6 @@ enum RPCErrorMapping {
                 contentsOf: GoogleRPCStatus(code: .resourceExhausted, message: error.message, details: .retryInfo(delay: .seconds(seconds)))
                     .rpcErrorMetadata
             )
-        case .storageUnavailable: code = .unavailable
-        case .githubNotConfigured: code = .failedPrecondition
-        case .beyondRetention: code = .outOfRange
-        default: code = .internalError
         }
         return RPCError(code: code, message: error.message, metadata: metadata)
     }

@@ -18,42 +18,26 @@ struct TraceStreamService: Custody_V1_TraceStream.SimpleServiceProtocol {
             operations: Set(request.operation.filter { !$0.isEmpty }),
             traceIds: Set(request.traceID.filter { !$0.isEmpty })
         )
-        let hub = runtime.hub
-        let subscription = await hub.subscribe(filter: filter, bufferSize: bufferSize)
-        defer { Task { await hub.unsubscribe(subscription.id) } }
-        let send = { @Sendable (record: SpanRecord) async throws in
-            var message = Custody_V1_LiveMessage()
-            message.trace = try ProtobufJSON.message(Custody_V1_Span.self, from: record.jsonValue)
-            try await response.write(message)
-        }
+        let session = await LiveSession(hub: runtime.hub, filter: filter, bufferSize: bufferSize)
         // The stream ends when the consumer goes (the RPC is cancelled) or the server shuts down
-        // gracefully: either ends the subscription, which ends the loop below.
-        let end: @Sendable () -> Void = { Task { await hub.unsubscribe(subscription.id) } }
+        // gracefully: either ends the session, which ends its run.
         try await withRPCCancellationHandler {
             try await withGracefulShutdownHandler {
-                if request.hasSinceSeq, request.sinceSeq < subscription.startsAfter {
-                    try await hub.catchUp(from: request.sinceSeq, through: subscription.startsAfter, filter: filter) { delivery in
-                        try await send(delivery.record)
-                    }
-                }
-                for await message in subscription.messages {
-                    try Task.checkCancellation()
-                    switch message {
+                try await session.run(since: request.hasSinceSeq ? request.sinceSeq : nil, filter: filter) { item in
+                    var message = Custody_V1_LiveMessage()
+                    switch item {
                     case .span(let delivery):
-                        try await send(delivery.record)
+                        message.trace = try ProtobufJSON.message(Custody_V1_Span.self, from: delivery.record.jsonValue)
                     case .lagged(let dropped):
-                        var notice = Custody_V1_LiveMessage()
-                        notice.lagged.dropped = UInt64(dropped)
-                        try await response.write(notice)
-                    case .resumed(let after, let through, let filter):
-                        try await hub.catchUp(from: after, through: through, filter: filter) { delivery in try await send(delivery.record) }
+                        message.lagged.dropped = UInt64(dropped)
                     }
+                    try await response.write(message)
                 }
             } onGracefulShutdown: {
-                end()
+                session.end()
             }
         } onCancelRPC: {
-            end()
+            session.end()
         }
     }
 }

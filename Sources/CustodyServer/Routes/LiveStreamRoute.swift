@@ -75,15 +75,14 @@ struct LiveStreamRoute {
     }
 
     func stream(_ parameters: Parameters, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, logger: Logger) async throws {
-        let hub = runtime.hub
-        let subscription = await hub.subscribe(filter: parameters.filter, bufferSize: bufferSize)
-        defer { Task { await hub.unsubscribe(subscription.id) } }
+        let session = await LiveSession(hub: runtime.hub, filter: parameters.filter, bufferSize: bufferSize)
         let send = { @Sendable (buffer: ByteBuffer) async throws in
             try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Client messages: pause, resume, filter. The stream ends when the client leaves.
             group.addTask {
+                defer { session.end() }
                 for try await message in inbound.messages(maxSize: 64 << 10) {
                     guard case .text(let text) = message else { continue }
                     guard let command = try? JSONDecoder().decode(ClientCommand.self, from: Data(text.utf8)) else {
@@ -91,9 +90,9 @@ struct LiveStreamRoute {
                         continue
                     }
                     switch command.op {
-                    case "pause": await hub.pause(subscription.id)
-                    case "resume": await hub.resume(subscription.id)
-                    case "filter": await hub.update(subscription.id, filter: command.filter)
+                    case "pause": await session.pause()
+                    case "resume": await session.resume()
+                    case "filter": await session.update(filter: command.filter)
                     default:
                         try await send(Self.notice(["event": .string("error"), "message": .string("unknown op \(command.op)")]))
                     }
@@ -101,32 +100,22 @@ struct LiveStreamRoute {
             }
             // Spans: the catch-up from the log, then the live stream.
             group.addTask {
-                if let since = parameters.sinceSeq, since < subscription.startsAfter {
-                    try await hub.catchUp(from: since, through: subscription.startsAfter, filter: parameters.filter) { delivery in
-                        try await send(delivery.encoded)
-                    }
-                }
-                for await message in subscription.messages {
-                    switch message {
-                    case .span(let delivery):
-                        try await send(delivery.encoded)
-                    case .lagged(let dropped):
-                        try await send(Self.notice(["event": .string("lagged"), "dropped": .integer(Int64(dropped))]))
-                    case .resumed(let after, let through, let filter):
-                        try await hub.catchUp(from: after, through: through, filter: filter) { delivery in
-                            try await send(delivery.encoded)
-                        }
+                try await session.run(since: parameters.sinceSeq, filter: parameters.filter) { item in
+                    switch item {
+                    case .span(let delivery): try await send(delivery.encoded)
+                    case .lagged(let dropped): try await send(Self.notice(["event": .string("lagged"), "dropped": .integer(Int64(dropped))]))
                     }
                 }
             }
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: pingInterval)
-                    try await send(Self.notice(["event": .string("ping"), "t": .integer(SegmentLog.now() / 1_000_000)]))
+                    try await send(Self.notice(["event": .string("ping"), "t": .integer(LogTime.now() / 1_000_000)]))
                 }
             }
             // The first task to end (the client left, or the hub stopped) ends the others.
             try await group.next()
+            session.end()
             group.cancelAll()
         }
     }

@@ -1,4 +1,5 @@
 import CustodyCore
+import GRPCCore
 import CustodyOTLP
 import HTTPTypes
 import Hummingbird
@@ -39,7 +40,7 @@ struct OTLPRoutes {
     /// (protobuf, or JSON for a JSON request).
     static func otlpError(_ error: APIError, json: Bool) -> APIError {
         var status = Google_Rpc_Status()
-        status.code = grpcCode(Int(error.status.code))
+        status.code = Int32(ErrorStatusTable.grpcCode(error).rawValue)
         status.message = error.message
         var answer = error
         if json {
@@ -48,19 +49,6 @@ struct OTLPRoutes {
             answer.customBody = (ByteBuffer(bytes: (try? status.serializedBytes() as [UInt8]) ?? []), protobuf)
         }
         return answer
-    }
-
-    /// The gRPC status code that matches an HTTP status (for `google.rpc.Status.code`).
-    static func grpcCode(_ status: Int) -> Int32 {
-        switch status {
-        case 400, 413, 415, 422: 3  // INVALID_ARGUMENT
-        case 401: 16  // UNAUTHENTICATED
-        case 403: 7  // PERMISSION_DENIED
-        case 404: 5  // NOT_FOUND
-        case 429: 8  // RESOURCE_EXHAUSTED
-        case 503, 507: 14  // UNAVAILABLE
-        default: 13  // INTERNAL
-        }
     }
 
     func export(_ request: Request, trace: RequestTrace) async throws -> Response {

@@ -72,7 +72,7 @@ struct TraceRoutes {
         }
         router.get("/api/replays") { request, _ in
             let limit = try QueryValues.integer(request.query("limit"), "limit") ?? 50
-            return APIEnvelope.ok(.object(["replays": .array(try await traces.replays(limit: limit))]))
+            return APIEnvelope.ok(.object(["replays": .array(try await traces.replays(limit: limit).map(\.jsonValue))]))
         }
     }
 

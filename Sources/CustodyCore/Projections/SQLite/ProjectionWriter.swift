@@ -35,65 +35,12 @@ struct ProjectionWriter {
         var keysIndexedThrough: Int64?
     }
 
-    /// A batch's spans grouped by trace: what the writer needs besides the events, worked out
-    /// before the transaction (the projector does it while the previous batch is written).
-    struct SpanGrouping: Sendable {
-        /// ``Span/isError`` of each event's span (false for other events), by index.
-        var isError: [Bool]
-        /// The index in `traces` of each event's span's trace (-1 for other events), by index.
-        var slot: [Int32]
-        var traces: [TraceInBatch]
-        /// The sources, operations and stages of the batch's spans, each once, with the seqs of
-        /// its first and last span: `value_batches` rows.
-        var values: [(kind: String, value: String)] = []
-        var firstSpanSeq: Int64 = 0
-        var lastSpanSeq: Int64 = 0
-
-        /// A trace's spans in the batch.
-        struct TraceInBatch: Sendable {
-            var part: TraceSummaryCache.Entry
-            var seqs: [Int64]
-            /// `seqs` as `trace_spans.seqs` stores them.
-            var seqsJSON = ""
-        }
-
-        init(_ events: [Event]) {
-            isError = Array(repeating: false, count: events.count)
-            slot = Array(repeating: -1, count: events.count)
-            traces = []
-            var slotOfTrace: [String: Int] = [:]
-            var seen: (Set<String>, Set<String>, Set<String>) = ([], [], [])
-            for index in events.indices {
-                guard case .span(let span) = events[index].body else { continue }
-                let seq = Int64(events[index].seq)
-                if firstSpanSeq == 0 { firstSpanSeq = seq }
-                lastSpanSeq = seq
-                let error = span.isError
-                isError[index] = error
-                if let existing = slotOfTrace[span.traceId] {
-                    slot[index] = Int32(existing)
-                    traces[existing].part.summary.add(span, isError: error)
-                    traces[existing].part.lastSeq = seq
-                    traces[existing].seqs.append(seq)
-                } else {
-                    slot[index] = Int32(traces.count)
-                    slotOfTrace[span.traceId] = traces.count
-                    traces.append(TraceInBatch(part: .init(id: 0, summary: TraceSummaryRecord(span, isError: error), lastSeq: seq), seqs: [seq]))
-                }
-                if seen.0.insert(span.source).inserted { values.append(("source", span.source)) }
-                if seen.1.insert(span.operation).inserted { values.append(("operation", span.operation)) }
-                if seen.2.insert(span.stage).inserted { values.append(("stage", span.stage)) }
-            }
-            for slot in traces.indices { traces[slot].seqsJSON = ProjectionWriter.jsonArray(traces[slot].seqs) }
-        }
-    }
-
     /// Applies a batch. The batch's other events are applied in seq order; then each trace of
     /// the batch gets one `trace_summaries` update (its spans folded in Swift and merged into the
     /// row) and one `trace_spans` row; then the spans go into `operation_logs` with their trace's
     /// number, and the batch's values into `value_batches`. The rows come out exactly as if each
-    /// span had been applied on its own, in seq order. `grouping` is `SpanGrouping(events)`.
-    func apply(_ events: [Event], grouping: SpanGrouping) throws -> SummaryChanges {
+    /// span had been applied on its own, in seq order. `grouping` is `ProjectionBatch.SpanGrouping(events)`.
+    func apply(_ events: [Event], grouping: ProjectionBatch.SpanGrouping) throws -> SummaryChanges {
         var changes = SummaryChanges()
         let traces = grouping.traces
         for index in events.indices where grouping.slot[index] < 0 {
@@ -198,7 +145,7 @@ struct ProjectionWriter {
         /// Inserts the rows bound but not inserted yet.
         mutating func finish(
             _ events: [Event],
-            grouping: SpanGrouping,
+            grouping: ProjectionBatch.SpanGrouping,
             numbers: [Int64]
         ) throws {
             guard !bound.isEmpty else { return }
@@ -403,7 +350,7 @@ struct ProjectionWriter {
                 INSERT OR IGNORE INTO replays (new_trace, from_trace, mode, speed, spans, status, started_at, completed_at, last_seq)
                 VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)
                 """,
-                [replay.newTrace, replay.fromTrace, replay.mode.rawValue, replay.speed, Int64(replay.spans), replay.status, at, seq]
+                [replay.newTrace, replay.fromTrace, replay.mode.rawValue, replay.speed, Int64(replay.spans), replay.status.rawValue, at, seq]
             )
             // The replay the replays table kept (the first one started for this trace).
             try run(
@@ -413,7 +360,7 @@ struct ProjectionWriter {
         case .replayCompleted(let replay):
             try run(
                 "UPDATE replays SET status = ?, spans = ?, completed_at = ?, last_seq = ? WHERE new_trace = ?",
-                [replay.status, Int64(replay.spans), at, seq, replay.newTrace]
+                [replay.status.rawValue, Int64(replay.spans), at, seq, replay.newTrace]
             )
         case .logLoss(let loss):
             try run(

@@ -1,3 +1,4 @@
+import CustodyLog
 import NIOCore
 
 /// Realistic sample records (span-like JSON) for benchmarks, `custody bench` and tests. The log

@@ -1,0 +1,79 @@
+import NIOCore
+
+/// The durable, append-only log of records that Custody's core is built on: the seam a log
+/// engine plugs into. ``SegmentLog`` (files on one disk) implements it; a replicated engine
+/// (docs/architecture.md, "The two seams") implements the same requirements and must pass the
+/// same conformance suite (`EventLogConformance` in `CustodyLogTesting`).
+///
+/// An implementation knows nothing of what the records mean: a record is bytes, a seq and a
+/// timestamp.
+///
+/// Guarantees every implementation gives:
+/// - **Acknowledged means durable under its policy.** ``append(_:timestamp:)`` returns only once
+///   the records are durable as the engine's durability setting defines it (docs/operations.md
+///   says what that is for each engine and setting). Concurrent appends may be, and should be,
+///   gathered into one write (group commit); each caller still gets its own receipt.
+/// - **Seqs** start at 1, are strictly increasing and never reused; the records of one append get
+///   consecutive seqs. A seq range recorded as lost (``recordedLosses``) is never handed out
+///   again.
+/// - **Readers see only acknowledged records**: ``read(from:maxRecords:)``,
+///   ``read(seqs:)``, ``lastSeq`` and ``waitForAppend(after:)`` never show a record whose
+///   append has not returned (or would not have, had its caller waited).
+/// - **Timestamps** (nanoseconds since the Unix epoch) never decrease with seq.
+/// - **A failed append** throws and leaves nothing a reader can see; the log may refuse appends
+///   until it recovers, but never acknowledges a record it did not make durable.
+/// - After ``close()``, appends and waits throw `LogError` with code `closed`.
+public protocol EventLog: Actor {
+    /// Appends `payloads` (at least one) as consecutive records, all stamped with `timestamp`
+    /// (now when nil; never earlier than the log's last timestamp). Returns once they are
+    /// durable under the log's policy, with their seqs and timestamp. Not cancellable once
+    /// called: it becomes durable or fails.
+    func append(_ payloads: [ByteBuffer], timestamp: Int64?) async throws -> AppendReceipt
+
+    /// Acknowledged records from `seq` on, in seq order, at most about `maxRecords` (whole
+    /// batches may make it a few more); empty when `seq` is past the head. Records of a range
+    /// recorded as lost are absent.
+    func read(from seq: UInt64, maxRecords: Int) async throws -> [LogRecord]
+
+    /// The acknowledged records at `seqs` (any order, duplicates allowed), in seq order, each
+    /// once; seqs that are not (or no longer) in the log are left out.
+    func read(seqs: [UInt64]) async throws -> [LogRecord]
+
+    /// Waits until a record after `seq` is acknowledged and returns the head then. Throws
+    /// `CancellationError` when the task is cancelled, `LogError` `closed` on close.
+    func waitForAppend(after seq: UInt64) async throws -> UInt64
+
+    /// The first seq whose timestamp is at or after `timestamp`; ``lastSeq`` + 1 when none is.
+    func firstSeq(atOrAfter timestamp: Int64) async throws -> UInt64
+
+    /// The first seq the log holds (1 until anything is removed).
+    var firstSeq: UInt64 { get }
+
+    /// The durable head: the seq of the last acknowledged record (0 when empty).
+    var lastSeq: UInt64 { get }
+
+    /// What opening the log found and did.
+    nonisolated var recoveryReport: RecoveryReport { get }
+
+    /// Every range recorded as lost, by this open's repair or earlier ones.
+    nonisolated var recordedLosses: [QuarantineRecord] { get }
+
+    /// The log's position, counters and (for an engine with files) its segments.
+    func status() async -> LogStatus
+
+    /// Finishes pending appends, makes everything durable and releases the log's resources.
+    func close() async
+}
+
+extension EventLog {
+    /// Appends `payloads` stamped now.
+    public func append(_ payloads: [ByteBuffer]) async throws -> AppendReceipt {
+        try await append(payloads, timestamp: nil)
+    }
+
+    /// Records from `seq` on, in batches as they were read, following the log as it grows; ends
+    /// when the log is closed.
+    public nonisolated func records(from seq: UInt64) -> LogTail {
+        LogTail(log: self, start: seq)
+    }
+}
