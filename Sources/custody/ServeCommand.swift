@@ -217,10 +217,10 @@ struct ServeCommand: AsyncParsableCommand {
         settings.repair = repair
         guard (0...65535).contains(settings.port) else { throw ValidationError("the port must be 0–65535") }
         guard settings.segmentBytes >= 1 << 16 else { throw ValidationError("segment bytes must be at least 65536") }
-        guard Self.isLoopback(settings.host) || !settings.tokens.isEmpty else {
-            throw ValidationError(
-                "listening on \(settings.host) would expose the API without authentication: set bearer tokens (CUSTODY_TOKENS or \"tokens\" in the config file), or bind to 127.0.0.1"
-            )
+        do {
+            try ListenerExposure.check(host: settings.host, tokens: settings.tokens)
+        } catch {
+            throw ValidationError(error.description)
         }
         return settings
     }
@@ -299,10 +299,6 @@ struct ServeCommand: AsyncParsableCommand {
         return url
     }
 
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
-
     func run() async throws {
         let settings = try settings()
         let application = try await Self.application(settings: settings, logger: Logger(label: "custody"))
@@ -352,7 +348,7 @@ struct ServeCommand: AsyncParsableCommand {
         let shownHost = host.contains(":") ? "[\(host)]" : host
         // One bound on ingest in flight, whichever port it arrives on.
         let gate = IngestGate(limit: serverConfiguration.limits.maximumConcurrentIngest)
-        let rpc = RPCServer(
+        let rpc = try RPCServer(
             runtime: runtime,
             configuration: RPCConfiguration(host: settings.host, port: settings.rpcPort),
             tokens: settings.tokens,
@@ -365,7 +361,7 @@ struct ServeCommand: AsyncParsableCommand {
         var otlp: [any Service] = []
         if settings.otlpGRPCPort != 0 {
             otlp.append(
-                OTLPGRPCServer(
+                try OTLPGRPCServer(
                     runtime: runtime,
                     host: host,
                     port: settings.otlpGRPCPort,
@@ -381,7 +377,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if settings.otlpHTTPPort != 0 {
             otlp.append(
-                CustodyApplication.otlpHTTPServer(
+                try CustodyApplication.otlpHTTPServer(
                     runtime: runtime,
                     host: host,
                     port: settings.otlpHTTPPort,
@@ -395,7 +391,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             )
         }
-        return CustodyApplication.application(
+        return try CustodyApplication.application(
             runtime: runtime,
             configuration: serverConfiguration,
             metrics: metrics,

@@ -43,8 +43,8 @@ enum ServerFixture {
         configuration.limits = limits
         configuration.tokens = tokens
         // With `rpcPort`, the gRPC server too, on a free port written there once it listens.
-        let rpc = rpcPort.map { shared in
-            RPCServer(runtime: runtime, configuration: RPCConfiguration(port: 0), limits: limits, tokens: tokens, metrics: metrics) { port in
+        let rpc = try rpcPort.map { shared in
+            try RPCServer(runtime: runtime, configuration: RPCConfiguration(port: 0), limits: limits, tokens: tokens, metrics: metrics) { port in
                 shared.withLock { $0 = port }
             }
         }
@@ -53,14 +53,14 @@ enum ServerFixture {
         var services: [any Service] = []
         if let otlpGRPCPort {
             services.append(
-                OTLPGRPCServer(runtime: runtime, port: 0, limits: limits, tokens: tokens, metrics: metrics, gate: gate) { port in
+                try OTLPGRPCServer(runtime: runtime, port: 0, limits: limits, tokens: tokens, metrics: metrics, gate: gate) { port in
                     otlpGRPCPort.withLock { $0 = port }
                 }
             )
         }
         if let otlpHTTPPort {
             services.append(
-                CustodyApplication.otlpHTTPServer(
+                try CustodyApplication.otlpHTTPServer(
                     runtime: runtime,
                     host: "127.0.0.1",
                     port: 0,
@@ -71,7 +71,7 @@ enum ServerFixture {
                 ) { port in otlpHTTPPort.withLock { $0 = port } }
             )
         }
-        let app = CustodyApplication.application(
+        let app = try CustodyApplication.application(
             runtime: runtime,
             configuration: configuration,
             metrics: metrics,

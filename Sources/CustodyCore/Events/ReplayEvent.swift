@@ -4,6 +4,16 @@ public enum ReplayMode: String, Sendable, Hashable, CaseIterable, EncodedTag {
     case live
 
     var tag: UInt8 { self == .dryRun ? 1 : 2 }
+
+    /// A mode as a request names it: `dry-run` (the default when absent) or `live`.
+    public init(parsing name: String?) throws(CoreError) {
+        guard let name else {
+            self = .dryRun
+            return
+        }
+        guard let mode = ReplayMode(rawValue: name) else { throw CoreError.invalidArgument("mode", "must be dry-run or live") }
+        self = mode
+    }
 }
 
 /// `replay.started` and `replay.completed`.

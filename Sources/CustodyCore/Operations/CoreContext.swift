@@ -22,6 +22,8 @@ public struct CoreContext: Sendable {
     /// context: the HTTP routes and the RPC methods must share one context (copies share these).
     let tasks = KeyedSerializer()
     let orders = KeyedSerializer()
+    /// Where the adapters hand over answered requests for their closing span (shared by copies).
+    public let responses = ResponseRecorder()
 
     public init(
         log: any EventLog,
@@ -94,26 +96,38 @@ public struct CoreContext: Sendable {
     /// Best effort: the operation's own events are durable already; a failure here loses only
     /// these spans.
     public func recordResponse(_ request: RequestTrace, status: Int, error: CoreError? = nil) async {
-        guard let received = request.receivedSpan, !request.recorded.closed.load(ordering: .acquiring) else { return }
-        let durationMs = (ContinuousClock.now - request.started).inMilliseconds
-        let details: JSONValue =
-            if let error {
-                .object(["status": .integer(Int64(status)), "error": error.jsonValue])
-            } else {
-                .object(["status": .integer(Int64(status))])
-            }
-        let closing = Span.orchestrator(
-            stage: error == nil ? "response_sent" : "error",
-            operation: request.operation,
-            requestTraceId: request.traceId,
-            durationMs: durationMs,
-            // It covers the whole request: from its arrival, for its duration.
-            timestamp: received.timestamp,
-            details: details.jsonText
-        )
-        let spans = request.recorded.received.load(ordering: .acquiring) ? [closing] : [received, closing]
+        await recordResponses([(request, status)], error: error)
+    }
+
+    /// ``recordResponse(_:status:error:)`` for several requests, in one append.
+    func recordResponses(_ requests: [(RequestTrace, Int)], error: CoreError? = nil) async {
+        var spans: [Span] = []
+        var closing: [RequestTrace] = []
+        for (request, status) in requests {
+            guard let received = request.receivedSpan, !request.recorded.closed.load(ordering: .acquiring) else { continue }
+            let durationMs = (ContinuousClock.now - request.started).inMilliseconds
+            let details: JSONValue =
+                if let error {
+                    .object(["status": .integer(Int64(status)), "error": error.jsonValue])
+                } else {
+                    .object(["status": .integer(Int64(status))])
+                }
+            let span = Span.orchestrator(
+                stage: error == nil ? "response_sent" : "error",
+                operation: request.operation,
+                requestTraceId: request.traceId,
+                durationMs: durationMs,
+                // It covers the whole request: from its arrival, for its duration.
+                timestamp: received.timestamp,
+                details: details.jsonText
+            )
+            if !request.recorded.received.load(ordering: .acquiring) { spans.append(received) }
+            spans.append(span)
+            closing.append(request)
+        }
+        guard !spans.isEmpty else { return }
         if (try? await log.append(spans.map { EventCodec.encode(.span($0)) })) != nil {
-            request.recorded.closed.store(true, ordering: .releasing)
+            for request in closing { request.recorded.closed.store(true, ordering: .releasing) }
         }
     }
 

@@ -113,6 +113,7 @@ public actor Projector: PositionFollower {
         let head = await log.lastSeq
         var batch = try await Self.fetch(log, from: applied + 1, upTo: head, maxRecords: batchSize, logger: logger)
         while let current = batch {
+            try Task.checkCancellation()
             async let following = Self.fetch(log, from: current.last.seq + 1, upTo: head, maxRecords: batchSize, logger: logger)
             try await store.apply(current.batch)
             undecodableRecords += current.undecodable

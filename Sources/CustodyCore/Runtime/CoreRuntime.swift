@@ -23,6 +23,8 @@ public final class CoreRuntime: Sendable {
     public let spanExport: SpanExport
     public let replay: TraceReplay
     public let github: GitHubOperations
+    /// Online rebuilds of the projections (`POST /api/admin/rebuild`).
+    public let rebuild = RebuildController()
     /// The log's head when the derived views were brought up to date.
     let openedAt: UInt64
     let logger: Logger
@@ -194,6 +196,9 @@ public final class CoreRuntime: Sendable {
             group.addTask { try await self.projector.run() }
             group.addTask { try await self.cache.follow(self.log, from: self.openedAt + 1) }
             group.addTask { try await self.hub.run() }
+            // It ends only when cancelled, after appending what is queued.
+            group.addTask { await self.context.responses.run(self.context) }
+            group.addTask { await self.rebuild.run(self.projector) }
             if let outbox = self.github.outbox {
                 // It ends only when cancelled: the others' end is what ends the group.
                 group.addTask { await outbox.run() }

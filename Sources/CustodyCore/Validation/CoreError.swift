@@ -79,3 +79,12 @@ public struct CoreError: Error, Hashable, Sendable, CustomStringConvertible {
     /// `{"code", "message"}`, as an error span's `details.error` carries it.
     public var jsonValue: JSONValue { .object(["code": .string(code.description), "message": .string(message)]) }
 }
+
+extension CoreError {
+    /// Whether a request that failed with this error is traced with an `error` span (docs/api.md: a
+    /// valid request about something missing, conflicting, or that the server cannot serve), over
+    /// HTTP and RPC alike; requests rejected as invalid or refused append nothing.
+    public var closesRequestWithErrorSpan: Bool {
+        [.notFound, .taskNotFound, .traceNotFound, .conflict, .githubNotConfigured].contains(code)
+    }
+}

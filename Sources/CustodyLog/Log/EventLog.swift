@@ -47,10 +47,10 @@ public protocol EventLog: Actor {
     func firstSeq(atOrAfter timestamp: Int64) async throws -> UInt64
 
     /// The first seq the log holds (1 until anything is removed).
-    var firstSeq: UInt64 { get }
+    var firstSeq: UInt64 { get async }
 
     /// The durable head: the seq of the last acknowledged record (0 when empty).
-    var lastSeq: UInt64 { get }
+    var lastSeq: UInt64 { get async }
 
     /// What opening the log found and did.
     nonisolated var recoveryReport: RecoveryReport { get }

@@ -38,7 +38,8 @@ extension CustodyApplication {
         gate: IngestGate,
         logger: Logger = Logger(label: "custody.otlp-http"),
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some Service {
+    ) throws -> some Service {
+        try ListenerExposure.check(host: host, tokens: tokens)
         let router = otlpRouter(runtime: runtime, metrics: metrics, limits: limits, tokens: tokens, gate: gate)
         return Application(
             router: router,

@@ -13,8 +13,8 @@ public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 8787
     public var limits = ServerLimits()
-    /// Bearer tokens and their roles; empty means no authentication, which ``custody serve``
-    /// allows only on a loopback address.
+    /// Bearer tokens and their roles; empty means no authentication, which is allowed only on a
+    /// loopback address (``ListenerExposure``).
     public var tokens: [String: AccessRole] = [:]
 
     public init(host: String = "127.0.0.1", port: Int = 8787) {
@@ -45,7 +45,6 @@ public enum CustodyApplication {
         router.middlewares.add(DashboardFiles.middleware())
         router.middlewares.add(BearerTokenMiddleware(tokens: tokens))
         let gate = gate ?? IngestGate(limit: limits.maximumConcurrentIngest)
-        let rebuild = AdminRebuild()
         LogRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
         OTLPRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
         ZipkinRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
@@ -55,7 +54,7 @@ public enum CustodyApplication {
         ReplayRoutes(runtime: runtime, limits: limits).register(on: router)
         GitHubRoutes(runtime: runtime, limits: limits).register(on: router)
         LiveStreamRoute(runtime: runtime, bufferSize: limits.liveClientBuffer, pingInterval: limits.livePingInterval).register(on: router)
-        OperationsRoutes(runtime: runtime, metrics: metrics, gate: gate, rebuild: rebuild).register(on: router)
+        OperationsRoutes(runtime: runtime, metrics: metrics, gate: gate).register(on: router)
         answerOtherMethods(on: router)
         return router
     }
@@ -90,7 +89,8 @@ public enum CustodyApplication {
         services: [any Service] = [],
         gate: IngestGate? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
+        try ListenerExposure.check(host: configuration.host, tokens: configuration.tokens)
         let router = router(runtime: runtime, metrics: metrics, limits: configuration.limits, tokens: configuration.tokens, gate: gate)
         let app = Application(
             router: router,

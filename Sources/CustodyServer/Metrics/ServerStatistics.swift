@@ -33,7 +33,7 @@ struct ServerStatistics: Sendable {
     /// GitHub operations pending in the outbox; nil when GitHub is not configured.
     var outboxDepth: Int?
 
-    static func collect(runtime: CoreRuntime, metrics: ServerMetrics, gate: IngestGate, rebuild: AdminRebuild) async -> ServerStatistics {
+    static func collect(runtime: CoreRuntime, metrics: ServerMetrics, gate: IngestGate) async -> ServerStatistics {
         let lag = await runtime.projector.lag()
         return ServerStatistics(
             log: await runtime.log.status(),
@@ -48,7 +48,7 @@ struct ServerStatistics: Sendable {
             ingestInFlight: gate.current,
             ingestRefused: gate.refused.load(ordering: .relaxed),
             rejected: metrics.rejected,
-            rebuild: rebuild.status,
+            rebuild: runtime.rebuild.status,
             residentBytes: ProcessMemory.residentBytes(),
             outboxDepth: runtime.github.isConfigured ? runtime.github.outboxDepth : nil
         )

@@ -31,7 +31,8 @@ public struct OTLPGRPCServer: Service {
         gate: IngestGate? = nil,
         logger: Logger = Logger(label: "custody.otlp-grpc"),
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) {
+    ) throws {
+        try ListenerExposure.check(host: host, tokens: tokens)
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = 2 * limits.maximumOTLPBytes
         config.compression.enabledAlgorithms = [.gzip, .deflate]

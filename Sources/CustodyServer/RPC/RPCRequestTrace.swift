@@ -51,7 +51,7 @@ struct RPCTraceInterceptor: ServerInterceptor {
         let trace = RequestTrace(
             traceId: traceId,
             operation: "\(context.descriptor.service.fullyQualifiedService)/\(method)",
-            receivedAt: recorded ? SegmentLog.now() : nil
+            receivedAt: recorded ? LogTime.now() : nil
         )
         let runtime = runtime
         let response: StreamingServerResponse<Output>
@@ -70,7 +70,7 @@ struct RPCTraceInterceptor: ServerInterceptor {
             contents.producer = { writer in
                 do {
                     let trailers = try await producer(writer)
-                    if recorded { Task { await runtime.context.recordResponse(trace, status: 0) } }
+                    if recorded { runtime.context.responses.record(trace, status: 0) }
                     return trailers
                 } catch {
                     throw RPCErrorMapping.rpcError(error)

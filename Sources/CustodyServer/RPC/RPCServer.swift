@@ -33,7 +33,8 @@ public struct RPCServer: Service {
         gate: IngestGate? = nil,
         logger: Logger = Logger(label: "custody.rpc"),
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) {
+    ) throws {
+        try ListenerExposure.check(host: configuration.host, tokens: tokens)
         var config = HTTP2ServerTransport.Posix.Config.defaults
         // A request message may be as large as an HTTP body.
         config.rpc.maxRequestPayloadSize = limits.maximumBodyBytes

@@ -7,11 +7,7 @@ struct TraceReplayService: Custody_V1_TraceReplay.SimpleServiceProtocol {
     let runtime: CoreRuntime
 
     func replayTrace(request: Custody_V1_ReplayTraceRequest, context: ServerContext) async throws -> Custody_V1_ReplayResult {
-        var mode = ReplayMode.dryRun
-        if request.hasMode {
-            guard let named = ReplayMode(rawValue: request.mode) else { throw CoreError.invalidArgument("mode", "must be dry-run or live") }
-            mode = named
-        }
+        let mode = try ReplayMode(parsing: request.hasMode ? request.mode : nil)
         let result = try await runtime.replay.replayTrace(
             request.traceID,
             mode: mode,

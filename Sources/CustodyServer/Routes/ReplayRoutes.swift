@@ -13,10 +13,7 @@ struct ReplayRoutes {
             let traceId = try context.pathValue("trace_id")
             let body = try await JSONBody.collect(request, limits: limits)
             let fields = body.readableBytes == 0 ? ReplayBody() : try JSONBody.decode(ReplayBody.self, from: body, limits: limits)
-            let mode = try fields.mode.map { name throws(CoreError) in
-                guard let mode = ReplayMode(rawValue: name) else { throw CoreError.invalidArgument("mode", "must be dry-run or live") }
-                return mode
-            }
+            let mode = try ReplayMode(parsing: fields.mode)
             // The whole request is read: a replay at the original pace may take longer than the
             // deadline that guards against slow clients.
             context.allowSlowAnswer()

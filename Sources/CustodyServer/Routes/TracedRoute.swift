@@ -9,15 +9,6 @@ extension RequestTrace {
     }
 }
 
-extension CoreError {
-    /// Whether a request that failed with this error is traced with an `error` span (docs/api.md: a
-    /// valid request about something missing, conflicting, or that the server cannot serve), over
-    /// HTTP and RPC alike; requests rejected as invalid or refused append nothing.
-    var closesRequestWithErrorSpan: Bool {
-        [.notFound, .taskNotFound, .traceNotFound, .conflict, .githubNotConfigured].contains(code)
-    }
-}
-
 extension Router where Context == CustodyRequestContext {
     /// Registers a route that is recorded in its request's trace (docs/api.md "Tracing of requests").
     /// The handler gets the request's ``RequestTrace`` (operation `METHOD /template`) for the core
@@ -40,9 +31,9 @@ extension Router where Context == CustodyRequestContext {
                 let response = try await handler(request, context, trace)
                 // The closing span is appended without holding the answer until it is durable: the
                 // operation's own events already are, and waiting for a second fsync would double
-                // every request's latency (measured: 6,800 → see docs/benchmarks.md).
-                let status = Int(response.status.code)
-                Task { await runtime.context.recordResponse(trace, status: status) }
+                // every request's latency (measured: 6,800 → see docs/benchmarks.md). The
+                // runtime's ResponseRecorder appends it.
+                runtime.context.responses.record(trace, status: Int(response.status.code))
                 return response
             } catch {
                 let answer = APIError(converting: error)
