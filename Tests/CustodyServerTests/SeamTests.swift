@@ -32,8 +32,8 @@ import Testing
         #expect(RPCErrorMapping.rpcError(CoreError(.beyondRetention, "x")).code == .outOfRange)
         #expect(RPCErrorMapping.rpcError(CoreError(.githubNotConfigured, "x")).code == .failedPrecondition)
         // An HTTP answer that is not a core error's (the server draining) keeps its own meaning.
-        #expect(ErrorStatusTable.grpcCode(APIError(status: .serviceUnavailable, code: "draining", message: "x")) == .unavailable)
-        #expect(ErrorStatusTable.grpcCode(APIError(status: .unsupportedMediaType, code: "unsupported_media_type", message: "x")) == .invalidArgument)
+        #expect(ErrorStatusTable.grpcCode(APIError(status: .serviceUnavailable, code: APIError.Code(rawValue: "draining"), message: "x")) == .unavailable)
+        #expect(ErrorStatusTable.grpcCode(APIError(status: .unsupportedMediaType, code: .unsupportedMediaType, message: "x")) == .invalidArgument)
     }
 
     /// Every listener's builder refuses an address beyond loopback without tokens, and takes it
@@ -64,5 +64,21 @@ import Testing
             _ = try CustodyApplication.application(runtime: runtime, configuration: ServerConfiguration(host: host, port: 0))
         }
         await runtime.close()
+    }
+}
+
+extension SeamTests {
+    /// An internal failure keeps what caused it through to the adapter (which logs it once),
+    /// and the client sees only `internal`.
+    @Test func internalErrorsKeepTheirCause() throws {
+        struct DiskOnFire: Error {}
+        let core = CoreError.internal("reading tasks failed", DiskOnFire())
+        #expect(core.cause is DiskOnFire)
+        let answer = APIError(converting: core)
+        #expect(answer.code == .internalError && answer.status == .internalServerError)
+        #expect(answer.cause is DiskOnFire)
+        #expect(!answer.message.contains("DiskOnFire"))
+        let foreign = APIError(converting: DiskOnFire())
+        #expect(foreign.cause is DiskOnFire && foreign.message == "the server failed to answer")
     }
 }

@@ -19,7 +19,7 @@ public struct Span: Sendable, Hashable {
         spanId: String? = nil,
         parentSpanId: String? = nil,
         source: String = "unknown",
-        stage: String = "processing",
+        stage: String = SpanStage.processing.rawValue,
         operation: String = "unknown",
         taskUUID: String? = nil,
         durationMs: Double? = nil,
@@ -77,5 +77,26 @@ public struct Span: Sendable, Hashable {
 
     /// docs/api.md: an error span has stage `error` or `replay_error`, or a `details.error`. The last
     /// is decided when the span is validated (``SpanInput``), which knows the parsed details.
-    public static func isErrorStage(_ stage: String) -> Bool { stage == "error" || stage == "replay_error" }
+    public static func isErrorStage(_ stage: String) -> Bool { stage == SpanStage.error.rawValue || stage == SpanStage.replayError.rawValue }
+}
+
+/// The stages Custody itself records (docs/events.md); a worker's span may carry any other
+/// stage name. ``Span/stage`` holds the ``rawValue``.
+public struct SpanStage: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    public static let requestReceived = SpanStage(rawValue: "request_received")
+    public static let processing = SpanStage(rawValue: "processing")
+    public static let outboundCall = SpanStage(rawValue: "outbound_call")
+    public static let responseSent = SpanStage(rawValue: "response_sent")
+    public static let error = SpanStage(rawValue: "error")
+    public static let replayStart = SpanStage(rawValue: "replay_start")
+    public static let replaySpanStart = SpanStage(rawValue: "replay_span_start")
+    public static let replaySpanEnd = SpanStage(rawValue: "replay_span_end")
+    public static let replayError = SpanStage(rawValue: "replay_error")
+    public static let replayAbort = SpanStage(rawValue: "replay_abort")
+    public static let replayComplete = SpanStage(rawValue: "replay_complete")
+
+    public var description: String { rawValue }
 }

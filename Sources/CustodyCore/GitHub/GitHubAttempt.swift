@@ -269,7 +269,7 @@ struct GitHubAttempt {
         if let error { details["error"] = error }
         spans.append(
             Span.orchestrator(
-                stage: "outbound_call",
+                stage: SpanStage.outboundCall.rawValue,
                 operation: "github \(request.method) \(request.template)",
                 requestTraceId: operation.traceId,
                 durationMs: (ContinuousClock.now - started).inMilliseconds,

@@ -173,7 +173,7 @@ public actor GitHubOutbox {
         bodies.append(
             .span(
                 Span.orchestrator(
-                    stage: "processing",
+                    stage: SpanStage.processing.rawValue,
                     operation: "github.\(operation.kind.rawValue)",
                     requestTraceId: operation.traceId,
                     durationMs: Double(max(now() - started, 0)) / 1e6,

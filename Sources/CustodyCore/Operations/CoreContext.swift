@@ -59,7 +59,7 @@ public struct CoreContext: Sendable {
     {
         let elapsed = ContinuousClock.now - started
         let processing = Span.orchestrator(
-            stage: "processing",
+            stage: SpanStage.processing.rawValue,
             operation: operation,
             requestTraceId: request.traceId,
             durationMs: elapsed.inMilliseconds,
@@ -113,7 +113,7 @@ public struct CoreContext: Sendable {
                     .object(["status": .integer(Int64(status))])
                 }
             let span = Span.orchestrator(
-                stage: error == nil ? "response_sent" : "error",
+                stage: error == nil ? SpanStage.responseSent.rawValue : SpanStage.error.rawValue,
                 operation: request.operation,
                 requestTraceId: request.traceId,
                 durationMs: durationMs,
@@ -135,7 +135,7 @@ public struct CoreContext: Sendable {
     /// (docs/api.md: such requests are traced normally, with an error span).
     func appendErrorSpan(operation: String, request: RequestTrace, error: CoreError) async {
         let span = Span.orchestrator(
-            stage: "error",
+            stage: SpanStage.error.rawValue,
             operation: operation,
             requestTraceId: request.traceId,
             timestamp: now(),

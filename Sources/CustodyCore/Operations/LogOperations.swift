@@ -90,7 +90,7 @@ public struct LogOperations: Sendable {
         for span in spans { payloads.append(EventCodec.encode(.span(span))) }
         let elapsed = ContinuousClock.now - started
         let processing = Span.orchestrator(
-            stage: "processing",
+            stage: SpanStage.processing.rawValue,
             operation: operation,
             requestTraceId: request.traceId,
             durationMs: elapsed.inMilliseconds,

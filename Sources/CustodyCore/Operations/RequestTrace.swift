@@ -37,6 +37,6 @@ public struct RequestTrace: Sendable {
     /// The `request_received` span, when this is a request.
     var receivedSpan: Span? {
         guard let receivedAt else { return nil }
-        return Span.orchestrator(stage: "request_received", operation: operation, requestTraceId: traceId, timestamp: receivedAt)
+        return Span.orchestrator(stage: SpanStage.requestReceived.rawValue, operation: operation, requestTraceId: traceId, timestamp: receivedAt)
     }
 }

@@ -46,7 +46,7 @@ public struct TraceComparison: Sendable {
         for record in b.spans {
             // The replay_span_end of an original span carries its duration; its start and any
             // replay_error are the replay's own spans.
-            if record.span.stage == "replay_span_end", let original = Self.originalSeq(record.span), let match = bySeqA[original],
+            if record.span.stage == SpanStage.replaySpanEnd.rawValue, let original = Self.originalSeq(record.span), let match = bySeqA[original],
                 !matchedA.contains(match.seq)
             {
                 pairs.append(Self.pair(match, record))

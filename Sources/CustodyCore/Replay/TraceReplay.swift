@@ -85,7 +85,7 @@ public struct TraceReplay: Sendable {
             .replayStarted(replay),
             .span(
                 emitter.span(
-                    stage: "replay_start",
+                    stage: SpanStage.replayStart.rawValue,
                     operation: Self.operation,
                     timestamp: startedAt,
                     details: ["mode": .string(mode.rawValue), "speed": .number(speed)]
@@ -105,7 +105,7 @@ public struct TraceReplay: Sendable {
         } catch {
             let status: ReplayStatus = error.code == .traceNotFound ? .aborted : .failed
             await emitter.finish(
-                stage: "replay_abort",
+                stage: SpanStage.replayAbort.rawValue,
                 replay: replay,
                 status: status,
                 spans: 0,
@@ -142,7 +142,7 @@ public struct TraceReplay: Sendable {
                     begun[step.index] = (timestamp, clock.now)
                     schedule.started(step.index, at: (clock.now - origin).nanoseconds)
                     if let spanId = span.spanId { details["original_span_id"] = .string(spanId) }
-                    emitter.pending.append(.span(emitter.span(stage: "replay_span_start", like: span, timestamp: timestamp, details: details)))
+                    emitter.pending.append(.span(emitter.span(stage: SpanStage.replaySpanStart.rawValue, like: span, timestamp: timestamp, details: details)))
                     if mode == .live, let workers, workers.serves(span.source) {
                         // The worker's sim_replay span must follow this replay_span_start.
                         try await emitter.flush()
@@ -160,7 +160,7 @@ public struct TraceReplay: Sendable {
                             errors += 1
                             details["error"] = .string("\(error)")
                             details["worker"] = .string(span.source)
-                            emitter.pending.append(.span(emitter.span(stage: "replay_error", like: span, timestamp: context.now(), details: details)))
+                            emitter.pending.append(.span(emitter.span(stage: SpanStage.replayError.rawValue, like: span, timestamp: context.now(), details: details)))
                         }
                     }
                 case .end:
@@ -173,7 +173,7 @@ public struct TraceReplay: Sendable {
                     emitter.pending.append(
                         .span(
                             emitter.span(
-                                stage: "replay_span_end",
+                                stage: SpanStage.replaySpanEnd.rawValue,
                                 like: span,
                                 timestamp: begin.timestamp,
                                 durationMs: (clock.now - begin.instant).inMilliseconds,
@@ -187,7 +187,7 @@ public struct TraceReplay: Sendable {
             }
         } catch let error as CoreError {
             await emitter.finish(
-                stage: "replay_abort",
+                stage: SpanStage.replayAbort.rawValue,
                 replay: replay,
                 status: .failed,
                 spans: replayed,
@@ -199,7 +199,7 @@ public struct TraceReplay: Sendable {
         } catch {
             // Cancelled (the server is stopping).
             await emitter.finish(
-                stage: "replay_abort",
+                stage: SpanStage.replayAbort.rawValue,
                 replay: replay,
                 status: .aborted,
                 spans: replayed,
@@ -210,7 +210,7 @@ public struct TraceReplay: Sendable {
             throw CoreError(.storageUnavailable, "the replay was cancelled: the server is stopping")
         }
         let finished = await emitter.finish(
-            stage: "replay_complete",
+            stage: SpanStage.replayComplete.rawValue,
             replay: replay,
             status: .completed,
             spans: replayed,
@@ -400,7 +400,7 @@ public struct TraceReplay: Sendable {
                 .replayCompleted(completed),
                 .span(
                     Span.orchestrator(
-                        stage: "processing",
+                        stage: SpanStage.processing.rawValue,
                         operation: "replayTrace",
                         requestTraceId: request.traceId,
                         durationMs: elapsed,
@@ -505,7 +505,7 @@ extension TraceReplay {
                     Span(
                         traceId: newTrace,
                         source: "orchestrator",
-                        stage: "replay_abort",
+                        stage: SpanStage.replayAbort.rawValue,
                         operation: operation,
                         timestamp: now,
                         details: details.jsonText

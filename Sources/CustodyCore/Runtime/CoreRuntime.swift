@@ -27,7 +27,7 @@ public final class CoreRuntime: Sendable {
     public let rebuild = RebuildController()
     /// The log's head when the derived views were brought up to date.
     let openedAt: UInt64
-    let logger: Logger
+    public let logger: Logger
 
     /// What ``open(directory:configuration:logger:encodeLive:)`` needs beyond the directory.
     public struct Configuration: Sendable {

@@ -45,9 +45,9 @@ public struct CoreError: Error, Hashable, Sendable, CustomStringConvertible {
     public var field: String?
     /// What went wrong underneath (a database or log error), kept for the one log line the
     /// adapter writes for an ``Code/internalError``; never shown to a client.
-    public var cause: (any Error & Sendable)?
+    public var cause: (any Error)?
 
-    public init(_ code: Code, _ message: String, field: String? = nil, cause: (any Error & Sendable)? = nil) {
+    public init(_ code: Code, _ message: String, field: String? = nil, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.field = field

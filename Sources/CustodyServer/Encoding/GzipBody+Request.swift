@@ -11,7 +11,7 @@ extension GzipBody {
         guard encoding == "identity" || encoding == "gzip" else {
             throw APIError(
                 status: .unsupportedMediaType,
-                code: "unsupported_media_type",
+                code: .unsupportedMediaType,
                 message: "Content-Encoding \(encoding) is not taken: gzip or none"
             )
         }

@@ -7,18 +7,41 @@ import NIOCore
 /// "details"}}` with its status. Every error a route or middleware throws becomes one of these in
 /// ``init(converting:)`` — the one place where errors map to HTTP.
 public struct APIError: HTTPResponseError, Sendable {
+    /// The envelope's `code`: a core error's (``CoreError/Code``) or one of the HTTP layer's own.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        /// The code of a core error.
+        public init(_ code: CoreError.Code) { rawValue = code.description }
+
+        public static let invalidJSON = Code(.invalidJSON)
+        public static let notFound = Code(.notFound)
+        public static let internalError = Code(.internalError)
+        public static let unauthorized = Code(rawValue: "unauthorized")
+        public static let forbidden = Code(rawValue: "forbidden")
+        public static let methodNotAllowed = Code(rawValue: "method_not_allowed")
+        public static let unsupportedMediaType = Code(rawValue: "unsupported_media_type")
+        public static let upgradeRequired = Code(rawValue: "upgrade_required")
+        public static let notReady = Code(rawValue: "not_ready")
+
+        public var description: String { rawValue }
+    }
+
     public let status: HTTPResponse.Status
-    public let code: String
+    public let code: Code
     public let message: String
     public let details: JSONValue?
     public let headers: HTTPFields
     /// The core error this answers, when it came from one.
     public let coreError: CoreError?
+    /// What failed underneath an `internal` answer (a core error's cause, or an error that is
+    /// not ours): logged once, by ``TraceMiddleware``, never sent.
+    public private(set) var cause: (any Error)?
     /// A body in another form than the envelope (OTLP answers in `google.rpc.Status`), and its
     /// content type.
     var customBody: (bytes: ByteBuffer, contentType: String)?
 
-    public init(status: HTTPResponse.Status, code: String, message: String, details: JSONValue? = nil, headers: HTTPFields = [:]) {
+    public init(status: HTTPResponse.Status, code: Code, message: String, details: JSONValue? = nil, headers: HTTPFields = [:]) {
         self.status = status
         self.code = code
         self.message = message
@@ -27,7 +50,7 @@ public struct APIError: HTTPResponseError, Sendable {
         self.coreError = nil
     }
 
-    init(status: HTTPResponse.Status, code: String, message: String, details: JSONValue?, headers: HTTPFields, coreError: CoreError) {
+    init(status: HTTPResponse.Status, code: Code, message: String, details: JSONValue?, headers: HTTPFields, coreError: CoreError) {
         self.status = status
         self.code = code
         self.message = message
@@ -46,12 +69,13 @@ public struct APIError: HTTPResponseError, Sendable {
         if error.code == .overloaded { headers[.retryAfter] = String(Self.retryAfterSeconds) }
         self.init(
             status: status,
-            code: error.code.description,
+            code: Code(error.code),
             message: error.message,
             details: error.field.map { .object(["field": .string($0)]) },
             headers: headers,
             coreError: error
         )
+        cause = error.cause
     }
 
     /// Any error thrown while answering a request. Errors that are not ours (a bug, a library's)
@@ -66,26 +90,29 @@ public struct APIError: HTTPResponseError, Sendable {
             switch error.status {
             case .notFound: self = .routeNotFound
             case .contentTooLarge: self.init(CoreError(.payloadTooLarge, "the body is over the limit", field: nil))
-            case .badRequest: self.init(status: .badRequest, code: "invalid_json", message: error.body ?? "the request is malformed")
-            case .methodNotAllowed: self.init(status: .methodNotAllowed, code: "method_not_allowed", message: "this method is not allowed here")
+            case .badRequest: self.init(status: .badRequest, code: .invalidJSON, message: error.body ?? "the request is malformed")
+            case .methodNotAllowed: self.init(status: .methodNotAllowed, code: .methodNotAllowed, message: "this method is not allowed here")
             case .unsupportedMediaType: self = .unsupportedMediaType
             case .upgradeRequired: self = .upgradeRequired
-            default: self.init(status: .internalServerError, code: "internal", message: "the server failed to answer")
+            default:
+                self.init(status: .internalServerError, code: .internalError, message: "the server failed to answer")
+                cause = error
             }
         default:
-            self.init(status: .internalServerError, code: "internal", message: "the server failed to answer")
+            self.init(status: .internalServerError, code: .internalError, message: "the server failed to answer")
+            cause = error
         }
     }
 
-    public static let routeNotFound = APIError(status: .notFound, code: "not_found", message: "there is no such route")
+    public static let routeNotFound = APIError(status: .notFound, code: .notFound, message: "there is no such route")
     public static let unsupportedMediaType = APIError(
         status: .unsupportedMediaType,
-        code: "unsupported_media_type",
+        code: .unsupportedMediaType,
         message: "the body must be application/json"
     )
     public static let upgradeRequired = APIError(
         status: .upgradeRequired,
-        code: "upgrade_required",
+        code: .upgradeRequired,
         message: "this is a WebSocket endpoint: connect with an Upgrade: websocket request",
         headers: [.upgrade: "websocket", .connection: "Upgrade"]
     )
@@ -93,20 +120,20 @@ public struct APIError: HTTPResponseError, Sendable {
     static func methodNotAllowed(allowed: [HTTPRequest.Method]) -> APIError {
         APIError(
             status: .methodNotAllowed,
-            code: "method_not_allowed",
+            code: .methodNotAllowed,
             message: "this route takes \(allowed.map(\.rawValue).joined(separator: ", "))",
             headers: [.allow: allowed.map(\.rawValue).joined(separator: ", ")]
         )
     }
 
     static func invalidJSON(_ message: String) -> APIError {
-        APIError(status: .badRequest, code: "invalid_json", message: message)
+        APIError(status: .badRequest, code: .invalidJSON, message: message)
     }
 
     /// Whether this answer means the request was rejected as invalid before any work (docs/api.md:
     /// such requests append nothing; they are counted instead).
     public var isRejection: Bool {
-        [400, 405, 413, 415, 422, 426].contains(status.code) || code == "not_found"
+        [400, 405, 413, 415, 422, 426].contains(status.code) || code == .notFound
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -115,7 +142,7 @@ public struct APIError: HTTPResponseError, Sendable {
             fields[.contentType] = customBody.contentType
             return Response(status: status, headers: fields, body: .init(byteBuffer: customBody.bytes))
         }
-        var error: [String: JSONValue] = ["code": .string(code), "message": .string(message)]
+        var error: [String: JSONValue] = ["code": .string(code.rawValue), "message": .string(message)]
         if let details { error["details"] = details }
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"

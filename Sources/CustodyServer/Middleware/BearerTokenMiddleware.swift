@@ -50,14 +50,14 @@ public struct BearerTokenMiddleware: RouterMiddleware {
         guard let presented, let role = role(of: presented) else {
             throw APIError(
                 status: .unauthorized,
-                code: "unauthorized",
+                code: .unauthorized,
                 message: "this server needs a bearer token (Authorization: Bearer …)",
                 headers: [.wwwAuthenticate: "Bearer realm=\"custody\""]
             )
         }
         let needed = Self.role(for: request.method, path: path)
         guard role >= needed else {
-            throw APIError(status: .forbidden, code: "forbidden", message: "this token's role cannot do this (it needs \(needed))")
+            throw APIError(status: .forbidden, code: .forbidden, message: "this token's role cannot do this (it needs \(needed))")
         }
         return try await next(request, context)
     }

@@ -24,7 +24,7 @@ struct RequestMetricsMiddleware: RouterMiddleware {
                 method: request.method.rawValue,
                 route: context.endpointPath ?? "unmatched",
                 status: Int(answer.status.code),
-                code: answer.code,
+                code: answer.code.rawValue,
                 duration: .now - context.started
             )
             throw answer

@@ -2,6 +2,7 @@ import CustodyCore
 import CustodyLog
 import HTTPTypes
 import Hummingbird
+import Logging
 import W3CTraceContext
 
 #if canImport(FoundationEssentials)
@@ -25,13 +26,24 @@ public struct TraceMiddleware: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         context.traceId = Self.traceId(of: request.headers)
-        context.receivedAt = SegmentLog.now()
+        context.receivedAt = LogTime.now()
         context.started = .now
         var response: Response
         do {
             response = try await next(request, context)
         } catch {
-            response = try APIError(converting: error).response(from: request, context: context)
+            let answer = APIError(converting: error)
+            if answer.status == .internalServerError {
+                // The one log line of a failure the client sees only as `internal`.
+                context.logger.error(
+                    "the server failed to answer",
+                    metadata: [
+                        "trace_id": "\(context.traceId)", "path": "\(request.uri.path)", "message": "\(answer.message)",
+                        "cause": "\(answer.cause.map { String(describing: $0) } ?? "-")",
+                    ]
+                )
+            }
+            response = try answer.response(from: request, context: context)
         }
         response.headers[.traceId] = context.traceId
         return response

@@ -1,6 +1,7 @@
 import CustodyCore
 import CustodyLog
 import GRPCCore
+import Logging
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -58,6 +59,15 @@ struct RPCTraceInterceptor: ServerInterceptor {
         do {
             response = try await RPCRequestTrace.$current.withValue(trace) { try await next(request, context) }
         } catch {
+            let answer = RPCErrorMapping.rpcError(error)
+            if answer.code == .internalError {
+                // The one log line of a failure the caller sees only as INTERNAL.
+                let cause: (any Error)? = (error as? CoreError)?.cause ?? (error is CoreError || error is RPCError ? nil : error)
+                runtime.logger.error(
+                    "the server failed to answer",
+                    metadata: ["trace_id": "\(traceId)", "method": "\(method)", "cause": "\(cause.map { String(describing: $0) } ?? "-")"]
+                )
+            }
             if recorded, let coreError = RPCErrorMapping.tracedCoreError(error) {
                 await runtime.context.recordResponse(trace, status: Int(RPCErrorMapping.rpcError(error).code.rawValue), error: coreError)
             }

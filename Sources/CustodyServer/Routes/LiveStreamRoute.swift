@@ -59,7 +59,7 @@ struct LiveStreamRoute {
     static func checkOrigin(_ request: Request) throws {
         guard let origin = request.headers[.origin], origin != "null" else { return }
         guard let authority = request.head.authority, let originHost = URL(string: origin)?.host?.lowercased() else {
-            throw APIError(status: .forbidden, code: "forbidden", message: "the Origin of this request is not allowed")
+            throw APIError(status: .forbidden, code: .forbidden, message: "the Origin of this request is not allowed")
         }
         // The host of `host:port`, `[v6]:port` or `host`.
         var host = Substring(authority.lowercased())
@@ -70,7 +70,7 @@ struct LiveStreamRoute {
         }
         let normalizedOrigin = originHost.hasPrefix("[") ? String(originHost.dropFirst().dropLast()) : originHost
         guard normalizedOrigin == host else {
-            throw APIError(status: .forbidden, code: "forbidden", message: "the Origin of this request (\(origin)) is not this server")
+            throw APIError(status: .forbidden, code: .forbidden, message: "the Origin of this request (\(origin)) is not this server")
         }
     }
 

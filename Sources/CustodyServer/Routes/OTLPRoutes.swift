@@ -57,7 +57,7 @@ struct OTLPRoutes {
         guard isJSON || mediaType == Self.protobuf else {
             throw APIError(
                 status: .unsupportedMediaType,
-                code: "unsupported_media_type",
+                code: .unsupportedMediaType,
                 message: "OTLP/HTTP takes application/x-protobuf or application/json"
             )
         }

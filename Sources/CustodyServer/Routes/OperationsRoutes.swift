@@ -17,7 +17,7 @@ struct OperationsRoutes {
         router.get("/readyz") { _, _ in
             let readiness = await runtime.readiness()
             guard readiness.isReady else {
-                throw APIError(status: .serviceUnavailable, code: "not_ready", message: readiness.reason ?? "not ready", details: readiness.jsonValue)
+                throw APIError(status: .serviceUnavailable, code: .notReady, message: readiness.reason ?? "not ready", details: readiness.jsonValue)
             }
             return APIEnvelope.ok(.object(["status": .string("ready"), "lag": readiness.jsonValue]))
         }
