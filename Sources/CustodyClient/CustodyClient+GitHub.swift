@@ -42,7 +42,7 @@ extension CustodyClient {
     }
 
     /// openPR: a pull request from `head` into `base`.
-    public func openPullRequest(
+    public func openPR(
         title: String,
         head: String,
         base: String,
@@ -61,7 +61,7 @@ extension CustodyClient {
             var repo: String?
         }
         if let rpc {
-            return try await rpc.openPullRequest(
+            return try await rpc.openPR(
                 title: title,
                 head: head,
                 base: base,
@@ -109,13 +109,13 @@ extension CustodyClient {
     }
 
     /// getOperation.
-    public func githubOperation(_ id: String) async throws(CustodyClientError) -> GitHubOperation {
-        if let rpc { return try await rpc.githubOperation(id) }
+    public func getOperation(_ id: String) async throws(CustodyClientError) -> GitHubOperation {
+        if let rpc { return try await rpc.getOperation(id) }
         return try await send(.GET, "/api/github/operations/" + Self.percentEncoded(id), as: OperationAnswer.self).operation
     }
 
     /// The latest operations, newest first (`status`: pending, succeeded or failed).
-    public func githubOperations(status: String? = nil, limit: Int? = nil) async throws(CustodyClientError) -> [GitHubOperation] {
+    public func listOperations(status: String? = nil, limit: Int? = nil) async throws(CustodyClientError) -> [GitHubOperation] {
         struct Answer: Decodable { var operations: [GitHubOperation] }
         return try await send(.GET, "/api/github/operations", query: [("status", status), ("limit", limit.map(String.init))], as: Answer.self)
             .operations

@@ -183,7 +183,7 @@ extension CustodyRPCConnection {
         return try Self.operation(reply)
     }
 
-    func openPullRequest(
+    func openPR(
         title: String,
         head: String,
         base: String,
@@ -231,7 +231,7 @@ extension CustodyRPCConnection {
         return try Self.operation(reply)
     }
 
-    func githubOperation(_ id: String) async throws(CustodyClientError) -> GitHubOperation {
+    func getOperation(_ id: String) async throws(CustodyClientError) -> GitHubOperation {
         var request = Custody_V1_GetOperationRequest()
         request.id = id
         let reply = try await call { client, metadata, options in

@@ -58,7 +58,7 @@ import Testing
         #expect(firstLost <= seqs[20].seq)
         // The projections were rebuilt: no trace of a lost event is left, every other one is.
         for (trace, seq) in seqs {
-            let found = try? await repaired.traces.trace(trace)
+            let found = try? await repaired.traces.getTrace(trace)
             #expect((found != nil) == (seq < firstLost), "\(trace) at \(seq)")
         }
         let lossRows = try await repaired.sqliteStore.read { db in try Int64.fetchAll(db, sql: "SELECT last_seq FROM log_losses") }
@@ -77,7 +77,7 @@ import Testing
             if case .logLoss = try EventCodec.decode(record).body { lossEvents += 1 }
         }
         #expect(lossEvents == 1)
-        #expect(try await reopened.traces.trace("after").spans.count == 1)
+        #expect(try await reopened.traces.getTrace("after").spans.count == 1)
         await reopened.close()
     }
 

@@ -185,7 +185,7 @@ struct CoreFixture {
         _ = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t1", request: RequestTrace(traceId: "r"))
         _ = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t2", request: RequestTrace(traceId: "r"))
         _ = try await tasks.updateTaskStatus(taskId: "t1", status: "complete", request: RequestTrace(traceId: "r"))
-        let followup = try await delivery.submitFollowup(
+        let followup = try await delivery.submitOpsFollowup(
             orderId: "o",
             type: "qa",
             note: "check it",
@@ -207,7 +207,7 @@ struct CoreFixture {
             request: RequestTrace(traceId: "r")
         )
 
-        let first = try await delivery.finalizeReport(orderId: "o", request: RequestTrace(traceId: "r")).objectValue
+        let first = try await delivery.finalizeDeliveryReport(orderId: "o", request: RequestTrace(traceId: "r")).objectValue
         #expect(first?["revision"] == .integer(1))
         #expect(first?["tasks"] == .object(["complete": .integer(1), "pending": .integer(1)]))
         #expect(first?["spans"] == .integer(2) && first?["error_spans"] == .integer(1) && first?["traces"] == .integer(1))
@@ -216,24 +216,24 @@ struct CoreFixture {
 
         // Nothing new: the same revision, nothing appended.
         let before = await fixture.log.lastSeq
-        let same = try await delivery.finalizeReport(orderId: "o", request: RequestTrace(traceId: "r")).objectValue
+        let same = try await delivery.finalizeDeliveryReport(orderId: "o", request: RequestTrace(traceId: "r")).objectValue
         #expect(same?["revision"] == .integer(1))
         #expect(await fixture.log.lastSeq == before)
         // Something new: the next revision.
-        _ = try await delivery.submitFollowup(orderId: "o", type: "qa", note: "again", impact: "low", request: RequestTrace(traceId: "r"))
-        #expect(try await delivery.finalizeReport(orderId: "o", request: RequestTrace(traceId: "r")).objectValue?["revision"] == .integer(2))
+        _ = try await delivery.submitOpsFollowup(orderId: "o", type: "qa", note: "again", impact: "low", request: RequestTrace(traceId: "r"))
+        #expect(try await delivery.finalizeDeliveryReport(orderId: "o", request: RequestTrace(traceId: "r")).objectValue?["revision"] == .integer(2))
         #expect(try await delivery.getReport(orderId: "o").objectValue?["revision"] == .integer(2))
         #expect(try await delivery.fetchFollowups(orderId: "o").count == 2)
         #expect(try await delivery.fetchFollowups(orderId: "o", asOf: .seq(followup.seq)).count == 1)
 
         do {
-            _ = try await delivery.finalizeReport(orderId: "nobody", request: RequestTrace(traceId: "r"))
+            _ = try await delivery.finalizeDeliveryReport(orderId: "nobody", request: RequestTrace(traceId: "r"))
             Issue.record("an unknown order was finalized")
         } catch {
             #expect(error.code == .notFound)
         }
         do {
-            _ = try await delivery.submitFollowup(orderId: "o", type: "qa", note: "x", impact: "huge", request: RequestTrace(traceId: "r"))
+            _ = try await delivery.submitOpsFollowup(orderId: "o", type: "qa", note: "x", impact: "huge", request: RequestTrace(traceId: "r"))
             Issue.record("an unknown impact was accepted")
         } catch {
             #expect(error.field == "impact")

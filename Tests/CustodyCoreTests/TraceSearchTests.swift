@@ -41,7 +41,7 @@ import Testing
         func ids(_ configure: (inout TraceSearch) -> Void) async throws -> [String] {
             var search = TraceSearch()
             configure(&search)
-            return try await runtime.traces.search(search).traces.map(\.traceId)
+            return try await runtime.traces.searchTraces(search).traces.map(\.traceId)
         }
         #expect(try await ids { $0.operation = "rare" } == ["t500"])
         #expect(try await ids { $0.stage = "odd" } == ["t700"])
@@ -83,7 +83,7 @@ import Testing
         search.operation = "common"
         search.limit = 300
         while true {
-            let page = try await runtime.traces.search(search)
+            let page = try await runtime.traces.searchTraces(search)
             seen += page.traces.map(\.traceId)
             guard let next = page.nextCursor else { break }
             search.cursor = next

@@ -55,7 +55,9 @@ import Testing
             } catch let error as CustodyClientError {
                 #expect(error.status == 422 && error.code == "invalid_argument" && error.field == "status")
             }
-            let unreachable = CustodyClient(baseURL: "http://127.0.0.1:\(try await LiveReplayTests.freePort())", timeout: .seconds(2))
+            let refusing = try RefusingPort()
+            defer { refusing.close() }
+            let unreachable = CustodyClient(baseURL: "http://127.0.0.1:\(refusing.port)", timeout: .seconds(2))
             do {
                 _ = try await unreachable.getTrace("x")
                 Issue.record("a closed port answered")

@@ -10,37 +10,39 @@ import Testing
 
 /// Live replay over real sockets with real `custody worker` processes.
 @Suite(.timeLimit(.minutes(2))) struct LiveReplayTests {
-    /// A port nothing listens on (bound, then closed).
-    static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress?.port ?? 0
-        try await channel.close()
-        return port
-    }
-
-    /// Starts `custody worker --name NAME` on `port` against `orchestrator`; returns once it serves.
-    static func startWorker(name: String, port: Int, orchestrator: String) async throws -> Process {
+    /// Starts `custody worker --name NAME` on a port of its own choosing (and, with `rpc`, a gRPC
+    /// port too) against `orchestrator`; returns once it serves, with the address it printed.
+    static func startWorker(name: String, orchestrator: String, rpc: Bool = false) async throws -> (Process, url: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
-        process.arguments = ["worker", "--name", name, "--port", String(port), "--orchestrator", orchestrator]
+        process.arguments = ["worker", "--name", name, "--port", "0", "--orchestrator", orchestrator] + (rpc ? ["--rpc-port", "0"] : [])
         let output = ServerFixture.directory() + "-worker.txt"
         defer { try? FileManager.default.removeItem(atPath: output) }
         process.standardOutput = try ChildProcess.outputFile(output)
         process.standardError = FileHandle.nullDevice
         try process.run()
-        _ = try await ChildProcess.text(of: output, containing: "serving SimOps")
-        return process
+        let needle = rpc ? "over gRPC on " : "serving SimOps on "
+        let text = try await ChildProcess.text(of: output, containing: needle)
+        guard let line = text.split(separator: "\n").first(where: { $0.contains(needle) }), let address = line.split(separator: " ").last else {
+            process.terminate()
+            try? await ChildProcess.exit(process)
+            throw CustodyCommand.CommandFailed(message: "the worker did not start: \(text)")
+        }
+        let url = rpc ? String(address) : String(address.dropLast("/simulate".count))
+        return (process, url)
     }
 
-    /// Runs `body` with `custody worker --name NAME` serving; stops it after (SIGTERM), waiting for
-    /// its exit without blocking a thread of the cooperative pool.
+    /// Runs `body` with `custody worker --name NAME` serving, added to `workers` once it listens;
+    /// stops it after (SIGTERM), waiting for its exit without blocking a thread of the pool.
     static func withWorker<Value: Sendable>(
         name: String,
-        port: Int,
         orchestrator: String,
+        workers: HandedOverWorkers,
+        rpc: Bool = false,
         _ body: () async throws -> Value
     ) async throws -> Value {
-        let worker = try await startWorker(name: name, port: port, orchestrator: orchestrator)
+        let (worker, url) = try await startWorker(name: name, orchestrator: orchestrator, rpc: rpc)
+        workers.add(name, url)
         do {
             let value = try await body()
             worker.terminate()
@@ -67,19 +69,18 @@ import Testing
     /// spans are never dispatched. A dry run of the same trace calls no worker.
     @Test func liveReplayDispatchesToWorkersAndRecordsFailures() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
-        let agentPort = try await Self.freePort()
-        let downPort = try await Self.freePort()
+        let down = try RefusingPort()
+        defer { down.close() }
         let (silent, silentPort) = try await Self.silentWorker()
         defer { silent.close(promise: nil) }
-        let workers = [
-            "agent-factory": "http://127.0.0.1:\(agentPort)", "data-factory": "http://127.0.0.1:\(downPort)",
-            "ui-factory": "http://127.0.0.1:\(silentPort)",
-        ]
         // A short worker timeout: the silent worker's spans must time out (the real one answers
         // well within it).
-        try await ServerFixture.run(.live, workers: workers, workerTimeout: .seconds(5)) { _, client in
+        let workers = HandedOverWorkers(timeout: .seconds(5))
+        workers.add("data-factory", "http://127.0.0.1:\(down.port)")
+        workers.add("ui-factory", "http://127.0.0.1:\(silentPort)")
+        try await ServerFixture.run(.live, replayWorkers: workers) { _, client in
             let serverPort = try #require(client.port)
-            try await Self.withWorker(name: "agent-factory", port: agentPort, orchestrator: "http://127.0.0.1:\(serverPort)") {
+            try await Self.withWorker(name: "agent-factory", orchestrator: "http://127.0.0.1:\(serverPort)", workers: workers) {
                 let plan =
                     ReplayTests.plan + [PlannedSpan(source: "ui-factory", operation: "ui.render", offsetMs: 60, durationMs: 10)]
                 try await recordTrace("live-orig", plan, client: client)
@@ -130,11 +131,11 @@ import Testing
     /// served source and Custody's own are not counted; a dry run reports nothing undispatched.
     @Test func aLiveReplayThatSkipsSpansSaysSo() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
-        let agentPort = try await Self.freePort()
         let rpcPort = Shared(0)
-        try await ServerFixture.run(.live, workers: ["agent-factory": "http://127.0.0.1:\(agentPort)"], rpcPort: rpcPort) { _, client in
+        let workers = HandedOverWorkers()
+        try await ServerFixture.run(.live, replayWorkers: workers, rpcPort: rpcPort) { _, client in
             let serverPort = try #require(client.port)
-            try await Self.withWorker(name: "agent-factory", port: agentPort, orchestrator: "http://127.0.0.1:\(serverPort)") {
+            try await Self.withWorker(name: "agent-factory", orchestrator: "http://127.0.0.1:\(serverPort)", workers: workers) {
                 let plan = ReplayTests.plan + [PlannedSpan(source: "data-factory", operation: "data.save", offsetMs: 70, durationMs: 5)]
                 try await recordTrace("partial-orig", plan, client: client)
                 let answer = try await client.call(.post, "/api/traces/replay/partial-orig", json: #"{"mode":"live"}"#)
@@ -173,24 +174,13 @@ import Testing
     /// worker's `--rpc-port`), and its `sim_replay` spans land in the new trace.
     @Test func liveReplayReachesAWorkerOverGRPC() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
-        let httpPort = try await Self.freePort()
-        let rpcPort = try await Self.freePort()
-        try await ServerFixture.run(.live, workers: ["agent-factory": "grpc://127.0.0.1:\(rpcPort)"]) { _, client in
+        let workers = HandedOverWorkers()
+        try await ServerFixture.run(.live, replayWorkers: workers) { _, client in
             let serverPort = try #require(client.port)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
-            process.arguments = [
-                "worker", "--name", "agent-factory", "--port", String(httpPort), "--rpc-port", String(rpcPort), "--orchestrator",
-                "http://127.0.0.1:\(serverPort)",
-            ]
-            let output = ServerFixture.directory() + "-worker.txt"
-            defer { try? FileManager.default.removeItem(atPath: output) }
-            process.standardOutput = try ChildProcess.outputFile(output)
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let (process, url) = try await Self.startWorker(name: "agent-factory", orchestrator: "http://127.0.0.1:\(serverPort)", rpc: true)
             defer { process.terminate() }
-            let text = try await ChildProcess.text(of: output, containing: "over gRPC")
-            try #require(text.contains("grpc://127.0.0.1:\(rpcPort)"), "\(text)")
+            try #require(url.hasPrefix("grpc://127.0.0.1:"), "\(url)")
+            workers.add("agent-factory", url)
             try await recordTrace("grpc-orig", ReplayTests.plan, client: client)
             let answer = try await client.call(.post, "/api/traces/replay/grpc-orig", json: #"{"mode":"live"}"#)
             #expect(answer.data["status"] as? String == "completed")
@@ -227,7 +217,17 @@ import Testing
         }
     }
 
-    /// Five consecutive free ports.
+    /// A port nothing listens on (bound, then closed). Only for `custody demo`, whose factories'
+    /// ports must be known before it starts (the demo has no way to hand ports over); every other
+    /// test binds port 0 and is told the port.
+    static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        return port
+    }
+
+    /// Five consecutive free ports (for `custody demo`, as ``freePort()``).
     static func freePorts() async throws -> Int {
         for _ in 0..<20 {
             let base = Int.random(in: 20_000...60_000)

@@ -256,12 +256,12 @@ func instant(_ span: [String: Any]) -> Double {
         let replays = try await reopened.traces.replays(limit: 10)
         #expect(replays.count == 1)
         #expect(replays.first?.jsonValue.objectValue?["status"] == .string("aborted"))
-        let trace = try await reopened.traces.trace("cut-short")
+        let trace = try await reopened.traces.getTrace("cut-short")
         #expect(trace.spans.map(\.span.stage) == ["replay_start", "replay_abort"])
         await reopened.close()
         // Once closed, a further open leaves it alone.
         let third = try await CoreRuntime.open(directory: directory)
-        #expect(try await third.traces.trace("cut-short").spans.count == 2)
+        #expect(try await third.traces.getTrace("cut-short").spans.count == 2)
         await third.close()
     }
 }

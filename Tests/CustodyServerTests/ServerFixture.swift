@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import ServiceLifecycle
 import Testing
+import Synchronization
 
 /// A server over a fresh data directory in a temporary folder, for one test. The application runs
 /// its services (the runtime's following of the log), as `custody serve` does.
@@ -24,6 +25,8 @@ enum ServerFixture {
         workers: [String: String] = [:],
         // Long by default: under the whole suite's load a real worker can take seconds to answer.
         workerTimeout: Duration = .seconds(15),
+        // Workers known only once they listen (their ports handed over after the server starts).
+        replayWorkers: (any ReplayWorkers)? = nil,
         fileSystem: (any LogFileSystem)? = nil,
         github: GitHubSettings? = nil,
         rpcPort: Shared<Int>? = nil,
@@ -38,6 +41,7 @@ enum ServerFixture {
         if let fileSystem { runtimeConfiguration.fileSystem = fileSystem }
         runtimeConfiguration.github = github
         if !workers.isEmpty { runtimeConfiguration.workers = RemoteReplayWorkers(workers: workers, timeout: workerTimeout) }
+        if let replayWorkers { runtimeConfiguration.workers = replayWorkers }
         let runtime = try await CoreRuntime.open(directory: directory, configuration: runtimeConfiguration, encodeLive: CustodyApplication.encodeLive)
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.limits = limits
@@ -160,4 +164,49 @@ enum ChildProcess {
 extension CoreRuntime {
     /// The SQLite store behind a data directory's runtime, for tests that look at its rows.
     var sqliteStore: SQLiteProjectionStore { projector.store as! SQLiteProjectionStore }
+}
+
+/// Real workers (``RemoteReplayWorkers``) whose addresses are learnt after the server starts:
+/// a worker binds port 0 and says which port it got, and then it is added here. Until then, and
+/// for a source never added, nothing is served.
+final class HandedOverWorkers: ReplayWorkers {
+    private let workers = Mutex<[String: String]>([:])
+    let timeout: Duration
+
+    init(timeout: Duration = .seconds(15)) { self.timeout = timeout }
+
+    func add(_ source: String, _ url: String) { workers.withLock { $0[source] = url } }
+
+    func serves(_ source: String) -> Bool { workers.withLock { $0[source] != nil } }
+
+    func simulate(_ call: SimulationCall, on worker: String) async throws -> Double? {
+        try await RemoteReplayWorkers(workers: workers.withLock { $0 }, timeout: timeout).simulate(call, on: worker)
+    }
+}
+
+/// A loopback port that is bound and never listened on, held until ``close()``: connecting to it
+/// is refused (a worker that is down), and no other process can take it meanwhile.
+final class RefusingPort: Sendable {
+    let port: Int
+    private let descriptor: Int32
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.descriptor = descriptor
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { _ = Glibc.close(descriptor) }
 }

@@ -1,13 +1,13 @@
 /// What a GitHub operation does.
 public enum GitHubOperationKind: String, Sendable, Hashable, CaseIterable, EncodedTag {
     case upsertFile = "upsert_file"
-    case openPullRequest = "open_pr"
+    case openPR = "open_pr"
     case createIssue = "create_issue"
 
     var tag: UInt8 {
         switch self {
         case .upsertFile: 1
-        case .openPullRequest: 2
+        case .openPR: 2
         case .createIssue: 3
         }
     }

@@ -66,7 +66,7 @@ struct GitHubAttempt {
         do {
             switch operation.kind {
             case .upsertFile: return try await upsertFile()
-            case .openPullRequest: return try await openPullRequest()
+            case .openPR: return try await openPR()
             case .createIssue: return try await createIssue()
             }
         } catch {
@@ -127,7 +127,7 @@ struct GitHubAttempt {
         )
     }
 
-    private mutating func openPullRequest() async throws(Stop) -> GitHubAttemptOutcome {
+    private mutating func openPR() async throws(Stop) -> GitHubAttemptOutcome {
         let head = string("head")
         let base = string("base")
         let resource = "\(repositoryPath)/pulls"

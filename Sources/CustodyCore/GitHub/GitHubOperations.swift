@@ -54,7 +54,7 @@ public struct GitHubOperations: Sendable {
     }
 
     /// openPR.
-    public func openPullRequest(
+    public func openPR(
         _ draft: GitHubPullRequestDraft,
         idempotencyKey: String? = nil,
         wait: Bool = false,
@@ -69,7 +69,7 @@ public struct GitHubOperations: Sendable {
             "base": .string(try GitHubFieldRules.branch(draft.base, "base", required: true)!),
         ]
         if let body = try GitHubFieldRules.body(draft.body) { params["body"] = .string(body) }
-        return try await submit(.openPullRequest, params: params, idempotencyKey: idempotencyKey, wait: wait, operation: "openPR", request: request)
+        return try await submit(.openPR, params: params, idempotencyKey: idempotencyKey, wait: wait, operation: "openPR", request: request)
     }
 
     /// createIssue.
@@ -91,7 +91,7 @@ public struct GitHubOperations: Sendable {
     }
 
     /// getOperation: one operation as it stands, or `not_found`.
-    public func operation(id: String) async throws(CoreError) -> GitHubOperationRecord {
+    public func getOperation(id: String) async throws(CoreError) -> GitHubOperationRecord {
         let id = try FieldRules.identifier(id, "id")
         try await context.awaitProjections()
         guard let record = try await read({ store in try await store.githubOperation(id: id) }) else { throw CoreError(.notFound, "there is no GitHub operation \(id)") }
@@ -99,7 +99,7 @@ public struct GitHubOperations: Sendable {
     }
 
     /// The latest operations, newest first; only those of `status` when given.
-    public func operations(status: String? = nil, limit: Int = 50) async throws(CoreError) -> [GitHubOperationRecord] {
+    public func listOperations(status: String? = nil, limit: Int = 50) async throws(CoreError) -> [GitHubOperationRecord] {
         if let status, GitHubOperationRecord.Status(rawValue: status) == nil {
             throw CoreError.invalidArgument("status", "must be pending, succeeded or failed")
         }
@@ -208,7 +208,7 @@ public struct GitHubOperations: Sendable {
         if let seq = await outbox.waitForOutcome(id, timeout: settings.waitLimit), seq > 0 {
             try await context.projector.waitUntilApplied(seq, timeout: context.readTimeout)
         }
-        return try await operation(id: id)
+        return try await getOperation(id: id)
     }
 
     private func read(_ body: (any ProjectionStore) async throws -> GitHubOperationRecord?) async throws(CoreError) -> GitHubOperationRecord? {

@@ -29,7 +29,7 @@ public struct DeliveryOperations: Sendable {
     public init(context: CoreContext) { self.context = context }
 
     /// submitOpsFollowup.
-    public func submitFollowup(
+    public func submitOpsFollowup(
         orderId: String?,
         type: String?,
         note: String?,
@@ -81,7 +81,7 @@ public struct DeliveryOperations: Sendable {
 
     /// finalizeDeliveryReport: the report of an order, as a new revision when anything about the
     /// order changed since the last one; `not_found` for an order with no task and no follow-up.
-    public func finalizeReport(orderId: String, request: RequestTrace) async throws(CoreError) -> JSONValue {
+    public func finalizeDeliveryReport(orderId: String, request: RequestTrace) async throws(CoreError) -> JSONValue {
         let started = ContinuousClock.now
         let orderId = try FieldRules.identifier(orderId, "order_id")
         await context.orders.acquire(orderId)

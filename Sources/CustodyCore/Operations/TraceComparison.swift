@@ -119,9 +119,9 @@ public struct TraceComparison: Sendable {
 
 extension TraceQueries {
     /// Compares two traces; `trace_not_found` names the one that does not exist.
-    public func compare(_ a: String, _ b: String) async throws(CoreError) -> TraceComparison {
-        let first = try await trace(a)
-        let second = try await trace(b)
+    public func compareTraces(_ a: String, _ b: String) async throws(CoreError) -> TraceComparison {
+        let first = try await getTrace(a)
+        let second = try await getTrace(b)
         guard first.summary.replayOf == b, second.summary.replayOf != a else { return TraceComparison(a: first, b: second) }
         // `a` replays `b`: match through a's original seqs, then put the sides back.
         return TraceComparison(a: second, b: first).swapped

@@ -204,7 +204,7 @@ public struct TraceQueries: Sendable {
 
     /// A trace from the full history: its spans by timestamp then seq (with their `details`,
     /// which stay in the log and are read from it by seq) and its summary; `trace_not_found`.
-    public func trace(_ traceId: String) async throws(CoreError) -> (spans: [SpanRecord], summary: TraceSummaryRecord) {
+    public func getTrace(_ traceId: String) async throws(CoreError) -> (spans: [SpanRecord], summary: TraceSummaryRecord) {
         let traceId = try SpanInput.check(traceId, "trace_id", maximum: 128)
         try await context.awaitProjections()
         let location: TraceLocation?
@@ -241,7 +241,7 @@ public struct TraceQueries: Sendable {
 
     /// Traces matching `search`, newest first (by start, then trace id), `limit` at a time;
     /// `next_cursor` continues after the last one.
-    public func search(_ search: TraceSearch) async throws(CoreError) -> (traces: [TraceSummaryRecord], nextCursor: String?) {
+    public func searchTraces(_ search: TraceSearch) async throws(CoreError) -> (traces: [TraceSummaryRecord], nextCursor: String?) {
         guard (1...1000).contains(search.limit) else { throw CoreError.invalidArgument("limit", "must be 1–1000") }
         if let minimum = search.minDurationMs, !(minimum >= 0 && minimum <= SpanInput.maximumDurationMs) {
             throw CoreError.invalidArgument("min_duration_ms", "must be a number from 0 to \(Int64(SpanInput.maximumDurationMs))")

@@ -101,7 +101,7 @@ public struct TraceReplay: Sendable {
 
         let original: [SpanRecord]
         do {
-            original = try await traces.trace(fromTrace).spans
+            original = try await traces.getTrace(fromTrace).spans
         } catch {
             let status: ReplayStatus = error.code == .traceNotFound ? .aborted : .failed
             await emitter.finish(

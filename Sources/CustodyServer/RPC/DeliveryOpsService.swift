@@ -7,7 +7,7 @@ struct DeliveryOpsService: Custody_V1_DeliveryOps.SimpleServiceProtocol {
     let runtime: CoreRuntime
 
     func submitOpsFollowup(request: Custody_V1_SubmitOpsFollowupRequest, context: ServerContext) async throws -> Custody_V1_Followup {
-        let followup = try await runtime.delivery.submitFollowup(
+        let followup = try await runtime.delivery.submitOpsFollowup(
             orderId: request.orderID.nonEmpty,
             type: request.type.nonEmpty,
             note: request.note.nonEmpty,
@@ -29,7 +29,7 @@ struct DeliveryOpsService: Custody_V1_DeliveryOps.SimpleServiceProtocol {
         request: Custody_V1_FinalizeDeliveryReportRequest,
         context: ServerContext
     ) async throws -> Custody_V1_DeliveryReport {
-        let report = try await runtime.delivery.finalizeReport(orderId: request.orderID, request: RPCRequestTrace.request)
+        let report = try await runtime.delivery.finalizeDeliveryReport(orderId: request.orderID, request: RPCRequestTrace.request)
         var reply = Custody_V1_DeliveryReport()
         reply.report = try ProtobufJSON.structure(report)
         return reply

@@ -34,7 +34,7 @@ struct GitHubOpsService: Custody_V1_GitHubOps.SimpleServiceProtocol {
             owner: request.hasOwner ? request.owner : nil,
             repo: request.hasRepo ? request.repo : nil
         )
-        let operation = try await runtime.github.openPullRequest(
+        let operation = try await runtime.github.openPR(
             draft,
             idempotencyKey: request.hasIdempotencyKey ? request.idempotencyKey : nil,
             wait: request.wait,
@@ -61,7 +61,7 @@ struct GitHubOpsService: Custody_V1_GitHubOps.SimpleServiceProtocol {
     }
 
     func getOperation(request: Custody_V1_GetOperationRequest, context: ServerContext) async throws -> Custody_V1_GitHubOperation {
-        let operation = try await runtime.github.operation(id: request.id)
+        let operation = try await runtime.github.getOperation(id: request.id)
         return try ProtobufJSON.message(Custody_V1_GitHubOperation.self, from: operation.jsonValue)
     }
 }

@@ -24,7 +24,7 @@ struct GitHubRoutes {
         router.traced("/api/github/pulls", method: .post, runtime: runtime) { request, context, trace in
             let body = try await JSONBody.decode(OpenPullRequestBody.self, from: request, context: context, limits: limits)
             let wait = try Self.wait(request, context)
-            let operation = try await github.openPullRequest(body.draft, idempotencyKey: Self.key(request), wait: wait, request: trace)
+            let operation = try await github.openPR(body.draft, idempotencyKey: Self.key(request), wait: wait, request: trace)
             return Self.answer(operation)
         }
         router.traced("/api/github/issues", method: .post, runtime: runtime) { request, context, trace in
@@ -34,11 +34,11 @@ struct GitHubRoutes {
             return Self.answer(operation)
         }
         router.traced("/api/github/operations/{id}", method: .get, runtime: runtime) { request, context, trace in
-            let operation = try await github.operation(id: try context.pathValue("id"))
+            let operation = try await github.getOperation(id: try context.pathValue("id"))
             return APIEnvelope.ok(.object(["operation": operation.jsonValue]))
         }
         router.traced("/api/github/operations", method: .get, runtime: runtime) { request, context, trace in
-            let operations = try await github.operations(
+            let operations = try await github.listOperations(
                 status: request.text("status"),
                 limit: try QueryValues.integer(request.query("limit"), "limit") ?? 50
             )

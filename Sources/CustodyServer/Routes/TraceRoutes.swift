@@ -22,7 +22,7 @@ struct TraceRoutes {
             guard format == nil || format == "json" || format == "csv" else {
                 throw CoreError.invalidArgument("format", "must be csv or json")
             }
-            let trace = try await traces.trace(traceId)
+            let trace = try await traces.getTrace(traceId)
             // {"spans": [...], "summary": {...}, "trace_id": "..."}, the spans written directly.
             func document() -> ByteBuffer {
                 var buffer = ByteBuffer()
@@ -61,13 +61,13 @@ struct TraceRoutes {
             search.query = text("q")
             search.limit = try QueryValues.integer(raw("limit"), "limit") ?? 50
             search.cursor = text("cursor")
-            let page = try await traces.search(search)
+            let page = try await traces.searchTraces(search)
             return APIEnvelope.ok(
                 .object(["traces": .array(page.traces.map(\.jsonValue)), "next_cursor": page.nextCursor.map(JSONValue.string) ?? .null])
             )
         }
         router.get("/api/traces/{trace_id}/compare/{other}") { _, context in
-            let comparison = try await traces.compare(try context.pathValue("trace_id"), try context.pathValue("other"))
+            let comparison = try await traces.compareTraces(try context.pathValue("trace_id"), try context.pathValue("other"))
             return APIEnvelope.ok(comparison.jsonValue)
         }
         router.get("/api/replays") { request, _ in
