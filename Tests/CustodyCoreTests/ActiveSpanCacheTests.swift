@@ -126,13 +126,9 @@ final class ManualClock: Sendable {
         #expect(!(await cache.contains(traceId: "t16", spanId: "s")))
         // And it follows new appends.
         let following = Task { try await cache.follow(reopened, from: await reopened.lastSeq + 1) }
-        _ = try await reopened.append(EventCodec.encode(.span(Span(traceId: "new", spanId: "s", timestamp: SegmentLog.now()))))
-        var seen = false
-        for _ in 0..<200 where !seen {
-            seen = await cache.contains(traceId: "new", spanId: "s")
-            if !seen { try await Task.sleep(for: .milliseconds(5)) }
-        }
-        #expect(seen)
+        let appended = try await reopened.append(EventCodec.encode(.span(Span(traceId: "new", spanId: "s", timestamp: SegmentLog.now()))))
+        try await cache.waitUntilFollowed(appended.lastSeq, timeout: .seconds(30))
+        #expect(await cache.contains(traceId: "new", spanId: "s"))
         following.cancel()
         await reopened.close()
         _ = try? await following.value

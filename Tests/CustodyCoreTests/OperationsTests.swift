@@ -2,6 +2,7 @@ import CustodyCore
 import CustodyLog
 import Foundation
 import NIOCore
+import Synchronization
 import Testing
 
 /// A log, its projections and a running projector in a temporary directory.
@@ -13,9 +14,23 @@ struct CoreFixture {
     let running: Task<Void, any Error>
     let context: CoreContext
 
+    /// A wall clock for the log that moves a millisecond each time it is read, so that every
+    /// append has a time of its own without the test sleeping.
+    static func steppingClock() -> @Sendable () -> Int64 {
+        let clock = SteppingClock()
+        return { clock.read() }
+    }
+
+    final class SteppingClock: Sendable {
+        let next = Atomic<Int64>(LogTime.now())
+        func read() -> Int64 { next.add(1_000_000, ordering: .relaxed).newValue }
+    }
+
     static func make() async throws -> CoreFixture {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-ops-\(UUID().uuidString)").path
-        let log = try await SegmentLog.open(directory: directory)
+        var configuration = LogConfiguration()
+        configuration.wallClock = steppingClock()
+        let log = try await SegmentLog.open(directory: directory, configuration: configuration)
         let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
         let projector = Projector(log: log, store: store)
         let running = Task { try await projector.run() }
@@ -152,12 +167,10 @@ struct CoreFixture {
         let tasks = TaskOperations(context: fixture.context)
         _ = try await fixture.log.append(ByteBuffer(string: "padding before the task"))
         let created = try await tasks.createTask(orderId: "o", payload: .object([:]), uuid: "t", request: RequestTrace(traceId: "r"))
-        try await Task.sleep(for: .milliseconds(5))
         _ = try await tasks.updateTaskStatus(taskId: "t", status: "in_progress", request: RequestTrace(traceId: "r"))
         let afterFirst = await fixture.log.lastSeq
-        try await Task.sleep(for: .milliseconds(5))
-        let middle = SegmentLog.now()
-        try await Task.sleep(for: .milliseconds(5))
+        // Between the two updates on the log's clock (each append reads it once, a millisecond on).
+        let middle = try #require(try await fixture.log.read(from: afterFirst, maxRecords: 1).first).timestamp + 500_000
         _ = try await tasks.updateTaskStatus(taskId: "t", status: "complete", request: RequestTrace(traceId: "r"))
 
         #expect(try await tasks.getTask("t", asOf: .seq(created.task.createdSeq)).task.status == .pending)

@@ -45,12 +45,10 @@ import Testing
         defer { directory.remove() }
         let log = try await openLog(directory: directory.path)
         let waiter = Task { try await log.waitForAppend(after: 0) }
-        try await Task.sleep(for: .milliseconds(20))
         waiter.cancel()
         await #expect(throws: CancellationError.self) { try await waiter.value }
 
         let woken = Task { try await log.waitForAppend(after: 0) }
-        try await Task.sleep(for: .milliseconds(20))
         _ = try await log.append(ByteBuffer(string: "x"))
         #expect(try await woken.value == 1)
 
@@ -59,7 +57,6 @@ import Testing
             for try await batch in log.records(from: 1) { count += batch.count }
             return count
         }
-        try await Task.sleep(for: .milliseconds(20))
         await log.close()
         #expect(try await tail.value == 1)
     }

@@ -16,6 +16,9 @@ struct LiveMessages: Sendable {
     var spans: [(seq: Int, traceId: String, source: String)] = []
     var lagged: [Int] = []
     var pings = 0
+    /// Answers to ``roundTrip(_:_:_:)``'s command.
+    var roundTrips = 0
+    static let roundTripOp = "round-trip"
 
     mutating func add(_ text: String) {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
@@ -28,8 +31,24 @@ struct LiveMessages: Sendable {
             spans.append((data["seq"] as? Int ?? -1, data["trace_id"] as? String ?? "", data["source"] as? String ?? ""))
         case "lagged": lagged.append(object["dropped"] as? Int ?? 0)
         case "ping": pings += 1
+        case "error" where (object["message"] as? String)?.hasPrefix("unknown op \(Self.roundTripOp)") == true: roundTrips += 1
         default: Issue.record("unexpected message \(text)")
         }
+    }
+}
+
+/// Sends a command the stream does not know and reads until its answer comes: the stream handles
+/// a client's commands in order, so every command sent before has then been applied.
+func roundTrip(
+    _ outbound: WebSocketOutboundWriter,
+    _ iterator: inout WebSocketInboundMessageStream.AsyncIterator,
+    _ received: borrowing Mutex<LiveMessages>
+) async throws {
+    let before = received.withLock { $0.roundTrips }
+    try await outbound.write(.text(#"{"op":"\#(LiveMessages.roundTripOp)"}"#))
+    while received.withLock({ $0.roundTrips }) == before {
+        guard case .text(let text)? = try await iterator.next() else { throw CancellationError() }
+        received.withLock { $0.add(text) }
     }
 }
 
@@ -95,7 +114,7 @@ let stalledTestSpans = 40 * 250
                 try await next()
                 try await outbound.write(.text(#"{"op":"filter","source":["b"]}"#))
                 // A round trip so that the filter is in place before the next spans.
-                try await Task.sleep(for: .milliseconds(200))
+                try await roundTrip(outbound, &iterator, received)
                 try await record(runtime, count: 2, source: "a")
                 try await record(runtime, count: 1, source: "b")
                 try await next()
@@ -140,7 +159,8 @@ let stalledTestSpans = 40 * 250
                     if last == "final" { break }
                 }
             }
-            try await Task.sleep(for: .milliseconds(300))
+            // Both clients subscribed before the first span.
+            while await runtime.hub.clientCount < 2 { try await Task.sleep(for: .milliseconds(5)) }
             for _ in 0..<40 {
                 // 2 KB a span: 20 MB in all, more than the socket buffers between a stalled
                 // client and the server can hold.
@@ -172,9 +192,8 @@ let stalledTestSpans = 40 * 250
                     if case .text(let text)? = try await iterator.next() { received.withLock { $0.add(text) } }
                 }
                 try await outbound.write(.text(#"{"op":"pause"}"#))
-                try await Task.sleep(for: .milliseconds(200))
+                try await roundTrip(outbound, &iterator, received)
                 try await record(runtime, count: 5, source: "p")
-                try await Task.sleep(for: .milliseconds(200))
                 try await outbound.write(.text(#"{"op":"resume"}"#))
                 for _ in 0..<5 {
                     if case .text(let text)? = try await iterator.next() { received.withLock { $0.add(text) } }

@@ -22,15 +22,9 @@ import Testing
     /// The rows that must match, with the per-call parts left out.
     static func rows(_ runtime: CoreRuntime) async throws -> [String: [[String]]] {
         // Each call's response_sent is appended as its answer goes out (not waited for): wait for
-        // all six to be in the projections.
-        for _ in 0..<250 {
-            try await runtime.projector.waitUntilApplied(await runtime.log.lastSeq)
-            let closed = try await runtime.sqliteStore.read { db in
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM operation_logs WHERE stage = 'response_sent'") ?? 0
-            }
-            if closed == 6 { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        // them, then for the projections to hold them.
+        await runtime.context.responses.idle()
+        try await runtime.projector.waitUntilApplied(await runtime.log.lastSeq)
         return try await runtime.sqliteStore.read { db in
             func fetch(_ sql: String) throws -> [[String]] {
                 try Row.fetchAll(db, sql: sql).map { row in row.databaseValues.map(\.description) }

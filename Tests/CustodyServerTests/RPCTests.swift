@@ -347,11 +347,7 @@ import Testing
                 response.metadata[stringValues: "x-trace-id"].first(where: { _ in true })
             }
             #expect(generated != nil && generated != "not valid!")
-            for _ in 0..<100 {
-                let stages = try await spans(of: "rpc-trace-1", in: runtime).map(\.stage)
-                if stages.contains("response_sent") { break }
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            await runtime.context.responses.idle()
             let recorded = try await spans(of: "rpc-trace-1", in: runtime)
             #expect(recorded.map(\.stage) == ["request_received", "processing", "response_sent"])
             #expect(recorded.first?.operation == "custody.v1.TaskOps/createTask")

@@ -138,14 +138,9 @@ func instant(_ span: [String: Any]) -> Double {
     @Test func badModeOrSpeedIs422() async throws {
         try await ServerFixture.run(.router) { runtime, client in
             try await recordTrace("orig-2", Self.plan, client: client)
-            // The recording's response_sent goes in just after its answer: wait for a still head.
-            var head = await runtime.log.lastSeq
-            while true {
-                try await Task.sleep(for: .milliseconds(300))
-                let now = await runtime.log.lastSeq
-                if now == head { break }
-                head = now
-            }
+            // The recording's response_sent goes in just after its answer.
+            await runtime.context.responses.idle()
+            let head = await runtime.log.lastSeq
             for (body, field) in [
                 (#"{"mode":"fast"}"#, "mode"), (#"{"speed":-1}"#, "speed"), (#"{"speed":"2"}"#, "speed"), (#"{"speed":1e9}"#, "speed"),
             ] {
@@ -154,7 +149,7 @@ func instant(_ span: [String: Any]) -> Double {
                 #expect(answer.errorField == field, "\(body)")
             }
             #expect(try await client.call(.post, "/api/traces/replay/orig-2", json: "[").status == .badRequest)
-            try await Task.sleep(for: .milliseconds(100))
+            await runtime.context.responses.idle()
             #expect(await runtime.log.lastSeq == head)
             // An empty body is a dry run at full speed.
             let answer = try await client.call(.post, "/api/traces/replay/orig-2")

@@ -59,13 +59,9 @@ import Testing
                 headers: [HTTPField.Name("x-trace-id")!: "req-42"]
             )
             #expect(response.headers[HTTPField.Name("x-trace-id")!] == "req-42")
-            // response_sent goes in as the answer goes out: wait for it (bounded).
-            var stages: [String] = []
-            for _ in 0..<100 {
-                stages = try await spans(of: "req-42", in: runtime).map { "\($0.stage) \($0.operation)" }
-                if stages.count >= 3 { break }
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            // response_sent goes in as the answer goes out.
+            await runtime.context.responses.idle()
+            let stages = try await spans(of: "req-42", in: runtime).map { "\($0.stage) \($0.operation)" }
             #expect(stages == ["request_received POST /api/logs", "processing recordLog", "response_sent POST /api/logs"])
         }
     }
@@ -328,7 +324,7 @@ import Testing
         try await ServerFixture.run(.router, fileSystem: faults) { runtime, client in
             #expect(try await client.call(.post, "/api/logs", json: #"{"source":"before"}"#).status == .ok)
             // Its response_sent goes in after the answer: let it, so the fault hits the next request.
-            for _ in 0..<250 where await runtime.log.lastSeq < 4 { try await Task.sleep(for: .milliseconds(20)) }
+            await runtime.context.responses.idle()
             #expect(await runtime.log.lastSeq == 4)
             faults.failNextSynchronize()
             let failed = try await client.call(.post, "/api/logs", json: #"{"source":"lost"}"#)

@@ -9,7 +9,15 @@ import Synchronization
 /// Best effort, as docs/api.md says: the request's own events are durable before it answers;
 /// a failed append here loses only these spans.
 public final class ResponseRecorder: Sendable {
-    private let queue = Mutex<[(RequestTrace, Int)]>([])
+    private struct State {
+        var queue: [(RequestTrace, Int)] = []
+        /// Closing spans taken from the queue and not yet appended.
+        var appending = 0
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+        var isIdle: Bool { queue.isEmpty && appending == 0 }
+    }
+
+    private let state = Mutex(State())
     private let signal = WakeSignal()
 
     public init() {}
@@ -17,23 +25,46 @@ public final class ResponseRecorder: Sendable {
     /// Queues the closing span of a request answered with `status` (0 for an RPC that ended OK).
     public func record(_ request: RequestTrace, status: Int) {
         guard request.receivedSpan != nil else { return }
-        queue.withLock { $0.append((request, status)) }
+        state.withLock { $0.queue.append((request, status)) }
         signal.fire()
     }
 
     /// Requests queued and not yet appended.
-    public var pending: Int { queue.withLock { $0.count } }
+    public var pending: Int { state.withLock { $0.queue.count + $0.appending } }
+
+    /// Returns once every closing span handed over so far has been appended (or its append has
+    /// failed): what a test waits for before it reads a request's whole trace.
+    public func idle() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                if state.isIdle { return true }
+                state.idleWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
 
     /// Appends queued closing spans until cancelled, then appends what is left and returns.
     func run(_ context: CoreContext) async {
         while true {
             await signal.wait()
-            let batch = queue.withLock { queue in
-                defer { queue.removeAll(keepingCapacity: true) }
-                return queue
+            let batch = state.withLock { state in
+                defer {
+                    state.appending += state.queue.count
+                    state.queue.removeAll(keepingCapacity: true)
+                }
+                return state.queue
             }
             if !batch.isEmpty { await context.recordResponses(batch) }
-            if Task.isCancelled && queue.withLock({ $0.isEmpty }) { return }
+            let (waiters, empty) = state.withLock { state -> ([CheckedContinuation<Void, Never>], Bool) in
+                state.appending -= batch.count
+                guard state.isIdle else { return ([], false) }
+                defer { state.idleWaiters = [] }
+                return (state.idleWaiters, true)
+            }
+            for waiter in waiters { waiter.resume() }
+            if Task.isCancelled && empty { return }
         }
     }
 }

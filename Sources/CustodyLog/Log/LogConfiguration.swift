@@ -55,6 +55,9 @@ public struct LogConfiguration: Sendable {
     public var onSynchronization: (@Sendable (Duration) -> Void)?
     /// The clock of the log's timers: when an interval fsync is due, a segment's age.
     public var clock: any LogClock
+    /// The wall clock that stamps records appended without a timestamp (nanoseconds since the
+    /// Unix epoch; tests pass one that moves as they say).
+    public var wallClock: @Sendable () -> Int64 = LogTime.now
 
     public init(
         fsync: FsyncPolicy = .always,

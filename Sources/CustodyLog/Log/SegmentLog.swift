@@ -214,7 +214,7 @@ public actor SegmentLog: EventLog {
             statistics.appendsRefused += 1
             throw LogError(.overloaded, "\(pending.bytes) bytes are already waiting to be written")
         }
-        let stamp = max(timestamp ?? Self.now(), lastTimestamp)
+        let stamp = max(timestamp ?? configuration.wallClock(), lastTimestamp)
         lastTimestamp = stamp
         for payload in payloads {
             if pending.batches.isEmpty || pending.batches[pending.batches.count - 1].bytes.readableBytes >= configuration.effectiveBatchBytes {
