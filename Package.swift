@@ -21,6 +21,9 @@ let package = Package(
         .library(name: "CustodyCore", targets: ["CustodyCore"]),
         .library(name: "CustodyServer", targets: ["CustodyServer"]),
         .library(name: "CustodyClient", targets: ["CustodyClient"]),
+        // What tests of a server need: a server over a temporary data directory, the custody
+        // executable as a child process, workers whose ports are handed over.
+        .library(name: "CustodyServerTesting", targets: ["CustodyServerTesting"]),
         // OTLP's messages and decoders, a product of its own for the fuzz harnesses (Fuzz/).
         .library(name: "CustodyOTLP", targets: ["CustodyOTLP"]),
         .executable(name: "custody", targets: ["custody"]),
@@ -73,6 +76,8 @@ let package = Package(
             name: "CustodyLogTesting",
             dependencies: [
                 "CustodyLog",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -186,9 +191,64 @@ let package = Package(
             resources: [.copy("Dashboard/Assets")],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "CustodyServerTesting",
+            dependencies: [
+                "CustodyServer",
+                "CustodyLogTesting",
+                "CustodyCore",
+                "CustodyLog",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CustodyClientTests",
+            dependencies: [
+                "CustodyClient",
+                "CustodyServerTesting",
+                "CustodyServer",
+                "CustodyCore",
+                "CustodyLog",
+                "CustodyLogTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `custody` command run as a person runs it: the executable as a child process.
+        .testTarget(
+            name: "CustodyCommandTests",
+            dependencies: [
+                "CustodyServerTesting",
+                "CustodyClient",
+                "CustodyCore",
+                "CustodyLog",
+                "CustodyLogTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CustodyOTLPTests",
+            dependencies: [
+                "CustodyOTLP",
+                "CustodyCore",
+                "CustodyLogTesting",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CustodyServerTests",
             dependencies: [
+                "CustodyServerTesting",
                 "CustodyLogTesting",
                 "CustodyRPC",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -248,6 +308,7 @@ let package = Package(
                 "CustodyLog",
                 "CustodyLogTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -11,7 +11,7 @@ import Testing
     static var rounds: Int { Int(ProcessInfo.processInfo.environment["CUSTODY_KILL_ROUNDS"] ?? "") ?? 4 }
 
     @Test func killMinusNineNeverAppliesAnEventTwiceOrLosesOne() async throws {
-        let executable = DumpCommandTests.custodyExecutable
+        let executable = CustodyExecutable.path
         try #require(FileManager.default.isExecutableFile(atPath: executable))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-projection-kill-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -26,7 +26,7 @@ import Testing
             try process.run()
             try await Task.sleep(for: .milliseconds(500 + Int(random.next(upperBound: 1000))))
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try await ChildProcess.exit(process)
             #expect(process.terminationReason == .uncaughtSignal)
 
             // Resume from the checkpoint the kill left, and catch up.

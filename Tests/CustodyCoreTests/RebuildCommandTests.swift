@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import GRDB
 import NIOCore
@@ -9,7 +10,7 @@ import Testing
 /// log, and nothing of the rebuild is left behind.
 @Suite struct RebuildCommandTests {
     @Test func rebuildReplacesTheProjectionsFromTheLog() async throws {
-        let executable = DumpCommandTests.custodyExecutable
+        let executable = CustodyExecutable.path
         try #require(FileManager.default.isExecutableFile(atPath: executable))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-rebuild-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -24,16 +25,9 @@ import Testing
         ])
         try stale.closeDatabase()
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["rebuild", "--data-dir", directory, "--json"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let report = try JSONDecoder().decode(JSONValue.self, from: data).objectValue
+        let (status, output) = try await ChildProcess.run(executable, ["rebuild", "--data-dir", directory, "--json"])
+        #expect(status == 0)
+        let report = try JSONDecoder().decode(JSONValue.self, from: Data(output.utf8)).objectValue
         #expect(report?["events"] == .integer(3000))
 
         let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))

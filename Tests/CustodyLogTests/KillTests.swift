@@ -2,6 +2,7 @@ import CustodyLog
 import CustodyLogTesting
 import Foundation
 import NIOCore
+import NIOPosix
 import Testing
 
 /// A real process, really killed: `custody log stress` appends with 8 concurrent appenders and
@@ -10,19 +11,10 @@ import Testing
 /// rounds also recover from earlier kills.
 @Suite struct KillTests {
     /// The `custody` executable built next to the test bundle.
-    static var custodyExecutable: String {
-        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var candidates = [bundle.deletingLastPathComponent().appendingPathComponent("custody").path]
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("custody").path)
-        }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }
-
     static var rounds: Int { Int(ProcessInfo.processInfo.environment["CUSTODY_KILL_ROUNDS"] ?? "") ?? 6 }
 
     @Test func killMinusNineLosesNoAcknowledgedAppend() async throws {
-        let executable = Self.custodyExecutable
+        let executable = CustodyExecutable.path
         try #require(FileManager.default.isExecutableFile(atPath: executable), "build the custody executable first: \(executable)")
         let directory = TemporaryDirectory("kill9")
         defer { directory.remove() }
@@ -37,12 +29,14 @@ import Testing
             process.standardOutput = output
             process.standardError = FileHandle.nullDevice
             try process.run()
-            let reader = Task.detached { () -> Data in output.fileHandleForReading.readDataToEndOfFile() }
+            // The pipe is drained on a thread that only waits for children, not the cooperative pool.
+            let handle = output.fileHandleForReading
+            async let read = ChildProcess.waiters.runIfActive { handle.readDataToEndOfFile() }
             try await Task.sleep(for: .milliseconds(300 + Int(random.next(upperBound: 900))))
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try await ChildProcess.exit(process)
             #expect(process.terminationReason == .uncaughtSignal)
-            let text = String(decoding: await reader.value, as: UTF8.self)
+            let text = String(decoding: try await read, as: UTF8.self)
             // Only whole lines count: a line cut by the kill was never fully printed.
             var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             lines.removeLast()

@@ -1,4 +1,5 @@
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import NIOCore
 import Testing

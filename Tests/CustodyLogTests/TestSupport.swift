@@ -1,47 +1,9 @@
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import Logging
 import NIOCore
 import Testing
-
-/// A fresh directory under the system's temporary directory, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
-
-    init(_ name: String = "log") {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("custody-test-\(name)-\(UUID().uuidString)").path
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func file(_ name: String) -> String { path + "/" + name }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-
-    /// The segment files' names, in order.
-    func segments() throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".log") }.sorted()
-    }
-}
-
-/// Opens a log with a logger that stays silent (tests assert on reports and errors), so test output stays short.
-func openLog(
-    directory: String,
-    configuration: LogConfiguration = LogConfiguration(),
-    damagePolicy: DamagePolicy = .refuse,
-    acknowledged: AcknowledgedMark? = nil,
-    fileSystem: any LogFileSystem = PosixFileSystem()
-) async throws -> SegmentLog {
-    var logger = Logger(label: "custody.log.test")
-    logger.logLevel = .critical
-    return try await SegmentLog.open(
-        directory: directory,
-        configuration: configuration,
-        damagePolicy: damagePolicy,
-        acknowledged: acknowledged,
-        fileSystem: fileSystem,
-        logger: logger
-    )
-}
 
 /// Reads every record of the log, in order.
 func readAll(_ log: SegmentLog, from seq: UInt64 = 1) async throws -> [LogRecord] {
@@ -60,16 +22,6 @@ extension ByteBuffer {
 }
 
 func payloads(_ texts: [String]) -> [ByteBuffer] { texts.map { ByteBuffer(string: $0) } }
-
-/// Flips one bit of a file in place.
-func flipBit(in path: String, at offset: Int, bit: Int = 0) throws {
-    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
-    defer { try? handle.close() }
-    try handle.seek(toOffset: UInt64(offset))
-    let byte = try handle.read(upToCount: 1)![0]
-    try handle.seek(toOffset: UInt64(offset))
-    try handle.write(contentsOf: [byte ^ UInt8(1 << bit)])
-}
 
 func fileSize(_ path: String) throws -> Int {
     (try FileManager.default.attributesOfItem(atPath: path)[.size] as! NSNumber).intValue

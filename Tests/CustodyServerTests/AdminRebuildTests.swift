@@ -7,6 +7,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import CustodyServerTesting
 import Testing
 
 @Suite(.timeLimit(.minutes(1))) struct AdminRebuildTests {

@@ -2,6 +2,8 @@ import CustodyClient
 import CustodyCore
 import CustodyLog
 import Foundation
+import CustodyServerTesting
+import CustodyLogTesting
 import Testing
 
 /// R12 as an operator meets it, with real `custody serve` processes: a log cut into durable data
@@ -12,7 +14,7 @@ import Testing
 /// acknowledged. `log verify` is clean after, and says what was lost.
 @Suite(.timeLimit(.minutes(3))) struct DataLossTests {
     @Test func aCutIntoDurableDataRefusesThenRepairRecordsItAndNoSeqIsReused() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
 

@@ -2,6 +2,8 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import CustodyServerTesting
+import CustodyLogTesting
 import Testing
 
 /// `custody serve` as a real child process with a GitHub token: killed with SIGKILL while GitHub
@@ -16,7 +18,7 @@ import Testing
     /// `GITHUB_TOKEN`.
     static func startServer(directory: String, fake: FakeGitHub, output: String, tokenFile: String? = nil) async throws -> (Process, String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
+        process.executableURL = URL(fileURLWithPath: CustodyExecutable.path)
         process.arguments =
             ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0"]
             + (tokenFile.map { ["--github-token-file", $0] } ?? [])
@@ -68,7 +70,7 @@ import Testing
     }
 
     @Test func anOperationInFlightAtSIGKILLResumesWithoutDuplicatesAndTheTokenStaysSecret() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
         let output = directory + "-output.txt"
         let tokenFile = directory + "-token"
@@ -149,7 +151,7 @@ import Testing
         #expect(printed.contains("GitHub operations: on, \(fakeURL), default repository acme/widgets"))
         #expect(!printed.contains(Self.token))
         let dump = Process()
-        dump.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
+        dump.executableURL = URL(fileURLWithPath: CustodyExecutable.path)
         dump.arguments = ["log", "dump", "--data-dir", directory]
         let dumped = directory + "-dump.jsonl"
         defer { try? FileManager.default.removeItem(atPath: dumped) }

@@ -7,6 +7,7 @@ import GRDB
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import CustodyServerTesting
 import Testing
 
 /// GitHubOps over HTTP against ``FakeGitHub`` on a real socket: the outbox, its retries and its

@@ -5,25 +5,18 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import CustodyServerTesting
+import CustodyLogTesting
 import Testing
 
 /// `custody serve` as a real child process under load, stopped with SIGTERM: it stops taking
 /// requests, finishes those in flight, and closes; every acknowledged span is in the log after,
 /// exactly once, and the projections hold all of it.
 @Suite(.timeLimit(.minutes(2))) struct GracefulShutdownTests {
-    static var custodyExecutable: String {
-        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var candidates = [bundle.deletingLastPathComponent().appendingPathComponent("custody").path]
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("custody").path)
-        }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }
-
     /// Starts `custody serve` on a free port; returns the process and its base URL.
     static func startServer(directory: String) async throws -> (Process, String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: custodyExecutable)
+        process.executableURL = URL(fileURLWithPath: CustodyExecutable.path)
         process.arguments = ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0"]
         let output = directory + "-out.txt"
         process.standardOutput = try ChildProcess.outputFile(output)
@@ -41,7 +34,7 @@ import Testing
     }
 
     @Test func sigtermUnderLoadKeepsEveryAcknowledgedSpan() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.custodyExecutable), "build the custody executable first")
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (process, base) = try await Self.startServer(directory: directory)

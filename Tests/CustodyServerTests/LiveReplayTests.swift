@@ -6,6 +6,8 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import NIOPosix
+import CustodyServerTesting
+import CustodyLogTesting
 import Testing
 
 /// Live replay over real sockets with real `custody worker` processes.
@@ -14,7 +16,7 @@ import Testing
     /// port too) against `orchestrator`; returns once it serves, with the address it printed.
     static func startWorker(name: String, orchestrator: String, rpc: Bool = false) async throws -> (Process, url: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
+        process.executableURL = URL(fileURLWithPath: CustodyExecutable.path)
         process.arguments = ["worker", "--name", name, "--port", "0", "--orchestrator", orchestrator] + (rpc ? ["--rpc-port", "0"] : [])
         let output = ServerFixture.directory() + "-worker.txt"
         defer { try? FileManager.default.removeItem(atPath: output) }
@@ -68,7 +70,7 @@ import Testing
     /// each of their spans gets a replay_error, and the replay completes anyway. Orchestrator
     /// spans are never dispatched. A dry run of the same trace calls no worker.
     @Test func liveReplayDispatchesToWorkersAndRecordsFailures() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let down = try RefusingPort()
         defer { down.close() }
         let (silent, silentPort) = try await Self.silentWorker()
@@ -130,7 +132,7 @@ import Testing
     /// `dispatched: false`, and the result counts them in `undispatched` by source. Spans of a
     /// served source and Custody's own are not counted; a dry run reports nothing undispatched.
     @Test func aLiveReplayThatSkipsSpansSaysSo() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let rpcPort = Shared(0)
         let workers = HandedOverWorkers()
         try await ServerFixture.run(.live, replayWorkers: workers, rpcPort: rpcPort) { _, client in
@@ -173,7 +175,7 @@ import Testing
     /// A worker mapped as `grpc://host:port` gets live replay's calls over gRPC (SimOps on the
     /// worker's `--rpc-port`), and its `sim_replay` spans land in the new trace.
     @Test func liveReplayReachesAWorkerOverGRPC() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let workers = HandedOverWorkers()
         try await ServerFixture.run(.live, replayWorkers: workers) { _, client in
             let serverPort = try #require(client.port)
@@ -247,13 +249,13 @@ import Testing
     /// one of them shows up in the traces, and a live replay of a factory's trace reaches that
     /// factory (sim_replay spans, no errors). SIGTERM stops it cleanly.
     @Test func demoGeneratesTrafficThatLiveReplayReaches() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let port = try await Self.freePort()
         let workerPort = try await Self.freePorts()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
+        process.executableURL = URL(fileURLWithPath: CustodyExecutable.path)
         process.arguments = [
             "demo", "--data-dir", directory, "--port", String(port), "--rpc-port", "0", "--worker-port", String(workerPort), "--rate", "2",
         ]

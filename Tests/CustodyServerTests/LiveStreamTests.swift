@@ -9,6 +9,7 @@ import HummingbirdWSClient
 import HummingbirdWSTesting
 import NIOCore
 import Synchronization
+import CustodyServerTesting
 import Testing
 
 /// What a live-stream client received, decoded.
@@ -59,13 +60,6 @@ func record(_ runtime: CoreRuntime, count: Int, source: String = "w", trace: Str
 }
 
 let wsConfiguration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
-/// A value shared by concurrent tasks.
-final class Shared<Value: Sendable>: Sendable {
-    private let value: Mutex<Value>
-    init(_ value: Value) { self.value = Mutex(value) }
-    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
-}
-
 /// Spans appended while a client is stalled.
 let stalledTestSpans = 40 * 250
 

@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import CustodyServerTesting
 import Testing
 
 /// One bad request and the answer it must get.

@@ -1,6 +1,7 @@
 import CompressNIO
 import CustodyRPC
 import CustodyServer
+import CustodyLogTesting
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -8,6 +9,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import SwiftProtobuf
+import CustodyServerTesting
 import Testing
 
 /// `/metrics` keeps Prometheus' conventions (counters end in `_total`, fsync latency is a

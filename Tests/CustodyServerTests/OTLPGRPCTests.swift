@@ -12,6 +12,7 @@ import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import SwiftProtobuf
+import CustodyServerTesting
 import Testing
 
 /// OTLP/gRPC (`TraceService/Export`) and OTLP/HTTP on their own ports, over real sockets with

@@ -9,6 +9,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import SwiftProtobuf
+import CustodyServerTesting
 import Testing
 
 @Suite struct OTLPRouteTests {

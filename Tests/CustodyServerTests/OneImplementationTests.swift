@@ -10,6 +10,7 @@ import GRPCProtobuf
 import HTTPTypes
 import HummingbirdTesting
 import SwiftProtobuf
+import CustodyServerTesting
 import Testing
 
 /// There is one implementation of every operation: the same sequence of calls over HTTP and over

@@ -2,13 +2,15 @@ import CustodyClient
 import CustodyRPC
 import Foundation
 import GRPCCore
+import CustodyServerTesting
+import CustodyLogTesting
 import Testing
 
 /// `custody serve` as a real child process with a gRPC live stream open: SIGTERM ends the stream
 /// and the server exits cleanly (the stream does not hold the graceful shutdown up).
 @Suite(.timeLimit(.minutes(2))) struct RPCShutdownTests {
     @Test func sigtermEndsOpenStreamsAndExitsCleanly() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
         let output = directory + "-out.txt"
         defer {
@@ -16,7 +18,7 @@ import Testing
             try? FileManager.default.removeItem(atPath: output)
         }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
+        process.executableURL = URL(fileURLWithPath: CustodyExecutable.path)
         process.arguments = ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0"]
         process.standardOutput = try ChildProcess.outputFile(output)
         process.standardError = FileHandle.nullDevice

@@ -9,6 +9,7 @@ import GRPCNIOTransportHTTP2
 import GRPCProtobuf
 import HummingbirdTesting
 import SwiftProtobuf
+import CustodyServerTesting
 import Testing
 
 /// The gRPC services over real sockets with grpc-swift's own client: every method, the error

@@ -5,6 +5,7 @@ import CustodyServer
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import CustodyServerTesting
 import Testing
 
 /// A span of a trace to record: source, operation, start (ms after the trace's start), duration.

@@ -8,6 +8,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import CustodyServerTesting
 import Testing
 
 @Suite struct LogRouteTests {

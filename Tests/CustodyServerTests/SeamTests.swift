@@ -4,6 +4,7 @@ import CustodyOTLP
 import GRPCCore
 import HTTPTypes
 import NIOCore
+import CustodyServerTesting
 import Testing
 
 @testable import CustodyServer

@@ -2,6 +2,7 @@ import CustodyServer
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import CustodyServerTesting
 import Testing
 
 #if canImport(Glibc)

@@ -6,6 +6,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import CustodyServerTesting
 import Testing
 
 /// `POST /api/v2/spans`: Zipkin v2 JSON mapped as docs/api.md says, through the OTLP core path

@@ -1,12 +1,14 @@
 import CustodyClient
 import Foundation
+import CustodyServerTesting
+import CustodyLogTesting
 import Testing
 
 /// The client commands against a server that requires bearer tokens: with `CUSTODY_TOKEN` they
 /// work (`trace show`, `tail`), without it they fail with the server's own sentence.
 @Suite(.timeLimit(.minutes(2))) struct ClientCommandTests {
     @Test func traceShowAndTailSendTheTokenFromTheEnvironment() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: GracefulShutdownTests.custodyExecutable), "build the custody executable first")
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let tokens = "operator:op-secret-1,ingest:in-secret-2"

@@ -1,15 +1,16 @@
+import CustodyLogTesting
 import Foundation
 
 /// The `custody` executable run as a child process, for tests of what a person types.
-struct CustodyCommand {
-    var process: Process
-    let outputPath: String
-    let errorPath: String
+public struct CustodyCommand {
+    public var process: Process
+    public let outputPath: String
+    public let errorPath: String
 
     /// Starts `custody arguments…` with `environment` added to this process's.
-    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> CustodyCommand {
+    public static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> CustodyCommand {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: GracefulShutdownTests.custodyExecutable)
+        process.executableURL = URL(fileURLWithPath: CustodyExecutable.path)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("custody-cmd-\(UUID().uuidString)").path
@@ -22,18 +23,18 @@ struct CustodyCommand {
     }
 
     /// Runs `custody arguments…` to its end: exit status, standard output and standard error.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String, error: String) {
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String, error: String) {
         let command = try start(arguments, environment: environment)
         try await ChildProcess.exit(command.process)
         defer { command.removeFiles() }
         return (command.process.terminationStatus, command.output, command.error)
     }
 
-    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
-    var error: String { (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "" }
+    public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    public var error: String { (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "" }
 
     /// `custody serve` started on free ports: the command, once it prints its URL, and the URL.
-    static func serve(_ directory: String, _ extra: [String] = [], environment: [String: String] = [:]) async throws -> (CustodyCommand, String) {
+    public static func serve(_ directory: String, _ extra: [String] = [], environment: [String: String] = [:]) async throws -> (CustodyCommand, String) {
         let command = try start(
             ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0"] + extra,
             environment: environment
@@ -50,18 +51,19 @@ struct CustodyCommand {
     }
 
     /// SIGTERM (a clean stop), then waits for the exit.
-    func stop() async throws {
+    public func stop() async throws {
         process.terminate()
         try await ChildProcess.exit(process)
     }
 
-    func removeFiles() {
+    public func removeFiles() {
         try? FileManager.default.removeItem(atPath: outputPath)
         try? FileManager.default.removeItem(atPath: errorPath)
     }
 
-    struct CommandFailed: Error, CustomStringConvertible {
-        var message: String
-        var description: String { message }
+    public struct CommandFailed: Error, CustomStringConvertible {
+        public var message: String
+        public init(message: String) { self.message = message }
+        public var description: String { message }
     }
 }

@@ -5,6 +5,7 @@ import CustodyLogTesting
 import CustodyServer
 import Foundation
 import HummingbirdTesting
+import CustodyServerTesting
 import Testing
 
 /// The worker SDK against a real server over real sockets.

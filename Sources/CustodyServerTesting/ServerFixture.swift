@@ -7,17 +7,20 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import ServiceLifecycle
-import Testing
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A server over a fresh data directory in a temporary folder, for one test. The application runs
 /// its services (the runtime's following of the log), as `custody serve` does.
-enum ServerFixture {
-    static func directory() -> String {
+public enum ServerFixture {
+    public static func directory() -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("custody-server-\(UUID().uuidString)").path
     }
 
-    static func run<Value: Sendable>(
+    public static func run<Value: Sendable>(
         _ setup: TestingSetup = .router,
         limits: ServerLimits = ServerLimits(),
         tokens: [String: AccessRole] = [:],
@@ -88,18 +91,18 @@ enum ServerFixture {
 }
 
 /// A decoded envelope.
-struct Envelope {
-    let status: HTTPResponse.Status
-    let headers: HTTPFields
-    let json: [String: Any]
+public struct Envelope {
+    public let status: HTTPResponse.Status
+    public let headers: HTTPFields
+    public let json: [String: Any]
 
-    var ok: Bool { json["ok"] as? Bool ?? false }
-    var data: [String: Any] { json["data"] as? [String: Any] ?? [:] }
-    var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
-    var errorMessage: String? { (json["error"] as? [String: Any])?["message"] as? String }
-    var errorField: String? { ((json["error"] as? [String: Any])?["details"] as? [String: Any])?["field"] as? String }
+    public var ok: Bool { json["ok"] as? Bool ?? false }
+    public var data: [String: Any] { json["data"] as? [String: Any] ?? [:] }
+    public var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+    public var errorMessage: String? { (json["error"] as? [String: Any])?["message"] as? String }
+    public var errorField: String? { ((json["error"] as? [String: Any])?["details"] as? [String: Any])?["field"] as? String }
 
-    init(_ response: TestResponse) {
+    public init(_ response: TestResponse) {
         status = response.status
         headers = response.headers
         json = (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any] ?? [:]
@@ -107,7 +110,7 @@ struct Envelope {
 }
 
 extension TestClientProtocol {
-    func call(_ method: HTTPRequest.Method, _ uri: String, json: String? = nil, headers: HTTPFields = [:]) async throws -> Envelope {
+    public func call(_ method: HTTPRequest.Method, _ uri: String, json: String? = nil, headers: HTTPFields = [:]) async throws -> Envelope {
         var fields = headers
         if json != nil, fields[.contentType] == nil { fields[.contentType] = "application/json" }
         return try await execute(uri: uri, method: method, headers: fields, body: json.map { ByteBuffer(string: $0) }) { Envelope($0) }
@@ -115,12 +118,12 @@ extension TestClientProtocol {
 }
 
 /// The spans of a trace, read from the log (what the request recorded).
-func spans(of traceId: String, in runtime: CoreRuntime) async throws -> [Span] {
+public func spans(of traceId: String, in runtime: CoreRuntime) async throws -> [Span] {
     try await spansMatching(runtime) { $0.traceId == traceId }
 }
 
 /// The spans in the log that `match`, in seq order.
-func spansMatching(_ runtime: CoreRuntime, _ match: (Span) -> Bool) async throws -> [Span] {
+public func spansMatching(_ runtime: CoreRuntime, _ match: (Span) -> Bool) async throws -> [Span] {
     var spans: [Span] = []
     var next: UInt64 = 1
     while true {
@@ -133,64 +136,36 @@ func spansMatching(_ runtime: CoreRuntime, _ match: (Span) -> Bool) async throws
     }
 }
 
-/// Child processes without blocking a thread of Swift's cooperative pool (two threads on this
-/// machine: a test blocked in `waitUntilExit` or a pipe read starves the servers of other tests
-/// running in parallel).
-enum ChildProcess {
-    /// Waits, polling, until `process` has exited.
-    static func exit(_ process: Process) async throws {
-        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
-    }
-
-    /// The text of `file` once it holds `needle` (at most `seconds`), as it is then.
-    static func text(of file: String, containing needle: String, seconds: Int = 10) async throws -> String {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        var text = ""
-        while ContinuousClock.now < deadline {
-            text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-            if text.contains(needle) { break }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        return text
-    }
-
-    /// A new empty file for a child's output, and a handle writing to it.
-    static func outputFile(_ path: String) throws -> FileHandle {
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-    }
-}
-
 extension CoreRuntime {
     /// The SQLite store behind a data directory's runtime, for tests that look at its rows.
-    var sqliteStore: SQLiteProjectionStore { projector.store as! SQLiteProjectionStore }
+    public var sqliteStore: SQLiteProjectionStore { projector.store as! SQLiteProjectionStore }
 }
 
 /// Real workers (``RemoteReplayWorkers``) whose addresses are learnt after the server starts:
 /// a worker binds port 0 and says which port it got, and then it is added here. Until then, and
 /// for a source never added, nothing is served.
-final class HandedOverWorkers: ReplayWorkers {
+public final class HandedOverWorkers: ReplayWorkers {
     private let workers = Mutex<[String: String]>([:])
-    let timeout: Duration
+    public let timeout: Duration
 
-    init(timeout: Duration = .seconds(15)) { self.timeout = timeout }
+    public init(timeout: Duration = .seconds(15)) { self.timeout = timeout }
 
-    func add(_ source: String, _ url: String) { workers.withLock { $0[source] = url } }
+    public func add(_ source: String, _ url: String) { workers.withLock { $0[source] = url } }
 
-    func serves(_ source: String) -> Bool { workers.withLock { $0[source] != nil } }
+    public func serves(_ source: String) -> Bool { workers.withLock { $0[source] != nil } }
 
-    func simulate(_ call: SimulationCall, on worker: String) async throws -> Double? {
+    public func simulate(_ call: SimulationCall, on worker: String) async throws -> Double? {
         try await RemoteReplayWorkers(workers: workers.withLock { $0 }, timeout: timeout).simulate(call, on: worker)
     }
 }
 
 /// A loopback port that is bound and never listened on, held until ``close()``: connecting to it
 /// is refused (a worker that is down), and no other process can take it meanwhile.
-final class RefusingPort: Sendable {
-    let port: Int
+public final class RefusingPort: Sendable {
+    public let port: Int
     private let descriptor: Int32
 
-    init() throws {
+    public init() throws {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.descriptor = descriptor
         var address = sockaddr_in()
@@ -208,5 +183,12 @@ final class RefusingPort: Sendable {
         port = Int(UInt16(bigEndian: address.sin_port))
     }
 
-    func close() { _ = Glibc.close(descriptor) }
+    public func close() { _ = Glibc.close(descriptor) }
+}
+
+/// A value shared by concurrent tasks.
+public final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    public init(_ value: Value) { self.value = Mutex(value) }
+    public func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
 }
