@@ -58,8 +58,8 @@ test: deps
 	# Two runs: the log's and the core's CPU-heavy suites (crash simulation, millions of records)
 	# would otherwise share the test process's two threads with the servers of the timing-bound
 	# server tests (slow-client deadlines, worker timeouts).
-	$(SWIFT) test --skip-build --parallel --num-workers 2 --filter 'CustodyLogTests|CustodyCoreTests'
-	$(SWIFT) test --skip-build --parallel --num-workers 2 --filter CustodyServerTests
+	$(SWIFT) test --skip-build --parallel --num-workers 2 --filter 'CustodyLogTests|CustodyCoreTests|CustodyOTLPTests'
+	$(SWIFT) test --skip-build --parallel --num-workers 2 --filter 'CustodyServerTests|CustodyClientTests|CustodyCommandTests'
 	Tests/interop/otlp-python.sh
 	Tests/interop/rpc-python.sh
 	Tests/dashboard/dashboard-e2e.sh

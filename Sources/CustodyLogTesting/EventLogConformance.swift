@@ -58,10 +58,18 @@ public struct EventLogConformance: Sendable {
             for count in [1, 3, 5, 1, 64] {
                 let payloads = (0..<count).map { Self.payload("r\(next)-\($0)") }
                 let receipt = try await log.append(payloads, timestamp: nil)
-                try await expect(receipt.firstSeq == next && receipt.lastSeq == next + UInt64(count) - 1, check, "append of \(count) got \(receipt.seqs), wanted \(next)...")
+                try await expect(
+                    receipt.firstSeq == next && receipt.lastSeq == next + UInt64(count) - 1,
+                    check,
+                    "append of \(count) got \(receipt.seqs), wanted \(next)..."
+                )
                 for (offset, payload) in payloads.enumerated() { expected[next + UInt64(offset)] = payload }
                 next += UInt64(count)
-                try await expect(await log.lastSeq == receipt.lastSeq, check, "the head is \(await log.lastSeq) after an append acknowledged up to \(receipt.lastSeq)")
+                try await expect(
+                    await log.lastSeq == receipt.lastSeq,
+                    check,
+                    "the head is \(await log.lastSeq) after an append acknowledged up to \(receipt.lastSeq)"
+                )
             }
             let records = try await Self.readAll(log, from: 1)
             try await expect(records.map(\.seq) == Array(1..<next), check, "read back seqs \(records.map(\.seq).prefix(8))…, wanted 1..<\(next)")
@@ -112,7 +120,11 @@ public struct EventLogConformance: Sendable {
             let records = try await Self.readAll(log, from: 1)
             try await expect(records.count == Int(total), check, "read back \(records.count) records of \(total)")
             for record in records {
-                try await expect(record.payload == Self.payload(owner[record.seq] ?? ""), check, "record \(record.seq) does not hold its append's bytes")
+                try await expect(
+                    record.payload == Self.payload(owner[record.seq] ?? ""),
+                    check,
+                    "record \(record.seq) does not hold its append's bytes"
+                )
             }
         }
     }
@@ -210,7 +222,11 @@ public struct EventLogConformance: Sendable {
             try await expect(a.timestamp == base && b.timestamp == base + 1_000, check, "explicit timestamps were not kept")
             try await expect(c.timestamp >= b.timestamp, check, "an earlier timestamp (\(c.timestamp)) was stored after \(b.timestamp)")
             let records = try await Self.readAll(log, from: 1)
-            try await expect(zip(records, records.dropFirst()).allSatisfy { $0.timestamp <= $1.timestamp }, check, "timestamps decrease along the log")
+            try await expect(
+                zip(records, records.dropFirst()).allSatisfy { $0.timestamp <= $1.timestamp },
+                check,
+                "timestamps decrease along the log"
+            )
             try await expect(records.first?.timestamp == base, check, "the first record's timestamp is not the one appended")
             try await expect(try await log.firstSeq(atOrAfter: base - 1) == 1, check, "lookup before the first record is not 1")
             try await expect(try await log.firstSeq(atOrAfter: base + 1) == b.firstSeq, check, "lookup of base+1 is not seq \(b.firstSeq)")

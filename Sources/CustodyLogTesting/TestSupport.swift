@@ -41,7 +41,6 @@ public func openLog(
     )
 }
 
-
 /// Flips one bit of a file in place.
 public func flipBit(in path: String, at offset: Int, bit: Int = 0) throws {
     let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))

@@ -23,7 +23,8 @@ public struct CustodyCommand {
     }
 
     /// Runs `custody arguments…` to its end: exit status, standard output and standard error.
-    public static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String, error: String) {
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String, error: String)
+    {
         let command = try start(arguments, environment: environment)
         try await ChildProcess.exit(command.process)
         defer { command.removeFiles() }
@@ -34,7 +35,11 @@ public struct CustodyCommand {
     public var error: String { (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "" }
 
     /// `custody serve` started on free ports: the command, once it prints its URL, and the URL.
-    public static func serve(_ directory: String, _ extra: [String] = [], environment: [String: String] = [:]) async throws -> (CustodyCommand, String) {
+    public static func serve(
+        _ directory: String,
+        _ extra: [String] = [],
+        environment: [String: String] = [:]
+    ) async throws -> (CustodyCommand, String) {
         let command = try start(
             ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0"] + extra,
             environment: environment

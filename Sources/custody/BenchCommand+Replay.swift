@@ -63,8 +63,11 @@ extension BenchCommand {
             let startup = (clock.now - opened).inSeconds
             let events = await runtime.log.lastSeq
             let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
-            let app = try CustodyApplication.application(runtime: runtime, configuration: ServerConfiguration(host: "127.0.0.1", port: 0), logger: logger)
-            {
+            let app = try CustodyApplication.application(
+                runtime: runtime,
+                configuration: ServerConfiguration(host: "127.0.0.1", port: 0),
+                logger: logger
+            ) {
                 portContinuation.yield($0)
             }
             let server = Task { try await app.runService() }

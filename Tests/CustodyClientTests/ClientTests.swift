@@ -3,9 +3,9 @@ import CustodyCore
 import CustodyLog
 import CustodyLogTesting
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HummingbirdTesting
-import CustodyServerTesting
 import Testing
 
 /// The worker SDK against a real server over real sockets.

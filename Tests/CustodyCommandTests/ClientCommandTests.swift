@@ -1,7 +1,7 @@
 import CustodyClient
-import Foundation
-import CustodyServerTesting
 import CustodyLogTesting
+import CustodyServerTesting
+import Foundation
 import Testing
 
 /// The client commands against a server that requires bearer tokens: with `CUSTODY_TOKEN` they

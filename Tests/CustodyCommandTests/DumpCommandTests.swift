@@ -1,9 +1,9 @@
 import CustodyCore
 import CustodyLog
 import CustodyLogTesting
+import CustodyServerTesting
 import Foundation
 import NIOCore
-import CustodyServerTesting
 import Testing
 
 /// `custody log dump` on a log of events: decoded, filtered by type and trace.

@@ -1,8 +1,8 @@
 import CustodyLog
 import CustodyLogTesting
+import CustodyServerTesting
 import Foundation
 import NIOCore
-import CustodyServerTesting
 import Testing
 
 /// `custody log verify|inspect|dump`, run as a user would: the real executable on a real log.

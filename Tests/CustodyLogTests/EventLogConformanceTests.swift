@@ -39,7 +39,9 @@ import Testing
             self.defect = defect
         }
 
-        func append(_ payloads: [ByteBuffer], timestamp: Int64?) async throws -> AppendReceipt { try await base.append(payloads, timestamp: timestamp) }
+        func append(_ payloads: [ByteBuffer], timestamp: Int64?) async throws -> AppendReceipt {
+            try await base.append(payloads, timestamp: timestamp)
+        }
         func read(from seq: UInt64, maxRecords: Int) async throws -> [LogRecord] { try await base.read(from: seq, maxRecords: maxRecords) }
         func read(seqs: [UInt64]) async throws -> [LogRecord] {
             let records = try await base.read(seqs: seqs)

@@ -1,13 +1,13 @@
 import CustodyCore
 import CustodyLog
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import GRDB
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
-import CustodyServerTesting
 import Testing
 
 @Suite(.timeLimit(.minutes(1))) struct AdminRebuildTests {

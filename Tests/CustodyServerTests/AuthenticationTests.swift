@@ -1,12 +1,12 @@
 import CustodyCore
 import CustodyLog
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
-import CustodyServerTesting
 import Testing
 
 /// docs/benchmarks.md R8: with tokens configured, every request but the probes needs a bearer token of a

@@ -1,9 +1,9 @@
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
-import CustodyServerTesting
 import Testing
 
 /// Mission Control's files: served with the right types and caching headers, nothing outside

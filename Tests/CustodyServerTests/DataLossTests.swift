@@ -1,9 +1,9 @@
 import CustodyClient
 import CustodyCore
 import CustodyLog
-import Foundation
-import CustodyServerTesting
 import CustodyLogTesting
+import CustodyServerTesting
+import Foundation
 import Testing
 
 /// R12 as an operator meets it, with real `custody serve` processes: a log cut into durable data

@@ -1,9 +1,9 @@
 import AsyncHTTPClient
+import CustodyLogTesting
+import CustodyServerTesting
 import Foundation
 import NIOCore
 import NIOHTTP1
-import CustodyServerTesting
-import CustodyLogTesting
 import Testing
 
 /// `custody serve` as a real child process with a GitHub token: killed with SIGKILL while GitHub

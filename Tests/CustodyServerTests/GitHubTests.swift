@@ -2,12 +2,12 @@ import CustodyClient
 import CustodyCore
 import CustodyLog
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import GRDB
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
-import CustodyServerTesting
 import Testing
 
 /// GitHubOps over HTTP against ``FakeGitHub`` on a real socket: the outbox, its retries and its

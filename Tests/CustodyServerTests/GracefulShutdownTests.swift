@@ -1,12 +1,12 @@
 import AsyncHTTPClient
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
+import CustodyServerTesting
 import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
-import CustodyServerTesting
-import CustodyLogTesting
 import Testing
 
 /// `custody serve` as a real child process under load, stopped with SIGTERM: it stops taking

@@ -1,13 +1,13 @@
 import CustodyClient
 import CustodyCore
+import CustodyLogTesting
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import NIOPosix
-import CustodyServerTesting
-import CustodyLogTesting
 import Testing
 
 /// Live replay over real sockets with real `custody worker` processes.

@@ -1,6 +1,7 @@
 import CustodyCore
 import CustodyLog
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -9,7 +10,6 @@ import HummingbirdWSClient
 import HummingbirdWSTesting
 import NIOCore
 import Synchronization
-import CustodyServerTesting
 import Testing
 
 /// What a live-stream client received, decoded.

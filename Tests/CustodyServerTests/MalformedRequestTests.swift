@@ -1,12 +1,12 @@
 import CustodyCore
 import CustodyLog
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
-import CustodyServerTesting
 import Testing
 
 /// One bad request and the answer it must get.

@@ -1,7 +1,8 @@
 import CompressNIO
+import CustodyLogTesting
 import CustodyRPC
 import CustodyServer
-import CustodyLogTesting
+import CustodyServerTesting
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -9,7 +10,6 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import SwiftProtobuf
-import CustodyServerTesting
 import Testing
 
 /// `/metrics` keeps Prometheus' conventions (counters end in `_total`, fsync latency is a

@@ -3,6 +3,7 @@ import CustodyCore
 import CustodyLog
 import CustodyOTLP
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -12,7 +13,6 @@ import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import SwiftProtobuf
-import CustodyServerTesting
 import Testing
 
 /// OTLP/gRPC (`TraceService/Export`) and OTLP/HTTP on their own ports, over real sockets with

@@ -3,13 +3,13 @@ import CustodyCore
 import CustodyLog
 import CustodyOTLP
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import SwiftProtobuf
-import CustodyServerTesting
 import Testing
 
 @Suite struct OTLPRouteTests {

@@ -2,6 +2,7 @@ import CustodyCore
 import CustodyLog
 import CustodyRPC
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import GRDB
 import GRPCCore
@@ -10,7 +11,6 @@ import GRPCProtobuf
 import HTTPTypes
 import HummingbirdTesting
 import SwiftProtobuf
-import CustodyServerTesting
 import Testing
 
 /// There is one implementation of every operation: the same sequence of calls over HTTP and over

@@ -1,9 +1,9 @@
 import CustodyClient
+import CustodyLogTesting
 import CustodyRPC
+import CustodyServerTesting
 import Foundation
 import GRPCCore
-import CustodyServerTesting
-import CustodyLogTesting
 import Testing
 
 /// `custody serve` as a real child process with a gRPC live stream open: SIGTERM ends the stream

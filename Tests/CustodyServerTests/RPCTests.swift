@@ -3,13 +3,13 @@ import CustodyCore
 import CustodyLog
 import CustodyRPC
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
 import HummingbirdTesting
 import SwiftProtobuf
-import CustodyServerTesting
 import Testing
 
 /// The gRPC services over real sockets with grpc-swift's own client: every method, the error

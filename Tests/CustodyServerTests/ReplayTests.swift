@@ -2,10 +2,10 @@ import CustodyClient
 import CustodyCore
 import CustodyLog
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
-import CustodyServerTesting
 import Testing
 
 /// A span of a trace to record: source, operation, start (ms after the trace's start), duration.

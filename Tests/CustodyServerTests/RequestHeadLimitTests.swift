@@ -1,10 +1,10 @@
 import CustodyCore
 import CustodyLog
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
-import CustodyServerTesting
 import Testing
 
 #if canImport(Glibc)

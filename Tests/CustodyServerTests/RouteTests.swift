@@ -2,13 +2,13 @@ import CustodyCore
 import CustodyLog
 import CustodyLogTesting
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import GRDB
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
-import CustodyServerTesting
 import Testing
 
 @Suite struct LogRouteTests {

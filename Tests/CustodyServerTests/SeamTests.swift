@@ -1,10 +1,10 @@
 import CustodyCore
-import Foundation
 import CustodyOTLP
+import CustodyServerTesting
+import Foundation
 import GRPCCore
 import HTTPTypes
 import NIOCore
-import CustodyServerTesting
 import Testing
 
 @testable import CustodyServer
@@ -33,7 +33,9 @@ import Testing
         #expect(RPCErrorMapping.rpcError(CoreError(.beyondRetention, "x")).code == .outOfRange)
         #expect(RPCErrorMapping.rpcError(CoreError(.githubNotConfigured, "x")).code == .failedPrecondition)
         // An HTTP answer that is not a core error's (the server draining) keeps its own meaning.
-        #expect(ErrorStatusTable.grpcCode(APIError(status: .serviceUnavailable, code: APIError.Code(rawValue: "draining"), message: "x")) == .unavailable)
+        #expect(
+            ErrorStatusTable.grpcCode(APIError(status: .serviceUnavailable, code: APIError.Code(rawValue: "draining"), message: "x")) == .unavailable
+        )
         #expect(ErrorStatusTable.grpcCode(APIError(status: .unsupportedMediaType, code: .unsupportedMediaType, message: "x")) == .invalidArgument)
     }
 

@@ -1,8 +1,8 @@
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
-import CustodyServerTesting
 import Testing
 
 #if canImport(Glibc)

@@ -2,11 +2,11 @@ import CompressNIO
 import CustodyCore
 import CustodyLog
 import CustodyServer
+import CustodyServerTesting
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
-import CustodyServerTesting
 import Testing
 
 /// `POST /api/v2/spans`: Zipkin v2 JSON mapped as docs/api.md says, through the OTLP core path

@@ -94,7 +94,9 @@ public struct GitHubOperations: Sendable {
     public func getOperation(id: String) async throws(CoreError) -> GitHubOperationRecord {
         let id = try FieldRules.identifier(id, "id")
         try await context.awaitProjections()
-        guard let record = try await read({ store in try await store.githubOperation(id: id) }) else { throw CoreError(.notFound, "there is no GitHub operation \(id)") }
+        guard let record = try await read({ store in try await store.githubOperation(id: id) }) else {
+            throw CoreError(.notFound, "there is no GitHub operation \(id)")
+        }
         return record
     }
 

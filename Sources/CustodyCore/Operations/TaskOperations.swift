@@ -166,7 +166,12 @@ public struct TaskOperations: Sendable {
         try await context.awaitProjections()
         let tasks: [TaskRecord]
         do {
-            tasks = try await context.store.tasks(orderId: orderId, status: status.flatMap(TaskStatus.init(rawValue:)), afterCreatedSeq: UInt64(after), limit: limit + 1)
+            tasks = try await context.store.tasks(
+                orderId: orderId,
+                status: status.flatMap(TaskStatus.init(rawValue:)),
+                afterCreatedSeq: UInt64(after),
+                limit: limit + 1
+            )
         } catch {
             throw CoreError.internal("reading tasks failed", error)
         }

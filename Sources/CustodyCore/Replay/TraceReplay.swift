@@ -142,7 +142,9 @@ public struct TraceReplay: Sendable {
                     begun[step.index] = (timestamp, clock.now)
                     schedule.started(step.index, at: (clock.now - origin).nanoseconds)
                     if let spanId = span.spanId { details["original_span_id"] = .string(spanId) }
-                    emitter.pending.append(.span(emitter.span(stage: SpanStage.replaySpanStart.rawValue, like: span, timestamp: timestamp, details: details)))
+                    emitter.pending.append(
+                        .span(emitter.span(stage: SpanStage.replaySpanStart.rawValue, like: span, timestamp: timestamp, details: details))
+                    )
                     if mode == .live, let workers, workers.serves(span.source) {
                         // The worker's sim_replay span must follow this replay_span_start.
                         try await emitter.flush()
@@ -160,7 +162,9 @@ public struct TraceReplay: Sendable {
                             errors += 1
                             details["error"] = .string("\(error)")
                             details["worker"] = .string(span.source)
-                            emitter.pending.append(.span(emitter.span(stage: SpanStage.replayError.rawValue, like: span, timestamp: context.now(), details: details)))
+                            emitter.pending.append(
+                                .span(emitter.span(stage: SpanStage.replayError.rawValue, like: span, timestamp: context.now(), details: details))
+                            )
                         }
                     }
                 case .end:

@@ -402,7 +402,13 @@ public actor SegmentLog: EventLog {
             return file
         }.get()
         if old.length > 0 { sealed.append(SealedSegment(baseSeq: old.baseSeq, index: old.index)) }
-        active = ActiveSegment(baseSeq: base, index: SegmentIndex(baseSeq: base), file: newFile, synchronizedLength: 0, openedAt: configuration.clock.now())
+        active = ActiveSegment(
+            baseSeq: base,
+            index: SegmentIndex(baseSeq: base),
+            file: newFile,
+            synchronizedLength: 0,
+            openedAt: configuration.clock.now()
+        )
         logger.notice("the log is writable again", metadata: ["segment": "\(SegmentName.segment(base))"])
         failure = nil
         await saveRecoveryPoint()
@@ -423,7 +429,13 @@ public actor SegmentLog: EventLog {
             return file
         }.get()
         sealed.append(SealedSegment(baseSeq: old.baseSeq, index: old.index))
-        active = ActiveSegment(baseSeq: base, index: SegmentIndex(baseSeq: base), file: newFile, synchronizedLength: 0, openedAt: configuration.clock.now())
+        active = ActiveSegment(
+            baseSeq: base,
+            index: SegmentIndex(baseSeq: base),
+            file: newFile,
+            synchronizedLength: 0,
+            openedAt: configuration.clock.now()
+        )
         statistics.segmentsRolled += 1
         await saveRecoveryPoint()
     }

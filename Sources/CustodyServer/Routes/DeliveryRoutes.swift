@@ -11,7 +11,13 @@ struct DeliveryRoutes {
         router.traced("/api/delivery/{order_id}/followups", method: .post, runtime: runtime) { request, context, trace in
             let orderId = try context.pathValue("order_id")
             let body = try await JSONBody.decode(FollowupBody.self, from: request, context: context, limits: limits)
-            let followup = try await delivery.submitOpsFollowup(orderId: orderId, type: body.type, note: body.note, impact: body.impact, request: trace)
+            let followup = try await delivery.submitOpsFollowup(
+                orderId: orderId,
+                type: body.type,
+                note: body.note,
+                impact: body.impact,
+                request: trace
+            )
             return APIEnvelope.ok(.object(["followup": followup.jsonValue]), status: .created)
         }
         router.traced("/api/delivery/{order_id}/followups", method: .get, runtime: runtime) { request, context, trace in

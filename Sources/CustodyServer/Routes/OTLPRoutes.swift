@@ -1,6 +1,6 @@
 import CustodyCore
-import GRPCCore
 import CustodyOTLP
+import GRPCCore
 import HTTPTypes
 import Hummingbird
 import NIOCore

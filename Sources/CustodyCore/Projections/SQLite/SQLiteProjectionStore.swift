@@ -52,11 +52,20 @@ public final class SQLiteProjectionStore: ProjectionStore {
     }
 
     /// Opens (creating when missing) the database at `path` and brings its schema up to date.
-    public convenience init(path: String, durability: Durability = .synchronous, keysWrittenPerMerge: Int = SQLiteProjectionStore.defaultKeysWrittenPerMerge) throws {
+    public convenience init(
+        path: String,
+        durability: Durability = .synchronous,
+        keysWrittenPerMerge: Int = SQLiteProjectionStore.defaultKeysWrittenPerMerge
+    ) throws {
         try self.init(path: path, durability: durability, keysWrittenPerMerge: keysWrittenPerMerge, isRebuildTarget: false)
     }
 
-    init(path: String, durability: Durability, keysWrittenPerMerge: Int = SQLiteProjectionStore.defaultKeysWrittenPerMerge, isRebuildTarget: Bool) throws {
+    init(
+        path: String,
+        durability: Durability,
+        keysWrittenPerMerge: Int = SQLiteProjectionStore.defaultKeysWrittenPerMerge,
+        isRebuildTarget: Bool
+    ) throws {
         self.path = path
         self.isRebuildTarget = isRebuildTarget
         self.keysWrittenPerMerge = max(1, keysWrittenPerMerge)
