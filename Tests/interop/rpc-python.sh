@@ -15,7 +15,7 @@ mkdir -p "$DATA/stubs"
 .build/debug/custody serve --data-dir "$DATA/data" --port 0 --rpc-port 0 --otlp-grpc-port 0 --otlp-http-port 0 > "$DATA/out" 2> "$DATA/err" &
 SERVER=$!
 trap 'kill $SERVER 2> /dev/null || true; wait $SERVER 2> /dev/null || true; rm -rf "$DATA"' EXIT
-for _ in $(seq 100); do grep -q "RPC (gRPC) is listening on" "$DATA/out" && grep -q "Custody is listening on" "$DATA/out" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -qs "RPC (gRPC) is listening on" "$DATA/out" && grep -qs "Custody is listening on" "$DATA/out" && break; sleep 0.1; done
 TARGET=$(sed -n 's/^RPC (gRPC) is listening on \([^ ]*\)$/\1/p' "$DATA/out")
 [ -n "$TARGET" ] || { echo "the server did not start:"; cat "$DATA/err"; exit 1; }
 PYTHONPATH="$DATA/stubs" "$VENV/bin/python" Tests/interop/rpc_python.py "$TARGET"

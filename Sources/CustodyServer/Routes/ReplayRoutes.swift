@@ -17,7 +17,7 @@ struct ReplayRoutes {
             // The whole request is read: a replay at the original pace may take longer than the
             // deadline that guards against slow clients.
             context.allowSlowAnswer()
-            let result = try await replay.replayTrace(traceId, mode: mode ?? .dryRun, speed: fields.speed ?? 0, request: trace)
+            let result = try await replay.replayTrace(traceId, mode: mode, speed: fields.speed ?? 0, request: trace)
             return APIEnvelope.ok(result.jsonValue)
         }
     }
