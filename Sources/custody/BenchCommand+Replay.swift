@@ -189,9 +189,9 @@ extension BenchCommand {
                 }
                 _ = try await log.append(payloads)
                 next += UInt64(count)
-                await progress.advance(by: count)
+                progress.advance(by: count)
             }
-            await progress.finish()
+            progress.finish()
             await log.close()
             printError(String(format: "built %d events in %.1f s", events, (clock.now - started).inSeconds))
         }

@@ -5,6 +5,7 @@ import CustodyLogTesting
 import Foundation
 import Histogram
 import NIOCore
+import Synchronization
 
 struct ProjectionReport: Codable {
     var events: UInt64
@@ -79,13 +80,20 @@ func formatMicros(_ micros: UInt64) -> String {
 }
 
 /// A progress line with rate and ETA on a terminal (stderr); silent otherwise.
-actor ProgressLine {
+///
+/// Safe to call from any thread, synchronously (a rebuild's progress callback): the count is kept
+/// under a lock, and the line is written after the lock is released.
+final class ProgressLine: Sendable {
+    private struct State {
+        var done = 0
+        var lastDrawn = ContinuousClock.now
+    }
+
     let total: Int
     let unit: String
     let enabled = ProcessEnvironment.standardErrorIsTerminal
-    var done = 0
     let started = ContinuousClock.now
-    var lastDrawn = ContinuousClock.now
+    private let state = Mutex(State())
 
     init(total: Int, unit: String) {
         self.total = total
@@ -93,32 +101,38 @@ actor ProgressLine {
     }
 
     func set(_ count: Int) {
-        advance(by: count - done)
+        update { $0 = count }
     }
 
     func advance(by count: Int) {
-        done += count
-        guard enabled, ContinuousClock.now - lastDrawn > .milliseconds(200) else { return }
-        lastDrawn = .now
-        draw()
+        update { $0 += count }
+    }
+
+    /// Changes the count under the lock; draws (after unlocking) at most every 200 ms.
+    private func update(_ change: (inout Int) -> Void) {
+        let text = state.withLock { state -> String? in
+            change(&state.done)
+            guard enabled, ContinuousClock.now - state.lastDrawn > .milliseconds(200) else { return nil }
+            state.lastDrawn = .now
+            return self.line(done: state.done)
+        }
+        if let text { printError(text, terminator: "") }
     }
 
     func finish() {
-        if enabled {
-            draw()
-            printError("")
-        }
+        guard enabled else { return }
+        printError(line(done: state.withLock { $0.done }))
     }
 
-    private func draw() {
+    private func line(done: Int) -> String {
         let elapsed = ContinuousClock.now - started
         let seconds = max(elapsed.inSeconds, 0.001)
         let rate = Double(done) / seconds
         let fraction = Double(done) / Double(max(total, 1))
         let width = 30
-        let filled = Int(fraction * Double(width))
+        let filled = min(width, max(0, Int(fraction * Double(width))))
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let eta = rate > 0 ? Double(total - done) / rate : 0
-        printError(String(format: "\r%@ %3.0f%% %d/%d %@  %.0f/s  ETA %.0fs ", bar, fraction * 100, done, total, unit, rate, eta), terminator: "")
+        return String(format: "\r%@ %3.0f%% %d/%d %@  %.0f/s  ETA %.0fs ", bar, fraction * 100, done, total, unit, rate, eta)
     }
 }

@@ -225,9 +225,9 @@ extension BenchCommand.Ingest {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(250))
                 if duration != nil {
-                    await progress.set(Int((ContinuousClock.now - begin).inMilliseconds))
+                    progress.set(Int((ContinuousClock.now - begin).inMilliseconds))
                 } else {
-                    await progress.set(await sent.acknowledged * batch)
+                    progress.set(await sent.acknowledged * batch)
                 }
             }
         }
@@ -287,7 +287,7 @@ extension BenchCommand.Ingest {
         }
         let elapsed = (ContinuousClock.now - started).inSeconds
         progressTicker.cancel()
-        await progress.finish()
+        progress.finish()
         // Wait for the projections to hold everything, then read the server's own figures.
         var caughtUp = elapsed
         while true {

@@ -190,7 +190,7 @@ struct BenchCommand: AsyncParsableCommand {
                             _ = try await log.append(payloads)
                             let elapsed = clock.now - t0
                             _ = histogram.record(UInt64(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
-                            await progress.advance(by: payloads.count)
+                            progress.advance(by: payloads.count)
                         }
                         return histogram
                     }
@@ -200,7 +200,7 @@ struct BenchCommand: AsyncParsableCommand {
                 return merged
             }
             let elapsed = clock.now - started
-            await progress.finish()
+            progress.finish()
             var projectionReport: ProjectionReport?
             if let projection {
                 let head = await log.lastSeq

@@ -24,9 +24,9 @@ struct RebuildCommand: AsyncParsableCommand {
             let progress = ProgressLine(total: Int(head), unit: "events")
             do {
                 let report = try await ProjectionRebuild.rebuild(log: log, databasePath: ProjectionPaths.database(in: directory)) { applied, _ in
-                    Task { await progress.set(Int(applied)) }
+                    progress.set(Int(applied))
                 }
-                await progress.finish()
+                progress.finish()
                 await log.close()
                 return report
             } catch {
