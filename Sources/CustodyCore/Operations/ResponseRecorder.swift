@@ -29,9 +29,6 @@ public final class ResponseRecorder: Sendable {
         signal.fire()
     }
 
-    /// Requests queued and not yet appended.
-    public var pending: Int { state.withLock { $0.queue.count + $0.appending } }
-
     /// Returns once every closing span handed over so far has been appended (or its append has
     /// failed): what a test waits for before it reads a request's whole trace.
     public func idle() async {

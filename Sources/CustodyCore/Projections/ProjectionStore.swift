@@ -160,7 +160,7 @@ public struct ReplayRecord: Sendable, Hashable {
 }
 
 /// Everything about an order that a delivery report needs, read from one snapshot.
-public struct OrderActivity: Sendable, Hashable {
+public struct OrderActivity: Sendable {
     public struct Counts: Sendable, Hashable {
         public var count: Int = 0
         /// Of spans: how many traces and error spans.
@@ -185,17 +185,6 @@ public struct OrderActivity: Sendable, Hashable {
     public var latestReport: (revision: Int64, report: JSONText)?
 
     public init() {}
-
-    public static func == (lhs: OrderActivity, rhs: OrderActivity) -> Bool {
-        lhs.tasks == rhs.tasks && lhs.followups == rhs.followups && lhs.errors == rhs.errors && lhs.spans == rhs.spans
-            && lhs.latestReport?.revision == rhs.latestReport?.revision && lhs.latestReport?.report == rhs.latestReport?.report
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(tasks)
-        hasher.combine(followups)
-        hasher.combine(latestReport?.revision)
-    }
 }
 
 /// What identifies one recorded loss: a range of `quarantine.json` and its `log.loss` event.

@@ -127,7 +127,7 @@ public actor Projector: PositionFollower {
     /// Swaps in a store rebuilt from the log (``ProjectionRebuild``): the projector brings it up
     /// to what it has applied itself, then has its own store take the rebuilt one's contents
     /// (``ProjectionStore/replaceContents(with:)``), between two batches. Returns once it is in
-    /// use.
+    /// use; on failure the rebuilt store is the caller's to close.
     public func adopt(rebuilt: any ProjectionStore) async throws {
         guard running else {
             try await swapIn(rebuilt)
@@ -167,16 +167,11 @@ public actor Projector: PositionFollower {
     }
 
     private func swapIn(_ fresh: any ProjectionStore) async throws {
-        do {
-            var seq = try await fresh.appliedSeq()
-            while seq < applied {
-                guard let batch = try await Self.fetch(log, from: seq + 1, upTo: applied, maxRecords: batchSize, logger: logger) else { break }
-                try await fresh.apply(batch.batch)
-                seq = batch.last.seq
-            }
-        } catch {
-            try? await fresh.close()
-            throw error
+        var seq = try await fresh.appliedSeq()
+        while seq < applied {
+            guard let batch = try await Self.fetch(log, from: seq + 1, upTo: applied, maxRecords: batchSize, logger: logger) else { break }
+            try await fresh.apply(batch.batch)
+            seq = batch.last.seq
         }
         let adopted = try await store.replaceContents(with: fresh)
         logger.notice("rebuilt projections swapped in", metadata: ["applied_seq": "\(adopted)"])

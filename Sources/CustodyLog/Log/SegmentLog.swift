@@ -541,15 +541,6 @@ public actor SegmentLog: EventLog {
         headWaiters.removeValue(forKey: id)?.continuation.resume(throwing: CancellationError())
     }
 
-    /// Wakes every task in ``waitForAppend(after:)`` now, with the current head, whether or not
-    /// anything was appended: for a follower that has other work to look at (its callers loop).
-    public func nudgeWaiters() {
-        let head = endSeq - 1
-        let waiters = headWaiters
-        headWaiters = [:]
-        for waiter in waiters.values { waiter.continuation.resume(returning: head) }
-    }
-
     private func wakeHeadWaiters() {
         let head = endSeq - 1
         for (id, waiter) in headWaiters where waiter.after < head {

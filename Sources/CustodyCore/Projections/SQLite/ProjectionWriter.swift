@@ -1,6 +1,6 @@
 import GRDB
 
-/// Writes events into the projection tables, inside a transaction that ``ProjectionStore``
+/// Writes events into the projection tables, inside a transaction that ``SQLiteProjectionStore``
 /// opened. Each event type changes its tables the same way every time, so applying the same
 /// events in the same order gives the same rows whatever the batch boundaries — which is what
 /// makes an incremental projection equal to a rebuild. (`trace_spans`, an index, is the one

@@ -4,10 +4,10 @@ import GRDB
 /// memory: together with `trace_keys` they find any trace's row.
 ///
 /// Rules:
-/// - It mirrors committed rows: ``ProjectionStore`` adds a batch's new traces after its
+/// - It mirrors committed rows: ``SQLiteProjectionStore`` adds a batch's new traces after its
 ///   transaction commits, empties it when a transaction also wrote them all to `trace_keys`
-///   (``ProjectionStore/keysWrittenPerMerge``), and loads it from `trace_summaries` when it opens
-///   or replaces its contents. So it holds at most about ``ProjectionStore/keysWrittenPerMerge``
+///   (``SQLiteProjectionStore/keysWrittenPerMerge``), and loads it from `trace_summaries` when it opens
+///   or replaces its contents. So it holds at most about ``SQLiteProjectionStore/keysWrittenPerMerge``
 ///   traces, and an open reads at most that many rows.
 /// - A trace's number never changes, so a number found here stays right whatever the database
 ///   snapshot a reader then takes; a trace not found here was written to `trace_keys` before it
