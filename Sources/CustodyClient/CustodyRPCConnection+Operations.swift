@@ -29,10 +29,12 @@ extension CustodyRPCConnection {
         var request = Custody_V1_UpdateTaskStatusRequest()
         request.taskID = taskId
         request.status = status
-        let reply = try await call { client, metadata, options in
-            try await Custody_V1_TaskOps.Client(wrapping: client).updateTaskStatus(request, metadata: metadata, options: options)
+        let (reply, receipt) = try await call { client, metadata, options in
+            try await Custody_V1_TaskOps.Client(wrapping: client).updateTaskStatus(request, metadata: metadata, options: options) {
+                (try $0.message, Self.receipt($0.metadata))
+            }
         }
-        return StatusChange(taskId: reply.taskID, status: reply.status, previousStatus: reply.previousStatus)
+        return StatusChange(taskId: reply.taskID, status: reply.status, previousStatus: reply.previousStatus, receipt: receipt)
     }
 
     func recordFactoryError(
@@ -103,10 +105,12 @@ extension CustodyRPCConnection {
     func recordLog(_ entries: [LogEntry]) async throws(CustodyClientError) -> LogReceipt {
         var request = Custody_V1_RecordLogRequest()
         request.entries = try entries.map(Self.entry)
-        let reply = try await call { client, metadata, options in
-            try await Custody_V1_LogOps.Client(wrapping: client).recordLog(request, metadata: metadata, options: options)
+        let (reply, receipt) = try await call { client, metadata, options in
+            try await Custody_V1_LogOps.Client(wrapping: client).recordLog(request, metadata: metadata, options: options) {
+                (try $0.message, Self.receipt($0.metadata))
+            }
         }
-        return LogReceipt(traceIds: reply.traceIds, accepted: Int(reply.accepted), firstSeq: reply.firstSeq, lastSeq: reply.lastSeq)
+        return LogReceipt(traceIds: reply.traceIds, accepted: Int(reply.accepted), firstSeq: reply.firstSeq, lastSeq: reply.lastSeq, receipt: receipt)
     }
 
     func getTrace(_ traceId: String) async throws(CustodyClientError) -> TraceDocument {
@@ -342,5 +346,12 @@ extension CustodyRPCConnection {
             updatedAt: operation.updatedAt,
             nextAttemptAt: operation.hasNextAttemptAt ? operation.nextAttemptAt : nil
         )
+    }
+}
+
+extension CustodyRPCConnection {
+    /// The `x-custody-receipt` response metadata of a write.
+    static func receipt(_ metadata: Metadata) -> WriteReceipt? {
+        metadata[stringValues: "x-custody-receipt"].first { _ in true }.flatMap(WriteReceipt.init(header:))
     }
 }

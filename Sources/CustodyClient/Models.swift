@@ -19,6 +19,8 @@ public struct StatusChange: Sendable, Hashable, Decodable {
     public var taskId: String
     public var status: String
     public var previousStatus: String
+    /// The write's proof receipt.
+    public var receipt: WriteReceipt?
 }
 
 /// A page of `listTasks`.
@@ -82,6 +84,31 @@ public struct LogReceipt: Sendable, Hashable, Decodable {
     public var accepted: Int
     public var firstSeq: UInt64
     public var lastSeq: UInt64
+    /// The write's proof receipt (docs/api.md, "Custody proofs").
+    public var receipt: WriteReceipt?
+}
+
+/// The receipt of an acknowledged write: the seq of its last event and the log's hash chain
+/// value after it (64 hex digits). Keep it to check later that the log still holds the write:
+/// `custody log verify --receipt SEQ:HEX`, or `GET /api/log/proof?seq=SEQ+1`.
+public struct WriteReceipt: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var seq: UInt64
+    public var chain: String
+
+    public init(seq: UInt64, chain: String) {
+        self.seq = seq
+        self.chain = chain
+    }
+
+    /// A receipt as the `x-custody-receipt` header and gRPC metadata carry it, `SEQ:HEX`.
+    public init?(header: String) {
+        let parts = header.split(separator: ":")
+        guard parts.count == 2, let seq = UInt64(parts[0]), parts[1].count == 64 else { return nil }
+        self.init(seq: seq, chain: String(parts[1]))
+    }
+
+    /// `SEQ:HEX`.
+    public var description: String { "\(seq):\(chain)" }
 }
 
 /// A recorded span, with its log position.

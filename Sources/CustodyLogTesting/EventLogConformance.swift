@@ -35,6 +35,7 @@ public struct EventLogConformance: Sendable {
         "closeRefusesAppendsAndEndsWaiters": { try await $0.closeRefusesAppendsAndEndsWaiters() },
         "emptyAppendIsRefused": { try await $0.emptyAppendIsRefused() },
         "tailFollowsTheHead": { try await $0.tailFollowsTheHead() },
+        "hashChainCoversEveryRecordInOrder": { try await $0.hashChainCoversEveryRecordInOrder() },
     ]
 
     public static var checkNames: [String] { checks.keys.sorted() }
@@ -316,6 +317,59 @@ public struct EventLogConformance: Sendable {
     }
 
     // MARK: Helpers
+
+    /// The hash chain is SHA-256 over every record in seq order (``ChainValue``): each receipt
+    /// carries the value after its append's last record, the head the value after the last
+    /// record, and ``EventLog/chainValue(after:)`` the value after any seq, across reopens.
+    public func hashChainCoversEveryRecordInOrder() async throws {
+        let check = "hashChainCoversEveryRecordInOrder"
+        let name = Self.uniqueName()
+        var log = try await open(name)
+        do {
+            try await expect(await log.chainHead == ChainHead(seq: 0, chain: .zero), check, "a new log's chain head is not (0, zero)")
+            let appendingTo = log
+            let receipts = try await withThrowingTaskGroup(of: [AppendReceipt].self) { group in
+                for appender in 0..<16 {
+                    group.addTask {
+                        var receipts: [AppendReceipt] = []
+                        for round in 0..<6 {
+                            let payloads = (0...(appender + round) % 3).map { Self.payload("c\(appender)-\(round)-\($0)") }
+                            receipts.append(try await appendingTo.append(payloads, timestamp: nil))
+                        }
+                        return receipts
+                    }
+                }
+                var all: [AppendReceipt] = []
+                for try await list in group { all += list }
+                return all
+            }
+            var expected: [UInt64: ChainValue] = [0: .zero]
+            var value = ChainValue.zero
+            for record in try await Self.readAll(log, from: 1) {
+                value = value.next(record)
+                expected[record.seq] = value
+            }
+            for receipt in receipts {
+                try await expect(receipt.chain == expected[receipt.lastSeq], check, "the receipt of \(receipt.seqs) carries another chain value")
+            }
+            let head = await log.chainHead
+            try await expect(head == ChainHead(seq: await log.lastSeq, chain: value), check, "the chain head is not the value after the last record")
+            for seq in stride(from: UInt64(0), through: head.seq, by: 7) {
+                let found = try await log.chainValue(after: seq)
+                try await expect(found == expected[seq], check, "chainValue(after: \(seq)) is \(found?.hex ?? "nil")")
+            }
+            await log.close()
+            log = try await open(name)
+            let more = try await log.append([Self.payload("after reopen")], timestamp: nil)
+            let after = value.next(seq: more.lastSeq, bytes: Self.payload("after reopen"))
+            try await expect(more.chain == after, check, "after a reopen the chain does not go on from the value before it")
+            try await expect(try await log.chainValue(after: head.seq) == value, check, "after a reopen the value after \(head.seq) changed")
+            await log.close()
+        } catch {
+            await log.close()
+            throw error
+        }
+    }
 
     static func payload(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 

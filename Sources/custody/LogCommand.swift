@@ -1,4 +1,5 @@
 import ArgumentParser
+import CustodyClient
 import CustodyCore
 import CustodyLog
 import CustodyLogTesting
@@ -9,15 +10,22 @@ import NIOCore
 struct LogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log",
-        abstract: "Look at the segment log directly: verify, inspect, dump.",
-        subcommands: [Verify.self, Inspect.self, Dump.self, Stress.self]
+        abstract: "Look at the segment log directly: verify, inspect, dump; save a signed checkpoint, rotate the signing key.",
+        subcommands: [Verify.self, Inspect.self, Dump.self, Checkpoint.self, RotateKey.self, Stress.self]
     )
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check every batch's CRC-32C and the index files; name any damage (segment, offset, seq range).",
+            abstract:
+                "Check every batch's CRC-32C, the index files, the hash chain and every checkpoint's signature; name any damage (segment, offset, seq range).",
             discussion: """
-                Exits 0 only when the log is clean. With --repair, damage is then repaired the way the \
+                Exits 0 only when the log is clean. The hash chain is recomputed over every event and compared \
+                with the value each batch stores; every log.checkpoint's Ed25519 signature is checked, and the \
+                keys that signed them must follow each other by announced rotations. --receipt SEQ:HEX \
+                (repeatable) checks a write's receipt; --checkpoint FILE checks a checkpoint saved earlier \
+                (custody log checkpoint --save FILE): a log cut back or rewritten since fails, however \
+                consistent its CRCs and stored chain values are. The server's key file (--signing-key, \
+                default DATA_DIR.signing-key when it exists) must be among the keys that signed. With --repair, damage is then repaired the way the \
                 server's --repair does it: each damaged range is moved into a side file next to its \
                 segment, the lost seqs are recorded in quarantine.json and printed, and the log is \
                 checked again. Do not repair the directory of a running server.
@@ -27,24 +35,41 @@ struct LogCommand: AsyncParsableCommand {
         @OptionGroup var data: DataDirectoryOptions
         @Flag(help: "Print the report as JSON.") var json = false
         @Flag(help: "Quarantine damaged ranges (a torn tail is cut), then verify again.") var repair = false
+        @Option(name: .customLong("receipt"), help: "A write's receipt, SEQ:HEX (repeatable).") var receipts: [String] = []
+        @Option(help: "A checkpoint saved earlier (the JSON of GET /api/log/checkpoint's data).") var checkpoint: String?
+        @Option(name: .customLong("signing-key"), help: "The server's key file (default DATA_DIR.signing-key when it exists).")
+        var signingKey: String?
 
         func run() async throws {
             let directory = data.path
+            let receipts = try withCleanErrors { try self.receipts.map { text throws(CoreError) in try Receipt(parsing: text) } }
+            let saved = try checkpoint.map { path in try withCleanErrors { try Self.loadCheckpoint(path) } }
+            let keyPath = signingKey ?? SigningKey.defaultPath(forDataDirectory: directory)
+            var trustedKey: [UInt8]?
+            if signingKey != nil || FileManager.default.fileExists(atPath: keyPath) {
+                trustedKey = try withCleanErrors { try SigningKey.load(from: keyPath).publicKey }
+            }
             // What the projections applied was acknowledged: the log must still reach it.
-            func verify() throws -> LogDirectory.Verification {
+            func verify() throws -> LogVerification.Report {
                 try withCleanErrors {
                     let applied = try SQLiteProjectionStore.appliedSeq(ofDatabaseAt: ProjectionPaths.database(in: directory))
                     let mark = applied > 0 ? AcknowledgedMark(seq: applied, witness: "the projections' checkpoint") : nil
-                    return try LogDirectory(path: directory).verify(acknowledged: mark)
+                    return try LogVerification.verify(
+                        directory: directory,
+                        acknowledged: mark,
+                        receipts: receipts,
+                        checkpoint: saved,
+                        trustedKey: trustedKey
+                    )
                 }
             }
-            var verification = try verify()
-            if repair && !verification.isClean {
-                for damage in verification.damage { printError("found: \(damage)") }
+            var report = try verify()
+            if repair && !report.isClean {
+                for damage in report.log.damage { printError("found: \(damage)") }
                 // The server's repair: the loss recorded in the log, the projections rebuilt.
                 var configuration = CoreRuntime.Configuration()
                 configuration.damagePolicy = .quarantine
-                let report = try await awaitingCleanErrors {
+                let recovery = try await awaitingCleanErrors {
                     let runtime = try await CoreRuntime.open(
                         directory: directory,
                         configuration: configuration,
@@ -53,27 +78,101 @@ struct LogCommand: AsyncParsableCommand {
                     await runtime.close()
                     return runtime.log.recoveryReport
                 }
-                for cut in report.tailCuts {
+                for cut in recovery.tailCuts {
                     printError("cut a torn tail: \(cut.segment) at byte \(cut.offset), \(cut.bytesCut) bytes (\(cut.defect))")
                 }
-                for entry in report.quarantined {
+                for entry in recovery.quarantined {
                     printError(
                         "quarantined \(entry.segment) bytes \(entry.offset)..<\(entry.offset + entry.length) into \(entry.sideFile ?? "-"): lost seqs \(entry.firstLostSeq)–\(entry.lastLostSeq) (\(entry.defect)); recorded as a loss"
                     )
                 }
-                verification = try verify()
+                report = try verify()
             }
+            let verification = report.log
             if json {
-                print(try encodeJSON(verification))
+                print(try encodeJSON(report))
             } else {
                 print(
                     "checked \(verification.segments) segments, \(verification.batches) batches, \(verification.records) records, \(formatBytes(verification.bytes))"
                 )
+                if let head = verification.chainHead {
+                    print(
+                        "hash chain: \(verification.chainedRecords) records from seq \(verification.chainStartSeq ?? 1), head seq \(head.seq) chain \(head.chain.hex)"
+                    )
+                }
+                if let trustedKey { print("server key: \(LogCheckpoint.keyID(of: trustedKey)) (\(keyPath))") }
+                for check in verification.claims where !check.claim.source.hasPrefix("log.checkpoint") {
+                    print("\(check.holds ? "holds" : "FAILS"): \(check.claim.source): \(check.detail)")
+                }
                 for note in verification.notes { print("note: \(note)") }
                 for damage in verification.damage { print("DAMAGE: \(damage)") }
                 print(verification.isClean ? "clean" : "\(verification.damage.count) damaged range(s)")
             }
             if !verification.isClean { throw ExitCode(1) }
+        }
+
+        /// A checkpoint file as `custody log checkpoint --save` writes it.
+        static func loadCheckpoint(_ path: String) throws -> LogCheckpoint {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw CoreError(.invalidArgument, "cannot read the checkpoint file \(path)")
+            }
+            guard let json = try? JSONDecoder().decode(JSONValue.self, from: data) else {
+                throw CoreError(.invalidArgument, "\(path) is not JSON")
+            }
+            do {
+                return try LogCheckpoint(json: json)
+            } catch {
+                throw CoreError(.invalidArgument, "\(path) is not a checkpoint: \(error.field ?? "checkpoint") \(error.message)")
+            }
+        }
+    }
+
+    struct Checkpoint: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fetch the server's newest signed checkpoint; with --save, keep it in a file for `log verify --checkpoint`.",
+            discussion: """
+                The file holds the data object of GET /api/log/checkpoint: seq, chain, at, key_id, public_key, \
+                signature. Keep it somewhere the server cannot write: `custody log verify --checkpoint FILE` \
+                later proves the log still holds everything up to that seq, unchanged.
+                """
+        )
+
+        @Option(help: "The server (default $CUSTODY_SERVER, else http://127.0.0.1:8787).") var server: String?
+        @Option(help: "Write the checkpoint to this file.") var save: String?
+
+        func run() async throws {
+            let client = CustodyClient.command(server: server)
+            let answer = try await awaitingCleanErrors { try await client.getCheckpoint() }
+            let text = try encodeJSON(answer)
+            if let save {
+                guard FileManager.default.createFile(atPath: save, contents: Data((text + "\n").utf8)) else {
+                    printError("custody: cannot write \(save)")
+                    throw ExitCode(1)
+                }
+                print("saved the checkpoint of seq \(answer.seq) (chain \(answer.chain), key \(answer.keyId)) to \(save)")
+            } else {
+                print(text)
+            }
+        }
+    }
+
+    struct RotateKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-key",
+            abstract: "Rotate the server's checkpoint signing key (admin role).",
+            discussion: """
+                The server writes a new key file in the old one's place (the old one is kept as \
+                FILE.retired-KEYID) and appends a checkpoint signed with the old key that announces the new one; \
+                later checkpoints are signed with the new key.
+                """
+        )
+
+        @Option(help: "The server (default $CUSTODY_SERVER, else http://127.0.0.1:8787).") var server: String?
+
+        func run() async throws {
+            let client = CustodyClient.command(server: server)
+            let answer = try await awaitingCleanErrors { try await client.rotateSigningKey() }
+            print("rotated the signing key: checkpoint of seq \(answer.seq) signed by \(answer.keyId) announces \(answer.nextKeyId ?? "?")")
         }
     }
 

@@ -16,9 +16,9 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the server: API, live stream, projections and dashboard.",
         discussion: """
             Settings: flags override the environment (CUSTODY_DATA_DIR, CUSTODY_HOST, CUSTODY_PORT, CUSTODY_RPC_PORT, \
-            CUSTODY_OTLP_GRPC_PORT, CUSTODY_OTLP_HTTP_PORT, CUSTODY_FSYNC, CUSTODY_SEGMENT_BYTES, CUSTODY_TOKENS, CUSTODY_WORKERS), \
+            CUSTODY_OTLP_GRPC_PORT, CUSTODY_OTLP_HTTP_PORT, CUSTODY_FSYNC, CUSTODY_SEGMENT_BYTES, CUSTODY_SIGNING_KEY, CUSTODY_CHECKPOINT_INTERVAL, CUSTODY_TOKENS, CUSTODY_WORKERS), \
             which overrides the config file (JSON: data_dir, host, port, rpc_port, otlp_grpc_port, otlp_http_port, fsync, \
-            segment_bytes, tokens, workers). OTLP exporters' defaults work unconfigured: OTLP/gRPC on 4317 and OTLP/HTTP on \
+            segment_bytes, signing_key, checkpoint_interval, tokens, workers). OTLP exporters' defaults work unconfigured: OTLP/gRPC on 4317 and OTLP/HTTP on \
             4318 (0 turns either off); OTLP/HTTP and Zipkin v2 (POST /api/v2/spans) are on the API's port too. Workers — the SimOps endpoints live replay dispatches to, by source \
             name — are --worker NAME=URL (repeatable), CUSTODY_WORKERS="name=url,name=url" or "workers": {"agent-factory": \
             "http://127.0.0.1:9101", …} in the file; live replay waits --worker-timeout-ms (CUSTODY_WORKER_TIMEOUT_MS, \
@@ -45,6 +45,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("otlp-grpc-port"), help: "The OTLP/gRPC port (default 4317; 0 turns it off).") var otlpGRPCPort: Int?
     @Option(name: .customLong("otlp-http-port"), help: "The OTLP/HTTP port (default 4318; 0 turns it off).") var otlpHTTPPort: Int?
     @Option(name: .customLong("segment-bytes"), help: "Roll segments at this size (default 64 MiB).") var segmentBytes: Int64?
+    @Option(
+        name: .customLong("signing-key"),
+        help:
+            "The Ed25519 key file that signs checkpoints (default DATA_DIR.signing-key beside the data directory; created, mode 0600, when missing)."
+    )
+    var signingKey: String?
+    @Option(name: .customLong("checkpoint-interval"), help: "Seconds between signed checkpoints while events come in (default 10).")
+    var checkpointInterval: Double?
     @Option(name: .customLong("worker"), help: "A worker for live replay, NAME=URL (repeatable).") var workers: [String] = []
     @Option(name: .customLong("worker-timeout-ms"), help: "How long live replay waits for a worker's answer (default 5000).")
     var workerTimeoutMs: Int?
@@ -83,6 +91,9 @@ struct ServeCommand: AsyncParsableCommand {
         var github: GitHubConfiguration?
         /// Accept a damaged log's loss (`--repair`) instead of refusing to start.
         var repair = false
+        /// The checkpoints' key file (nil: beside the data directory).
+        var signingKey: String?
+        var checkpointInterval = 10.0
     }
 
     /// The `"github"` object of the config file.
@@ -107,6 +118,8 @@ struct ServeCommand: AsyncParsableCommand {
         var otlpHttpPort: Int?
         var fsync: String?
         var segmentBytes: Int64?
+        var signingKey: String?
+        var checkpointInterval: Double?
         var tokens: [FileToken]?
         var workers: [String: String]?
         var workerTimeoutMs: Int?
@@ -142,6 +155,8 @@ struct ServeCommand: AsyncParsableCommand {
                 settings.fsync = policy
             }
             if let value = file.segmentBytes { settings.segmentBytes = value }
+            if let value = file.signingKey { settings.signingKey = value }
+            if let value = file.checkpointInterval { settings.checkpointInterval = value }
             for entry in file.tokens ?? [] {
                 guard let role = AccessRole(name: entry.role), !entry.token.isEmpty else {
                     throw ValidationError("a token in \(config) has no value or an unknown role (ingest, operator, admin)")
@@ -174,6 +189,11 @@ struct ServeCommand: AsyncParsableCommand {
         if let value = environment.value("CUSTODY_FSYNC") {
             guard let policy = FsyncPolicy(value) else { throw ValidationError("CUSTODY_FSYNC takes always, interval=MS or never") }
             settings.fsync = policy
+        }
+        if let value = environment.value("CUSTODY_SIGNING_KEY") { settings.signingKey = value }
+        if let value = environment.value("CUSTODY_CHECKPOINT_INTERVAL") {
+            guard let seconds = Double(value) else { throw ValidationError("CUSTODY_CHECKPOINT_INTERVAL must be a number of seconds") }
+            settings.checkpointInterval = seconds
         }
         if let value = environment.value("CUSTODY_SEGMENT_BYTES") {
             guard let bytes = Int64(value) else { throw ValidationError("CUSTODY_SEGMENT_BYTES must be a number of bytes") }
@@ -214,6 +234,11 @@ struct ServeCommand: AsyncParsableCommand {
             settings.fsync = policy
         }
         if let segmentBytes { settings.segmentBytes = segmentBytes }
+        if let signingKey { settings.signingKey = signingKey }
+        if let checkpointInterval { settings.checkpointInterval = checkpointInterval }
+        guard settings.checkpointInterval >= 0.05 && settings.checkpointInterval <= 86_400 else {
+            throw ValidationError("the checkpoint interval must be 0.05–86400 seconds")
+        }
         settings.repair = repair
         guard (0...65535).contains(settings.port) else { throw ValidationError("the port must be 0–65535") }
         guard settings.segmentBytes >= 1 << 16 else { throw ValidationError("segment bytes must be at least 65536") }
@@ -324,6 +349,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.log = LogConfiguration(fsync: settings.fsync, segmentBytes: settings.segmentBytes)
         configuration.log.onSynchronization = metrics.recordSynchronization
         configuration.damagePolicy = settings.repair ? .quarantine : .refuse
+        if let key = settings.signingKey { configuration.signing = .keyFile(key) }
+        configuration.checkpointInterval = .milliseconds(Int64(settings.checkpointInterval * 1000))
         if !settings.workers.isEmpty {
             configuration.workers = RemoteReplayWorkers(workers: settings.workers, timeout: .milliseconds(settings.workerTimeoutMs))
         }
@@ -341,7 +368,13 @@ struct ServeCommand: AsyncParsableCommand {
                 encodeLive: CustodyApplication.encodeLive
             )
         }
-        let githubStatus = githubLine
+        var checkpointLine = "Signed checkpoints: off"
+        if let writer = runtime.proofs.checkpoints {
+            let keyPath = settings.signingKey ?? SigningKey.defaultPath(forDataDirectory: settings.dataDirectory)
+            checkpointLine =
+                "Signed checkpoints: every \(settings.checkpointInterval) s, key \(LogCheckpoint.keyID(of: await writer.publicKey)) (\(keyPath))"
+        }
+        let githubStatus = githubLine + "\n" + checkpointLine
         var serverConfiguration = ServerConfiguration(host: settings.host, port: settings.port)
         serverConfiguration.tokens = settings.tokens
         let host = settings.host

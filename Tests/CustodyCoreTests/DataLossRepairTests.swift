@@ -90,7 +90,9 @@ import Testing
             let count = bytes[offset + 16..<offset + 20].withUnsafeBytes { UInt64(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
             if seq >= first && seq < first + count { return offset }
             let stored = bytes[offset + 40..<offset + 44].withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
-            offset += 48 + stored
+            // A chained batch (format version 2) ends with its 32-byte chain value.
+            let trailer = bytes[offset + 4] >= 2 ? 32 : 0
+            offset += 48 + stored + trailer
         }
         throw CocoaError(.fileReadCorruptFile)
     }

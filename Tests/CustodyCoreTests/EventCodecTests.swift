@@ -115,10 +115,30 @@ struct EventGenerator {
                     length: Int64(bitPattern: random.next()),
                     sideFile: maybe { $0.string() },
                     reason: string(maxLength: 200),
-                    recordedAt: Int64(bitPattern: random.next())
+                    recordedAt: Int64(bitPattern: random.next()),
+                    chainBefore: maybe { $0.chainValue() }
+                )
+            )
+        case .logCheckpoint:
+            return .logCheckpoint(
+                LogCheckpoint(
+                    seq: random.next(),
+                    chain: chainValue(),
+                    at: Int64(bitPattern: random.next()),
+                    publicKey: bytes(32),
+                    nextPublicKey: maybe { $0.bytes(32) },
+                    signature: bytes(64)
                 )
             )
         }
+    }
+
+    mutating func bytes(_ count: Int) -> [UInt8] {
+        (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+    }
+
+    mutating func chainValue() -> ChainValue {
+        ChainValue(bytes: bytes(32))!
     }
 }
 
@@ -129,7 +149,10 @@ struct EventGenerator {
             for _ in 0..<300 {
                 let body = generator.body(type)
                 let bytes = EventCodec.encode(body)
-                #expect(bytes.getInteger(at: 0, as: UInt8.self) == EventCodec.currentVersion)
+                // Version 2 is only a log.loss that carries the chain value before the loss.
+                var expectedVersion = EventCodec.currentVersion
+                if case .logLoss(let loss) = body, loss.chainBefore != nil { expectedVersion = 2 }
+                #expect(bytes.getInteger(at: 0, as: UInt8.self) == expectedVersion)
                 #expect(bytes.getInteger(at: 1, as: UInt8.self) == type.rawValue)
                 #expect(try EventCodec.decode(bytes) == body)
             }
@@ -230,12 +253,21 @@ struct EventGenerator {
     @Test func unknownVersionsTypesAndTrailingBytesAreRejected() throws {
         var bytes = EventCodec.encode(.taskStatusChanged(TaskStatusChanged(uuid: "t", status: .complete, previousStatus: .pending)))
         var wrongVersion = bytes
-        wrongVersion.setInteger(UInt8(2), at: 0)
+        wrongVersion.setInteger(UInt8(3), at: 0)
         do {
             _ = try EventCodec.decode(wrongVersion)
-            Issue.record("version 2 was decoded")
+            Issue.record("version 3 was decoded")
         } catch {
-            #expect(error.reason == "unknown encoding version 2" && error.offset == 1)
+            #expect(error.reason == "unknown encoding version 3" && error.offset == 1)
+        }
+        // Version 2 exists only for log.loss.
+        var versionTwo = bytes
+        versionTwo.setInteger(UInt8(2), at: 0)
+        do {
+            _ = try EventCodec.decode(versionTwo)
+            Issue.record("a version 2 task.status_changed was decoded")
+        } catch {
+            #expect(error.reason == "encoding version 2 is only used by log.loss")
         }
         var wrongType = bytes
         wrongType.setInteger(UInt8(200), at: 1)

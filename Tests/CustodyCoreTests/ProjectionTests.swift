@@ -120,6 +120,20 @@ struct ScenarioGenerator {
                     recordedAt: time
                 )
             )
+        case 39..<40:
+            // What the checkpoint writer appends (the projections list it; its signature is
+            // checked by verify, not here).
+            let bytes = (0..<32).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            return .logCheckpoint(
+                LogCheckpoint(
+                    seq: UInt64(counter),
+                    chain: ChainValue(bytes: bytes) ?? .zero,
+                    at: time,
+                    publicKey: bytes,
+                    nextPublicKey: nil,
+                    signature: bytes + bytes
+                )
+            )
         case 37..<38 where !replaysRunning.isEmpty:
             var replay = replaysRunning.removeFirst()
             replay.status = .completed
@@ -222,6 +236,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
             .githubFailed(GitHubFinished(operationId: "g1", kind: .createIssue, attempt: 2, outcome: JSONText(#"{"status":502}"#))),
             .deliveryFinalized(DeliveryFinalized(orderId: "o1", revision: 1, report: JSONText(#"{"errors":1}"#))),
             .logLoss(LogLoss(firstSeq: 3, lastSeq: 2, segment: "x.log", offset: 48, length: 10, sideFile: nil, reason: "test", recordedAt: t0)),
+            .logCheckpoint(try LogCheckpoint(head: ChainHead(seq: 9, chain: .zero), at: t0, key: SigningKey.generate())),
         ]
         _ = try await log.append(bodies.map(EventCodec.encode))
         _ = try await log.append(ByteBuffer(string: "not an event"))
@@ -258,8 +273,8 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
         #expect(github["attempts"] == "2")
         #expect(github["error"] == #"{"status":502}"#)
         // tasks, followups, operation_logs, error_events, delivery_reports, github_operations, replays, trace_summaries,
-        // log_losses
-        #expect(rows.counts == [1, 1, 5, 1, 1, 1, 1, 2, 1])
+        // log_losses, log_checkpoints
+        #expect(rows.counts == [1, 1, 5, 1, 1, 1, 1, 2, 1, 1])
         try store.closeDatabase()
         await log.close()
     }

@@ -35,7 +35,9 @@ import Testing
         while offset + 48 <= bytes.count {
             offsets.append(offset)
             let stored = bytes[offset + 40..<offset + 44].withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
-            offset += 48 + stored
+            // A chained batch (format version 2) ends with its 32-byte chain value.
+            let trailer = bytes[offset + 4] >= 2 ? 32 : 0
+            offset += 48 + stored + trailer
         }
         return offsets
     }

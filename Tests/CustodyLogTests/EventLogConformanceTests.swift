@@ -30,7 +30,7 @@ import Testing
 /// `read(seqs:)`, and one whose head runs ahead of what it acknowledged.
 @Suite struct EventLogConformanceCatchesBrokenLogsTests {
     actor BrokenLog: EventLog {
-        enum Defect { case duplicateReads, headAhead }
+        enum Defect { case duplicateReads, headAhead, chainOfWrongBytes }
         let base: SegmentLog
         let defect: Defect
 
@@ -51,6 +51,13 @@ import Testing
         func firstSeq(atOrAfter timestamp: Int64) async throws -> UInt64 { try await base.firstSeq(atOrAfter: timestamp) }
         var firstSeq: UInt64 { get async { await base.firstSeq } }
         var lastSeq: UInt64 { get async { await base.lastSeq + (defect == .headAhead ? 1 : 0) } }
+        var chainHead: ChainHead {
+            get async {
+                let head = await base.chainHead
+                return defect == .chainOfWrongBytes ? ChainHead(seq: head.seq, chain: head.chain.next(seq: 0, bytes: ByteBuffer())) : head
+            }
+        }
+        func chainValue(after seq: UInt64) async throws -> ChainValue? { try await base.chainValue(after: seq) }
         nonisolated var recoveryReport: RecoveryReport { base.recoveryReport }
         nonisolated var recordedLosses: [QuarantineRecord] { base.recordedLosses }
         func status() async -> LogStatus { await base.status() }
@@ -61,6 +68,7 @@ import Testing
         (BrokenLog.Defect.duplicateReads, "readBySeqSetReturnsEachPresentSeqOnce"),
         (BrokenLog.Defect.headAhead, "seqsAreConsecutiveFromOne"),
         (BrokenLog.Defect.headAhead, "readersSeeOnlyAcknowledgedRecords"),
+        (BrokenLog.Defect.chainOfWrongBytes, "hashChainCoversEveryRecordInOrder"),
     ])
     func brokenLogFails(_ defect: BrokenLog.Defect, _ check: String) async throws {
         let root = TemporaryDirectory("conformance-broken")

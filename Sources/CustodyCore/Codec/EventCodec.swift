@@ -7,12 +7,20 @@ import NIOCore
 /// fields in a fixed order. A newer binary keeps a decoder for every version it ever wrote, so
 /// it reads every older log; a record of a version it does not know is rejected, not guessed at.
 public enum EventCodec {
-    /// The version this binary writes.
+    /// The version this binary writes for every type but `log.loss` with its chain value.
     public static let currentVersion: UInt8 = 1
+    /// Version 2 is version 1 with one more field in `log.loss`: the hash chain's value before
+    /// the lost range. Only a `log.loss` that has it is written as version 2, so every record
+    /// still re-encodes to its own bytes.
+    static let lossWithChainVersion: UInt8 = 2
 
     public static func encode(_ body: EventBody) -> ByteBuffer {
         var writer = EventWriter()
-        writer.byte(currentVersion)
+        if case .logLoss(let loss) = body, loss.chainBefore != nil {
+            writer.byte(lossWithChainVersion)
+        } else {
+            writer.byte(currentVersion)
+        }
         writer.byte(body.type.rawValue)
         switch body {
         case .span(let span):
@@ -85,6 +93,14 @@ public enum EventCodec {
             writer.optionalString(loss.sideFile)
             writer.string(loss.reason)
             writer.int64(loss.recordedAt)
+            if let chain = loss.chainBefore { writer.fixed(chain.bytes) }
+        case .logCheckpoint(let checkpoint):
+            writer.varint(checkpoint.seq)
+            writer.fixed(checkpoint.chain.bytes)
+            writer.int64(checkpoint.at)
+            writer.fixed(checkpoint.publicKey)
+            writer.optional(checkpoint.nextPublicKey) { $0.fixed($1) }
+            writer.fixed(checkpoint.signature)
         }
         return writer.buffer
     }
@@ -94,8 +110,9 @@ public enum EventCodec {
     public static func decode(_ bytes: ByteBuffer) throws(EventCodecError) -> EventBody {
         var reader = EventReader(bytes)
         let version = try reader.byte()
-        guard version == 1 else { throw reader.fail("unknown encoding version \(version)") }
+        guard version == currentVersion || version == lossWithChainVersion else { throw reader.fail("unknown encoding version \(version)") }
         let type = try reader.tag(EventType.init(rawValue:), "event type")
+        guard version == currentVersion || type == .logLoss else { throw reader.fail("encoding version \(version) is only used by log.loss") }
         let body: EventBody
         switch type {
         case .span:
@@ -205,7 +222,21 @@ public enum EventCodec {
                     length: try reader.int64(),
                     sideFile: try reader.optionalString(),
                     reason: try reader.string(),
-                    recordedAt: try reader.int64()
+                    recordedAt: try reader.int64(),
+                    chainBefore: version == lossWithChainVersion ? try reader.chainValue() : nil
+                )
+            )
+        case .logCheckpoint:
+            body = .logCheckpoint(
+                LogCheckpoint(
+                    seq: try reader.varint(),
+                    chain: try reader.chainValue(),
+                    at: try reader.int64(),
+                    publicKey: try reader.fixed(LogCheckpoint.publicKeyLength),
+                    nextPublicKey: try reader.optional { (reader: inout EventReader) throws(EventCodecError) in
+                        try reader.fixed(LogCheckpoint.publicKeyLength)
+                    },
+                    signature: try reader.fixed(LogCheckpoint.signatureLength)
                 )
             )
         }

@@ -1,3 +1,4 @@
+import CustodyLog
 import NIOCore
 
 /// Reads the primitives of the event encoding, checking every length against what is left and
@@ -74,6 +75,16 @@ struct EventReader {
         case 1: return try read(&self)
         case let flag: throw fail("presence flag \(flag) is neither 0 nor 1")
         }
+    }
+
+    /// `count` bytes as they are.
+    mutating func fixed(_ count: Int) throws(EventCodecError) -> [UInt8] {
+        guard let bytes = buffer.readBytes(length: count) else { throw fail("truncated") }
+        return bytes
+    }
+
+    mutating func chainValue() throws(EventCodecError) -> ChainValue {
+        ChainValue(bytes: try fixed(ChainValue.byteCount))!
     }
 
     mutating func optionalString() throws(EventCodecError) -> String? {

@@ -41,6 +41,9 @@ struct EventWriter {
 
     mutating func optionalString(_ value: String?) { optional(value) { $0.string($1) } }
 
+    /// Bytes of a fixed length (a chain value, a key, a signature), as they are.
+    mutating func fixed(_ bytes: [UInt8]) { buffer.writeBytes(bytes) }
+
     mutating func json(_ value: JSONText) {
         varint(UInt64(value.bytes.readableBytes))
         buffer.writeImmutableBuffer(value.bytes)

@@ -1,3 +1,4 @@
+import CustodyLog
 import NIOCore
 
 #if canImport(FoundationEssentials)
@@ -84,7 +85,10 @@ extension EventBody {
                 "first_seq": .integer(Int64(bitPattern: loss.firstSeq)), "last_seq": .integer(Int64(bitPattern: loss.lastSeq)),
                 "segment": .string(loss.segment), "offset": .integer(loss.offset), "length": .integer(loss.length),
                 "side_file": string(loss.sideFile), "reason": .string(loss.reason), "recorded_at": .string(RFC3339.format(loss.recordedAt)),
+                "chain_before": string(loss.chainBefore?.hex),
             ])
+        case .logCheckpoint(let checkpoint):
+            return checkpoint.jsonValue()
         }
     }
 }

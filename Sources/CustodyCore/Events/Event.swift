@@ -34,6 +34,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case replayCompleted = 11
     case githubAttemptFailed = 12
     case logLoss = 13
+    case logCheckpoint = 14
 
     /// The name used in the API, `custody log dump` and docs/log-format.md.
     public var name: String {
@@ -51,6 +52,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .replayCompleted: "replay.completed"
         case .githubAttemptFailed: "github.attempt_failed"
         case .logLoss: "log.loss"
+        case .logCheckpoint: "log.checkpoint"
         }
     }
 
@@ -77,6 +79,7 @@ public enum EventBody: Sendable, Hashable {
     case replayCompleted(ReplayEvent)
     case githubAttemptFailed(GitHubAttemptFailed)
     case logLoss(LogLoss)
+    case logCheckpoint(LogCheckpoint)
 
     public var type: EventType {
         switch self {
@@ -93,6 +96,7 @@ public enum EventBody: Sendable, Hashable {
         case .replayCompleted: .replayCompleted
         case .githubAttemptFailed: .githubAttemptFailed
         case .logLoss: .logLoss
+        case .logCheckpoint: .logCheckpoint
         }
     }
 }

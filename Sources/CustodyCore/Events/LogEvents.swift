@@ -1,3 +1,5 @@
+import CustodyLog
+
 /// `log.loss`: records in the log itself that a repair accepted the loss of a range of the log
 /// (docs/operations.md, "When the log has lost data"). Appended once for every range that
 /// `quarantine.json` records, right after the repair, by ``CoreRuntime``.
@@ -16,6 +18,9 @@ public struct LogLoss: Sendable, Hashable {
     public var reason: String
     /// When the repair recorded the loss (nanoseconds since the Unix epoch).
     public var recordedAt: Int64
+    /// The hash chain's value after the last record before the lost range, so the chain can be
+    /// followed up to the gap (absent in losses recorded before the chain).
+    public var chainBefore: ChainValue?
 
     public init(
         firstSeq: UInt64,
@@ -25,8 +30,10 @@ public struct LogLoss: Sendable, Hashable {
         length: Int64,
         sideFile: String?,
         reason: String,
-        recordedAt: Int64
+        recordedAt: Int64,
+        chainBefore: ChainValue? = nil
     ) {
+        self.chainBefore = chainBefore
         self.firstSeq = firstSeq
         self.lastSeq = lastSeq
         self.segment = segment

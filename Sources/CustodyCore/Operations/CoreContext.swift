@@ -81,6 +81,7 @@ public struct CoreContext: Sendable {
         do {
             var receipt = try await log.append(events.map(EventCodec.encode))
             request.recorded.received.store(true, ordering: .releasing)
+            request.noteWrite(receipt)
             // The receipt's first seq is the operation's first event's, not request_received's.
             if events.count > bodies.count { receipt.firstSeq += 1 }
             return receipt

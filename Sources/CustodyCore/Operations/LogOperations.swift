@@ -102,6 +102,7 @@ public struct LogOperations: Sendable {
         do {
             receipt = try await log.append(payloads, timestamp: time)
             request.recorded.received.store(true, ordering: .releasing)
+            request.noteWrite(receipt)
         } catch {
             throw CoreError(appending: error)
         }

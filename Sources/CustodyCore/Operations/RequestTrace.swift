@@ -1,3 +1,4 @@
+import CustodyLog
 import Synchronization
 
 /// The request (HTTP route or RPC call) a core operation runs for, so the operation can record
@@ -32,6 +33,18 @@ public struct RequestTrace: Sendable {
     final class RecordedSpans: Sendable {
         let received = Atomic<Bool>(false)
         let closed = Atomic<Bool>(false)
+        /// The receipt of the request's last write.
+        let receipt = Mutex<Receipt?>(nil)
+    }
+
+    /// The receipt of the write this request made (its last append, when it made several), nil
+    /// when it wrote nothing: what the adapter returns as `receipt` and `x-custody-receipt`.
+    public var receipt: Receipt? { recorded.receipt.withLock { $0 } }
+
+    /// Keeps the receipt of an append made for this request.
+    func noteWrite(_ appended: AppendReceipt) {
+        guard let receipt = Receipt(appended) else { return }
+        recorded.receipt.withLock { $0 = receipt }
     }
 
     /// The `request_received` span, when this is a request.

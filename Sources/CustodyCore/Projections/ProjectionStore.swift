@@ -94,6 +94,17 @@ public protocol ProjectionStore: Sendable {
 
     /// The pending GitHub operations, in request order: what the outbox resumes.
     func pendingGitHubOperations() async throws -> [GitHubPendingOperation]
+
+    // MARK: Signed checkpoints of the log
+
+    /// The newest `log.checkpoint` applied.
+    func latestLogCheckpoint() async throws -> StoredLogCheckpoint?
+
+    /// `log.checkpoint`s attesting seqs at or after `fromSeq`, oldest first, at most `limit`.
+    func logCheckpoints(fromSeq: UInt64, limit: Int) async throws -> [StoredLogCheckpoint]
+
+    /// The first `log.checkpoint` attesting a seq at or after `seq`: the one a proof of `seq` ends at.
+    func logCheckpoint(covering seq: UInt64) async throws -> StoredLogCheckpoint?
 }
 
 /// Where a trace's spans are: their seqs in the log and the trace's summary.
@@ -200,4 +211,17 @@ public struct LossKey: Sendable, Hashable {
         self.segment = segment
         self.offset = offset
     }
+}
+
+/// A `log.checkpoint` event as the projections hold it: the checkpoint and the seq of its record.
+public struct StoredLogCheckpoint: Sendable, Hashable {
+    public var checkpoint: LogCheckpoint
+    public var recordSeq: UInt64
+
+    public init(checkpoint: LogCheckpoint, recordSeq: UInt64) {
+        self.checkpoint = checkpoint
+        self.recordSeq = recordSeq
+    }
+
+    public var jsonValue: JSONValue { checkpoint.jsonValue(recordSeq: recordSeq) }
 }

@@ -23,6 +23,8 @@ public final class CoreRuntime: Sendable {
     public let spanExport: SpanExport
     public let replay: TraceReplay
     public let github: GitHubOperations
+    /// Checkpoints, proofs and trace verification (docs/api.md, "Custody proofs").
+    public let proofs: ProofOperations
     /// Online rebuilds of the projections (`POST /api/admin/rebuild`).
     public let rebuild = RebuildController()
     /// The log's head when the derived views were brought up to date.
@@ -43,8 +45,26 @@ public final class CoreRuntime: Sendable {
         public var workers: (any ReplayWorkers)?
         /// How GitHub operations are carried out (nil: not configured, `github_not_configured`).
         public var github: GitHubSettings?
+        /// Which key signs the log's checkpoints.
+        public var signing = Signing.besideDataDirectory
+        /// A checkpoint this long after the last one when events came in since (and at shutdown).
+        public var checkpointInterval: Duration = .seconds(10)
+        /// ... or as soon as this many events came in.
+        public var checkpointEventInterval: UInt64 = 16_384
 
         public init() {}
+
+        /// Where the signing key of checkpoints comes from (docs/operations.md, "The signing key").
+        public enum Signing: Sendable {
+            /// `DATA_DIR.signing-key` beside the data directory, created on first start.
+            case besideDataDirectory
+            /// This file (created when missing).
+            case keyFile(String)
+            /// This key, not in a file (tests, benchmarks; it cannot be rotated).
+            case key(SigningKey)
+            /// No checkpoints (also when the log runs without the hash chain).
+            case off
+        }
     }
 
     private init(
@@ -57,6 +77,7 @@ public final class CoreRuntime: Sendable {
         workers: (any ReplayWorkers)?,
         github: GitHubSettings?,
         outbox: GitHubOutbox?,
+        checkpoints: CheckpointWriter?,
         logger: Logger
     ) {
         self.log = log
@@ -71,6 +92,7 @@ public final class CoreRuntime: Sendable {
         self.spanExport = SpanExport(logs: logs, cache: cache)
         self.replay = TraceReplay(context: context, traces: traces, workers: workers)
         self.github = GitHubOperations(context: context, settings: github, outbox: outbox)
+        self.proofs = ProofOperations(context: context, traces: traces, checkpoints: checkpoints)
         self.openedAt = openedAt
         self.logger = logger
     }
@@ -102,6 +124,10 @@ public final class CoreRuntime: Sendable {
         } catch {
             await log.close()
             throw error
+        }
+        var configuration = configuration
+        if case .besideDataDirectory = configuration.signing {
+            configuration.signing = .keyFile(SigningKey.defaultPath(forDataDirectory: directory))
         }
         return try await start(log: log, store: store, configuration: configuration, logger: logger, encodeLive: encodeLive)
     }
@@ -139,6 +165,7 @@ public final class CoreRuntime: Sendable {
                 }
                 outbox = GitHubOutbox(log: log, settings: github, pending: pending, logger: logger)
             }
+            let checkpoints = try await makeCheckpointWriter(log: log, store: store, configuration: configuration, logger: logger)
             return CoreRuntime(
                 log: log,
                 projector: projector,
@@ -149,6 +176,7 @@ public final class CoreRuntime: Sendable {
                 workers: configuration.workers,
                 github: configuration.github,
                 outbox: outbox,
+                checkpoints: checkpoints,
                 logger: logger
             )
         } catch {
@@ -156,6 +184,37 @@ public final class CoreRuntime: Sendable {
             await log.close()
             throw error
         }
+    }
+
+    /// The checkpoint writer `configuration` asks for, nil when checkpoints are off.
+    static func makeCheckpointWriter(
+        log: any EventLog,
+        store: any ProjectionStore,
+        configuration: Configuration,
+        logger: Logger
+    ) async throws -> CheckpointWriter? {
+        guard configuration.log.hashChain else { return nil }
+        let newest = try await store.latestLogCheckpoint()
+        let key: SigningKey
+        var path: String?
+        switch configuration.signing {
+        case .off:
+            return nil
+        case .besideDataDirectory:
+            throw CoreError(.invalidArgument, "a log without a data directory needs a signing key file or key")
+        case .key(let given):
+            key = given
+        case .keyFile(let file):
+            key = try CheckpointWriter.loadKey(at: file, newest: newest, logger: logger)
+            path = file
+        }
+        let settings = CheckpointSettings(
+            key: key,
+            keyPath: path,
+            interval: configuration.checkpointInterval,
+            eventInterval: configuration.checkpointEventInterval
+        )
+        return CheckpointWriter(log: log, settings: settings, newest: newest, logger: logger)
     }
 
     /// Finishes what a repair started: every range `quarantine.json` records as lost gets one
@@ -180,7 +239,13 @@ public final class CoreRuntime: Sendable {
         store = try SQLiteProjectionStore(path: databasePath)
         let missing = try await unrecorded(in: store)
         if !missing.isEmpty {
-            let receipt = try await log.append(missing.map { EventCodec.encode(.logLoss(LogLoss($0))) })
+            var events: [ByteBuffer] = []
+            for loss in missing {
+                // The chain value before the gap, so the chain can be followed up to it.
+                let before = try await log.chainValue(after: loss.firstLostSeq - 1)
+                events.append(EventCodec.encode(.logLoss(LogLoss(loss, chainBefore: before))))
+            }
+            let receipt = try await log.append(events)
             logger.notice(
                 "recorded the loss in the log",
                 metadata: ["events": "\(missing.count)", "seqs": "\(receipt.firstSeq)...\(receipt.lastSeq)"]
@@ -199,6 +264,10 @@ public final class CoreRuntime: Sendable {
             // It ends only when cancelled, after appending what is queued.
             group.addTask { await self.context.responses.run(self.context) }
             group.addTask { await self.rebuild.run(self.projector) }
+            if let checkpoints = self.proofs.checkpoints {
+                // It ends only when cancelled.
+                group.addTask { await checkpoints.run() }
+            }
             if let outbox = self.github.outbox {
                 // It ends only when cancelled: the others' end is what ends the group.
                 group.addTask { await outbox.run() }
@@ -216,7 +285,10 @@ public final class CoreRuntime: Sendable {
         let projector = projector
         let log = log
         let logger = logger
+        let checkpoints = proofs.checkpoints
         await Task {
+            // The last checkpoint attests everything acknowledged before the close.
+            await checkpoints?.writeFinalCheckpoint()
             // The log first: it writes what is pending and takes nothing more (a best-effort
             // `response_sent` still on its way is refused), so the projections then catch up
             // with its final head. Reads still work on a closed log.
@@ -245,7 +317,7 @@ extension QuarantineRecord {
 
 extension LogLoss {
     /// The `log.loss` event of a range `quarantine.json` records.
-    init(_ record: QuarantineRecord) {
+    init(_ record: QuarantineRecord, chainBefore: ChainValue?) {
         self.init(
             firstSeq: record.firstLostSeq,
             lastSeq: record.lastLostSeq,
@@ -254,7 +326,8 @@ extension LogLoss {
             length: record.length,
             sideFile: record.sideFile,
             reason: record.defect,
-            recordedAt: record.recordedAt ?? LogTime.now()
+            recordedAt: record.recordedAt ?? LogTime.now(),
+            chainBefore: chainBefore
         )
     }
 }

@@ -14,6 +14,19 @@ struct FramedRecords {
 
     var isEmpty: Bool { count == 0 }
 
+    /// Calls `body` with the bytes of each record, in order.
+    func forEachRecord(_ body: (UnsafeRawBufferPointer) -> Void) {
+        bytes.withUnsafeReadableBytes { raw in
+            var offset = 0
+            while offset + RecordFrame.headerSize <= raw.count {
+                let length = Int(raw.littleEndian(at: offset, as: UInt32.self))
+                let start = offset + RecordFrame.headerSize
+                body(UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)]))
+                offset = start + length
+            }
+        }
+    }
+
     mutating func append(_ payload: ByteBuffer, timestamp: Int64) {
         if count == 0 { firstTimestamp = timestamp }
         lastTimestamp = timestamp
@@ -26,14 +39,22 @@ struct FramedRecords {
 
 /// Turns framed records into batch bytes and back.
 enum BatchCodec {
-    /// Appends one encoded batch (header and payload) to `output`. The payload is LZ4-compressed
-    /// when that makes it smaller, stored as it is otherwise.
+    /// Appends one encoded batch (header, payload and, when `chain` is given, the chain value
+    /// after its last record: a version 2 batch; a version 1 batch without) to `output`. The
+    /// payload is LZ4-compressed when that makes it smaller, stored as it is otherwise.
     @discardableResult
-    static func encode(_ records: FramedRecords, firstSeq: UInt64, flags: UInt16, into output: inout ByteBuffer) -> BatchHeader {
+    static func encode(
+        _ records: FramedRecords,
+        firstSeq: UInt64,
+        flags: UInt16,
+        chain: ChainValue?,
+        into output: inout ByteBuffer
+    ) -> BatchHeader {
         var written: BatchHeader?
+        let trailer = chain == nil ? 0 : ChainValue.byteCount
         records.bytes.withUnsafeReadableBytes { payload in
             let bound = LZ4Block.compressBound(payload.count)
-            output.writeWithUnsafeMutableBytes(minimumWritableBytes: BatchHeader.size + max(bound, payload.count)) { destination in
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: BatchHeader.size + max(bound, payload.count) + trailer) { destination in
                 let headerBytes = UnsafeMutableRawBufferPointer(rebasing: destination[0..<BatchHeader.size])
                 let body = UnsafeMutableRawBufferPointer(rebasing: destination[BatchHeader.size...])
                 var codec = BatchHeader.Codec.stored
@@ -47,8 +68,9 @@ enum BatchCodec {
                 } else {
                     body.copyMemory(from: payload)
                 }
+                chain?.store(into: body, at: storedLength)
                 var header = BatchHeader(
-                    version: BatchHeader.currentVersion,
+                    version: chain == nil ? 1 : BatchHeader.chainedVersion,
                     codec: codec,
                     flags: flags,
                     firstSeq: firstSeq,
@@ -59,9 +81,9 @@ enum BatchCodec {
                     storedLength: UInt32(storedLength),
                     checksum: 0
                 )
-                header.checksum = header.write(into: headerBytes, payload: UnsafeRawBufferPointer(rebasing: body[0..<storedLength]))
+                header.checksum = header.write(into: headerBytes, payload: UnsafeRawBufferPointer(rebasing: body[0..<(storedLength + trailer)]))
                 written = header
-                return BatchHeader.size + storedLength
+                return BatchHeader.size + storedLength + trailer
             }
         }
         return written!

@@ -14,11 +14,17 @@
 /// | 24 | 8 | first record timestamp (ns since the Unix epoch) |
 /// | 32 | 8 | last record timestamp |
 /// | 40 | 4 | stored payload length (the bytes that follow the header) |
-/// | 44 | 4 | CRC-32C over bytes 0..<44 and the stored payload |
+/// | 44 | 4 | CRC-32C over bytes 0..<44, the stored payload and (version 2) the chain value |
+///
+/// Version 2 batches are followed by a 32-byte trailer after the stored payload: the hash chain's
+/// value after the batch's last record (``ChainValue``). Version 1 batches (written before the
+/// chain) have none; a reader reads both.
 public struct BatchHeader: Sendable, Hashable {
     public static let size = 48
     public static let magic: UInt32 = 0x5441_4243  // "CBAT" read as a little-endian UInt32
-    public static let currentVersion: UInt8 = 1
+    public static let currentVersion: UInt8 = 2
+    /// The first version whose batches carry the chain value.
+    public static let chainedVersion: UInt8 = 2
     /// The largest payload a batch may have, stored or uncompressed: bounds the memory a corrupt
     /// length field could make a reader allocate.
     public static let maximumPayloadLength = 64 << 20
@@ -51,8 +57,12 @@ public struct BatchHeader: Sendable, Hashable {
     /// The seq after the batch's last record.
     public var endSeq: UInt64 { firstSeq + UInt64(recordCount) }
     public var lastSeq: UInt64 { endSeq - 1 }
-    /// Header and payload.
-    public var totalLength: Int { Self.size + Int(storedLength) }
+    /// Whether the batch ends with the chain value after its last record.
+    public var isChained: Bool { version >= Self.chainedVersion }
+    /// The bytes after the stored payload: the chain value, in a chained batch.
+    public var trailerLength: Int { isChained ? ChainValue.byteCount : 0 }
+    /// Header, payload and trailer.
+    public var totalLength: Int { Self.size + Int(storedLength) + trailerLength }
 
     /// Why bytes that were meant to be a batch header are not one.
     public enum Defect: Error, Sendable, Hashable, CustomStringConvertible {
@@ -114,7 +124,8 @@ public struct BatchHeader: Sendable, Hashable {
         return .success(header)
     }
 
-    /// Writes the header, computing the checksum over it and `payload`.
+    /// Writes the header, computing the checksum over it and `payload` (the stored payload and,
+    /// in a chained batch, the chain value after it).
     @discardableResult
     func write(into destination: UnsafeMutableRawBufferPointer, payload: UnsafeRawBufferPointer) -> UInt32 {
         destination.storeLittleEndian(Self.magic, at: 0)
@@ -132,7 +143,8 @@ public struct BatchHeader: Sendable, Hashable {
         return crc
     }
 
-    /// Whether `checksum` matches the header bytes and the stored payload.
+    /// Whether `checksum` matches the header bytes and what follows them (the stored payload and
+    /// any trailer).
     static func checksumMatches(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> Bool {
         let crc = CRC32C.update(CRC32C.update(0, UnsafeRawBufferPointer(rebasing: header[0..<44])), payload)
         return crc == header.littleEndian(at: 44, as: UInt32.self)

@@ -20,6 +20,8 @@ import NIOCore
 ///   ``read(seqs:)``, ``lastSeq`` and ``waitForAppend(after:)`` never show a record whose
 ///   append has not returned (or would not have, had its caller waited).
 /// - **Timestamps** (nanoseconds since the Unix epoch) never decrease with seq.
+/// - **The hash chain** (``ChainValue``) is the same whatever the engine: computed over the
+///   records' bytes in seq order, returned in each append's receipt, and readable after any seq.
 /// - **A failed append** throws and leaves nothing a reader can see; the log may refuse appends
 ///   until it recovers, but never acknowledges a record it did not make durable.
 /// - After ``close()``, appends and waits throw `LogError` with code `closed`.
@@ -51,6 +53,14 @@ public protocol EventLog: Actor {
 
     /// The durable head: the seq of the last acknowledged record (0 when empty).
     var lastSeq: UInt64 { get async }
+
+    /// The durable head and the hash chain's value after it, read together
+    /// (docs/log-format.md, "The hash chain"): what a signed checkpoint attests.
+    var chainHead: ChainHead { get async }
+
+    /// The hash chain's value after record `seq`: ``ChainValue/zero`` for 0; nil when the log
+    /// does not hold `seq` or holds it from before the chain started. What a proof starts from.
+    func chainValue(after seq: UInt64) async throws -> ChainValue?
 
     /// What opening the log found and did.
     nonisolated var recoveryReport: RecoveryReport { get }

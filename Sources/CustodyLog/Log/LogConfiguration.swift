@@ -58,6 +58,11 @@ public struct LogConfiguration: Sendable {
     /// The wall clock that stamps records appended without a timestamp (nanoseconds since the
     /// Unix epoch; tests pass one that moves as they say).
     public var wallClock: @Sendable () -> Int64 = LogTime.now
+    /// Whether batches carry the hash chain (format version 2; docs/log-format.md). On by
+    /// default; off only to measure what the chain costs (P13): a log written with it off and
+    /// then on starts its chain at the first chained batch, and one written on and then off
+    /// fails `verify` (a chain that stops is what a rewrite looks like).
+    public var hashChain = true
 
     public init(
         fsync: FsyncPolicy = .always,

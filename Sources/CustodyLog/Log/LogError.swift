@@ -81,6 +81,15 @@ public struct LogDamage: Sendable, Hashable, Codable, CustomStringConvertible {
     /// What is wrong with the bytes.
     public var defect: String
 
+    public init(segment: String, offset: Int64, length: Int64, firstSeq: UInt64?, lastSeq: UInt64?, defect: String) {
+        self.segment = segment
+        self.offset = offset
+        self.length = length
+        self.firstSeq = firstSeq
+        self.lastSeq = lastSeq
+        self.defect = defect
+    }
+
     public var seqRange: String {
         switch (firstSeq, lastSeq) {
         case (let first?, let last?) where last >= first: "seqs \(first)–\(last)"

@@ -23,6 +23,16 @@ public struct AppendReceipt: Sendable, Hashable {
     public var lastSeq: UInt64
     /// The timestamp stored with every record of the append.
     public var timestamp: Int64
+    /// The hash chain's value after the append's last record (nil when the log runs without the
+    /// chain, ``LogConfiguration/hashChain``).
+    public var chain: ChainValue?
+
+    public init(firstSeq: UInt64, lastSeq: UInt64, timestamp: Int64, chain: ChainValue?) {
+        self.firstSeq = firstSeq
+        self.lastSeq = lastSeq
+        self.timestamp = timestamp
+        self.chain = chain
+    }
 
     public var seqs: ClosedRange<UInt64> { firstSeq...lastSeq }
 }

@@ -64,6 +64,11 @@ struct LogRecovery {
         var report: RecoveryReport
         /// Every range `quarantine.json` records, from this open and earlier ones.
         var losses: [QuarantineRecord]
+
+        var segmentSpans: [ChainLookup.Segment] {
+            sealed.map { ChainLookup.Segment(baseSeq: $0.baseSeq, index: $0.index) }
+                + [ChainLookup.Segment(baseSeq: activeBase, index: activeIndex)]
+        }
     }
 
     init(

@@ -13,6 +13,21 @@ extension SegmentLog {
     /// The last acknowledged seq (0 when the log is empty).
     public var lastSeq: UInt64 { nextSeq - 1 }
 
+    /// The last acknowledged seq and the hash chain's value after it, together.
+    public var chainHead: ChainHead { ChainHead(seq: chainValueSeq, chain: chainValue) }
+
+    /// The hash chain's value after record `seq` (docs/log-format.md, "The hash chain"): read
+    /// from the value stored at the end of the batch before it, and the records of its own
+    /// batch up to it. Nil when the log does not hold `seq` or holds it from before the chain.
+    public func chainValue(after seq: UInt64) async throws -> ChainValue? {
+        if seq == chainValueSeq { return configuration.hashChain || seq == 0 ? chainValue : nil }
+        guard seq < nextSeq else { return nil }
+        var segments = sealedSegments.map { ChainLookup.Segment(baseSeq: $0.baseSeq, index: $0.index) }
+        segments.append(ChainLookup.Segment(baseSeq: activeSegment.baseSeq, index: activeSegment.index))
+        let lookup = ChainLookup(directory: directory, fileSystem: fileSystem, segments: segments)
+        return try await runIO { try lookup.value(after: seq) }.get()
+    }
+
     /// Reads records from `seq` on (or from the first one after it that the log holds): whole
     /// batches, until at least `maxRecords` records or the end of a segment. Empty when `seq` is
     /// past the last acknowledged record.

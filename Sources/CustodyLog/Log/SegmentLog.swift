@@ -85,6 +85,11 @@ public actor SegmentLog: EventLog {
     /// The seq the next record gets; `endSeq - 1` is the last acknowledged one.
     private var endSeq: UInt64
     private var lastTimestamp: Int64
+    /// The hash chain's value after record `chainSeq`, the last record the log holds
+    /// (``ChainValue/zero`` before the chain's first record). `chainSeq` is `endSeq - 1` but after
+    /// a repair that recorded the loss of the newest records.
+    private var chain: ChainValue
+    private var chainSeq: UInt64
     private var pending = PendingGroup()
     private var flushing = false
     private var failure: LogError?
@@ -106,8 +111,11 @@ public actor SegmentLog: EventLog {
         fileSystem: any LogFileSystem,
         threadPool: NIOThreadPool,
         logger: Logger,
-        recovered: LogRecovery.Recovered
+        recovered: LogRecovery.Recovered,
+        chain: ChainHead
     ) {
+        self.chain = chain.chain
+        self.chainSeq = chain.seq
         self.directory = directory
         self.configuration = configuration
         self.fileSystem = fileSystem
@@ -181,13 +189,21 @@ public actor SegmentLog: EventLog {
                 "seconds": "\(report.durationSeconds)",
             ]
         )
+        let chain = try await threadPool.runIfActive {
+            let segments = recovered.segmentSpans
+            // The last record the log holds (a repair may have recorded the loss of later seqs).
+            let lastHeld = segments.last(where: { $0.index.coveredLength > 0 }).map { $0.index.endSeq - 1 } ?? 0
+            let value = try ChainLookup(directory: directory, fileSystem: fileSystem, segments: segments).value(after: lastHeld)
+            return ChainHead(seq: lastHeld, chain: value ?? .zero)
+        }
         return SegmentLog(
             directory: directory,
             configuration: configuration,
             fileSystem: fileSystem,
             threadPool: threadPool,
             logger: logger,
-            recovered: recovered
+            recovered: recovered,
+            chain: chain
         )
     }
 
@@ -294,16 +310,45 @@ public actor SegmentLog: EventLog {
         case .interval(let ms): synchronize = configuration.clock.now() - lastSynchronization >= .milliseconds(ms)
         }
         let batches = group.batches
-        let result: Result<(headers: [(BatchHeader, Int64)], syncNanoseconds: Int64), any Error> = await runWriterIO {
-            var output = ByteBufferAllocator().buffer(capacity: Int(groupBytes) + 64)
+        let startChain: ChainValue? = configuration.hashChain ? chain : nil
+        // Where each waiter's records end, counted in records of the group: its receipt's chain
+        // value is the one after that record.
+        var waiterEnds: [Int] = []
+        waiterEnds.reserveCapacity(group.waiters.count)
+        var recordsSoFar = 0
+        for waiter in group.waiters {
+            recordsSoFar += waiter.count
+            waiterEnds.append(recordsSoFar)
+        }
+        let ends = waiterEnds
+        let result: Result<(headers: [(BatchHeader, Int64)], chains: [ChainValue], syncNanoseconds: Int64), any Error> = await runWriterIO {
+            var output = ByteBufferAllocator().buffer(capacity: Int(groupBytes) + batches.count * ChainValue.byteCount + 64)
             var headers: [(BatchHeader, Int64)] = []
             headers.reserveCapacity(batches.count)
+            var chains: [ChainValue] = []
+            var running = startChain
+            if running != nil { chains.reserveCapacity(ends.count) }
+            var record = 0
+            var nextEnd = 0
             var seq = firstSeq
             for (position, batch) in batches.enumerated() {
                 var flags: UInt16 = position == batches.count - 1 ? BatchHeader.flagEndOfWrite : 0
                 if policy.acknowledgesBeforeSync { flags |= BatchHeader.flagDeferredSync }
+                if var value = running {
+                    var recordSeq = seq
+                    batch.forEachRecord { bytes in
+                        value = value.next(seq: recordSeq, bytes: bytes)
+                        recordSeq += 1
+                        record += 1
+                        if nextEnd < ends.count && ends[nextEnd] == record {
+                            chains.append(value)
+                            nextEnd += 1
+                        }
+                    }
+                    running = value
+                }
                 let at = Int64(output.writerIndex)
-                let header = BatchCodec.encode(batch, firstSeq: seq, flags: flags, into: &output)
+                let header = BatchCodec.encode(batch, firstSeq: seq, flags: flags, chain: running, into: &output)
                 headers.append((header, offset + at))
                 seq += UInt64(batch.count)
             }
@@ -315,10 +360,10 @@ public actor SegmentLog: EventLog {
                 let elapsed = (ContinuousClock.now - started).components
                 syncNanoseconds = elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
             }
-            return (headers, syncNanoseconds)
+            return (headers, chains, syncNanoseconds)
         }
         switch result {
-        case .success(let (headers, syncNanoseconds)):
+        case .success(let (headers, chains, syncNanoseconds)):
             for (header, at) in headers {
                 active.index.noteBatch(header, at: at, interval: configuration.indexIntervalBytes)
                 statistics.uncompressedBytes += Int64(header.uncompressedLength)
@@ -349,9 +394,18 @@ public actor SegmentLog: EventLog {
             }
             endSeq = active.index.endSeq
             statistics.recordsAppended += endSeq - firstSeq
+            if let last = chains.last {
+                chain = last
+                chainSeq = endSeq - 1
+            }
             var seq = firstSeq
-            for waiter in group.waiters {
-                let receipt = AppendReceipt(firstSeq: seq, lastSeq: seq + UInt64(waiter.count) - 1, timestamp: waiter.timestamp)
+            for (position, waiter) in group.waiters.enumerated() {
+                let receipt = AppendReceipt(
+                    firstSeq: seq,
+                    lastSeq: seq + UInt64(waiter.count) - 1,
+                    timestamp: waiter.timestamp,
+                    chain: chains.isEmpty ? nil : chains[position]
+                )
                 seq += UInt64(waiter.count)
                 waiter.continuation.resume(returning: receipt)
             }
@@ -518,6 +572,8 @@ public actor SegmentLog: EventLog {
     var sealedSegments: [SealedSegment] { sealed }
     var activeSegment: ActiveSegment { active }
     var nextSeq: UInt64 { endSeq }
+    var chainValue: ChainValue { chain }
+    var chainValueSeq: UInt64 { chainSeq }
     var isOpen: Bool { lifecycle == .open }
     var currentFailure: LogError? { failure }
     var currentStatistics: LogStatistics { statistics }

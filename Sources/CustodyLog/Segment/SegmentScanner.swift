@@ -92,6 +92,14 @@ struct SegmentScanner {
         }
     }
 
+    /// The chain value stored after a chained batch's payload; nil for a version 1 batch.
+    mutating func chainValue(of header: BatchHeader, at offset: Int64) throws -> ChainValue? {
+        guard header.isChained, try ensure(offset, header.totalLength) else { return nil }
+        return withBytes(offset + Int64(BatchHeader.size) + Int64(header.storedLength), ChainValue.byteCount) {
+            ChainValue.load(from: $0, at: 0)
+        }
+    }
+
     /// The first offset after `offset` where a whole batch passes its checksum and starts at a
     /// seq no lower than `minimumSeq`, or nil. Used after damage, to tell a torn tail (nothing
     /// valid follows) from damage in the middle of the log (valid batches follow).

@@ -53,6 +53,7 @@ public enum CustodyApplication {
         TraceRoutes(runtime: runtime).register(on: router)
         ReplayRoutes(runtime: runtime, limits: limits).register(on: router)
         GitHubRoutes(runtime: runtime, limits: limits).register(on: router)
+        ProofRoutes(runtime: runtime).register(on: router)
         LiveStreamRoute(runtime: runtime, bufferSize: limits.liveClientBuffer, pingInterval: limits.livePingInterval).register(on: router)
         OperationsRoutes(runtime: runtime, metrics: metrics, gate: gate).register(on: router)
         answerOtherMethods(on: router)

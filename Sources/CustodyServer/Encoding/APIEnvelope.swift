@@ -14,6 +14,15 @@ enum APIEnvelope {
         return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body))
     }
 
+    /// The answer to a write: `data` with the write's `receipt` (docs/api.md, "Custody proofs"),
+    /// `null` when it wrote nothing (an idempotent repeat). The `x-custody-receipt` header is
+    /// added to every traced answer by ``Router/traced(_:method:runtime:handler:)``.
+    static func written(_ data: JSONValue, status: HTTPResponse.Status = .ok, trace: RequestTrace) -> Response {
+        var object = data.objectValue ?? [:]
+        object["receipt"] = trace.receipt?.jsonValue ?? .null
+        return ok(.object(object), status: status)
+    }
+
     static func ok(_ data: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"

@@ -76,6 +76,8 @@ struct RPCTraceInterceptor: ServerInterceptor {
         switch response.accepted {
         case .success(var contents):
             contents.metadata.replaceOrAddString(traceId, forKey: "x-trace-id")
+            // The write's receipt (docs/api.md, "Custody proofs"), as HTTP's x-custody-receipt.
+            if let receipt = trace.receipt { contents.metadata.replaceOrAddString(receipt.description, forKey: "x-custody-receipt") }
             let producer = contents.producer
             contents.producer = { writer in
                 do {

@@ -18,7 +18,7 @@ struct DeliveryRoutes {
                 impact: body.impact,
                 request: trace
             )
-            return APIEnvelope.ok(.object(["followup": followup.jsonValue]), status: .created)
+            return APIEnvelope.written(.object(["followup": followup.jsonValue]), status: .created, trace: trace)
         }
         router.traced("/api/delivery/{order_id}/followups", method: .get, runtime: runtime) { request, context, trace in
             let orderId = try context.pathValue("order_id")
@@ -29,7 +29,7 @@ struct DeliveryRoutes {
         router.traced("/api/delivery/{order_id}/finalize", method: .post, runtime: runtime) { request, context, trace in
             let orderId = try context.pathValue("order_id")
             let report = try await delivery.finalizeDeliveryReport(orderId: orderId, request: trace)
-            return APIEnvelope.ok(.object(["report": report]))
+            return APIEnvelope.written(.object(["report": report]), trace: trace)
         }
         router.traced("/api/delivery/{order_id}/report", method: .get, runtime: runtime) { request, context, trace in
             let orderId = try context.pathValue("order_id")

@@ -19,19 +19,19 @@ struct GitHubRoutes {
             let body = try await JSONBody.decode(UpsertFileBody.self, from: request, context: context, limits: limits)
             let wait = try Self.wait(request, context)
             let operation = try await github.upsertFile(body.change, idempotencyKey: Self.key(request), wait: wait, request: trace)
-            return Self.answer(operation)
+            return Self.answer(operation, trace: trace)
         }
         router.traced("/api/github/pulls", method: .post, runtime: runtime) { request, context, trace in
             let body = try await JSONBody.decode(OpenPullRequestBody.self, from: request, context: context, limits: limits)
             let wait = try Self.wait(request, context)
             let operation = try await github.openPR(body.draft, idempotencyKey: Self.key(request), wait: wait, request: trace)
-            return Self.answer(operation)
+            return Self.answer(operation, trace: trace)
         }
         router.traced("/api/github/issues", method: .post, runtime: runtime) { request, context, trace in
             let body = try await JSONBody.decode(CreateIssueBody.self, from: request, context: context, limits: limits)
             let wait = try Self.wait(request, context)
             let operation = try await github.createIssue(body.draft, idempotencyKey: Self.key(request), wait: wait, request: trace)
-            return Self.answer(operation)
+            return Self.answer(operation, trace: trace)
         }
         router.traced("/api/github/operations/{id}", method: .get, runtime: runtime) { request, context, trace in
             let operation = try await github.getOperation(id: try context.pathValue("id"))
@@ -57,7 +57,7 @@ struct GitHubRoutes {
         request.headers[idempotencyKey]
     }
 
-    static func answer(_ operation: GitHubOperationRecord) -> Response {
-        APIEnvelope.ok(.object(["operation": operation.jsonValue]), status: operation.isFinished ? .ok : .accepted)
+    static func answer(_ operation: GitHubOperationRecord, trace: RequestTrace) -> Response {
+        APIEnvelope.written(.object(["operation": operation.jsonValue]), status: operation.isFinished ? .ok : .accepted, trace: trace)
     }
 }

@@ -16,13 +16,14 @@ struct LogRoutes {
                 metrics.ingested(events: recorded.accepted, bytes: bytes)
                 switch entries {
                 case .one:
-                    return APIEnvelope.ok(.object(["trace_id": .string(recorded.traceIds[0])]))
+                    return APIEnvelope.written(.object(["trace_id": .string(recorded.traceIds[0])]), trace: trace)
                 case .many:
-                    return APIEnvelope.ok(
+                    return APIEnvelope.written(
                         .object([
                             "trace_ids": .array(recorded.traceIds.map(JSONValue.string)), "accepted": .integer(Int64(recorded.accepted)),
                             "first_seq": .integer(Int64(recorded.firstSeq)), "last_seq": .integer(Int64(recorded.lastSeq)),
-                        ])
+                        ]),
+                        trace: trace
                     )
                 }
             }

@@ -18,7 +18,7 @@ struct ReplayRoutes {
             // deadline that guards against slow clients.
             context.allowSlowAnswer()
             let result = try await replay.replayTrace(traceId, mode: mode, speed: fields.speed ?? 0, request: trace)
-            return APIEnvelope.ok(result.jsonValue)
+            return APIEnvelope.written(result.jsonValue, trace: trace)
         }
     }
 }

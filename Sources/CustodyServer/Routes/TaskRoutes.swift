@@ -11,16 +11,17 @@ struct TaskRoutes {
         router.traced("/api/tasks", method: .post, runtime: runtime) { request, context, trace in
             let body = try await JSONBody.decode(CreateTaskBody.self, from: request, context: context, limits: limits)
             let created = try await tasks.createTask(orderId: body.orderId, payload: body.payload, uuid: body.uuid, request: trace)
-            return APIEnvelope.ok(.object(["task": created.task.jsonValue]), status: created.created ? .created : .ok)
+            return APIEnvelope.written(.object(["task": created.task.jsonValue]), status: created.created ? .created : .ok, trace: trace)
         }
         router.traced("/api/tasks/updateStatus", method: .post, runtime: runtime) { request, context, trace in
             let body = try await JSONBody.decode(UpdateStatusBody.self, from: request, context: context, limits: limits)
             let change = try await tasks.updateTaskStatus(taskId: body.taskId, status: body.status, request: trace)
-            return APIEnvelope.ok(
+            return APIEnvelope.written(
                 .object([
                     "task_id": .string(change.taskId), "status": .string(change.status.rawValue),
                     "previous_status": .string(change.previousStatus.rawValue),
-                ])
+                ]),
+                trace: trace
             )
         }
         router.traced("/api/tasks/errors", method: .post, runtime: runtime) { request, context, trace in
@@ -34,7 +35,7 @@ struct TaskRoutes {
                 payload: body.payload,
                 request: trace
             )
-            return APIEnvelope.ok(.object(["error_id": .string(errorId)]), status: .created)
+            return APIEnvelope.written(.object(["error_id": .string(errorId)]), status: .created, trace: trace)
         }
         router.traced("/api/tasks/{uuid}", method: .get, runtime: runtime) { request, context, trace in
             let uuid = try context.pathValue("uuid")

@@ -9,6 +9,11 @@ extension RequestTrace {
     }
 }
 
+extension HTTPField.Name {
+    /// `x-custody-receipt: SEQ:HEX` on the answer to every write (docs/api.md, "Custody proofs").
+    static let custodyReceipt = Self("x-custody-receipt")!
+}
+
 extension Router where Context == CustodyRequestContext {
     /// Registers a route that is recorded in its request's trace (docs/api.md "Tracing of requests").
     /// The handler gets the request's ``RequestTrace`` (operation `METHOD /template`) for the core
@@ -28,7 +33,8 @@ extension Router where Context == CustodyRequestContext {
         return on(path, method: method) { request, context in
             let trace = RequestTrace(context, operation: operation)
             do {
-                let response = try await handler(request, context, trace)
+                var response = try await handler(request, context, trace)
+                if let receipt = trace.receipt { response.headers[.custodyReceipt] = receipt.description }
                 // The closing span is appended without holding the answer until it is durable: the
                 // operation's own events already are, and waiting for a second fsync would double
                 // every request's latency (measured: 6,800 → see docs/benchmarks.md). The

@@ -1,3 +1,4 @@
+import CustodyLog
 import GRDB
 
 /// Writes events into the projection tables, inside a transaction that ``SQLiteProjectionStore``
@@ -371,6 +372,17 @@ struct ProjectionWriter {
                 [
                     seq, Int64(bitPattern: loss.firstSeq), Int64(bitPattern: loss.lastSeq), loss.segment, loss.offset, loss.length,
                     loss.sideFile, loss.reason, loss.recordedAt,
+                ]
+            )
+        case .logCheckpoint(let checkpoint):
+            try run(
+                """
+                INSERT OR IGNORE INTO log_checkpoints (record_seq, seq, chain, at, key_id, public_key, next_public_key, signature)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    seq, Int64(bitPattern: checkpoint.seq), checkpoint.chain.hex, checkpoint.at, checkpoint.keyID,
+                    Hex.encode(checkpoint.publicKey), checkpoint.nextPublicKey.map { Hex.encode($0) }, Hex.encode(checkpoint.signature),
                 ]
             )
         }

@@ -248,7 +248,7 @@ public final class SQLiteProjectionStore: ProjectionStore {
 
     public static let tables = [
         "tasks", "followups", "operation_logs", "error_events", "delivery_reports", "github_operations", "replays", "trace_summaries",
-        "log_losses",
+        "log_losses", "log_checkpoints",
     ]
 
     /// Tables that index the projections rather than project events: their rows depend on how

@@ -1,0 +1,211 @@
+import CustodyLog
+import NIOCore
+
+/// Custody proofs (docs/api.md, "Custody proofs"): the signed checkpoints, offline proofs of an
+/// event, a trace checked against them, and key rotation. The HTTP routes and `custody` call
+/// these; none holds logic of its own.
+public struct ProofOperations: Sendable {
+    /// A proof carries at most this many records: beyond, the seq is too far before the
+    /// checkpoint that covers it (a log written before checkpoints were kept every
+    /// ``CheckpointSettings/eventInterval`` events).
+    public static let maximumProofRecords = 250_000
+
+    let context: CoreContext
+    let traces: TraceQueries
+    /// Nil when the server writes no checkpoints (the chain is off).
+    public let checkpoints: CheckpointWriter?
+
+    init(context: CoreContext, traces: TraceQueries, checkpoints: CheckpointWriter?) {
+        self.context = context
+        self.traces = traces
+        self.checkpoints = checkpoints
+    }
+
+    /// The newest signed checkpoint (the writer's, which may not be projected yet, or the
+    /// projections' newest).
+    public func getCheckpoint() async throws(CoreError) -> StoredLogCheckpoint {
+        var newest = await checkpoints?.newest
+        do {
+            if let stored = try await context.store.latestLogCheckpoint(), stored.recordSeq > newest?.recordSeq ?? 0 { newest = stored }
+        } catch {
+            throw CoreError.internal("reading the checkpoints failed", error)
+        }
+        guard let newest else {
+            throw CoreError(.notFound, "the log has no signed checkpoint yet (one is written within 10 s of activity, and at shutdown)")
+        }
+        return newest
+    }
+
+    /// Checkpoints attesting seqs from `fromSeq` on, oldest first, at most `limit` (1…1000).
+    public func listCheckpoints(fromSeq: UInt64, limit: Int) async throws(CoreError) -> [StoredLogCheckpoint] {
+        guard (1...1000).contains(limit) else { throw CoreError.invalidArgument("limit", "must be between 1 and 1000") }
+        try await context.awaitProjections()
+        do {
+            return try await context.store.logCheckpoints(fromSeq: fromSeq, limit: limit)
+        } catch {
+            throw CoreError.internal("reading the checkpoints failed", error)
+        }
+    }
+
+    /// The proof of event `seq` under the first checkpoint that attests it.
+    public func getProof(seq: UInt64) async throws(CoreError) -> LogProof {
+        let log = context.log
+        let (first, last) = (await log.firstSeq, await log.lastSeq)
+        guard seq >= 1, seq >= first, seq <= last else {
+            throw CoreError(.notFound, "the log holds seqs \(first)–\(last); there is no event \(seq)")
+        }
+        try await context.awaitProjections()
+        let covering: StoredLogCheckpoint?
+        do {
+            covering = try await context.store.logCheckpoint(covering: seq)
+        } catch {
+            throw CoreError.internal("reading the checkpoints failed", error)
+        }
+        guard let covering else {
+            throw CoreError(.notFound, "no signed checkpoint covers seq \(seq) yet (one is written within 10 s of activity)")
+        }
+        let end = covering.checkpoint.seq
+        guard end - seq < UInt64(Self.maximumProofRecords) else {
+            throw CoreError.invalidArgument(
+                "seq",
+                "seq \(seq) is \(end - seq) events before the first checkpoint that covers it (at seq \(end)); a proof carries at most \(Self.maximumProofRecords)"
+            )
+        }
+        do {
+            guard let before = try await log.chainValue(after: seq - 1) else {
+                throw CoreError(.notFound, "seq \(seq) is from before the log's hash chain started")
+            }
+            var records: [LogProof.Record] = []
+            records.reserveCapacity(Int(end - seq + 1))
+            var next = seq
+            while next <= end {
+                let batch = try await log.read(from: next, maxRecords: Int(min(end - next + 1, 65_536)))
+                guard let lastRead = batch.last else { break }
+                for record in batch where record.seq <= end {
+                    records.append(LogProof.Record(seq: record.seq, bytes: Array(record.payload.readableBytesView)))
+                }
+                next = lastRead.seq + 1
+            }
+            return LogProof(seq: seq, chainBefore: before, records: records, checkpoint: covering.checkpoint, checkpointRecordSeq: covering.recordSeq)
+        } catch let error as CoreError {
+            throw error
+        } catch {
+            throw CoreError.internal("reading the log for a proof failed", error)
+        }
+    }
+
+    /// Checks every span of a trace against the signed checkpoints that cover it: the spans'
+    /// records hash, with every record between, to a checkpoint's chain value, and the
+    /// checkpoint is signed by this server's key (or one it rotated from). What the dashboard's
+    /// "verified" mark shows.
+    public func verifyTrace(_ traceId: String) async throws(CoreError) -> TraceVerification {
+        let (spans, _) = try await traces.getTrace(traceId)
+        var remaining = spans.map(\.seq).sorted()
+        var verification = TraceVerification(traceId: traceId, spans: remaining.count)
+        let trusted = await trustedKeys()
+        while let first = remaining.first {
+            let proof: LogProof
+            do {
+                proof = try await getProof(seq: first)
+            } catch  where error.code == .notFound {
+                verification.unverified = remaining.count
+                verification.problem = error.message
+                return verification
+            }
+            do {
+                try proof.verify()
+            } catch {
+                verification.problem = error.description
+                verification.unverified = remaining.count
+                return verification
+            }
+            guard trusted.contains(proof.checkpoint.publicKey) else {
+                verification.problem =
+                    "the checkpoint at seq \(proof.checkpoint.seq) is signed by key \(proof.checkpoint.keyID), which this server does not sign with"
+                verification.unverified = remaining.count
+                return verification
+            }
+            let covered = remaining.prefix { $0 <= proof.checkpoint.seq }
+            verification.verified += covered.count
+            verification.checkpoints.append(
+                TraceVerification.Checkpoint(seq: proof.checkpoint.seq, recordSeq: proof.checkpointRecordSeq, keyID: proof.checkpoint.keyID)
+            )
+            remaining.removeFirst(covered.count)
+        }
+        return verification
+    }
+
+    /// The keys this server's checkpoints are signed with: the current one and every key it
+    /// rotated from (announced in the log by the key before it).
+    func trustedKeys() async -> Set<[UInt8]> {
+        var keys: Set<[UInt8]> = []
+        if let checkpoints { keys.insert(await checkpoints.publicKey) }
+        // Every rotation in the log: (the key that signed it, the key it announced).
+        var rotations: [(signer: [UInt8], next: [UInt8])] = []
+        var from: UInt64 = 0
+        while let page = try? await context.store.logCheckpoints(fromSeq: from, limit: 1000), !page.isEmpty {
+            for stored in page {
+                if let next = stored.checkpoint.nextPublicKey { rotations.append((stored.checkpoint.publicKey, next)) }
+            }
+            guard let last = page.last, page.count == 1000 else { break }
+            from = last.checkpoint.seq + 1
+        }
+        // A key that announced a trusted key is trusted, back to the first.
+        var changed = true
+        while changed {
+            changed = false
+            for rotation in rotations where keys.contains(rotation.next) && !keys.contains(rotation.signer) {
+                keys.insert(rotation.signer)
+                changed = true
+            }
+        }
+        return keys
+    }
+
+    /// Rotates the signing key (``CheckpointWriter/rotateKey()``).
+    public func rotateSigningKey() async throws(CoreError) -> StoredLogCheckpoint {
+        guard let checkpoints else { throw CoreError(.conflict, "this server writes no checkpoints") }
+        return try await checkpoints.rotateKey()
+    }
+}
+
+/// What ``ProofOperations/verifyTrace(_:)`` found.
+public struct TraceVerification: Sendable, Hashable {
+    public struct Checkpoint: Sendable, Hashable {
+        public var seq: UInt64
+        public var recordSeq: UInt64?
+        public var keyID: String
+    }
+
+    public var traceId: String
+    public var spans: Int
+    public var verified = 0
+    public var unverified = 0
+    public var checkpoints: [Checkpoint] = []
+    /// Why spans are unverified, when they are.
+    public var problem: String?
+
+    public init(traceId: String, spans: Int) {
+        self.traceId = traceId
+        self.spans = spans
+    }
+
+    /// Every span checked and found under a signed checkpoint.
+    public var isVerified: Bool { verified == spans && spans > 0 }
+
+    public var jsonValue: JSONValue {
+        .object([
+            "trace_id": .string(traceId), "verified": .bool(isVerified), "spans": .integer(Int64(spans)),
+            "verified_spans": .integer(Int64(verified)), "unverified_spans": .integer(Int64(unverified)),
+            "checkpoints": .array(
+                checkpoints.map {
+                    .object([
+                        "seq": .integer(Int64(bitPattern: $0.seq)), "checkpoint_seq": $0.recordSeq.map { .integer(Int64(bitPattern: $0)) } ?? .null,
+                        "key_id": .string($0.keyID),
+                    ])
+                }
+            ),
+            "problem": problem.map(JSONValue.string) ?? .null,
+        ])
+    }
+}

@@ -1,0 +1,63 @@
+/// Finds the hash chain's value after any seq of a segment log, from the values stored at the
+/// ends of batches: it reads at most the batches between two index entries, and hashes only the
+/// records of the batch that holds the seq.
+struct ChainLookup {
+    struct Segment: Sendable {
+        var baseSeq: UInt64
+        var index: SegmentIndex
+    }
+
+    let directory: String
+    let fileSystem: any LogFileSystem
+    /// Every segment, in order, with what of it is acknowledged.
+    let segments: [Segment]
+
+    init(directory: String, fileSystem: any LogFileSystem, segments: [Segment]) {
+        self.directory = directory
+        self.fileSystem = fileSystem
+        self.segments = segments
+    }
+
+    /// The chain value after record `seq`: ``ChainValue/zero`` for seq 0; nil when the log does
+    /// not hold `seq` or holds it in a version 1 batch (before the chain started).
+    func value(after seq: UInt64) throws -> ChainValue? {
+        if seq == 0 { return .zero }
+        guard let position = segments.lastIndex(where: { $0.baseSeq <= seq }) else { return nil }
+        let segment = segments[position]
+        guard seq < segment.index.endSeq else { return nil }
+        let entries = segment.index.entries
+        // The batch before the one holding seq starts at or after the entry before seq's entry.
+        let entry = entries.lastIndex(where: { $0.seq <= seq }) ?? 0
+        let start = entry >= 1 ? entries[entry - 1].offset : 0
+        let file = try fileSystem.openFile(at: joinPath(directory, SegmentName.segment(segment.baseSeq)), mode: .readOnly)
+        defer { try? file.close() }
+        var scanner = SegmentScanner(file: file, length: segment.index.coveredLength, readAhead: 64 << 10)
+        var offset = start
+        // The chain value after the batch before the current one; nil until one was read.
+        var before: ChainValue?
+        while case .batch(let header, let at) = try scanner.batch(at: offset, check: .checksum) {
+            offset = at + Int64(header.totalLength)
+            guard header.lastSeq >= seq else {
+                // A version 1 batch: the chain starts after it.
+                before = try scanner.chainValue(of: header, at: at) ?? .zero
+                continue
+            }
+            guard header.firstSeq <= seq, header.isChained else { return nil }
+            if header.lastSeq == seq { return try scanner.chainValue(of: header, at: at) }
+            var value: ChainValue
+            if let before {
+                value = before
+            } else if position == 0 {
+                value = .zero
+            } else {
+                value = try self.value(after: segments[position - 1].index.endSeq - 1) ?? .zero
+            }
+            guard case .success(let records) = try scanner.records(of: header, at: at, wanted: header.firstSeq...seq) else {
+                throw LogError(.corruption, "\(SegmentName.segment(segment.baseSeq)) is damaged at byte \(at)")
+            }
+            for record in records { value = value.next(record) }
+            return value
+        }
+        return nil
+    }
+}
