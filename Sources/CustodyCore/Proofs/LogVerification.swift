@@ -43,6 +43,7 @@ public enum LogVerification {
         var verification = try LogDirectory(path: directory).verify(acknowledged: acknowledged, claims: claims) { record, position in
             keys.inspect(record, at: position)
         }
+        keys.finish(trusted: trustedKey)
         verification.damage += keys.damage
         let lastSegment = "(saved checkpoint)"
         if let saved {
@@ -71,19 +72,6 @@ public enum LogVerification {
                 )
             }
         }
-        if let trustedKey, keys.checkpoints > 0, !keys.seen.contains(trustedKey) {
-            verification.damage.append(
-                LogDamage(
-                    segment: "(checkpoints)",
-                    offset: 0,
-                    length: 0,
-                    firstSeq: nil,
-                    lastSeq: nil,
-                    defect:
-                        "the log's checkpoints are signed by \(keys.order.map { LogCheckpoint.keyID(of: $0) }.joined(separator: ", ")), not by the server's key \(LogCheckpoint.keyID(of: trustedKey)): they were re-signed"
-                )
-            )
-        }
         if keys.checkpoints > 0 {
             verification.notes.append(
                 "\(keys.checkpoints) signed checkpoints, \(keys.valid) valid, keys \(keys.order.map { LogCheckpoint.keyID(of: $0) }.joined(separator: " → "))"
@@ -96,54 +84,97 @@ public enum LogVerification {
         return report
     }
 
-    /// Follows the checkpoints of one verification pass: their signatures and keys.
+    /// Follows the checkpoints of one verification pass: their signatures, and which keys may
+    /// sign them.
     final class KeyChain {
-        /// The key the next checkpoint must be signed with (nil before the first).
-        var current: [UInt8]?
-        var seen: Set<[UInt8]> = []
-        var order: [[UInt8]] = []
+        struct Seen {
+            var recordSeq: UInt64
+            var position: RecordPosition
+            var checkpoint: LogCheckpoint
+        }
+
+        var found: [Seen] = []
         var damage: [LogDamage] = []
-        var checkpoints = 0
+        var checkpoints: Int { found.count }
         var valid = 0
+        /// The keys that signed valid checkpoints, and the ones they announced, in order.
+        var order: [[UInt8]] = []
+        var seen: Set<[UInt8]> = []
 
         /// The claim of a `log.checkpoint` record (any other record makes none).
         func inspect(_ record: LogRecord, at position: RecordPosition) -> [ChainClaim] {
-            // Cheap test first: version 1, type 14.
-            guard record.payload.readableBytes > 2, record.payload.getInteger(at: record.payload.readerIndex + 1, as: UInt8.self) == 14,
+            // Cheap test first: the type byte of a log.checkpoint.
+            guard record.payload.readableBytes > 2,
+                record.payload.getInteger(at: record.payload.readerIndex + 1, as: UInt8.self) == EventType.logCheckpoint.rawValue,
                 case .logCheckpoint(let checkpoint)? = try? EventCodec.decode(record.payload)
             else { return [] }
-            checkpoints += 1
-            func report(_ defect: String) {
+            found.append(Seen(recordSeq: record.seq, position: position, checkpoint: checkpoint))
+            return [checkpoint.claim(source: "log.checkpoint at seq \(record.seq) (key \(checkpoint.keyID))")]
+        }
+
+        /// Checks every checkpoint found: its signature, and its key. With `trusted` (the
+        /// server's key), the keys that may sign are it and every key that announced one of them
+        /// in a valid rotation; without, the first checkpoint's key and the keys each rotation
+        /// announced, in order.
+        func finish(trusted: [UInt8]?) {
+            func report(_ entry: Seen, _ defect: String) {
                 damage.append(
                     LogDamage(
-                        segment: position.segment,
-                        offset: position.offset,
+                        segment: entry.position.segment,
+                        offset: entry.position.offset,
                         length: 0,
-                        firstSeq: record.seq,
-                        lastSeq: record.seq,
+                        firstSeq: entry.recordSeq,
+                        lastSeq: entry.recordSeq,
                         defect: defect
                     )
                 )
             }
-            guard checkpoint.hasValidSignature else {
-                report("the signature of the checkpoint at seq \(record.seq) (of seq \(checkpoint.seq), key \(checkpoint.keyID)) does not hold")
-                return [checkpoint.claim(source: "log.checkpoint at seq \(record.seq)")]
-            }
-            if current == nil { current = checkpoint.publicKey }
-            guard checkpoint.publicKey == current else {
+            let signed = found.filter { entry in
+                if entry.checkpoint.hasValidSignature { return true }
                 report(
-                    "the checkpoint at seq \(record.seq) is signed by key \(checkpoint.keyID), which no earlier checkpoint announced (the log's key is \(LogCheckpoint.keyID(of: current ?? [])))"
+                    entry,
+                    "the signature of the checkpoint at seq \(entry.recordSeq) (of seq \(entry.checkpoint.seq), key \(entry.checkpoint.keyID)) does not hold"
                 )
-                return [checkpoint.claim(source: "log.checkpoint at seq \(record.seq)")]
+                return false
             }
+            if let trusted {
+                var allowed: Set<[UInt8]> = [trusted]
+                for entry in signed.reversed() {
+                    if let next = entry.checkpoint.nextPublicKey, allowed.contains(next) { allowed.insert(entry.checkpoint.publicKey) }
+                }
+                for entry in signed {
+                    guard allowed.contains(entry.checkpoint.publicKey) else {
+                        report(
+                            entry,
+                            "the checkpoint at seq \(entry.recordSeq) is signed by key \(entry.checkpoint.keyID), which is neither the server's key \(LogCheckpoint.keyID(of: trusted)) nor one it rotated from: it was re-signed"
+                        )
+                        continue
+                    }
+                    accept(entry.checkpoint)
+                }
+            } else {
+                var current: [UInt8]?
+                for entry in signed {
+                    if current == nil { current = entry.checkpoint.publicKey }
+                    guard entry.checkpoint.publicKey == current else {
+                        report(
+                            entry,
+                            "the checkpoint at seq \(entry.recordSeq) is signed by key \(entry.checkpoint.keyID), which no earlier checkpoint announced (the log's key is \(LogCheckpoint.keyID(of: current ?? [])))"
+                        )
+                        continue
+                    }
+                    accept(entry.checkpoint)
+                    // A rotation: every later checkpoint is signed with the announced key.
+                    if let next = entry.checkpoint.nextPublicKey { current = next }
+                }
+            }
+        }
+
+        private func accept(_ checkpoint: LogCheckpoint) {
             valid += 1
-            if seen.insert(checkpoint.publicKey).inserted { order.append(checkpoint.publicKey) }
-            if let announced = checkpoint.nextPublicKey {
-                // A rotation: every later checkpoint is signed with the announced key.
-                current = announced
-                if seen.insert(announced).inserted { order.append(announced) }
+            for key in [checkpoint.publicKey] + (checkpoint.nextPublicKey.map { [$0] } ?? []) where seen.insert(key).inserted {
+                order.append(key)
             }
-            return [checkpoint.claim(source: "log.checkpoint at seq \(record.seq) (key \(checkpoint.keyID))")]
         }
     }
 }
