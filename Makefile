@@ -62,6 +62,7 @@ test: deps
 	$(SWIFT) test --skip-build --parallel --num-workers 2 --filter 'CustodyServerTests|CustodyClientTests|CustodyCommandTests'
 	Tests/interop/otlp-python.sh
 	Tests/interop/rpc-python.sh
+	Tests/interop/verify-log-python.sh
 	Tests/dashboard/dashboard-e2e.sh
 
 # Benchmarks (ordo-one/benchmark), built in release by the plugin.

@@ -195,6 +195,9 @@ try:
     search.send_keys(Keys.ENTER)
     wait(lambda: by_id("details-trace-id").text == big and by_id("details-spans").text == "10000", "the 10,000-span trace")
     open_seconds = time.time() - opened
+    # The custody mark: the trace's spans checked against a signed checkpoint (one is written
+    # within 10 s of activity; the page checks again every 5 s until one covers the trace).
+    wait(lambda: by_id("details-verified").text.startswith("✓ verified · 10000 spans"), "the verified mark", timeout=60)
     search.send_keys(Keys.CONTROL, "a")
     search.send_keys(Keys.DELETE)
     rows_in_dom = len(driver.find_elements(By.CSS_SELECTOR, "#span-table .span-row"))

@@ -24,6 +24,7 @@ const path = (id) => encodeURIComponent(id);
 export const api = {
   active: (limit = 2000) => call("GET", `/api/traces/active?limit=${limit}`),
   trace: (id) => call("GET", `/api/traces/${path(id)}`),
+  verification: (id) => call("GET", `/api/traces/${path(id)}/verification`),
   search: (q) => call("GET", `/api/traces?limit=50&q=${encodeURIComponent(q)}`),
   replay: (id, mode, speed) => call("POST", `/api/traces/replay/${path(id)}`, { mode, speed }),
   replays: (limit = 100) => call("GET", `/api/replays?limit=${limit}`),

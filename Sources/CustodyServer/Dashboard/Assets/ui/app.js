@@ -123,8 +123,35 @@ async function selectTrace(id) {
     $("timeline-info").textContent = `${id} · ${spans.length} spans`;
     $("back-live").hidden = false;
     if (spans.some((s) => s.error)) timeline.nextError();
+    showVerification(id);
   } catch (error) {
     toast(`Trace ${id}: ${error.message}`);
+  }
+}
+
+// The "verified" mark: the trace's spans checked against the signed checkpoints. A trace newer
+// than the newest checkpoint is checked again until one covers it (one is written within 10 s).
+async function showVerification(id) {
+  const mark = $("details-verified");
+  mark.textContent = "checking…";
+  mark.className = "";
+  for (let attempt = 0; attempt < 12 && selected === id; attempt++) {
+    try {
+      const v = await api.verification(id);
+      if (selected !== id) return;
+      if (v.verified) {
+        const last = v.checkpoints[v.checkpoints.length - 1];
+        mark.textContent = `✓ verified · ${v.spans} spans under checkpoint ${last.seq} (key ${last.key_id})`;
+        mark.className = "verified";
+        return;
+      }
+      mark.textContent = `not yet verified: ${v.problem || "no checkpoint covers it"}`;
+      mark.className = "unverified";
+    } catch (error) {
+      mark.textContent = `not verified: ${error.message}`;
+      mark.className = "unverified";
+    }
+    await new Promise((done) => setTimeout(done, 5000));
   }
 }
 

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Verify a Custody data directory's hash chain without Custody's code.
+
+Written from docs/log-format.md alone ("Batch", "The hash chain"): reads every segment file,
+checks each batch's CRC-32C, decompresses LZ4 payloads (the `lz4` module when installed; stored
+batches need nothing), recomputes chain(n) = SHA-256(chain(n-1) || seq as u64 LE || record bytes)
+from 32 zero bytes, and compares it with the value each format-2 batch stores after its payload.
+Checks receipts given as SEQ:HEX. Exits 0 when everything holds.
+
+    scripts/verify-log.py DATA_DIR [--receipt SEQ:HEX ...]
+"""
+import hashlib
+import os
+import struct
+import sys
+
+POLY = 0x82F63B78
+TABLE = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ POLY if c & 1 else c >> 1
+    TABLE.append(c)
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def lz4_block(data, size):
+    try:
+        import lz4.block
+        return lz4.block.decompress(data, uncompressed_size=size)
+    except ImportError:
+        pass
+    out = bytearray()  # the LZ4 block format, by hand
+    i = 0
+    while i < len(data):
+        token = data[i]; i += 1
+        n = token >> 4
+        if n == 15:
+            while True:
+                b = data[i]; i += 1; n += b
+                if b != 255: break
+        out += data[i:i + n]; i += n
+        if i >= len(data): break
+        offset = data[i] | data[i + 1] << 8; i += 2
+        m = token & 15
+        if m == 15:
+            while True:
+                b = data[i]; i += 1; m += b
+                if b != 255: break
+        m += 4
+        for _ in range(m):
+            out.append(out[-offset])
+    return bytes(out)
+
+
+def main(argv):
+    directory = argv[1]
+    receipts = {}
+    for i, a in enumerate(argv):
+        if a == "--receipt":
+            seq, hexvalue = argv[i + 1].split(":")
+            receipts[int(seq)] = hexvalue.lower()
+    problems = []
+    chain = None
+    expected_seq = None
+    records = 0
+    segments = sorted(f for f in os.listdir(directory) if f.endswith(".log"))
+    for name in segments:
+        data = open(os.path.join(directory, name), "rb").read()
+        offset = 0
+        while offset + 48 <= len(data):
+            header = data[offset:offset + 48]
+            magic, version, codec, flags, first, count, ulen, t0, t1, slen, crc = struct.unpack("<4sBBHQIIqqII", header)
+            trailer = 32 if version >= 2 else 0
+            end = offset + 48 + slen + trailer
+            if magic != b"CBAT" or end > len(data) or crc32c(data[offset + 48:end], crc32c(header[:44])) != crc:
+                problems.append("%s byte %d: not a valid batch" % (name, offset))
+                break
+            if expected_seq is not None and first != expected_seq:
+                problems.append("%s byte %d: batch starts at seq %d, expected %d" % (name, offset, first, expected_seq))
+            stored = data[offset + 48:offset + 48 + slen]
+            payload = lz4_block(stored, ulen) if codec == 1 else stored
+            p = 0
+            value = chain if chain is not None else bytes(32)
+            for k in range(count):
+                length, _ = struct.unpack_from("<Iq", payload, p)
+                record = payload[p + 12:p + 12 + length]
+                p += 12 + length
+                value = hashlib.sha256(value + struct.pack("<Q", first + k) + record).digest()
+                if first + k in receipts and receipts.pop(first + k) != value.hex():
+                    problems.append("receipt of seq %d does not hold" % (first + k))
+            records += count
+            if version >= 2:
+                if value != data[end - 32:end]:
+                    problems.append("%s byte %d seqs %d-%d: hash chain mismatch" % (name, offset, first, first + count - 1))
+                chain = data[end - 32:end]
+            elif chain is not None:
+                problems.append("%s byte %d: a batch without the chain after the chain started" % (name, offset))
+            expected_seq = first + count
+            offset = end
+    for seq in receipts:
+        problems.append("receipt of seq %d: the log does not reach it" % seq)
+    for problem in problems:
+        print("DAMAGE: " + problem)
+    print("%d segments, %d records, chain head %s: %s" % (
+        len(segments), records, chain.hex() if chain else "none", "clean" if not problems else "%d problem(s)" % len(problems)))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
