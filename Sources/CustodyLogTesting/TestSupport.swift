@@ -13,7 +13,12 @@ public struct TemporaryDirectory: Sendable {
 
     public func file(_ name: String) -> String { path + "/" + name }
 
-    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+    /// Removes the directory and the checkpoint signing key a server created beside it
+    /// (`PATH.signing-key`).
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.removeItem(atPath: path + ".signing-key")
+    }
 
     /// The segment files' names, in order.
     public func segments() throws -> [String] {
