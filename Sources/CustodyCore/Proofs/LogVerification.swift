@@ -3,14 +3,14 @@ import NIOCore
 
 /// `custody log verify` with everything the log's bytes alone cannot say: the signature of every
 /// `log.checkpoint` and the chain of keys that signed them, a checkpoint saved earlier, and
-/// receipts (docs/operations.md, "Verifying the log").
+/// receipts (docs/operations.md, "Tamper evidence").
 ///
 /// Rules:
 /// - Every checkpoint's Ed25519 signature must hold, and its (seq, chain) must be what the
 ///   recomputed chain had there.
-/// - The first checkpoint's key is the log's first key; a checkpoint that names a next key
-///   hands over to it; a checkpoint signed by any other key is damage. With a trusted key (the
-///   server's key file), that key must be one of the log's keys.
+/// - With a trusted key (the server's key file), a checkpoint may be signed by it or by a key
+///   that announced, in a validly signed rotation, a key that may sign; without one, by the first
+///   checkpoint's key and then each key a rotation announced. Any other signer is damage.
 /// - A saved checkpoint must carry a valid signature by one of the log's keys (or the trusted
 ///   key), and the log must reach its seq with its chain value there: a log cut back or rewritten
 ///   after it was saved fails even when every CRC and every stored chain value is consistent.
@@ -45,42 +45,29 @@ public enum LogVerification {
         }
         keys.finish(trusted: trustedKey)
         verification.damage += keys.damage
-        let lastSegment = "(saved checkpoint)"
         if let saved {
+            var problem: String?
             if !saved.hasValidSignature {
-                verification.damage.append(
-                    LogDamage(
-                        segment: lastSegment,
-                        offset: 0,
-                        length: 0,
-                        firstSeq: saved.seq,
-                        lastSeq: saved.seq,
-                        defect: "the saved checkpoint's signature does not hold: it was not made by key \(saved.keyID)"
-                    )
-                )
+                problem = "the saved checkpoint's signature does not hold: it was not made by key \(saved.keyID)"
             } else if !keys.seen.contains(saved.publicKey) && saved.publicKey != trustedKey {
+                problem =
+                    "the saved checkpoint is signed by key \(saved.keyID), which signed none of the log's checkpoints (\(keys.keyIDs.joined(separator: ", ")))"
+            }
+            if let problem {
                 verification.damage.append(
-                    LogDamage(
-                        segment: lastSegment,
-                        offset: 0,
-                        length: 0,
-                        firstSeq: saved.seq,
-                        lastSeq: saved.seq,
-                        defect:
-                            "the saved checkpoint is signed by key \(saved.keyID), which signed none of the log's checkpoints (\(keys.order.map { LogCheckpoint.keyID(of: $0) }.joined(separator: ", ")))"
-                    )
+                    LogDamage(segment: "(saved checkpoint)", offset: 0, length: 0, firstSeq: saved.seq, lastSeq: saved.seq, defect: problem)
                 )
             }
         }
         if keys.checkpoints > 0 {
             verification.notes.append(
-                "\(keys.checkpoints) signed checkpoints, \(keys.valid) valid, keys \(keys.order.map { LogCheckpoint.keyID(of: $0) }.joined(separator: " → "))"
+                "\(keys.checkpoints) signed checkpoints, \(keys.valid) valid, keys \(keys.keyIDs.joined(separator: " → "))"
             )
         }
         var report = Report(log: verification)
         report.checkpoints = keys.checkpoints
         report.validCheckpoints = keys.valid
-        report.keyIDs = keys.order.map { LogCheckpoint.keyID(of: $0) }
+        report.keyIDs = keys.keyIDs
         return report
     }
 
@@ -100,6 +87,7 @@ public enum LogVerification {
         /// The keys that signed valid checkpoints, and the ones they announced, in order.
         var order: [[UInt8]] = []
         var seen: Set<[UInt8]> = []
+        var keyIDs: [String] { order.map(LogCheckpoint.keyID(of:)) }
 
         /// The claim of a `log.checkpoint` record (any other record makes none).
         func inspect(_ record: LogRecord, at position: RecordPosition) -> [ChainClaim] {
