@@ -14,8 +14,9 @@ extension CustodyClient {
             .checkpoints
     }
 
-    /// `GET /api/log/proof?seq=N`: what proves event N offline, as JSON (docs/api.md).
-    public func getProof(seq: UInt64) async throws(CustodyClientError) -> JSON {
+    /// `GET /api/log/proof?seq=N`: what proves event N offline (docs/api.md): the chain value
+    /// before it, every record from N to the first checkpoint that covers it, and that checkpoint.
+    public func getProof(seq: UInt64) async throws(CustodyClientError) -> EventProof {
         try await send(.GET, "/api/log/proof", query: [("seq", String(seq))])
     }
 
@@ -46,4 +47,20 @@ public struct SignedCheckpoint: Sendable, Hashable, Codable {
     public var nextKeyId: String?
     /// The seq of the `log.checkpoint` event itself.
     public var checkpointSeq: UInt64?
+}
+
+/// The proof of an event, as `GET /api/log/proof` answers it. CustodyCore's `LogProof` checks it;
+/// every number is decoded exactly (the checkpoint's `at_ns` is signed).
+public struct EventProof: Sendable, Hashable, Codable {
+    public struct Record: Sendable, Hashable, Codable {
+        public var seq: UInt64
+        /// The record's bytes, base64.
+        public var bytes: String
+    }
+
+    public var seq: UInt64
+    /// The chain value after seq − 1, 64 hex digits.
+    public var chainBefore: String
+    public var records: [Record]
+    public var checkpoint: SignedCheckpoint
 }

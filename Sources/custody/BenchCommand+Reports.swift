@@ -54,6 +54,10 @@ struct IngestReport: Codable {
     var fsyncs: Int
     var eventsPerWrite: Double
     var projections: ProjectionReport?
+    /// Whether the log was hash-chained, and how many signed checkpoints were appended (the
+    /// last at the end of the run; they are not among ``events``).
+    var hashChain: Bool
+    var checkpoints: Int
     var firstSeq: UInt64
     var lastSeq: UInt64
     var dataDirectory: String
@@ -66,6 +70,7 @@ struct IngestReport: Codable {
               ack latency  p50 \(formatMicros(l.p50))  p90 \(formatMicros(l.p90))  p99 \(formatMicros(l.p99))  p99.9 \(formatMicros(l.p999))  max \(formatMicros(l.max))
               disk         \(formatBytes(bytesOnDisk)) for \(formatBytes(Int64(rawBytes))) of span JSON (\(formatBytes(Int64(encodedBytes))) encoded): \(String(format: "%.2f", compressionRatio))× smaller
               group commit \(writes) writes, \(fsyncs) fsyncs, \(String(format: "%.0f", eventsPerWrite)) events per write
+              chain        \(hashChain ? "on, \(checkpoints) signed checkpoints" : "off, no checkpoints")
               seqs         \(firstSeq)–\(lastSeq) in \(dataDirectory)
             """
                 + (projections.map { p in

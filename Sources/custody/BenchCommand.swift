@@ -4,6 +4,7 @@ import CustodyLog
 import CustodyLogTesting
 import Foundation
 import Histogram
+import Logging
 import NIOCore
 
 struct BenchCommand: AsyncParsableCommand {
@@ -51,9 +52,27 @@ struct BenchCommand: AsyncParsableCommand {
         @Flag(help: "Run the projections alongside ingest and report their throughput and lag.") var project = false
         @Option(help: "With --in-process: append at this many events/s in all (paced), not as fast as the log takes them.")
         var rate: Double?
+        @Option(
+            help:
+                "With --in-process: the hash chain and signed checkpoints (a log.checkpoint every 10 s and every 16,384 events, as the server writes them), on or off."
+        )
+        var chain: Switch = .on
+        @Flag(
+            name: .customLong("compare-chain"),
+            help: "With --in-process: measure with the chain and checkpoints off and on, alternately, --rounds times each, and compare (P13)."
+        )
+        var compareChain = false
+        @Option(help: "With --compare-chain: how many runs of each.") var rounds = 3
         @Flag(help: "Print the report as JSON.") var json = false
 
+        enum Switch: String, ExpressibleByArgument, Codable {
+            case on, off
+        }
+
         func validate() throws {
+            if compareChain, !inProcess || rounds < 1 {
+                throw ValidationError("--compare-chain goes with --in-process, and --rounds with at least 1")
+            }
             guard inProcess != (server != nil) else {
                 throw ValidationError("say either --server URL (through the HTTP API) or --in-process (straight to a log)")
             }
@@ -111,8 +130,14 @@ struct BenchCommand: AsyncParsableCommand {
             let temporary = dataDirectory == nil
             let directory = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("custody-bench-\(UUID().uuidString)").path
             defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
-            if project && temporary { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            let report = try await awaitingCleanErrors { try await measure(directory: directory) }
+            if (project || compareChain) && temporary {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+            if compareChain {
+                try await compareChains(in: directory, keep: !temporary)
+                return
+            }
+            let report = try await awaitingCleanErrors { try await measure(directory: directory, chain: chain == .on) }
             if json {
                 print(try encodeJSON(report))
             } else {
@@ -120,8 +145,9 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
 
-        func measure(directory: String) async throws -> IngestReport {
-            let configuration = LogConfiguration(fsync: FsyncPolicy(fsync)!)
+        func measure(directory: String, chain: Bool) async throws -> IngestReport {
+            var configuration = LogConfiguration(fsync: FsyncPolicy(fsync)!)
+            configuration.hashChain = chain
             let log = try await SegmentLog.open(directory: directory, configuration: configuration)
             let before = await log.status()
             // Events are made before the clock starts: the figure is the log's, not the generator's.
@@ -175,6 +201,13 @@ struct BenchCommand: AsyncParsableCommand {
                 }
                 return worst
             }
+            // The checkpoints, when the chain is on: signed with a key made for this run, written
+            // as the server writes them (CheckpointSettings' defaults), competing with the appends.
+            let checkpoints =
+                chain
+                ? CheckpointWriter(log: log, settings: CheckpointSettings(key: .generate()), newest: nil, logger: Logger(label: "custody.bench"))
+                : nil
+            let checkpointing = Task { await checkpoints?.run() }
             let started = clock.now
             let histograms = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
                 for (appender, workload) in workloads.enumerated() {
@@ -201,6 +234,9 @@ struct BenchCommand: AsyncParsableCommand {
             }
             let elapsed = clock.now - started
             progress.finish()
+            checkpointing.cancel()
+            await checkpointing.value
+            await checkpoints?.writeFinalCheckpoint()
             var projectionReport: ProjectionReport?
             if let projection {
                 let head = await log.lastSeq
@@ -247,6 +283,8 @@ struct BenchCommand: AsyncParsableCommand {
                 fsyncs: statistics.synchronizations,
                 eventsPerWrite: statistics.writes > 0 ? Double(statistics.recordsAppended) / Double(statistics.writes) : 0,
                 projections: projectionReport,
+                hashChain: chain,
+                checkpoints: Int(after.lastSeq - before.lastSeq) - totalEvents,
                 firstSeq: before.lastSeq + 1,
                 lastSeq: after.lastSeq,
                 dataDirectory: directory

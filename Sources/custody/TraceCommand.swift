@@ -14,22 +14,55 @@ struct TraceCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a trace as a waterfall: one row per span, bars on a shared time axis.",
-            discussion: "CUSTODY_TOKEN is sent when set."
+            discussion: """
+                CUSTODY_TOKEN is sent when set. --verify checks here, not on the server, that every span shown is \
+                in the log under a signed checkpoint: proofs are fetched (GET /api/log/proof), the hash chain \
+                recomputed over their records, the checkpoints' Ed25519 signatures checked, and each span's \
+                record decoded and compared with the span shown. Pin the key with --public-key HEX or \
+                --checkpoint FILE (saved by `custody log checkpoint --save`); a key the pinned one rotated to \
+                is accepted. Without a pin the server's own key is taken on first use, and the output says so. \
+                Exits 1 when a span is not verified.
+                """
         )
 
         @Argument(help: "The trace id.") var traceId: String
         @Option(help: "The server (default $CUSTODY_SERVER, else http://127.0.0.1:8787).") var server: String?
         @Option(help: "Columns for the bars.") var width = 48
+        @Flag(help: "Check every span against the server's signed checkpoints, here.") var verify = false
+        @Option(name: .customLong("public-key"), help: "With --verify: the signing key to trust (64 hex digits).") var publicKey: String?
+        @Option(help: "With --verify: trust the key of this saved checkpoint.") var checkpoint: String?
+
+        func validate() throws {
+            if (publicKey != nil || checkpoint != nil) && !verify { throw ValidationError("--public-key and --checkpoint go with --verify") }
+            if let publicKey, Hex.decode(publicKey)?.count != LogCheckpoint.publicKeyLength {
+                throw ValidationError("--public-key takes an Ed25519 public key: 64 hex digits")
+            }
+        }
 
         func run() async throws {
+            let client = CustodyClient.command(server: server)
             let document: TraceDocument
             do {
-                document = try await CustodyClient.command(server: server).getTrace(traceId)
+                document = try await client.getTrace(traceId)
             } catch {
                 printError("custody: \(error.message)")
                 throw ExitCode(1)
             }
             print(Waterfall.render(document, width: max(width, 10), colour: ProcessEnvironment.standardOutputIsTerminal))
+            guard verify else { return }
+            var pinned: Set<[UInt8]> = []
+            if let publicKey, let key = Hex.decode(publicKey) { pinned.insert(key) }
+            if let checkpoint {
+                let saved = try withCleanErrors { try LogCommand.Verify.loadCheckpoint(checkpoint) }
+                guard saved.hasValidSignature else {
+                    printError("custody: the signature of the saved checkpoint \(checkpoint) does not hold")
+                    throw ExitCode(1)
+                }
+                pinned.insert(saved.publicKey)
+            }
+            let check = await TraceProofCheck(client: client, pinned: pinned).verify(document)
+            print(check.summary)
+            if !check.verification.isVerified { throw ExitCode(1) }
         }
     }
 }

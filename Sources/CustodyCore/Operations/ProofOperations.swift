@@ -100,39 +100,21 @@ public struct ProofOperations: Sendable {
     /// "verified" mark shows.
     public func verifyTrace(_ traceId: String) async throws(CoreError) -> TraceVerification {
         let (spans, _) = try await traces.getTrace(traceId)
-        var remaining = spans.map(\.seq).sorted()
-        var verification = TraceVerification(traceId: traceId, spans: remaining.count)
+        let spanIDs = Dictionary(spans.map { ($0.seq, $0.span.spanId) }, uniquingKeysWith: { first, _ in first })
         let trusted = await trustedKeys()
-        while let first = remaining.first {
-            let proof: LogProof
-            do {
-                proof = try await getProof(seq: first)
-            } catch  where error.code == .notFound {
-                verification.unverified = remaining.count
-                verification.problem = error.message
-                return verification
+        return await TraceVerification.check(
+            traceId: traceId,
+            seqs: spans.map(\.seq),
+            proof: { seq throws(CoreError) in try await getProof(seq: seq) },
+            keyProblem: { checkpoint in
+                trusted.contains(checkpoint.publicKey)
+                    ? nil : "the checkpoint at seq \(checkpoint.seq) is signed by key \(checkpoint.keyID), which this server does not sign with"
+            },
+            spanProblem: { seq, span in
+                let shown = spanIDs[seq] ?? nil
+                return span.spanId == shown ? nil : "the record at seq \(seq) is span \(span.spanId ?? "-"), not the trace's span \(shown ?? "-")"
             }
-            do {
-                try proof.verify()
-            } catch {
-                verification.problem = error.description
-                verification.unverified = remaining.count
-                return verification
-            }
-            guard trusted.contains(proof.checkpoint.publicKey) else {
-                verification.problem =
-                    "the checkpoint at seq \(proof.checkpoint.seq) is signed by key \(proof.checkpoint.keyID), which this server does not sign with"
-                verification.unverified = remaining.count
-                return verification
-            }
-            let covered = remaining.prefix { $0 <= proof.checkpoint.seq }
-            verification.verified += covered.count
-            verification.checkpoints.append(
-                TraceVerification.Checkpoint(seq: proof.checkpoint.seq, recordSeq: proof.checkpointRecordSeq, keyID: proof.checkpoint.keyID)
-            )
-            remaining.removeFirst(covered.count)
-        }
-        return verification
+        )
     }
 
     /// The keys this server's checkpoints are signed with: the current one and every key it
@@ -140,25 +122,15 @@ public struct ProofOperations: Sendable {
     func trustedKeys() async -> Set<[UInt8]> {
         var keys: Set<[UInt8]> = []
         if let checkpoints { keys.insert(await checkpoints.publicKey) }
-        // Every rotation in the log: (the key that signed it, the key it announced).
-        var rotations: [(signer: [UInt8], next: [UInt8])] = []
+        // Every rotation in the log; a key that announced a trusted key is trusted, back to the first.
+        var rotations: [LogCheckpoint] = []
         var from: UInt64 = 0
         while let page = try? await context.store.logCheckpoints(fromSeq: from, limit: 1000), !page.isEmpty {
-            for stored in page {
-                if let next = stored.checkpoint.nextPublicKey { rotations.append((stored.checkpoint.publicKey, next)) }
-            }
+            rotations += page.map(\.checkpoint).filter { $0.nextPublicKey != nil }
             guard let last = page.last, page.count == 1000 else { break }
             from = last.checkpoint.seq + 1
         }
-        // A key that announced a trusted key is trusted, back to the first.
-        var changed = true
-        while changed {
-            changed = false
-            for rotation in rotations where keys.contains(rotation.next) && !keys.contains(rotation.signer) {
-                keys.insert(rotation.signer)
-                changed = true
-            }
-        }
+        keys.formUnion(KeyRotations(rotations).keys(announcing: keys))
         return keys
     }
 
@@ -166,46 +138,5 @@ public struct ProofOperations: Sendable {
     public func rotateSigningKey() async throws(CoreError) -> StoredLogCheckpoint {
         guard let checkpoints else { throw CoreError(.conflict, "this server writes no checkpoints") }
         return try await checkpoints.rotateKey()
-    }
-}
-
-/// What ``ProofOperations/verifyTrace(_:)`` found.
-public struct TraceVerification: Sendable, Hashable {
-    public struct Checkpoint: Sendable, Hashable {
-        public var seq: UInt64
-        public var recordSeq: UInt64?
-        public var keyID: String
-    }
-
-    public var traceId: String
-    public var spans: Int
-    public var verified = 0
-    public var unverified = 0
-    public var checkpoints: [Checkpoint] = []
-    /// Why spans are unverified, when they are.
-    public var problem: String?
-
-    public init(traceId: String, spans: Int) {
-        self.traceId = traceId
-        self.spans = spans
-    }
-
-    /// Every span checked and found under a signed checkpoint.
-    public var isVerified: Bool { verified == spans && spans > 0 }
-
-    public var jsonValue: JSONValue {
-        .object([
-            "trace_id": .string(traceId), "verified": .bool(isVerified), "spans": .integer(Int64(spans)),
-            "verified_spans": .integer(Int64(verified)), "unverified_spans": .integer(Int64(unverified)),
-            "checkpoints": .array(
-                checkpoints.map {
-                    .object([
-                        "seq": .integer(Int64(bitPattern: $0.seq)), "checkpoint_seq": $0.recordSeq.map { .integer(Int64(bitPattern: $0)) } ?? .null,
-                        "key_id": .string($0.keyID),
-                    ])
-                }
-            ),
-            "problem": problem.map(JSONValue.string) ?? .null,
-        ])
     }
 }

@@ -14,12 +14,25 @@ public struct CheckpointSettings: Sendable {
     /// ... and as soon as this many events were appended since the last one, so a proof never
     /// has to carry more than about this many events.
     public var eventInterval: UInt64
+    /// The key the log's newest checkpoint was signed with, when it never announced ``key``: a
+    /// rotation whose announcing checkpoint a crash lost (acknowledged but not yet synchronized,
+    /// with fsync other than `always`) after the key files were renamed. The first checkpoint is
+    /// then signed with it and announces ``key``
+    /// (``CheckpointWriter/unannouncedRotation(keyPath:key:newest:)``).
+    public var announcingFrom: SigningKey?
 
-    public init(key: SigningKey, keyPath: String? = nil, interval: Duration = .seconds(10), eventInterval: UInt64 = 16_384) {
+    public init(
+        key: SigningKey,
+        keyPath: String? = nil,
+        interval: Duration = .seconds(10),
+        eventInterval: UInt64 = 16_384,
+        announcingFrom: SigningKey? = nil
+    ) {
         self.key = key
         self.keyPath = keyPath
         self.interval = interval
         self.eventInterval = max(eventInterval, 1)
+        self.announcingFrom = announcingFrom
     }
 }
 
@@ -43,15 +56,21 @@ public actor CheckpointWriter {
     private(set) var key: SigningKey
     /// The newest checkpoint in the log, and the seq of its record.
     private(set) var newest: StoredLogCheckpoint?
+    /// ``CheckpointSettings/announcingFrom``, until the checkpoint it signs is appended.
+    private var announcer: SigningKey?
 
-    init(log: any EventLog, settings: CheckpointSettings, newest: StoredLogCheckpoint?, logger: Logger) {
+    /// A writer for `log`, after `newest` (the newest checkpoint already in it). The runtime owns
+    /// one (``CoreRuntime/Configuration/signing``); `custody bench ingest` runs one beside its
+    /// appenders to measure what checkpoints cost.
+    public init(log: any EventLog, settings: CheckpointSettings, newest: StoredLogCheckpoint?, logger: Logger) {
         self.log = log
         self.settings = settings
         self.key = settings.key
         self.newest = newest
         self.logger = logger
+        self.announcer = settings.announcingFrom
         let expected = newest.map { $0.checkpoint.nextPublicKey ?? $0.checkpoint.publicKey }
-        if let expected, expected != settings.key.publicKey {
+        if let expected, expected != settings.key.publicKey, settings.announcingFrom?.publicKey != expected {
             logger.error(
                 "the signing key is not the one this log's checkpoints announced; checkpoints from now on are signed by a key `custody log verify` reports as unannounced",
                 metadata: ["key_id": "\(settings.key.keyID)", "expected_key_id": "\(LogCheckpoint.keyID(of: expected))"]
@@ -69,7 +88,7 @@ public actor CheckpointWriter {
     }
 
     /// Writes checkpoints as ``CheckpointSettings`` says until the task is cancelled.
-    func run() async {
+    public func run() async {
         while !Task.isCancelled {
             let deadline = ContinuousClock.now + settings.interval
             let threshold = (newest?.recordSeq ?? 0) + settings.eventInterval
@@ -96,6 +115,15 @@ public actor CheckpointWriter {
     @discardableResult
     public func writeCheckpoint(force: Bool = false) async throws -> StoredLogCheckpoint? {
         let head = await log.chainHead
+        if let announcer {
+            let stored = try await append(try LogCheckpoint(head: head, at: LogTime.now(), key: announcer, announcing: key))
+            self.announcer = nil
+            logger.notice(
+                "announced the signing key, which a crash had left unannounced",
+                metadata: ["old_key_id": "\(announcer.keyID)", "key_id": "\(key.keyID)"]
+            )
+            return stored
+        }
         guard force || isDue(head: head.seq) else { return newest }
         return try await append(try LogCheckpoint(head: head, at: LogTime.now(), key: key))
     }
@@ -108,7 +136,7 @@ public actor CheckpointWriter {
     }
 
     /// The last checkpoint before the log closes (clean shutdown); nothing when none is due.
-    func writeFinalCheckpoint() async {
+    public func writeFinalCheckpoint() async {
         do {
             try await writeCheckpoint()
         } catch {
@@ -135,30 +163,35 @@ public actor CheckpointWriter {
         } catch {
             throw CoreError(appending: error)
         }
-        try Self.finishRotation(keyPath: path, retiring: key)
+        try Self.finishRotation(keyPath: path, retiringKeyID: key.keyID)
         logger.notice("rotated the signing key", metadata: ["old_key_id": "\(key.keyID)", "key_id": "\(next.keyID)"])
         key = next
         return announcing
     }
 
     /// Moves a rotation's new key (`FILE.next`) into place, keeping the old key as
-    /// `FILE.retired-KEYID`.
-    static func finishRotation(keyPath path: String, retiring old: SigningKey) throws(CoreError) {
-        let retired = path + ".retired-" + old.keyID
+    /// `FILE.retired-KEYID`. Either step may already have been done (a crash between them).
+    static func finishRotation(keyPath path: String, retiringKeyID oldKeyID: String) throws(CoreError) {
+        let retired = path + ".retired-" + oldKeyID
         guard rename(path, retired) == 0 || access(retired, F_OK) == 0, rename(path + ".next", path) == 0 else {
             throw CoreError(.storageUnavailable, "could not move the new signing key into \(path)")
         }
     }
 
     /// Loads the key for a server: the file at `path` (created when missing), finishing a
-    /// rotation a crash interrupted (the log announced `FILE.next`) or dropping one it never
-    /// announced.
+    /// rotation a crash interrupted or dropping one it never announced.
+    ///
+    /// A rotation writes `FILE.next`, appends the checkpoint announcing it, renames `FILE` to
+    /// `FILE.retired-KEYID` and `FILE.next` to `FILE`. A crash after any step leaves a state
+    /// this reads right: `FILE.next` that `newest` (the newest checkpoint in the log) announces
+    /// is the key, whether or not `FILE` was renamed yet; one it does not announce never signed
+    /// anything and is removed, `FILE` staying the key.
     public static func loadKey(at path: String, newest: StoredLogCheckpoint?, logger: Logger) throws(CoreError) -> SigningKey {
         let pending = path + ".next"
         if access(pending, F_OK) == 0 {
             let next = try SigningKey.load(from: pending)
-            if newest?.checkpoint.nextPublicKey == next.publicKey, access(path, F_OK) == 0 {
-                try finishRotation(keyPath: path, retiring: try SigningKey.load(from: path))
+            if let newest, newest.checkpoint.nextPublicKey == next.publicKey {
+                try finishRotation(keyPath: path, retiringKeyID: newest.checkpoint.keyID)
                 logger.notice("finished a key rotation that a crash interrupted", metadata: ["key_id": "\(next.keyID)"])
             } else {
                 unlink(pending)
@@ -169,6 +202,20 @@ public actor CheckpointWriter {
             logger.notice("created a signing key for checkpoints", metadata: ["path": "\(path)", "key_id": "\(key.keyID)"])
         }
         return key
+    }
+
+    /// The retired key (`FILE.retired-KEYID`) the log expects next (the key `newest` announced,
+    /// else the one that signed it) when that is not `key`: a finished rotation whose announcing checkpoint is
+    /// not in the log (``CheckpointSettings/announcingFrom``). Nil otherwise, and when no retired
+    /// file holds that key (the key was replaced by hand: `custody log verify` reports the
+    /// unannounced key).
+    public static func unannouncedRotation(keyPath path: String, key: SigningKey, newest: StoredLogCheckpoint?) -> SigningKey? {
+        guard let newest else { return nil }
+        let expected = newest.checkpoint.nextPublicKey ?? newest.checkpoint.publicKey
+        guard expected != key.publicKey,
+            let retired = try? SigningKey.load(from: path + ".retired-" + LogCheckpoint.keyID(of: expected)), retired.publicKey == expected
+        else { return nil }
+        return retired
     }
 }
 

@@ -197,6 +197,7 @@ public final class CoreRuntime: Sendable {
         let newest = try await store.latestLogCheckpoint()
         let key: SigningKey
         var path: String?
+        var announcingFrom: SigningKey?
         switch configuration.signing {
         case .off:
             return nil
@@ -206,13 +207,15 @@ public final class CoreRuntime: Sendable {
             key = given
         case .keyFile(let file):
             key = try CheckpointWriter.loadKey(at: file, newest: newest, logger: logger)
+            announcingFrom = CheckpointWriter.unannouncedRotation(keyPath: file, key: key, newest: newest)
             path = file
         }
         let settings = CheckpointSettings(
             key: key,
             keyPath: path,
             interval: configuration.checkpointInterval,
-            eventInterval: configuration.checkpointEventInterval
+            eventInterval: configuration.checkpointEventInterval,
+            announcingFrom: announcingFrom
         )
         return CheckpointWriter(log: log, settings: settings, newest: newest, logger: logger)
     }
