@@ -84,6 +84,42 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // P13: the hash chain's cost, side by side with the runs above (which have it on, the
+    // default): the same workload with `hashChain` off (version 1 batches, CRC only).
+    for policy in [FsyncPolicy.always, .never] {
+        Benchmark("Append 256 B events, 64 appenders × 100/append, fsync \(policy), chain off") { benchmark in
+            let workload = makeWorkload(appenders: 64, events: 200_000, perAppend: 100)
+            for _ in benchmark.scaledIterations {
+                let directory = benchmarkDirectory("append-unchained")
+                defer { try? FileManager.default.removeItem(atPath: directory) }
+                var configuration = LogConfiguration(fsync: policy)
+                configuration.hashChain = false
+                let log = try await SegmentLog.open(directory: directory, configuration: configuration)
+                benchmark.startMeasurement()
+                let rate = try await appendConcurrently(log, workload)
+                benchmark.stopMeasurement()
+                benchmark.measurement(eventsPerSecond, rate)
+                await log.close()
+            }
+        }
+    }
+
+    // The chain alone: SHA-256(chain ‖ seq ‖ record) over 256 B records, one after the other, on
+    // one thread (what a group commit's second writer thread does).
+    Benchmark("Hash chain over 100,000 256 B records") { benchmark in
+        let records = makeWorkload(appenders: 1, events: 100_000, perAppend: 1_000).joined().joined().map { Array($0.readableBytesView) }
+        for _ in benchmark.scaledIterations {
+            let clock = ContinuousClock()
+            let start = clock.now
+            var value = ChainValue.zero
+            for (position, record) in records.enumerated() {
+                value = record.withUnsafeBytes { value.next(seq: UInt64(position + 1), bytes: $0) }
+            }
+            benchmark.measurement(eventsPerSecond, Int(Double(records.count) / seconds(clock.now - start)))
+            blackHole(value)
+        }
+    }
+
     // Pure group commit: every append is one event, so only concurrency fills a group.
     for appenders in [1, 64] {
         Benchmark("Append 256 B events, \(appenders) appenders × 1/append, fsync always") { benchmark in

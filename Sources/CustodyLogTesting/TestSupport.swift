@@ -13,16 +13,26 @@ public struct TemporaryDirectory: Sendable {
 
     public func file(_ name: String) -> String { path + "/" + name }
 
-    /// Removes the directory and the checkpoint signing key a server created beside it
-    /// (`PATH.signing-key`).
+    /// Removes the directory and the checkpoint signing keys a server created beside it
+    /// (``removeDataDirectory(_:)``).
     public func remove() {
-        try? FileManager.default.removeItem(atPath: path)
-        try? FileManager.default.removeItem(atPath: path + ".signing-key")
+        removeDataDirectory(path)
     }
 
     /// The segment files' names, in order.
     public func segments() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".log") }.sorted()
+    }
+}
+
+/// Removes a data directory a test made and the checkpoint signing key files a server created
+/// beside it: `PATH.signing-key`, and a rotation's `.next` and `.retired-ID` files.
+public func removeDataDirectory(_ path: String) {
+    try? FileManager.default.removeItem(atPath: path)
+    let parent = (path as NSString).deletingLastPathComponent
+    let keyName = (path as NSString).lastPathComponent + ".signing-key"
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(keyName) {
+        try? FileManager.default.removeItem(atPath: parent + "/" + name)
     }
 }
 

@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import CustodyServer
 import Foundation
 import HTTPTypes
@@ -37,7 +38,7 @@ public enum ServerFixture {
         otlpHTTPPort: Shared<Int>? = nil,
         _ test: @escaping @Sendable (CoreRuntime, any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let metrics = ServerMetrics()
         var runtimeConfiguration = CoreRuntime.Configuration()
         runtimeConfiguration.log.onSynchronization = metrics.recordSynchronization

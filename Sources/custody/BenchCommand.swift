@@ -153,31 +153,41 @@ struct BenchCommand: AsyncParsableCommand {
             // Events are made before the clock starts: the figure is the log's, not the generator's.
             // Each is span JSON of about --event-bytes, validated as the API would, then encoded.
             let appendsPerAppender = (events + batch * concurrency - 1) / (batch * concurrency)
-            var rawBytes = 0
-            var workloads: [[[ByteBuffer]]] = []
-            let decoder = JSONDecoder()
-            for appender in 0..<concurrency {
-                var random = SplitMix64(seed: UInt64(appender) + 1)
-                var appends: [[ByteBuffer]] = []
-                for call in 0..<appendsPerAppender {
-                    var payloads: [ByteBuffer] = []
-                    for i in 0..<batch {
-                        let json = SamplePayloads.span(
-                            call * batch + i,
-                            size: eventBytes,
-                            spansPerTrace: spansPerTrace,
-                            traceSalt: UInt64(appender) << 40,
-                            random: &random
-                        )
-                        rawBytes += json.readableBytes
-                        let input = try decoder.decode(SpanInput.self, from: Data(json.readableBytesView))
-                        let span = try input.validated(now: SegmentLog.now()) { UUID().uuidString }
-                        payloads.append(EventCodec.encode(.span(span)))
+            // One generating task per appender (each with its own seed), on every core.
+            let (batch, eventBytes, spansPerTrace) = (batch, eventBytes, spansPerTrace)
+            let generated = try await withThrowingTaskGroup(of: (appender: Int, appends: [[ByteBuffer]], rawBytes: Int).self) { group in
+                for appender in 0..<concurrency {
+                    group.addTask {
+                        var random = SplitMix64(seed: UInt64(appender) + 1)
+                        let decoder = JSONDecoder()
+                        var rawBytes = 0
+                        var appends: [[ByteBuffer]] = []
+                        for call in 0..<appendsPerAppender {
+                            var payloads: [ByteBuffer] = []
+                            for i in 0..<batch {
+                                let json = SamplePayloads.span(
+                                    call * batch + i,
+                                    size: eventBytes,
+                                    spansPerTrace: spansPerTrace,
+                                    traceSalt: UInt64(appender) << 40,
+                                    random: &random
+                                )
+                                rawBytes += json.readableBytes
+                                let input = try decoder.decode(SpanInput.self, from: Data(json.readableBytesView))
+                                let span = try input.validated(now: SegmentLog.now()) { UUID().uuidString }
+                                payloads.append(EventCodec.encode(.span(span)))
+                            }
+                            appends.append(payloads)
+                        }
+                        return (appender, appends, rawBytes)
                     }
-                    appends.append(payloads)
                 }
-                workloads.append(appends)
+                var results: [(appender: Int, appends: [[ByteBuffer]], rawBytes: Int)] = []
+                for try await result in group { results.append(result) }
+                return results.sorted { $0.appender < $1.appender }
             }
+            let workloads = generated.map(\.appends)
+            let rawBytes = generated.reduce(0) { $0 + $1.rawBytes }
             let totalEvents = concurrency * appendsPerAppender * batch
             let eventBytesTotal = workloads.joined().joined().reduce(0) { $0 + $1.readableBytes }
             let progress = ProgressLine(total: totalEvents, unit: "events")

@@ -10,7 +10,7 @@ import Testing
     @Test func traceShowAndTailSendTheTokenFromTheEnvironment() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let tokens = "operator:op-secret-1,ingest:in-secret-2"
         let (server, base) = try await CustodyCommand.serve(directory, environment: ["CUSTODY_TOKENS": tokens])
         defer { server.removeFiles() }

@@ -11,7 +11,7 @@ import Testing
     @Test func dumpPrintsDecodedEventsAndFilters() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-dump-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let log = try await SegmentLog.open(directory: directory)
         var bodies: [EventBody] = []
         for i in 0..<12 {

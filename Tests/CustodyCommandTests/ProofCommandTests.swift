@@ -14,12 +14,12 @@ import Testing
     @Test func receiptsCheckpointsAndTraceVerificationThroughTheCommands() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let (server, base) = try await CustodyCommand.serve(directory, ["--checkpoint-interval", "0.2"])
         defer { server.removeFiles() }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("custody-proofs-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        defer { removeDataDirectory(folder) }
         do {
             let client = CustodyClient(baseURL: base)
             let written = try await client.recordLog([

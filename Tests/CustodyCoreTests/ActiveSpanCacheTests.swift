@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import NIOCore
 import Synchronization
@@ -84,7 +85,7 @@ final class ManualClock: Sendable {
     /// cache would have, and reads only the chunks that hold them.
     @Test func refillKeepsTheNewestSpansUpToCapacity() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-cache-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let log = try await SegmentLog.open(directory: directory)
         let now = SegmentLog.now()
         var bodies: [EventBody] = []
@@ -106,7 +107,7 @@ final class ManualClock: Sendable {
     /// After a restart, the cache comes back from the log's tail: spans within the TTL, not older.
     @Test func refillFromTheLogTail() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-cache-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let log = try await SegmentLog.open(directory: directory, configuration: LogConfiguration(segmentBytes: 4096))
         let now = SegmentLog.now()
         for minutesAgo in stride(from: 40, through: 1, by: -1) {

@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import GRDB
 import Testing
@@ -19,7 +20,7 @@ import Testing
 
     @Test func projectionsAheadOfTheLogAreALossThatRepairRebuilds() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-loss-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let runtime = try await Self.runtime(directory)
         var seqs: [(trace: String, seq: UInt64)] = []
         for i in 0..<30 {

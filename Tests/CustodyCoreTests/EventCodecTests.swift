@@ -282,7 +282,7 @@ struct EventGenerator {
     /// Events go through the real log and come back as they went in, with the log's seq and time.
     @Test func eventsRoundTripThroughTheLog() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-core-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let log = try await SegmentLog.open(directory: directory)
         var generator = EventGenerator(random: SplitMix64(seed: 5))
         let bodies = (0..<500).map { generator.body(EventType.allCases[$0 % EventType.allCases.count]) }

@@ -8,7 +8,7 @@ import Testing
 @Suite struct LogOperationsTests {
     static func withLog(fileSystem: any LogFileSystem = PosixFileSystem(), _ body: (SegmentLog) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-logops-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let log = try await SegmentLog.open(directory: directory, fileSystem: fileSystem)
         try await body(log)
         await log.close()

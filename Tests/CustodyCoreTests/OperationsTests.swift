@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import NIOCore
 import Synchronization
@@ -49,7 +50,7 @@ struct CoreFixture {
         _ = try? await running.value
         try? store.closeDatabase()
         await log.close()
-        try? FileManager.default.removeItem(atPath: directory)
+        removeDataDirectory(directory)
     }
 
     func events() async throws -> [Event] {

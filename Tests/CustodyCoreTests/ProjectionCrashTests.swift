@@ -14,7 +14,7 @@ import Testing
         let executable = CustodyExecutable.path
         try #require(FileManager.default.isExecutableFile(atPath: executable))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-projection-kill-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         var random = SplitMix64(seed: UInt64(Date().timeIntervalSince1970))
         var checkpointsSeen: [UInt64] = []
         for round in 0..<Self.rounds {

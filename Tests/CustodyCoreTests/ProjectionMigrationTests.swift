@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import CustodySchema
 import Foundation
 import GRDB
@@ -12,7 +13,7 @@ import Testing
     @Test func aVersion3DatabaseIsMigratedAndKeepsMerging() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-migration-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let path = directory + "/projections.sqlite"
 
         // The schema as of migration 003, with two traces in it.

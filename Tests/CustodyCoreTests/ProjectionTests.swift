@@ -192,7 +192,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
 
     @Test func eventsLandInTheirTables() async throws {
         let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let log = try await SegmentLog.open(directory: directory + "/log")
         let t0: Int64 = 1_793_739_600_000_000_000
         let bodies: [EventBody] = [
@@ -284,7 +284,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
     /// row.
     @Test func incrementalProjectionsWithCrashesEqualARebuild() async throws {
         let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let log = try await SegmentLog.open(directory: directory + "/log", configuration: LogConfiguration(segmentBytes: 256 << 10))
         var generator = ScenarioGenerator(seed: 77)
         var random = SplitMix64(seed: 78)
@@ -363,7 +363,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
 
     @Test func readYourWritesWaitsForTheProjection() async throws {
         let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let log = try await SegmentLog.open(directory: directory + "/log")
         let store = try SQLiteProjectionStore(path: directory + "/projections.sqlite")
         let projector = Projector(log: log, store: store)

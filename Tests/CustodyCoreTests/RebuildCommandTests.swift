@@ -13,7 +13,7 @@ import Testing
         let executable = CustodyExecutable.path
         try #require(FileManager.default.isExecutableFile(atPath: executable))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-rebuild-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let log = try await SegmentLog.open(directory: directory)
         var generator = ScenarioGenerator(seed: 9)
         _ = try await log.append((0..<3000).map { _ in EventCodec.encode(generator.next()) })

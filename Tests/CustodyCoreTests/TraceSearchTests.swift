@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import Foundation
 import Testing
 
@@ -9,7 +10,7 @@ import Testing
 @Suite struct TraceSearchTests {
     @Test func rareAndCommonValuesFindTheSameTracesAsTheyShould() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-search-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         // 1,000 traces of one span each, all with operation "common", in 100 appends; trace 500
         // also has operation "rare", trace 700 stage "odd".
         let log = try await SegmentLog.open(directory: directory)

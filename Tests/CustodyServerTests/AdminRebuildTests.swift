@@ -1,5 +1,6 @@
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import CustodyServer
 import CustodyServerTesting
 import Foundation
@@ -53,7 +54,7 @@ import Testing
             try await runtime.projector.waitUntilApplied(await runtime.log.lastSeq)
             let reference = ServerFixture.directory()
             try FileManager.default.createDirectory(atPath: reference, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: reference) }
+            defer { removeDataDirectory(reference) }
             let path = reference + "/reference.sqlite"
             _ = try await ProjectionRebuild.rebuild(log: runtime.log, databasePath: path)
             let rebuilt = try SQLiteProjectionStore(path: path)

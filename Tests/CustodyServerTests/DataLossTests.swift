@@ -16,7 +16,7 @@ import Testing
     @Test func aCutIntoDurableDataRefusesThenRepairRecordsItAndNoSeqIsReused() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
 
         // 20 spans, one request each, then a clean stop.
         let (server, base) = try await CustodyCommand.serve(directory)

@@ -76,7 +76,7 @@ import Testing
         let tokenFile = directory + "-token"
         try "\(Self.token)\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
         defer {
-            try? FileManager.default.removeItem(atPath: directory)
+            removeDataDirectory(directory)
             try? FileManager.default.removeItem(atPath: output)
             try? FileManager.default.removeItem(atPath: tokenFile)
         }

@@ -36,7 +36,7 @@ import Testing
     @Test func sigtermUnderLoadKeepsEveryAcknowledgedSpan() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let (process, base) = try await Self.startServer(directory: directory)
         let acknowledged = Shared<[String]>([])
         let refusedAfterStop = Shared(0)

@@ -251,7 +251,7 @@ import Testing
     @Test func demoGeneratesTrafficThatLiveReplayReaches() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let port = try await Self.freePort()
         let workerPort = try await Self.freePorts()
         let process = Process()

@@ -14,7 +14,7 @@ import Testing
         let directory = ServerFixture.directory()
         let output = directory + "-out.txt"
         defer {
-            try? FileManager.default.removeItem(atPath: directory)
+            removeDataDirectory(directory)
             try? FileManager.default.removeItem(atPath: output)
         }
         let process = Process()

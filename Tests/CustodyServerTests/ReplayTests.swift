@@ -1,6 +1,7 @@
 import CustodyClient
 import CustodyCore
 import CustodyLog
+import CustodyLogTesting
 import CustodyServer
 import CustodyServerTesting
 import Foundation
@@ -240,7 +241,7 @@ func instant(_ span: [String: Any]) -> Double {
     /// recorded as aborted when the data directory is opened again, with replay_abort in its trace.
     @Test func aReplayCutShortIsAbortedOnTheNextOpen() async throws {
         let directory = ServerFixture.directory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let first = try await CoreRuntime.open(directory: directory)
         let started = ReplayEvent(newTrace: "cut-short", fromTrace: "orig", mode: .live, speed: 1, spans: 0, status: .running)
         _ = try await first.log.append([

@@ -1,4 +1,5 @@
 import CustodyCore
+import CustodyLogTesting
 import CustodyOTLP
 import CustodyServerTesting
 import Foundation
@@ -43,7 +44,7 @@ import Testing
     /// with tokens: the rule lives in the server library, not only in `custody serve`.
     @Test func listenersBeyondLoopbackNeedTokens() async throws {
         let directory = ServerFixture.directory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer { removeDataDirectory(directory) }
         let runtime = try await CoreRuntime.open(directory: directory)
         let gate = IngestGate(limit: 4)
         let tokens: [String: AccessRole] = ["secret-token": .admin]

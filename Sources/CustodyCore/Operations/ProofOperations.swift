@@ -71,8 +71,25 @@ public struct ProofOperations: Sendable {
                 "seq \(seq) is \(end - seq) events before the first checkpoint that covers it (at seq \(end)); a proof carries at most \(Self.maximumProofRecords)"
             )
         }
+        // A range recorded as lost between the seq and the checkpoint: the chain goes on across
+        // it when the records after it were written after the repair, not when they were
+        // written before (the checkpoint's chain then runs through records no longer held).
+        let losses = log.recordedLosses.filter { $0.firstLostSeq <= $0.lastLostSeq && $0.firstLostSeq <= end && $0.lastLostSeq + 1 >= seq }
+        let lossProblem = losses.first.map { loss in
+            CoreError(
+                .notFound,
+                "no proof of seq \(seq) can be made: seqs \(loss.firstLostSeq)–\(loss.lastLostSeq) were lost (\(loss.defect), in \(loss.segment)) and the first checkpoint that covers seq \(seq), at seq \(end), attests a chain through them"
+            )
+        }
         do {
             guard let before = try await log.chainValue(after: seq - 1) else {
+                if let lossProblem { throw lossProblem }
+                if let loss = log.recordedLosses.last(where: { $0.firstLostSeq <= $0.lastLostSeq && $0.firstLostSeq < seq }) {
+                    throw CoreError(
+                        .notFound,
+                        "no proof of seq \(seq) can be made: the chain value before it is not known, its batch following seqs \(loss.firstLostSeq)–\(loss.lastLostSeq), which were lost (\(loss.defect), in \(loss.segment))"
+                    )
+                }
                 throw CoreError(.notFound, "seq \(seq) is from before the log's hash chain started")
             }
             var records: [LogProof.Record] = []
@@ -86,7 +103,17 @@ public struct ProofOperations: Sendable {
                 }
                 next = lastRead.seq + 1
             }
-            return LogProof(seq: seq, chainBefore: before, records: records, checkpoint: covering.checkpoint, checkpointRecordSeq: covering.recordSeq)
+            let proof = LogProof(
+                seq: seq,
+                chainBefore: before,
+                records: records,
+                checkpoint: covering.checkpoint,
+                checkpointRecordSeq: covering.recordSeq
+            )
+            if let lossProblem {
+                do { try proof.verify() } catch { throw lossProblem }
+            }
+            return proof
         } catch let error as CoreError {
             throw error
         } catch {

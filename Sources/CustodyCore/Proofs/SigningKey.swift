@@ -1,4 +1,5 @@
 import Crypto
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -44,18 +45,17 @@ public struct SigningKey: Sendable {
     /// The key in `path`. Throws ``CoreError/Code/invalidArgument`` when the file cannot be read
     /// or does not hold a key.
     public static func load(from path: String) throws(CoreError) -> SigningKey {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw CoreError(.invalidArgument, "cannot read the signing key \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            bytes += chunk[0..<count]
-            guard bytes.count < 64 << 10 else { break }
+        let bytes: [UInt8]
+        do {
+            let descriptor = try FileDescriptor.open(FilePath(path), .readOnly, options: .closeOnExec)
+            bytes = try descriptor.closeAfter {
+                // A key file is one comment line and 64 hex digits; read no more than 64 KiB.
+                try [UInt8](unsafeUninitializedCapacity: 64 << 10) { buffer, count in
+                    count = try descriptor.read(into: UnsafeMutableRawBufferPointer(buffer))
+                }
+            }
+        } catch {
+            throw CoreError(.invalidArgument, "cannot read the signing key \(path): \(error)")
         }
         let text = String(decoding: bytes, as: UTF8.self)
         let lines = text.split(whereSeparator: \.isNewline).filter { !$0.hasPrefix("#") && !$0.isEmpty }
@@ -80,17 +80,20 @@ public struct SigningKey: Sendable {
         let text = Self.fileHeader + Hex.encode(rawPrivateKey) + "\n"
         let temporary = path + ".tmp"
         unlink(temporary)
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw CoreError(.invalidArgument, "cannot create the signing key \(path): \(String(cString: strerror(errno)))")
-        }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor)
-        close(descriptor)
-        guard written == bytes.count, synced == 0 else {
+        do {
+            let descriptor = try FileDescriptor.open(
+                FilePath(temporary),
+                .writeOnly,
+                options: [.create, .exclusiveCreate, .closeOnExec],
+                permissions: [.ownerReadWrite]
+            )
+            try descriptor.closeAfter {
+                _ = try descriptor.writeAll(text.utf8)
+                guard fsync(descriptor.rawValue) == 0 else { throw Errno(rawValue: errno) }
+            }
+        } catch {
             unlink(temporary)
-            throw CoreError(.storageUnavailable, "cannot write the signing key \(path)")
+            throw CoreError(.storageUnavailable, "cannot write the signing key \(path): \(error)")
         }
         // link() fails when the target exists: never replace a key.
         guard link(temporary, path) == 0 else {

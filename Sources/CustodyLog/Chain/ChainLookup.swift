@@ -1,6 +1,7 @@
 /// Finds the hash chain's value after any seq of a segment log, from the values stored at the
 /// ends of batches: it reads at most the batches between two index entries, and hashes only the
-/// records of the batch that holds the seq.
+/// records of the batch that holds the seq (all of them, to check the result against the value
+/// the batch stores).
 struct ChainLookup {
     struct Segment: Sendable {
         var baseSeq: UInt64
@@ -19,7 +20,8 @@ struct ChainLookup {
     }
 
     /// The chain value after record `seq`: ``ChainValue/zero`` for seq 0; nil when the log does
-    /// not hold `seq` or holds it in a version 1 batch (before the chain started).
+    /// not hold `seq`, holds it in a version 1 batch (before the chain started), or when the
+    /// value cannot be known: `seq`'s batch follows a lost range that the chain ran through.
     func value(after seq: UInt64) throws -> ChainValue? {
         if seq == 0 { return .zero }
         guard let position = segments.lastIndex(where: { $0.baseSeq <= seq }) else { return nil }
@@ -52,11 +54,19 @@ struct ChainLookup {
             } else {
                 value = try self.value(after: segments[position - 1].index.endSeq - 1) ?? .zero
             }
-            guard case .success(let records) = try scanner.records(of: header, at: at, wanted: header.firstSeq...seq) else {
+            guard case .success(let records) = try scanner.records(of: header, at: at, wanted: header.firstSeq...header.lastSeq) else {
                 throw LogError(.corruption, "\(SegmentName.segment(segment.baseSeq)) is damaged at byte \(at)")
             }
-            for record in records { value = value.next(record) }
-            return value
+            var valueAtSeq: ChainValue?
+            for record in records {
+                value = value.next(record)
+                if record.seq == seq { valueAtSeq = value }
+            }
+            // The value before the batch is right only if the batch's records hash from it to the
+            // value the batch stores: not so after a range lost in the middle of the log, whose
+            // records the chain ran through (the value is then not known).
+            guard value == (try scanner.chainValue(of: header, at: at)) else { return nil }
+            return valueAtSeq
         }
         return nil
     }

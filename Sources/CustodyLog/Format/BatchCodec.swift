@@ -2,7 +2,7 @@ import NIOCore
 
 /// Records framed for a batch but not yet given seqs: what concurrent appends accumulate while
 /// the previous group is being written.
-struct FramedRecords {
+struct FramedRecords: Sendable {
     var bytes: ByteBuffer
     var count = 0
     var firstTimestamp: Int64 = 0
@@ -13,19 +13,6 @@ struct FramedRecords {
     }
 
     var isEmpty: Bool { count == 0 }
-
-    /// Calls `body` with the bytes of each record, in order.
-    func forEachRecord(_ body: (UnsafeRawBufferPointer) -> Void) {
-        bytes.withUnsafeReadableBytes { raw in
-            var offset = 0
-            while offset + RecordFrame.headerSize <= raw.count {
-                let length = Int(raw.littleEndian(at: offset, as: UInt32.self))
-                let start = offset + RecordFrame.headerSize
-                body(UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)]))
-                offset = start + length
-            }
-        }
-    }
 
     mutating func append(_ payload: ByteBuffer, timestamp: Int64) {
         if count == 0 { firstTimestamp = timestamp }
@@ -50,12 +37,38 @@ enum BatchCodec {
         chain: ChainValue?,
         into output: inout ByteBuffer
     ) -> BatchHeader {
-        var written: BatchHeader?
-        let trailer = chain == nil ? 0 : ChainValue.byteCount
+        var batch = compress(records, firstSeq: firstSeq, chained: chain != nil, into: &output)
+        seal(&batch, flags: flags, chain: chain, in: &output)
+        return batch.header
+    }
+
+    /// A batch whose payload is in a group's output, its header and chain trailer not written
+    /// yet: what ``compress(_:firstSeq:chained:into:)`` leaves for
+    /// ``seal(_:flags:chain:in:)``, so that a group's chain can be computed while it is
+    /// compressed, and a group compressed before it is known which of its batches is the last
+    /// one written.
+    struct UnsealedBatch: Sendable {
+        /// Where the batch's header starts in the output.
+        var offset: Int
+        /// The header, its flags and checksum not yet set.
+        var header: BatchHeader
+    }
+
+    /// Appends a batch to `output` with its header (and, when `chained`, its chain trailer) left
+    /// as zeros: the payload LZ4-compressed when that makes it smaller, stored as it is
+    /// otherwise. The batch is not valid until ``seal(_:flags:chain:in:)`` has written them.
+    static func compress(
+        _ records: FramedRecords,
+        firstSeq: UInt64,
+        chained: Bool,
+        into output: inout ByteBuffer
+    ) -> UnsealedBatch {
+        let offset = output.writerIndex
+        let trailer = chained ? ChainValue.byteCount : 0
+        var header: BatchHeader?
         records.bytes.withUnsafeReadableBytes { payload in
             let bound = LZ4Block.compressBound(payload.count)
             output.writeWithUnsafeMutableBytes(minimumWritableBytes: BatchHeader.size + max(bound, payload.count) + trailer) { destination in
-                let headerBytes = UnsafeMutableRawBufferPointer(rebasing: destination[0..<BatchHeader.size])
                 let body = UnsafeMutableRawBufferPointer(rebasing: destination[BatchHeader.size...])
                 var codec = BatchHeader.Codec.stored
                 var storedLength = payload.count
@@ -68,11 +81,10 @@ enum BatchCodec {
                 } else {
                     body.copyMemory(from: payload)
                 }
-                chain?.store(into: body, at: storedLength)
-                var header = BatchHeader(
-                    version: chain == nil ? 1 : BatchHeader.chainedVersion,
+                header = BatchHeader(
+                    version: chained ? BatchHeader.chainedVersion : 1,
                     codec: codec,
-                    flags: flags,
+                    flags: 0,
                     firstSeq: firstSeq,
                     recordCount: UInt32(records.count),
                     uncompressedLength: UInt32(payload.count),
@@ -81,12 +93,29 @@ enum BatchCodec {
                     storedLength: UInt32(storedLength),
                     checksum: 0
                 )
-                header.checksum = header.write(into: headerBytes, payload: UnsafeRawBufferPointer(rebasing: body[0..<(storedLength + trailer)]))
-                written = header
                 return BatchHeader.size + storedLength + trailer
             }
         }
-        return written!
+        return UnsealedBatch(offset: offset, header: header!)
+    }
+
+    /// Writes a compressed batch's chain trailer (`chain`, which a chained batch must be given
+    /// and an unchained one must not) and its header, with `flags` and the checksum over both.
+    static func seal(_ batch: inout UnsealedBatch, flags: UInt16, chain: ChainValue?, in output: inout ByteBuffer) {
+        precondition((chain != nil) == batch.header.isChained, "a chained batch is sealed with its chain value, an unchained one without")
+        let trailer = chain == nil ? 0 : ChainValue.byteCount
+        let storedLength = Int(batch.header.storedLength)
+        let offset = batch.offset - output.readerIndex
+        batch.header.flags = flags
+        output.withUnsafeMutableReadableBytes { raw in
+            let destination = UnsafeMutableRawBufferPointer(rebasing: raw[offset..<(offset + BatchHeader.size + storedLength + trailer)])
+            let body = UnsafeMutableRawBufferPointer(rebasing: destination[BatchHeader.size...])
+            chain?.store(into: body, at: storedLength)
+            batch.header.checksum = batch.header.write(
+                into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<BatchHeader.size]),
+                payload: UnsafeRawBufferPointer(body)
+            )
+        }
     }
 
     /// Decodes a batch's records. `stored` is the payload as it is on disk; its checksum must

@@ -37,7 +37,7 @@ public actor SegmentLog: EventLog {
     nonisolated let fileSystem: any LogFileSystem
     nonisolated let threadPool: NIOThreadPool
     /// The writers' own threads: every write, fsync, segment roll and recovery point runs here,
-    /// so that readers (projector, cache, live hub, API reads) on ``threadPool`` can never make an
+    /// and a group's hash chain beside its compression, so that readers (projector, cache, live hub, API reads) on ``threadPool`` can never make an
     /// append wait for a thread. Shared by the logs of a process (one, in a server) and never
     /// shut down, like NIO's singleton pool.
     nonisolated var writerPool: NIOThreadPool { Self.writerThreads }
@@ -71,6 +71,18 @@ public actor SegmentLog: EventLog {
         var waiters: [Waiter] = []
         var bytes = 0
         var isEmpty: Bool { waiters.isEmpty }
+
+        /// The record counts, from the group's start, at which each append's records end.
+        var waiterEnds: [Int] {
+            var ends: [Int] = []
+            ends.reserveCapacity(waiters.count)
+            var records = 0
+            for waiter in waiters {
+                records += waiter.count
+                ends.append(records)
+            }
+            return ends
+        }
     }
 
     enum Lifecycle {
@@ -213,8 +225,7 @@ public actor SegmentLog: EventLog {
     /// the Unix epoch; now when nil; never earlier than the log's last timestamp). Returns once
     /// they are durable under the fsync policy. Once called, the append is not cancellable: it
     /// either becomes durable or fails.
-    public func append(_ payloads: [ByteBuffer], timestamp: Int64? = nil) async throws -> AppendReceipt {
-        guard lifecycle == .open else { throw LogError(.closed, "the log is closed") }
+    public nonisolated func append(_ payloads: [ByteBuffer], timestamp: Int64? = nil) async throws -> AppendReceipt {
         guard !payloads.isEmpty else { throw LogError(.invalidArgument, "an append needs at least one record") }
         var bytes = 0
         for payload in payloads {
@@ -226,15 +237,23 @@ public actor SegmentLog: EventLog {
             }
             bytes += payload.readableBytes + RecordFrame.headerSize
         }
+        return try await enqueue(payloads, bytes: bytes, timestamp: timestamp ?? configuration.wallClock())
+    }
+
+    /// Adds an append's records (framed with `timestamp`) to the pending group and waits for its
+    /// commit.
+    private func enqueue(_ payloads: [ByteBuffer], bytes: Int, timestamp: Int64) async throws -> AppendReceipt {
+        guard lifecycle == .open else { throw LogError(.closed, "the log is closed") }
         guard pending.bytes + bytes <= configuration.maximumPendingBytes || pending.isEmpty else {
             statistics.appendsRefused += 1
             throw LogError(.overloaded, "\(pending.bytes) bytes are already waiting to be written")
         }
-        let stamp = max(timestamp ?? configuration.wallClock(), lastTimestamp)
+        let stamp = max(timestamp, lastTimestamp)
         lastTimestamp = stamp
+        let limit = configuration.effectiveBatchBytes
         for payload in payloads {
-            if pending.batches.isEmpty || pending.batches[pending.batches.count - 1].bytes.readableBytes >= configuration.effectiveBatchBytes {
-                pending.batches.append(FramedRecords(capacity: min(configuration.effectiveBatchBytes, max(bytes, 4096))))
+            if pending.batches.isEmpty || pending.batches[pending.batches.count - 1].bytes.readableBytes >= limit {
+                pending.batches.append(FramedRecords(capacity: min(limit, max(bytes, 4096))))
             }
             pending.batches[pending.batches.count - 1].append(payload, timestamp: stamp)
         }
@@ -246,7 +265,7 @@ public actor SegmentLog: EventLog {
     }
 
     /// Appends one record.
-    public func append(_ payload: ByteBuffer, timestamp: Int64? = nil) async throws -> AppendReceipt {
+    public nonisolated func append(_ payload: ByteBuffer, timestamp: Int64? = nil) async throws -> AppendReceipt {
         try await append([payload], timestamp: timestamp)
     }
 
@@ -310,49 +329,23 @@ public actor SegmentLog: EventLog {
         case .interval(let ms): synchronize = configuration.clock.now() - lastSynchronization >= .milliseconds(ms)
         }
         let batches = group.batches
-        let startChain: ChainValue? = configuration.hashChain ? chain : nil
+        let chained = configuration.hashChain
         // Where each waiter's records end, counted in records of the group: its receipt's chain
         // value is the one after that record.
-        var waiterEnds: [Int] = []
-        waiterEnds.reserveCapacity(group.waiters.count)
-        var recordsSoFar = 0
-        for waiter in group.waiters {
-            recordsSoFar += waiter.count
-            waiterEnds.append(recordsSoFar)
-        }
-        let ends = waiterEnds
-        let result: Result<(headers: [(BatchHeader, Int64)], chains: [ChainValue], syncNanoseconds: Int64), any Error> = await runWriterIO {
-            var output = ByteBufferAllocator().buffer(capacity: Int(groupBytes) + batches.count * ChainValue.byteCount + 64)
-            var headers: [(BatchHeader, Int64)] = []
-            headers.reserveCapacity(batches.count)
-            var chains: [ChainValue] = []
-            var running = startChain
-            if running != nil { chains.reserveCapacity(ends.count) }
-            var record = 0
-            var nextEnd = 0
-            var seq = firstSeq
-            for (position, batch) in batches.enumerated() {
-                var flags: UInt16 = position == batches.count - 1 ? BatchHeader.flagEndOfWrite : 0
-                if policy.acknowledgesBeforeSync { flags |= BatchHeader.flagDeferredSync }
-                if var value = running {
-                    var recordSeq = seq
-                    batch.forEachRecord { bytes in
-                        value = value.next(seq: recordSeq, bytes: bytes)
-                        recordSeq += 1
-                        record += 1
-                        if nextEnd < ends.count && ends[nextEnd] == record {
-                            chains.append(value)
-                            nextEnd += 1
-                        }
-                    }
-                    running = value
-                }
-                let at = Int64(output.writerIndex)
-                let header = BatchCodec.encode(batch, firstSeq: seq, flags: flags, chain: running, into: &output)
-                headers.append((header, offset + at))
-                seq += UInt64(batch.count)
-            }
-            try output.withUnsafeReadableBytes { try file.write($0, at: offset) }
+        let waiterEnds = group.waiterEnds
+        let capacity = Int(groupBytes) + batches.count * ChainValue.byteCount + 64
+        let acknowledgesBeforeSync = policy.acknowledgesBeforeSync
+        // Seals the group's compressed batches with their chain values, writes them and
+        // synchronizes.
+        let write: @Sendable (inout CompressedGroup, GroupChain?) throws -> WrittenGroup = { group, chain in
+            let sealed = group.seal(
+                flags: { position, count in
+                    (position == count - 1 ? BatchHeader.flagEndOfWrite : 0) | (acknowledgesBeforeSync ? BatchHeader.flagDeferredSync : 0)
+                },
+                chain: chain
+            )
+            let headers = sealed.map { ($0.header, offset + Int64($0.offset)) }
+            try group.output.withUnsafeReadableBytes { try file.write($0, at: offset) }
             var syncNanoseconds: Int64 = 0
             if synchronize {
                 let started = ContinuousClock.now
@@ -360,19 +353,48 @@ public actor SegmentLog: EventLog {
                 let elapsed = (ContinuousClock.now - started).components
                 syncNanoseconds = elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
             }
-            return (headers, chains, syncNanoseconds)
+            return WrittenGroup(headers: headers, receiptChains: chain?.afterWaiter ?? [], syncNanoseconds: syncNanoseconds)
+        }
+        let result: Result<WrittenGroup, any Error>
+        if chained {
+            // The group is compressed on one writer thread while its chain is computed on the
+            // other (the chain is serial, and as costly as the compression); then sealed and
+            // written.
+            async let compressed = runWriterIO {
+                var group = CompressedGroup(capacity: capacity)
+                group.compress(batches[...], firstSeq: firstSeq, chained: true)
+                return Handoff(group)
+            }
+            let start = chain
+            let computed = await runWriterIO { GroupChain(batches: batches, firstSeq: firstSeq, start: start, waiterEnds: waiterEnds) }
+            switch (await compressed, computed) {
+            case (.success(let compressed), .success(let groupChain)):
+                result = await runWriterIO {
+                    var group = compressed.take()
+                    return try write(&group, groupChain)
+                }
+            case (.failure(let error), _), (_, .failure(let error)):
+                result = .failure(error)
+            }
+        } else {
+            result = await runWriterIO {
+                var group = CompressedGroup(capacity: capacity)
+                group.compress(batches[...], firstSeq: firstSeq, chained: false)
+                return try write(&group, nil)
+            }
         }
         switch result {
-        case .success(let (headers, chains, syncNanoseconds)):
+        case .success(let written):
+            let (headers, chains, syncNanoseconds) = (written.headers, written.receiptChains, written.syncNanoseconds)
             for (header, at) in headers {
                 active.index.noteBatch(header, at: at, interval: configuration.indexIntervalBytes)
                 statistics.uncompressedBytes += Int64(header.uncompressedLength)
             }
-            let written = active.length - offset
-            statistics.bytesWritten += written
+            let bytesWritten = active.length - offset
+            statistics.bytesWritten += bytesWritten
             statistics.batchesWritten += headers.count
             statistics.writes += 1
-            bytesSinceRecoveryPoint += written
+            bytesSinceRecoveryPoint += bytesWritten
             if synchronize {
                 configuration.onSynchronization?(.nanoseconds(syncNanoseconds))
                 statistics.synchronizations += 1
