@@ -5,8 +5,9 @@ SHELL := /bin/bash
 SWIFT ?= swift
 DATA_DIR ?= ./custody-data
 # Debian packages the build needs (headers and pkg-config files for the C libraries), and what
-# the tests use: prometheus for promtool (the /metrics test checks the exposition with it).
-APT_PACKAGES := liblz4-dev libsqlite3-dev zlib1g-dev pkg-config python3-venv prometheus
+# the tests use: prometheus for promtool (the /metrics test checks the exposition with it);
+# nats.c (libnats-dev) and nats-server for cluster mode's JetStream log and its tests.
+APT_PACKAGES := liblz4-dev libsqlite3-dev zlib1g-dev pkg-config python3-venv prometheus libnats-dev nats-server
 CUSTODY := .build/release/custody
 
 .PHONY: run demo test deps build release bench bench-replay benchmarks schemathesis fuzz format lint clean dashboard-screenshots
@@ -58,7 +59,7 @@ test: deps
 	# Two runs: the log's and the core's CPU-heavy suites (crash simulation, millions of records)
 	# would otherwise share the test process's two threads with the servers of the timing-bound
 	# server tests (slow-client deadlines, worker timeouts).
-	$(SWIFT) test --skip-build --parallel --num-workers 2 --filter 'CustodyLogTests|CustodyCoreTests|CustodyOTLPTests'
+	$(SWIFT) test --skip-build --parallel --num-workers 2 --filter 'CustodyLogTests|CustodyCoreTests|CustodyOTLPTests|CustodyJetStreamTests'
 	$(SWIFT) test --skip-build --parallel --num-workers 2 --filter 'CustodyServerTests|CustodyClientTests|CustodyCommandTests'
 	Tests/interop/otlp-python.sh
 	Tests/interop/rpc-python.sh

@@ -59,6 +59,29 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
         ),
+        // nats.c from the system (Debian: libnats-dev): the JetStream log of cluster mode.
+        .systemLibrary(
+            name: "CNATS",
+            pkgConfig: "libnats",
+            providers: [.apt(["libnats-dev"])]
+        ),
+        // The JetStream client: a stream's operations through nats.c.
+        .target(
+            name: "CustodyJetStream",
+            dependencies: [
+                "CNATS",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CustodyJetStreamTests",
+            dependencies: [
+                "CustodyJetStream",
+                "CustodyLogTesting",
+            ],
+            swiftSettings: swiftSettings
+        ),
         // CRC32C with the SSE4.2 / ARMv8 CRC instructions and a portable fallback.
         .target(name: "CCRC32C"),
         .target(

@@ -1,0 +1,208 @@
+import CNATS
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A connection to a NATS cluster with JetStream, through nats.c (Debian `libnats-dev`): the
+/// stream operations the JetStream event log is built on (docs/architecture.md, "The two
+/// seams"; CLUSTER.md's rules are in docs/operations.md).
+///
+/// Rules:
+/// - nats.c's calls block (a publish waits for JetStream's acknowledgement), so every call runs
+///   on ``threads``, never on Swift concurrency's cooperative pool.
+/// - A publish carries a message id (`Nats-Msg-Id`): retried with the same id after an unknown
+///   outcome (a timeout during a leader election), it is stored once, and the answer says
+///   `duplicate` with the original sequence.
+/// - `expectedLastSequence` fences concurrent writers: JetStream refuses the message (error
+///   10071) unless the stream's last sequence is the one given.
+public final class JetStreamConnection: @unchecked Sendable {
+    // @unchecked Sendable: the two pointers are set once in `init` and destroyed once in
+    // `deinit`; nats.c documents `natsConnection` and `jsCtx` as safe to use from any number of
+    // threads at once, and nothing else here is mutable.
+    private let connection: OpaquePointer
+    private let context: OpaquePointer
+    /// The threads nats.c's blocking calls run on.
+    public let threads: NIOThreadPool
+
+    /// What JetStream answered to a publish.
+    public struct Acknowledgement: Sendable, Hashable {
+        /// The message's sequence in the stream.
+        public var sequence: UInt64
+        /// The message id was seen before: this is the sequence of the message stored then.
+        public var duplicate: Bool
+    }
+
+    /// A stream's configuration and state, as JetStream reports them.
+    public struct StreamInfo: Sendable, Hashable {
+        public var name: String
+        public var subjects: [String]
+        public var replicas: Int
+        public var fileStorage: Bool
+        public var denyDelete: Bool
+        public var denyPurge: Bool
+        /// The duplicate window, in nanoseconds.
+        public var duplicateWindow: Int64
+        public var messages: UInt64
+        public var bytes: UInt64
+        public var firstSequence: UInt64
+        public var lastSequence: UInt64
+        /// The cluster's leader for the stream (nil on a single server).
+        public var leader: String?
+    }
+
+    /// Connects to `urls` (comma-separated `nats://host:port`).
+    public static func connect(to urls: String, threads: NIOThreadPool = .singleton) async throws -> JetStreamConnection {
+        try await threads.runIfActive { try JetStreamConnection(urls: urls, threads: threads) }
+    }
+
+    private init(urls: String, threads: NIOThreadPool) throws(JetStreamError) {
+        var connection: OpaquePointer?
+        var status = natsConnection_ConnectTo(&connection, urls)
+        guard status == NATS_OK, let connection else {
+            throw JetStreamError("connecting to \(urls)", status: status, errorCode: jsErrCode(rawValue: 0))
+        }
+        var context: OpaquePointer?
+        status = natsConnection_JetStream(&context, connection, nil)
+        guard status == NATS_OK, let context else {
+            natsConnection_Destroy(connection)
+            throw JetStreamError("opening JetStream on \(urls)", status: status, errorCode: jsErrCode(rawValue: 0))
+        }
+        self.connection = connection
+        self.context = context
+        self.threads = threads
+    }
+
+    deinit {
+        jsCtx_Destroy(context)
+        natsConnection_Destroy(connection)
+    }
+
+    /// Closes the connection; later calls fail.
+    public func close() async {
+        _ = try? await threads.runIfActive { natsConnection_Close(self.connection) }
+    }
+
+    // MARK: Streams
+
+    /// The stream `name`, nil when there is none.
+    public func streamInfo(_ name: String) async throws -> StreamInfo? {
+        try await threads.runIfActive { () throws(JetStreamError) -> StreamInfo? in
+            var info: UnsafeMutablePointer<jsStreamInfo>?
+            var errorCode = jsErrCode(rawValue: 0)
+            let status = js_GetStreamInfo(&info, self.context, name, nil, &errorCode)
+            if status == NATS_NOT_FOUND || errorCode == JSStreamNotFoundErr { return nil }
+            guard status == NATS_OK, let info else { throw JetStreamError("reading stream \(name)", status: status, errorCode: errorCode) }
+            defer { jsStreamInfo_Destroy(info) }
+            return StreamInfo(info.pointee)
+        }
+    }
+
+    /// Creates the stream `name` over `subjects`: file storage, `replicas` copies, deleting and
+    /// purging denied (the log is append-only), a duplicate window of `duplicateWindow`
+    /// nanoseconds. Fails when it exists.
+    public func addStream(name: String, subjects: [String], replicas: Int, duplicateWindow: Int64) async throws -> StreamInfo {
+        try await threads.runIfActive { () throws(JetStreamError) -> StreamInfo in
+            var config = jsStreamConfig()
+            jsStreamConfig_Init(&config)
+            var info: UnsafeMutablePointer<jsStreamInfo>?
+            var errorCode = jsErrCode(rawValue: 0)
+            let status = name.withCString { namePointer in
+                withCStrings(subjects) { subjectPointers in
+                    config.Name = namePointer
+                    config.Subjects = subjectPointers.baseAddress
+                    config.SubjectsLen = Int32(subjects.count)
+                    config.Storage = js_FileStorage
+                    config.Replicas = Int64(replicas)
+                    config.DenyDelete = true
+                    config.DenyPurge = true
+                    config.Duplicates = duplicateWindow
+                    return js_AddStream(&info, self.context, &config, nil, &errorCode)
+                }
+            }
+            guard status == NATS_OK, let info else { throw JetStreamError("creating stream \(name)", status: status, errorCode: errorCode) }
+            defer { jsStreamInfo_Destroy(info) }
+            return StreamInfo(info.pointee)
+        }
+    }
+
+    // MARK: Messages
+
+    /// Publishes `data` on `subject` with message id `messageID`; with `expectedLastSequence`,
+    /// only if the stream's last sequence is that. `maxWait` bounds the wait for the
+    /// acknowledgement (a ``JetStreamError/Code/timedOut`` leaves the outcome unknown: retry with
+    /// the same id).
+    public func publish(
+        subject: String,
+        data: [UInt8],
+        messageID: String,
+        expectedLastSequence: UInt64? = nil,
+        maxWait: Duration = .seconds(10)
+    ) async throws -> Acknowledgement {
+        try await threads.runIfActive { () throws(JetStreamError) -> Acknowledgement in
+            var options = jsPubOptions()
+            jsPubOptions_Init(&options)
+            options.MaxWait = maxWait.components.seconds * 1000 + maxWait.components.attoseconds / 1_000_000_000_000_000
+            if let expectedLastSequence { options.ExpectLastSeq = expectedLastSequence }
+            var acknowledgement: UnsafeMutablePointer<jsPubAck>?
+            var errorCode = jsErrCode(rawValue: 0)
+            let status = messageID.withCString { id in
+                options.MsgId = id
+                return data.withUnsafeBytes { bytes in
+                    js_Publish(&acknowledgement, self.context, subject, bytes.baseAddress, Int32(bytes.count), &options, &errorCode)
+                }
+            }
+            guard status == NATS_OK, let acknowledgement else {
+                throw JetStreamError("publishing to \(subject)", status: status, errorCode: errorCode)
+            }
+            defer { jsPubAck_Destroy(acknowledgement) }
+            return Acknowledgement(sequence: acknowledgement.pointee.Sequence, duplicate: acknowledgement.pointee.Duplicate)
+        }
+    }
+
+    /// The data of message `sequence` of stream `stream`; nil when the stream has no such
+    /// message.
+    public func message(stream: String, sequence: UInt64) async throws -> [UInt8]? {
+        try await threads.runIfActive { () throws(JetStreamError) -> [UInt8]? in
+            var message: OpaquePointer?
+            var errorCode = jsErrCode(rawValue: 0)
+            let status = js_GetMsg(&message, self.context, stream, sequence, nil, &errorCode)
+            if status == NATS_NOT_FOUND || errorCode == JSNoMessageFoundErr { return nil }
+            guard status == NATS_OK, let message else {
+                throw JetStreamError("reading message \(sequence) of \(stream)", status: status, errorCode: errorCode)
+            }
+            defer { natsMsg_Destroy(message) }
+            let count = Int(natsMsg_GetDataLength(message))
+            guard count > 0, let data = natsMsg_GetData(message) else { return [] }
+            return data.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }
+        }
+    }
+}
+
+extension JetStreamConnection.StreamInfo {
+    init(_ info: jsStreamInfo) {
+        let config = info.Config.pointee
+        name = String(cString: config.Name)
+        subjects = (0..<Int(config.SubjectsLen)).compactMap { config.Subjects[$0].map { String(cString: $0) } }
+        replicas = Int(config.Replicas)
+        fileStorage = config.Storage == js_FileStorage
+        denyDelete = config.DenyDelete
+        denyPurge = config.DenyPurge
+        duplicateWindow = config.Duplicates
+        messages = info.State.Msgs
+        bytes = info.State.Bytes
+        firstSequence = info.State.FirstSeq
+        lastSequence = info.State.LastSeq
+        leader = info.Cluster.flatMap { $0.pointee.Leader.map { String(cString: $0) } }
+    }
+}
+
+/// Calls `body` with C strings of `strings`, valid during the call.
+private func withCStrings<Result>(_ strings: [String], _ body: (UnsafeMutableBufferPointer<UnsafePointer<CChar>?>) -> Result) -> Result {
+    var pointers = strings.map { UnsafePointer(strdup($0)) }
+    defer { for pointer in pointers { free(UnsafeMutablePointer(mutating: pointer)) } }
+    return pointers.withUnsafeMutableBufferPointer { body($0) }
+}

@@ -1,0 +1,58 @@
+import CNATS
+
+/// A failure of the NATS client or of JetStream (swift-nio style: a struct wrapping a private
+/// code enum), with nats.c's status text and JetStream's error code kept.
+public struct JetStreamError: Error, Sendable, Hashable, CustomStringConvertible {
+    fileprivate enum Base: Sendable, Hashable {
+        case connectionFailed
+        case streamMismatch
+        case publishFailed
+        case notFound
+        case timedOut
+        case failed
+    }
+
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        fileprivate let base: Base
+        /// The servers could not be reached.
+        public static let connectionFailed = Code(base: .connectionFailed)
+        /// An existing stream's configuration does not fit what was asked for.
+        public static let streamMismatch = Code(base: .streamMismatch)
+        /// JetStream refused the message (an expected-last-sequence fence, among others).
+        public static let publishFailed = Code(base: .publishFailed)
+        /// No such stream or message.
+        public static let notFound = Code(base: .notFound)
+        /// No answer in time: the outcome of a publish is unknown.
+        public static let timedOut = Code(base: .timedOut)
+        public static let failed = Code(base: .failed)
+
+        public var description: String { "\(base)" }
+    }
+
+    public let code: Code
+    public let message: String
+    /// JetStream's error code (10071: wrong last sequence), 0 when there is none.
+    public let jetStreamCode: Int
+
+    init(_ code: Code, _ message: String, jetStreamCode: Int = 0) {
+        self.code = code
+        self.message = message
+        self.jetStreamCode = jetStreamCode
+    }
+
+    /// The error for a nats.c status `status` (and JetStream code `errorCode`) of `operation`.
+    init(_ operation: String, status: natsStatus, errorCode: jsErrCode) {
+        let text = String(cString: natsStatus_GetText(status))
+        let code: Code =
+            switch status {
+            case NATS_TIMEOUT: .timedOut
+            case NATS_NOT_FOUND: .notFound
+            case NATS_NO_SERVER: .connectionFailed
+            default: errorCode.rawValue != 0 ? .publishFailed : .failed
+            }
+        let detail = errorCode.rawValue != 0 ? " (JetStream error \(errorCode.rawValue))" : ""
+        self.init(code, "\(operation) failed: \(text)\(detail)", jetStreamCode: Int(errorCode.rawValue))
+    }
+
+    public var description: String { message }
+}
