@@ -50,6 +50,20 @@ func appendConcurrently(_ log: SegmentLog, _ workload: [[[ByteBuffer]]]) async t
     return Int(Double(events) / seconds(clock.now - start))
 }
 
+/// Each iteration appends `workload` to a new log with `configuration` and records events/s.
+func measureAppends(_ benchmark: Benchmark, _ workload: [[[ByteBuffer]]], configuration: LogConfiguration, name: String) async throws {
+    for _ in benchmark.scaledIterations {
+        let directory = benchmarkDirectory(name)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try await SegmentLog.open(directory: directory, configuration: configuration)
+        benchmark.startMeasurement()
+        let rate = try await appendConcurrently(log, workload)
+        benchmark.stopMeasurement()
+        benchmark.measurement(eventsPerSecond, rate)
+        await log.close()
+    }
+}
+
 /// The log the scan benchmark reads, written once by its setup.
 let scanDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-bench-scan-\(UUID().uuidString)").path
 
@@ -70,16 +84,7 @@ let benchmarks: @Sendable () -> Void = {
             let events = 200_000
             Benchmark("Append 256 B events, \(appenders) appenders × \(perAppend)/append, fsync \(policy)") { benchmark in
                 let workload = makeWorkload(appenders: appenders, events: events, perAppend: perAppend)
-                for _ in benchmark.scaledIterations {
-                    let directory = benchmarkDirectory("append")
-                    defer { try? FileManager.default.removeItem(atPath: directory) }
-                    let log = try await SegmentLog.open(directory: directory, configuration: LogConfiguration(fsync: policy))
-                    benchmark.startMeasurement()
-                    let rate = try await appendConcurrently(log, workload)
-                    benchmark.stopMeasurement()
-                    benchmark.measurement(eventsPerSecond, rate)
-                    await log.close()
-                }
+                try await measureAppends(benchmark, workload, configuration: LogConfiguration(fsync: policy), name: "append")
             }
         }
     }
@@ -89,18 +94,9 @@ let benchmarks: @Sendable () -> Void = {
     for policy in [FsyncPolicy.always, .never] {
         Benchmark("Append 256 B events, 64 appenders × 100/append, fsync \(policy), chain off") { benchmark in
             let workload = makeWorkload(appenders: 64, events: 200_000, perAppend: 100)
-            for _ in benchmark.scaledIterations {
-                let directory = benchmarkDirectory("append-unchained")
-                defer { try? FileManager.default.removeItem(atPath: directory) }
-                var configuration = LogConfiguration(fsync: policy)
-                configuration.hashChain = false
-                let log = try await SegmentLog.open(directory: directory, configuration: configuration)
-                benchmark.startMeasurement()
-                let rate = try await appendConcurrently(log, workload)
-                benchmark.stopMeasurement()
-                benchmark.measurement(eventsPerSecond, rate)
-                await log.close()
-            }
+            var configuration = LogConfiguration(fsync: policy)
+            configuration.hashChain = false
+            try await measureAppends(benchmark, workload, configuration: configuration, name: "append-unchained")
         }
     }
 
@@ -124,16 +120,7 @@ let benchmarks: @Sendable () -> Void = {
     for appenders in [1, 64] {
         Benchmark("Append 256 B events, \(appenders) appenders × 1/append, fsync always") { benchmark in
             let workload = makeWorkload(appenders: appenders, events: appenders == 1 ? 5_000 : 100_000, perAppend: 1)
-            for _ in benchmark.scaledIterations {
-                let directory = benchmarkDirectory("append1")
-                defer { try? FileManager.default.removeItem(atPath: directory) }
-                let log = try await SegmentLog.open(directory: directory, configuration: LogConfiguration(fsync: .always))
-                benchmark.startMeasurement()
-                let rate = try await appendConcurrently(log, workload)
-                benchmark.stopMeasurement()
-                benchmark.measurement(eventsPerSecond, rate)
-                await log.close()
-            }
+            try await measureAppends(benchmark, workload, configuration: LogConfiguration(fsync: .always), name: "append1")
         }
     }
 

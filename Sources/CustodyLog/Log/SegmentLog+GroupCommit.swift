@@ -11,13 +11,10 @@ extension SegmentLog {
         var output: ByteBuffer
         var unsealed: [BatchCodec.UnsealedBatch] = []
 
-        init(capacity: Int) {
+        /// `batches` compressed one after the other, the first record being `firstSeq`.
+        init(_ batches: [FramedRecords], firstSeq: UInt64, chained: Bool, capacity: Int) {
             output = ByteBufferAllocator().buffer(capacity: capacity)
-        }
-
-        /// Compresses `batches` after the ones already here, the first record being `firstSeq`.
-        mutating func compress(_ batches: ArraySlice<FramedRecords>, firstSeq: UInt64, chained: Bool) {
-            unsealed.reserveCapacity(unsealed.count + batches.count)
+            unsealed.reserveCapacity(batches.count)
             var seq = firstSeq
             for batch in batches {
                 unsealed.append(BatchCodec.compress(batch, firstSeq: seq, chained: chained, into: &output))

@@ -361,9 +361,7 @@ public actor SegmentLog: EventLog {
             // other (the chain is serial, and as costly as the compression); then sealed and
             // written.
             async let compressed = runWriterIO {
-                var group = CompressedGroup(capacity: capacity)
-                group.compress(batches[...], firstSeq: firstSeq, chained: true)
-                return Handoff(group)
+                Handoff(CompressedGroup(batches, firstSeq: firstSeq, chained: true, capacity: capacity))
             }
             let start = chain
             let computed = await runWriterIO { GroupChain(batches: batches, firstSeq: firstSeq, start: start, waiterEnds: waiterEnds) }
@@ -378,8 +376,7 @@ public actor SegmentLog: EventLog {
             }
         } else {
             result = await runWriterIO {
-                var group = CompressedGroup(capacity: capacity)
-                group.compress(batches[...], firstSeq: firstSeq, chained: false)
+                var group = CompressedGroup(batches, firstSeq: firstSeq, chained: false, capacity: capacity)
                 return try write(&group, nil)
             }
         }
