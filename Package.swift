@@ -65,12 +65,16 @@ let package = Package(
             pkgConfig: "libnats",
             providers: [.apt(["libnats-dev"])]
         ),
-        // The JetStream client: a stream's operations through nats.c.
+        // Cluster mode's log: an EventLog on a NATS JetStream stream, through nats.c.
         .target(
             name: "CustodyJetStream",
             dependencies: [
                 "CNATS",
+                "CustodyLog",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -78,7 +82,9 @@ let package = Package(
             name: "CustodyJetStreamTests",
             dependencies: [
                 "CustodyJetStream",
+                "CustodyLog",
                 "CustodyLogTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -316,6 +322,7 @@ let package = Package(
                 "CustodyClient",
                 "CustodyOTLP",
                 "CustodyRPC",
+                "CustodyJetStream",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

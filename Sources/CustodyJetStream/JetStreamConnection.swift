@@ -24,7 +24,7 @@ public final class JetStreamConnection: @unchecked Sendable {
     // `deinit`; nats.c documents `natsConnection` and `jsCtx` as safe to use from any number of
     // threads at once, and nothing else here is mutable.
     private let connection: OpaquePointer
-    private let context: OpaquePointer
+    let context: OpaquePointer
     /// The threads nats.c's blocking calls run on.
     public let threads: NIOThreadPool
 
@@ -131,36 +131,73 @@ public final class JetStreamConnection: @unchecked Sendable {
 
     // MARK: Messages
 
-    /// Publishes `data` on `subject` with message id `messageID`; with `expectedLastSequence`,
-    /// only if the stream's last sequence is that. `maxWait` bounds the wait for the
-    /// acknowledgement (a ``JetStreamError/Code/timedOut`` leaves the outcome unknown: retry with
-    /// the same id).
+    /// Publishes `data` on `subject` with message id `messageID` (`Nats-Msg-Id`); with
+    /// `expectedLastSequence`, only if the stream's last sequence is that
+    /// (`Nats-Expected-Last-Sequence`); with `expectedLastSubjectSequence`, only if the last
+    /// message on `subject` has that sequence, 0 meaning there is none
+    /// (`Nats-Expected-Last-Subject-Sequence`). A failed expectation is JetStream error 10071.
+    /// `maxWait` bounds the wait for the acknowledgement (a ``JetStreamError/Code/timedOut``
+    /// leaves the outcome unknown: retry with the same id).
     public func publish(
         subject: String,
-        data: [UInt8],
+        data: some Collection<UInt8> & Sendable,
         messageID: String,
         expectedLastSequence: UInt64? = nil,
+        expectedLastSubjectSequence: UInt64? = nil,
         maxWait: Duration = .seconds(10)
     ) async throws -> Acknowledgement {
         try await threads.runIfActive { () throws(JetStreamError) -> Acknowledgement in
-            var options = jsPubOptions()
-            jsPubOptions_Init(&options)
-            options.MaxWait = maxWait.components.seconds * 1000 + maxWait.components.attoseconds / 1_000_000_000_000_000
-            if let expectedLastSequence { options.ExpectLastSeq = expectedLastSequence }
-            var acknowledgement: UnsafeMutablePointer<jsPubAck>?
-            var errorCode = jsErrCode(rawValue: 0)
-            let status = messageID.withCString { id in
-                options.MsgId = id
-                return data.withUnsafeBytes { bytes in
-                    js_Publish(&acknowledgement, self.context, subject, bytes.baseAddress, Int32(bytes.count), &options, &errorCode)
+            var message: OpaquePointer?
+            var status = data.withContiguousStorageIfAvailable { bytes in
+                let raw = UnsafeRawBufferPointer(bytes)
+                return natsMsg_Create(&message, subject, nil, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(raw.count))
+            }
+            if status == nil {
+                let copy = Array(data)
+                status = copy.withUnsafeBytes { raw in
+                    natsMsg_Create(&message, subject, nil, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(raw.count))
                 }
             }
-            guard status == NATS_OK, let acknowledgement else {
-                throw JetStreamError("publishing to \(subject)", status: status, errorCode: errorCode)
+            guard status == NATS_OK, let message else {
+                throw JetStreamError("making a message for \(subject)", status: status ?? NATS_ERR, errorCode: jsErrCode(rawValue: 0))
+            }
+            defer { natsMsg_Destroy(message) }
+            var headers: [(String, String)] = [("Nats-Msg-Id", messageID)]
+            if let expectedLastSequence { headers.append(("Nats-Expected-Last-Sequence", String(expectedLastSequence))) }
+            if let expectedLastSubjectSequence {
+                headers.append(("Nats-Expected-Last-Subject-Sequence", String(expectedLastSubjectSequence)))
+            }
+            for (key, value) in headers {
+                let set = natsMsgHeader_Set(message, key, value)
+                guard set == NATS_OK else { throw JetStreamError("setting header \(key)", status: set, errorCode: jsErrCode(rawValue: 0)) }
+            }
+            var options = jsPubOptions()
+            jsPubOptions_Init(&options)
+            options.MaxWait = maxWait.milliseconds
+            var acknowledgement: UnsafeMutablePointer<jsPubAck>?
+            var errorCode = jsErrCode(rawValue: 0)
+            let published = js_PublishMsg(&acknowledgement, self.context, message, &options, &errorCode)
+            guard published == NATS_OK, let acknowledgement else {
+                throw JetStreamError("publishing to \(subject)", status: published, errorCode: errorCode)
             }
             defer { jsPubAck_Destroy(acknowledgement) }
             return Acknowledgement(sequence: acknowledgement.pointee.Sequence, duplicate: acknowledgement.pointee.Duplicate)
         }
+    }
+
+    /// The largest message the servers take, in bytes (their `max_payload`).
+    public var maximumPayload: Int { Int(natsConnection_GetMaxPayload(connection)) }
+
+    /// Whether the client is connected to a server now (it reconnects by itself after a
+    /// server is lost).
+    public var isConnected: Bool { natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED }
+
+    /// The URL of the server the client is connected to, nil when none.
+    public var connectedURL: String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard natsConnection_GetConnectedUrl(connection, &buffer, buffer.count) == NATS_OK else { return nil }
+        let url = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return url.isEmpty ? nil : url
     }
 
     /// The data of message `sequence` of stream `stream`; nil when the stream has no such
@@ -182,6 +219,23 @@ public final class JetStreamConnection: @unchecked Sendable {
     }
 }
 
+extension JetStreamConnection {
+    /// The sequence of the last message on `subject` in stream `stream`; 0 when there is none.
+    public func lastSequence(stream: String, subject: String) async throws -> UInt64 {
+        try await threads.runIfActive { () throws(JetStreamError) -> UInt64 in
+            var message: OpaquePointer?
+            var errorCode = jsErrCode(rawValue: 0)
+            let status = js_GetLastMsg(&message, self.context, stream, subject, nil, &errorCode)
+            if status == NATS_NOT_FOUND || errorCode == JSNoMessageFoundErr { return 0 }
+            guard status == NATS_OK, let message else {
+                throw JetStreamError("reading the last message on \(subject)", status: status, errorCode: errorCode)
+            }
+            defer { natsMsg_Destroy(message) }
+            return natsMsg_GetSequence(message)
+        }
+    }
+}
+
 extension JetStreamConnection.StreamInfo {
     init(_ info: jsStreamInfo) {
         let config = info.Config.pointee
@@ -198,6 +252,11 @@ extension JetStreamConnection.StreamInfo {
         lastSequence = info.State.LastSeq
         leader = info.Cluster.flatMap { $0.pointee.Leader.map { String(cString: $0) } }
     }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds, as nats.c takes timeouts.
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
 
 /// Calls `body` with C strings of `strings`, valid during the call.

@@ -9,6 +9,8 @@ public struct JetStreamError: Error, Sendable, Hashable, CustomStringConvertible
         case publishFailed
         case notFound
         case timedOut
+        case unavailable
+        case fenced
         case failed
     }
 
@@ -24,6 +26,12 @@ public struct JetStreamError: Error, Sendable, Hashable, CustomStringConvertible
         public static let notFound = Code(base: .notFound)
         /// No answer in time: the outcome of a publish is unknown.
         public static let timedOut = Code(base: .timedOut)
+        /// No server or no JetStream leader answered (disconnected, no responders, a leader
+        /// election): try again; a publish's outcome is unknown.
+        public static let unavailable = Code(base: .unavailable)
+        /// An expected-last-sequence or expected-last-subject-sequence did not hold (JetStream
+        /// error 10071): nothing was stored.
+        public static let fenced = Code(base: .fenced)
         public static let failed = Code(base: .failed)
 
         public var description: String { "\(base)" }
@@ -44,10 +52,14 @@ public struct JetStreamError: Error, Sendable, Hashable, CustomStringConvertible
     init(_ operation: String, status: natsStatus, errorCode: jsErrCode) {
         let text = String(cString: natsStatus_GetText(status))
         let code: Code =
-            switch status {
-            case NATS_TIMEOUT: .timedOut
-            case NATS_NOT_FOUND: .notFound
-            case NATS_NO_SERVER: .connectionFailed
+            switch (status, errorCode) {
+            case (_, JSStreamWrongLastSequenceErr): .fenced
+            case (_, JSClusterNotAvailErr), (_, JSClusterNotLeaderErr), (_, JSClusterNoPeersErr): .unavailable
+            case (NATS_TIMEOUT, _): .timedOut
+            case (NATS_NOT_FOUND, _): .notFound
+            case (NATS_NO_SERVER, _): .connectionFailed
+            case (NATS_NO_RESPONDERS, _), (NATS_CONNECTION_DISCONNECTED, _), (NATS_NOT_YET_CONNECTED, _), (NATS_STALE_CONNECTION, _):
+                .unavailable
             default: errorCode.rawValue != 0 ? .publishFailed : .failed
             }
         let detail = errorCode.rawValue != 0 ? " (JetStream error \(errorCode.rawValue))" : ""
@@ -55,4 +67,8 @@ public struct JetStreamError: Error, Sendable, Hashable, CustomStringConvertible
     }
 
     public var description: String { message }
+
+    /// Whether trying again may succeed: the servers or the stream's leader did not answer, or not
+    /// in time (a publish retried with the same message id is then stored at most once).
+    public var isTransient: Bool { code == .timedOut || code == .unavailable || code == .connectionFailed }
 }

@@ -36,6 +36,7 @@ public struct EventLogConformance: Sendable {
         "emptyAppendIsRefused": { try await $0.emptyAppendIsRefused() },
         "tailFollowsTheHead": { try await $0.tailFollowsTheHead() },
         "hashChainCoversEveryRecordInOrder": { try await $0.hashChainCoversEveryRecordInOrder() },
+        "fencesOrderAppendsUnderOneKey": { try await $0.fencesOrderAppendsUnderOneKey() },
     ]
 
     public static var checkNames: [String] { checks.keys.sorted() }
@@ -368,6 +369,53 @@ public struct EventLogConformance: Sendable {
         } catch {
             await log.close()
             throw error
+        }
+    }
+
+    /// ``AppendFence``: the first append under a new key passes with 0; each later one passes
+    /// only when it names a seq of the last append under the key; a failed fence appends
+    /// nothing; of concurrent appends that name the same last append, exactly one passes; keys do
+    /// not fence each other; unfenced appends do not move a key.
+    public func fencesOrderAppendsUnderOneKey() async throws {
+        let check = "fencesOrderAppendsUnderOneKey"
+        try await withNewLog { log in
+            func fenced(_ key: String, _ lastSeq: UInt64, _ text: String) async throws -> AppendReceipt? {
+                do {
+                    return try await log.append(
+                        [Self.payload(text), Self.payload(text + "+")],
+                        timestamp: nil,
+                        fence: AppendFence(key: key, lastSeq: lastSeq)
+                    )
+                } catch let error as LogError where error.code == .fenced {
+                    return nil
+                }
+            }
+            guard let first = try await fenced("task:a", 0, "a1") else { throw Failure(check: check, message: "a new key's first fence (0) failed") }
+            try await expect(try await fenced("task:a", 0, "a-stale") == nil, check, "a second append under a key expecting none passed")
+            _ = try await log.append([Self.payload("unfenced")], timestamp: nil)
+            guard let second = try await fenced("task:a", first.lastSeq, "a2") else {
+                throw Failure(check: check, message: "a fence naming the last append's last seq failed")
+            }
+            try await expect(try await fenced("task:a", first.firstSeq, "a-old") == nil, check, "a fence naming an older append passed")
+            try await expect(try await fenced("task:b", 0, "b1") != nil, check, "another key's first fence failed")
+            guard let third = try await fenced("task:a", second.firstSeq, "a3") else {
+                throw Failure(check: check, message: "a fence naming the last append's first seq failed")
+            }
+            let racing = try await withThrowingTaskGroup(of: AppendReceipt?.self) { group in
+                for racer in 0..<8 { group.addTask { try await fenced("task:a", third.lastSeq, "race\(racer)") } }
+                var passed: [AppendReceipt] = []
+                for try await receipt in group { if let receipt { passed.append(receipt) } }
+                return passed
+            }
+            try await expect(racing.count == 1, check, "\(racing.count) of 8 racing appends expecting the same last append passed")
+            let texts = try await Self.readAll(log, from: 1).map { String(buffer: $0.payload) }
+            try await expect(
+                texts.filter { !$0.hasSuffix("+") } == ["a1", "unfenced", "a2", "b1", "a3"]
+                    + racing.map { _ in texts.first { $0.hasPrefix("race") } ?? "" },
+                check,
+                "the log holds \(texts)"
+            )
+            try await expect(!texts.contains { $0.hasPrefix("a-") }, check, "an append whose fence failed is in the log")
         }
     }
 

@@ -70,6 +70,26 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
     var repair = false
+    @Option(
+        name: .customLong("log"),
+        help:
+            "Cluster mode: keep the log in a NATS JetStream stream on these servers (nats://host:port, comma-separated) instead of the data directory."
+    )
+    var logURLs: String?
+    @Option(help: "Cluster mode: the JetStream stream's name (default CUSTODY).") var stream: String?
+    @Option(help: "Cluster mode: how many JetStream nodes store each message (default 3).") var replicas: Int?
+    @Option(name: .customLong("node-name"), help: "Cluster mode: this node's name (default the host name and the port).")
+    var nodeName: String?
+    @Option(
+        help:
+            "Cluster mode: what an acknowledgement waits for: ack (JetStream's majority acknowledgement, default) or fsync (also needs servers reporting sync_always in /varz at --nats-monitor)."
+    )
+    var durability: String?
+    @Option(
+        name: .customLong("nats-monitor"),
+        help: "Cluster mode: the servers' monitoring URLs (http://host:8222, comma-separated), for --durability fsync."
+    )
+    var natsMonitor: String?
 
     /// The settings once flags, environment and file are merged.
     struct Settings {
@@ -94,6 +114,18 @@ struct ServeCommand: AsyncParsableCommand {
         /// The checkpoints' key file (nil: beside the data directory).
         var signingKey: String?
         var checkpointInterval = 10.0
+        /// Cluster mode (docs/operations.md, "Cluster mode"); nil: the embedded segment log.
+        var cluster: ClusterSettings?
+    }
+
+    /// Where cluster mode's log is and how it is written.
+    struct ClusterSettings {
+        var urls: String
+        var stream = "CUSTODY"
+        var replicas = 3
+        var nodeName: String?
+        var durability = ClusterDurability.acknowledged
+        var monitorURLs: [String] = []
     }
 
     /// The `"github"` object of the config file.
@@ -124,6 +156,12 @@ struct ServeCommand: AsyncParsableCommand {
         var workers: [String: String]?
         var workerTimeoutMs: Int?
         var github: FileGitHub?
+        var log: String?
+        var stream: String?
+        var replicas: Int?
+        var nodeName: String?
+        var durability: String?
+        var natsMonitor: String?
     }
 
     struct FileToken: Decodable {
@@ -134,6 +172,7 @@ struct ServeCommand: AsyncParsableCommand {
     func settings() throws -> Settings {
         var settings = Settings()
         var fileGitHub: FileGitHub?
+        var fileCluster: FileSettings?
         if let config {
             guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("cannot read the config file \(config)") }
             let decoder = JSONDecoder()
@@ -165,6 +204,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
             if let value = file.workerTimeoutMs { settings.workerTimeoutMs = value }
             fileGitHub = file.github
+            fileCluster = file
             for (name, url) in file.workers ?? [:] { settings.workers[name] = try Self.workerURL(url, name: name, from: config) }
         }
         let environment = ProcessEnvironment.self
@@ -240,6 +280,12 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("the checkpoint interval must be 0.05–86400 seconds")
         }
         settings.repair = repair
+        settings.cluster = try cluster(file: fileCluster)
+        if settings.cluster != nil && settings.github != nil {
+            // The outbox runs on every node that has a token; until it runs under a lease
+            // (docs/operations.md, "Cluster mode"), two nodes could carry out one change twice.
+            throw ValidationError("GitHub operations are not available in cluster mode yet: start cluster nodes without a GitHub token")
+        }
         guard (0...65535).contains(settings.port) else { throw ValidationError("the port must be 0–65535") }
         guard settings.segmentBytes >= 1 << 16 else { throw ValidationError("segment bytes must be at least 65536") }
         do {
@@ -304,6 +350,47 @@ struct ServeCommand: AsyncParsableCommand {
         return github
     }
 
+    /// Cluster mode's settings from the file, the environment (`CUSTODY_LOG`, `CUSTODY_STREAM`,
+    /// `CUSTODY_REPLICAS`, `CUSTODY_NODE_NAME`, `CUSTODY_DURABILITY`, `CUSTODY_NATS_MONITOR`) and
+    /// the flags, flags strongest; nil without a log URL (the embedded log).
+    func cluster(file: FileSettings?) throws -> ClusterSettings? {
+        let environment = ProcessEnvironment.self
+        guard let urls = logURLs ?? environment.value("CUSTODY_LOG") ?? file?.log else {
+            if stream != nil || replicas != nil || nodeName != nil || durability != nil {
+                throw ValidationError("--stream, --replicas, --node-name and --durability are for cluster mode: give --log nats://… too")
+            }
+            return nil
+        }
+        let servers = urls.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !servers.isEmpty, servers.allSatisfy({ $0.hasPrefix("nats://") && $0.count > 7 }) else {
+            throw ValidationError("--log takes nats://host:port URLs separated by commas")
+        }
+        var cluster = ClusterSettings(urls: servers.joined(separator: ","))
+        if let value = stream ?? environment.value("CUSTODY_STREAM") ?? file?.stream { cluster.stream = value }
+        guard !cluster.stream.isEmpty, cluster.stream.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            throw ValidationError("the stream's name takes letters, digits, - and _")
+        }
+        if let value = replicas ?? environment.value("CUSTODY_REPLICAS").flatMap({ Int($0) }) ?? file?.replicas { cluster.replicas = value }
+        guard (1...5).contains(cluster.replicas) else { throw ValidationError("--replicas must be 1–5 (JetStream's limit)") }
+        cluster.nodeName = nodeName ?? environment.value("CUSTODY_NODE_NAME") ?? file?.nodeName
+        if let name = cluster.nodeName {
+            guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                throw ValidationError("--node-name takes up to 64 letters, digits, -, _ and .")
+            }
+        }
+        if let value = durability ?? environment.value("CUSTODY_DURABILITY") ?? file?.durability {
+            guard let parsed = ClusterDurability(rawValue: value) else { throw ValidationError("--durability takes ack or fsync") }
+            cluster.durability = parsed
+        }
+        if let value = natsMonitor ?? environment.value("CUSTODY_NATS_MONITOR") ?? file?.natsMonitor {
+            cluster.monitorURLs = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        if cluster.durability == .fsync && cluster.monitorURLs.isEmpty {
+            throw ValidationError("--durability fsync checks each server's /varz: give their monitoring URLs with --nats-monitor")
+        }
+        return cluster
+    }
+
     /// `name=url` pairs.
     static func workers(_ pairs: [String], from origin: String) throws -> [String: String] {
         var workers: [String: String] = [:]
@@ -360,8 +447,20 @@ struct ServeCommand: AsyncParsableCommand {
             let repository = github.owner.map { owner in github.repository.map { "\(owner)/\($0)" } ?? "owner \(owner)" }
             githubLine = "GitHub operations: on, \(github.apiURL), default repository \(repository ?? "none")"
         }
+        var clusterLine: String?
         let runtime = try await awaitingCleanErrors {
-            try await CoreRuntime.open(
+            if let cluster = settings.cluster {
+                let (runtime, line) = try await clusterRuntime(
+                    cluster,
+                    settings: settings,
+                    configuration: configuration,
+                    logger: logger,
+                    encodeLive: CustodyApplication.encodeLive
+                )
+                clusterLine = line
+                return runtime
+            }
+            return try await CoreRuntime.open(
                 directory: settings.dataDirectory,
                 configuration: configuration,
                 logger: logger,
@@ -374,7 +473,7 @@ struct ServeCommand: AsyncParsableCommand {
             checkpointLine =
                 "Signed checkpoints: every \(settings.checkpointInterval) s, key \(LogCheckpoint.keyID(of: await writer.publicKey)) (\(keyPath))"
         }
-        let githubStatus = githubLine + "\n" + checkpointLine
+        let githubStatus = githubLine + "\n" + checkpointLine + (clusterLine.map { "\n" + $0 } ?? "")
         var serverConfiguration = ServerConfiguration(host: settings.host, port: settings.port)
         serverConfiguration.tokens = settings.tokens
         let host = settings.host

@@ -3,52 +3,10 @@ import CustodyLogTesting
 import Foundation
 import Testing
 
-/// Three real `nats-server` processes (Debian's, JetStream on, clustered) on loopback ports, each
-/// with its own store directory under a temporary directory; stopped (SIGKILL) and removed by
-/// ``stop()``.
-final class JetStreamCluster {
-    let directory: TemporaryDirectory
-    let clientPorts: [Int]
-    let processes: [Process]
-
-    var urls: String { clientPorts.map { "nats://127.0.0.1:\($0)" }.joined(separator: ",") }
-
-    init(nodes: Int = 3) throws {
-        let directory = TemporaryDirectory("jetstream")
-        // Ports from a range per process, so that parallel test processes do not collide.
-        let base = 20_000 + Int(getpid() % 2_000) * 10
-        let clientPorts = (0..<nodes).map { base + $0 }
-        let routePorts = (0..<nodes).map { base + 5 + $0 }
-        let routes = routePorts.map { "nats-route://127.0.0.1:\($0)" }.joined(separator: ",")
-        self.directory = directory
-        self.clientPorts = clientPorts
-        processes = try (0..<nodes).map { node in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
-            process.arguments = [
-                "--jetstream", "--store_dir", directory.file("node-\(node)"),
-                "--addr", "127.0.0.1", "--port", "\(clientPorts[node])",
-                "--server_name", "n\(node)", "--cluster_name", "custody-test",
-                "--cluster", "nats://127.0.0.1:\(routePorts[node])", "--routes", routes,
-            ]
-            process.standardOutput = try ChildProcess.outputFile(directory.file("node-\(node).log"))
-            process.standardError = process.standardOutput
-            try process.run()
-            return process
-        }
-    }
-
-    func stop() {
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        for process in processes { process.waitUntilExit() }
-        directory.remove()
-    }
-}
-
 @Suite(.serialized) struct JetStreamConnectionTests {
     /// Connects once the cluster has elected a meta leader and a stream can be created: polls,
     /// for at most 20 s.
-    static func connectAndCreate(_ cluster: JetStreamCluster, stream: String) async throws -> (JetStreamConnection, JetStreamConnection.StreamInfo) {
+    static func connectAndCreate(_ cluster: NATSCluster, stream: String) async throws -> (JetStreamConnection, JetStreamConnection.StreamInfo) {
         let deadline = ContinuousClock.now + .seconds(20)
         var lastError: (any Error)?
         while ContinuousClock.now < deadline {
@@ -72,7 +30,7 @@ final class JetStreamCluster {
     enum JetStreamConnectionFailure: Error { case noCluster }
 
     @Test func aReplicatedStreamTakesMessagesOnceAndFencesStaleWriters() async throws {
-        let cluster = try JetStreamCluster()
+        let cluster = try await NATSCluster()
         defer { cluster.stop() }
         let (connection, created) = try await Self.connectAndCreate(cluster, stream: "CUSTODY")
         #expect(created.replicas == 3 && created.fileStorage && created.denyDelete && created.denyPurge)
@@ -105,8 +63,29 @@ final class JetStreamCluster {
             #expect(error.jetStreamCode == 10071, "\(error)")
         }
 
+        // The expected-last-subject-sequence fence, 0 meaning no message on the subject yet.
+        let keyed = try await connection.publish(subject: "custody.key.a", data: [3], messageID: "key-1", expectedLastSubjectSequence: 0)
+        #expect(keyed.sequence == 22)
+        #expect(try await connection.lastSequence(stream: "CUSTODY", subject: "custody.key.a") == 22)
+        #expect(try await connection.lastSequence(stream: "CUSTODY", subject: "custody.key.b") == 0)
+        await #expect(throws: JetStreamError.self) {
+            _ = try await connection.publish(subject: "custody.key.a", data: [4], messageID: "key-2", expectedLastSubjectSequence: 0)
+        }
+        let next = try await connection.publish(subject: "custody.key.a", data: [5], messageID: "key-3", expectedLastSubjectSequence: 22)
+        #expect(next.sequence == 23)
+
+        // An ordered consumer reads every message in order, each once, from where it is told.
+        let subscription = try await connection.subscribeOrdered(stream: "CUSTODY", subject: "custody.>", from: 5)
+        var read: [UInt64] = []
+        let deadline = ContinuousClock.now + .seconds(10)
+        while read.count < 19 && ContinuousClock.now < deadline {
+            read += try await subscription.next(maximum: 7, timeout: .milliseconds(200)).map(\.sequence)
+        }
+        #expect(read == Array(5...23))
+        await subscription.close()
+
         let info = try #require(try await connection.streamInfo("CUSTODY"))
-        #expect(info.lastSequence == 21 && info.messages == 21)
+        #expect(info.lastSequence == 23 && info.messages == 23)
         #expect(info.leader != nil)
         #expect(try await connection.streamInfo("NO_SUCH_STREAM") == nil)
         await connection.close()

@@ -39,8 +39,8 @@ import Testing
             self.defect = defect
         }
 
-        func append(_ payloads: [ByteBuffer], timestamp: Int64?) async throws -> AppendReceipt {
-            try await base.append(payloads, timestamp: timestamp)
+        func append(_ payloads: [ByteBuffer], timestamp: Int64?, fence: AppendFence?) async throws -> AppendReceipt {
+            try await base.append(payloads, timestamp: timestamp, fence: fence)
         }
         func read(from seq: UInt64, maxRecords: Int) async throws -> [LogRecord] { try await base.read(from: seq, maxRecords: maxRecords) }
         func read(seqs: [UInt64]) async throws -> [LogRecord] {

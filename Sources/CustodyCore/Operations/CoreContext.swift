@@ -45,6 +45,26 @@ public struct CoreContext: Sendable {
         try await projector.waitUntilApplied(head, timeout: readTimeout)
     }
 
+    /// How many times a fenced write is tried before it answers `conflict`.
+    static let fencedAttempts = 64
+
+    /// Runs `attempt` — read the projections, then append under a fence (``AppendFence``) that
+    /// names what was read — until its fence holds. A fence fails when another writer (another
+    /// node of a cluster) wrote to the same thing first; the log then knows of that write, so
+    /// the next attempt waits for the projections to hold it and reads again. `conflict` after
+    /// ``fencedAttempts`` failures.
+    func retryingFenced<Result>(_ attempt: () async throws(CoreError) -> Result) async throws(CoreError) -> Result {
+        var failures = 0
+        while true {
+            do {
+                return try await attempt()
+            } catch  where (error.cause as? LogError)?.code == .fenced {
+                failures += 1
+                if failures >= Self.fencedAttempts { throw error }
+            }
+        }
+    }
+
     /// Appends the request's `request_received` span (when it is a request), an operation's
     /// events and its `processing` span (source `orchestrator`, in the request's trace) in one
     /// append; returns the receipt, whose `firstSeq` is the first of `bodies`.
@@ -53,7 +73,8 @@ public struct CoreContext: Sendable {
         operation: String,
         request: RequestTrace,
         started: ContinuousClock.Instant,
-        details: JSONValue? = nil
+        details: JSONValue? = nil,
+        fence: AppendFence? = nil
     )
         async throws(CoreError) -> AppendReceipt
     {
@@ -67,19 +88,19 @@ public struct CoreContext: Sendable {
             timestamp: now() - Int64(elapsed.inSeconds * 1e9),
             details: details?.jsonText
         )
-        return try await append(bodies + [.span(processing)], request: request)
+        return try await append(bodies + [.span(processing)], request: request, fence: fence)
     }
 
     /// Appends `bodies` in one append, preceded by the request's `request_received` span when it is
     /// a request and that span is not in the log yet; returns the receipt, whose `firstSeq` is the
     /// first of `bodies`. For an operation that appends in several steps (a replay).
-    func append(_ bodies: [EventBody], request: RequestTrace) async throws(CoreError) -> AppendReceipt {
+    func append(_ bodies: [EventBody], request: RequestTrace, fence: AppendFence? = nil) async throws(CoreError) -> AppendReceipt {
         var events: [EventBody] = []
         events.reserveCapacity(bodies.count + 1)
         if !request.recorded.received.load(ordering: .acquiring), let received = request.receivedSpan { events.append(.span(received)) }
         events.append(contentsOf: bodies)
         do {
-            var receipt = try await log.append(events.map(EventCodec.encode))
+            var receipt = try await log.append(events.map(EventCodec.encode), timestamp: nil, fence: fence)
             request.recorded.received.store(true, ordering: .releasing)
             request.noteWrite(receipt)
             // The receipt's first seq is the operation's first event's, not request_received's.

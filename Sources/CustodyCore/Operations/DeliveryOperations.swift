@@ -86,32 +86,37 @@ public struct DeliveryOperations: Sendable {
         let orderId = try FieldRules.identifier(orderId, "order_id")
         await context.orders.acquire(orderId)
         defer { context.orders.release(orderId) }
-        try await context.awaitProjections()
-        let snapshot: ReportSnapshot
-        do {
-            snapshot = ReportSnapshot(orderId: orderId, activity: try await context.store.orderActivity(orderId: orderId))
-        } catch {
-            throw CoreError.internal("reading the order failed", error)
+        let (report, receipt) = try await context.retryingFenced { () throws(CoreError) -> (JSONValue, AppendReceipt?) in
+            try await context.awaitProjections()
+            let snapshot: ReportSnapshot
+            do {
+                snapshot = ReportSnapshot(orderId: orderId, activity: try await context.store.orderActivity(orderId: orderId))
+            } catch {
+                throw CoreError.internal("reading the order failed", error)
+            }
+            guard snapshot.taskCount > 0 || !snapshot.followups.isEmpty else {
+                let error = CoreError(.notFound, "there is no order \(orderId)")
+                await context.appendErrorSpan(operation: "finalizeDeliveryReport", request: request, error: error)
+                throw error
+            }
+            if let previous = snapshot.previous, previous.lastEventSeq == snapshot.lastEventSeq {
+                return (previous.report, nil)
+            }
+            let revision = (snapshot.previous?.revision ?? 0) + 1
+            let report = snapshot.report(revision: revision, finalizedAt: context.now())
+            let receipt = try await context.append(
+                [.deliveryFinalized(DeliveryFinalized(orderId: orderId, revision: UInt64(revision), report: report.jsonText))],
+                operation: "finalizeDeliveryReport",
+                request: request,
+                started: started,
+                details: .object(["order_id": .string(orderId), "revision": .integer(revision)]),
+                // Revisions follow each other across nodes: the write names the report it follows.
+                fence: AppendFence(key: "order:" + orderId, lastSeq: UInt64(snapshot.previous?.seq ?? 0))
+            )
+            return (report, receipt)
         }
-        guard snapshot.taskCount > 0 || !snapshot.followups.isEmpty else {
-            let error = CoreError(.notFound, "there is no order \(orderId)")
-            await context.appendErrorSpan(operation: "finalizeDeliveryReport", request: request, error: error)
-            throw error
-        }
-        if let previous = snapshot.previous, previous.lastEventSeq == snapshot.lastEventSeq {
-            return previous.report
-        }
-        let revision = (snapshot.previous?.revision ?? 0) + 1
-        let report = snapshot.report(revision: revision, finalizedAt: context.now())
-        let receipt = try await context.append(
-            [.deliveryFinalized(DeliveryFinalized(orderId: orderId, revision: UInt64(revision), report: report.jsonText))],
-            operation: "finalizeDeliveryReport",
-            request: request,
-            started: started,
-            details: .object(["order_id": .string(orderId), "revision": .integer(revision)])
-        )
         // The next finalize of this order must see this revision.
-        try await context.projector.waitUntilApplied(receipt.lastSeq, timeout: context.readTimeout)
+        if let receipt { try await context.projector.waitUntilApplied(receipt.lastSeq, timeout: context.readTimeout) }
         return report
     }
 
@@ -145,7 +150,9 @@ struct ReportSnapshot {
     var lastEventAt: Int64?
     /// The highest seq of anything about the order: a report changes only when this does.
     var lastEventSeq: Int64
-    var previous: (revision: Int64, report: JSONValue, lastEventSeq: Int64)?
+    /// The latest report: its revision, its JSON, the highest seq it covered and the seq of its
+    /// own event.
+    var previous: (revision: Int64, report: JSONValue, lastEventSeq: Int64, seq: Int64)?
 
     /// The report's figures from what the store read about the order.
     init(orderId: String, activity: OrderActivity) {
@@ -174,7 +181,7 @@ struct ReportSnapshot {
         if let latest = activity.latestReport {
             let report = latest.report.jsonValue
             let marker: Int64 = if case .integer(let value)? = report.objectValue?["last_event_seq"] { value } else { -1 }
-            previous = (latest.revision, report, marker)
+            previous = (latest.revision, report, marker, latest.seq)
         }
     }
 

@@ -125,6 +125,8 @@ extension CoreError {
             self.init(.overloaded, "too much is waiting to be written; retry later")
         case .invalidArgument:
             self.init(.invalidArgument, error.message)
+        case .fenced:
+            self.init(.conflict, "another write to the same thing came first: \(error.message)", cause: error)
         default:
             self.init(.internalError, "appending to the log failed: \(error.message)")
         }

@@ -25,7 +25,10 @@ public struct TaskRecord: Sendable, Hashable {
 ///
 /// Guarantees: updates of one task are serialized, and each reads the task only after the
 /// projections hold every earlier write, so concurrent updates each get the right
-/// `previous_status`; an update of an unknown task appends only an `error` span.
+/// `previous_status`; an update of an unknown task appends only an `error` span. Across the
+/// nodes of a cluster the same holds through fences (``AppendFence``, key `task:<uuid>`): a
+/// create or update appends only if no other write to the task came after the one it read, and
+/// is read and tried again otherwise (``CoreContext/retryingFenced(_:)``).
 public struct TaskOperations: Sendable {
     let context: CoreContext
 
@@ -46,20 +49,25 @@ public struct TaskOperations: Sendable {
         let uuid = try uuid.map { value throws(CoreError) in try FieldRules.identifier(value, "uuid") } ?? context.newIdentifier()
         await context.tasks.acquire(uuid)
         defer { context.tasks.release(uuid) }
-        try await context.awaitProjections()
-        if let existing = try await task(uuid) {
+        let written = try await context.retryingFenced { () throws(CoreError) -> AppendReceipt? in
+            try await context.awaitProjections()
+            if try await task(uuid) != nil { return nil }
+            return try await context.append(
+                [.taskCreated(TaskCreated(uuid: uuid, orderId: orderId, payload: payload))],
+                operation: "createTask",
+                request: request,
+                started: started,
+                details: .object(["task_uuid": .string(uuid)]),
+                fence: Self.fence(uuid, lastSeq: 0)
+            )
+        }
+        guard let receipt = written else {
+            guard let existing = try await task(uuid) else { throw CoreError(.internalError, "task \(uuid) was read and is gone") }
             guard existing.orderId == orderId, existing.payload.jsonValue == payload.jsonValue else {
                 throw CoreError(.conflict, "task \(uuid) already exists with other content", field: "uuid")
             }
             return Created(task: existing, created: false)
         }
-        let receipt = try await context.append(
-            [.taskCreated(TaskCreated(uuid: uuid, orderId: orderId, payload: payload))],
-            operation: "createTask",
-            request: request,
-            started: started,
-            details: .object(["task_uuid": .string(uuid)])
-        )
         return Created(
             task: TaskRecord(
                 uuid: uuid,
@@ -91,23 +99,33 @@ public struct TaskOperations: Sendable {
         }
         await context.tasks.acquire(taskId)
         defer { context.tasks.release(taskId) }
-        try await context.awaitProjections()
-        guard let current = try await task(taskId) else {
-            let error = CoreError(.taskNotFound, "there is no task \(taskId)", field: "task_id")
-            await context.appendErrorSpan(operation: "updateTaskStatus", request: request, error: error)
-            throw error
+        let (receipt, previous) = try await context.retryingFenced { () throws(CoreError) -> (AppendReceipt, TaskStatus) in
+            try await context.awaitProjections()
+            guard let current = try await task(taskId) else {
+                let error = CoreError(.taskNotFound, "there is no task \(taskId)", field: "task_id")
+                await context.appendErrorSpan(operation: "updateTaskStatus", request: request, error: error)
+                throw error
+            }
+            let change = TaskStatusChanged(uuid: taskId, status: newStatus, previousStatus: current.status)
+            let receipt = try await context.append(
+                [.taskStatusChanged(change)],
+                operation: "updateTaskStatus",
+                request: request,
+                started: started,
+                details: .object(["task_uuid": .string(taskId), "status": .string(newStatus.rawValue)]),
+                fence: Self.fence(taskId, lastSeq: current.lastSeq)
+            )
+            return (receipt, current.status)
         }
-        let change = TaskStatusChanged(uuid: taskId, status: newStatus, previousStatus: current.status)
-        let receipt = try await context.append(
-            [.taskStatusChanged(change)],
-            operation: "updateTaskStatus",
-            request: request,
-            started: started,
-            details: .object(["task_uuid": .string(taskId), "status": .string(newStatus.rawValue)])
-        )
         // The next update of this task waits for the projections to reach this write.
         try await context.projector.waitUntilApplied(receipt.lastSeq, timeout: context.readTimeout)
-        return StatusChange(taskId: taskId, status: newStatus, previousStatus: current.status)
+        return StatusChange(taskId: taskId, status: newStatus, previousStatus: previous)
+    }
+
+    /// The fence of a write to task `uuid`: the task's last event (`task.created` or
+    /// `task.status_changed`, whose seq the task's `last_seq` is) was appended under it.
+    static func fence(_ uuid: String, lastSeq: UInt64) -> AppendFence {
+        AppendFence(key: "task:" + uuid, lastSeq: lastSeq)
     }
 
     /// recordFactoryError: returns the new error's id.

@@ -193,7 +193,9 @@ public struct OrderActivity: Sendable {
     /// The spans of its tasks.
     public var spans = Counts()
     /// The latest report: revision and JSON.
-    public var latestReport: (revision: Int64, report: JSONText)?
+    /// The order's latest report: its revision, its JSON and the seq of its
+    /// `delivery.finalized` event.
+    public var latestReport: (revision: Int64, report: JSONText, seq: Int64)?
 
     public init() {}
 }

@@ -132,6 +132,41 @@ public final class CoreRuntime: Sendable {
         return try await start(log: log, store: store, configuration: configuration, logger: logger, encodeLive: encodeLive)
     }
 
+    /// Opens a runtime over `log`, an engine other than the data directory's own segment log
+    /// (cluster mode's JetStream stream), with its projections and signing key in `directory` as
+    /// usual. Refuses when the projections have applied events the log does not hold (a stream
+    /// that was lost or replaced under them): they would describe another record. On failure the
+    /// log is closed.
+    public static func open(
+        log: any EventLog,
+        projectionsIn directory: String,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "custody"),
+        encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer = { _ in ByteBuffer() }
+    ) async throws -> CoreRuntime {
+        let store: SQLiteProjectionStore
+        do {
+            let databasePath = ProjectionPaths.database(in: directory)
+            let applied = try SQLiteProjectionStore.appliedSeq(ofDatabaseAt: databasePath)
+            let head = await log.lastSeq
+            guard applied <= head else {
+                throw LogError(
+                    .dataLoss,
+                    "the projections in \(directory) have applied events up to seq \(applied), but the log ends at seq \(head): it is not the log they were made from (move \(databasePath) away to rebuild them from this log)"
+                )
+            }
+            store = try SQLiteProjectionStore(path: databasePath)
+        } catch {
+            await log.close()
+            throw error
+        }
+        var configuration = configuration
+        if case .besideDataDirectory = configuration.signing {
+            configuration.signing = .keyFile(SigningKey.defaultPath(forDataDirectory: directory))
+        }
+        return try await start(log: log, store: store, configuration: configuration, logger: logger, encodeLive: encodeLive)
+    }
+
     /// Brings everything derived from `log` up to date over `store` — the projections caught up,
     /// interrupted replays closed, the cache refilled, the outbox loaded — whatever engines the
     /// two are (docs/architecture.md, "The two seams"). On failure the log is closed.

@@ -29,8 +29,10 @@ public protocol EventLog: Actor {
     /// Appends `payloads` (at least one) as consecutive records, all stamped with `timestamp`
     /// (now when nil; never earlier than the log's last timestamp). Returns once they are
     /// durable under the log's policy, with their seqs and timestamp. Not cancellable once
-    /// called: it becomes durable or fails.
-    func append(_ payloads: [ByteBuffer], timestamp: Int64?) async throws -> AppendReceipt
+    /// called: it becomes durable or fails. With a `fence` (``AppendFence``), only if the last
+    /// append made under its key is the one the fence names; else it fails with `LogError` code
+    /// `fenced` and appends nothing.
+    func append(_ payloads: [ByteBuffer], timestamp: Int64?, fence: AppendFence?) async throws -> AppendReceipt
 
     /// Acknowledged records from `seq` on, in seq order, at most about `maxRecords` (whole
     /// batches may make it a few more); empty when `seq` is past the head. Records of a range
@@ -78,7 +80,12 @@ public protocol EventLog: Actor {
 extension EventLog {
     /// Appends `payloads` stamped now.
     public func append(_ payloads: [ByteBuffer]) async throws -> AppendReceipt {
-        try await append(payloads, timestamp: nil)
+        try await append(payloads, timestamp: nil, fence: nil)
+    }
+
+    /// Appends `payloads` stamped `timestamp`, without a fence.
+    public func append(_ payloads: [ByteBuffer], timestamp: Int64?) async throws -> AppendReceipt {
+        try await append(payloads, timestamp: timestamp, fence: nil)
     }
 
     /// Records from `seq` on, in batches as they were read, following the log as it grows; ends

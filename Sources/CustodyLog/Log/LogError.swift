@@ -11,6 +11,7 @@ public struct LogError: Error, CustomStringConvertible, Sendable {
             case directoryLocked
             case overloaded
             case dataLoss
+            case fenced
         }
 
         private let wrapped: Wrapped
@@ -32,6 +33,9 @@ public struct LogError: Error, CustomStringConvertible, Sendable {
         /// The log ends before records that are known to have been acknowledged (a cut into
         /// durable data, not a torn tail): opening refuses unless told to record the loss.
         public static let dataLoss = Code(.dataLoss)
+        /// An append's ``AppendFence`` did not hold: another append was made under its key since
+        /// the one the caller expected. Nothing was appended; read the key's state again and retry.
+        public static let fenced = Code(.fenced)
 
         public var description: String {
             switch wrapped {
@@ -42,6 +46,7 @@ public struct LogError: Error, CustomStringConvertible, Sendable {
             case .directoryLocked: "directory locked"
             case .overloaded: "overloaded"
             case .dataLoss: "data loss"
+            case .fenced: "fenced"
             }
         }
     }
@@ -52,7 +57,7 @@ public struct LogError: Error, CustomStringConvertible, Sendable {
     /// The file-system error behind a ``Code/storageUnavailable``.
     public var underlying: (any Error)?
 
-    init(_ code: Code, _ message: String, damage: [LogDamage] = [], underlying: (any Error)? = nil) {
+    public init(_ code: Code, _ message: String, damage: [LogDamage] = [], underlying: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.damage = damage
@@ -61,7 +66,7 @@ public struct LogError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { message }
 
-    static func storageUnavailable(_ what: String, _ error: any Error) -> LogError {
+    public static func storageUnavailable(_ what: String, _ error: any Error) -> LogError {
         LogError(.storageUnavailable, "\(what): \(error)", underlying: error)
     }
 }

@@ -32,6 +32,9 @@ public struct RecoveryReport: Sendable, Codable, Hashable {
     public var endSeq: UInt64 = 1
     public var durationSeconds: Double = 0
 
+    /// A report of an open that found nothing to repair (an engine without files starts here).
+    public init() {}
+
     /// Whether the log was not exactly as it had been left.
     public var foundDamage: Bool { !tailCuts.isEmpty || !quarantined.isEmpty }
 }

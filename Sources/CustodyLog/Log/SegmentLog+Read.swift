@@ -307,6 +307,24 @@ public struct LogStatus: Sendable, Codable, Hashable {
     public var recovery: RecoveryReport
     /// Every range recorded as lost by a repair (`quarantine.json`), this open's and earlier.
     public var losses: [QuarantineRecord]
+
+    public init(
+        firstSeq: UInt64,
+        lastSeq: UInt64,
+        segments: [Segment],
+        failure: String?,
+        statistics: LogStatistics,
+        recovery: RecoveryReport,
+        losses: [QuarantineRecord]
+    ) {
+        self.firstSeq = firstSeq
+        self.lastSeq = lastSeq
+        self.segments = segments
+        self.failure = failure
+        self.statistics = statistics
+        self.recovery = recovery
+        self.losses = losses
+    }
 }
 
 /// Records from a seq on, following the log: each element is the records of one read (whole

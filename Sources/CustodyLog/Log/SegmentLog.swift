@@ -62,6 +62,8 @@ public actor SegmentLog: EventLog {
     struct Waiter {
         var count: Int
         var timestamp: Int64
+        /// The key of the append's fence, if it had one.
+        var fenceKey: String?
         var continuation: CheckedContinuation<AppendReceipt, any Error>
     }
 
@@ -116,6 +118,12 @@ public actor SegmentLog: EventLog {
     /// The interval has passed since unsynchronized bytes were written: the flush loop syncs.
     private var synchronizationDue = false
     private var statistics = LogStatistics()
+    /// Fences (``AppendFence``): the seqs of the last append made under each key since the log
+    /// opened (forgotten all at once past ``fenceKeyLimit``), and the keys with an append not yet
+    /// committed.
+    private var fenceHeads: [String: ClosedRange<UInt64>] = [:]
+    private var pendingFenceKeys: Set<String> = []
+    static let fenceKeyLimit = 100_000
 
     init(
         directory: String,
@@ -226,6 +234,16 @@ public actor SegmentLog: EventLog {
     /// they are durable under the fsync policy. Once called, the append is not cancellable: it
     /// either becomes durable or fails.
     public nonisolated func append(_ payloads: [ByteBuffer], timestamp: Int64? = nil) async throws -> AppendReceipt {
+        try await append(payloads, timestamp: timestamp, fence: nil)
+    }
+
+    /// ``append(_:timestamp:)`` under `fence` (``AppendFence``). The segment log is the only
+    /// writer of its directory, so a fence can only fail against appends made since it opened: it
+    /// fails when another append under the key is still being written, or when the last one
+    /// committed under the key does not hold `fence.lastSeq`; a key not appended under since the
+    /// log opened (or since it last forgot its keys, past 100,000 of them) passes, the caller
+    /// having read its expectation from projections that hold everything before.
+    public nonisolated func append(_ payloads: [ByteBuffer], timestamp: Int64?, fence: AppendFence?) async throws -> AppendReceipt {
         guard !payloads.isEmpty else { throw LogError(.invalidArgument, "an append needs at least one record") }
         var bytes = 0
         for payload in payloads {
@@ -237,16 +255,25 @@ public actor SegmentLog: EventLog {
             }
             bytes += payload.readableBytes + RecordFrame.headerSize
         }
-        return try await enqueue(payloads, bytes: bytes, timestamp: timestamp ?? configuration.wallClock())
+        return try await enqueue(payloads, bytes: bytes, timestamp: timestamp ?? configuration.wallClock(), fence: fence)
     }
 
     /// Adds an append's records (framed with `timestamp`) to the pending group and waits for its
     /// commit.
-    private func enqueue(_ payloads: [ByteBuffer], bytes: Int, timestamp: Int64) async throws -> AppendReceipt {
+    private func enqueue(_ payloads: [ByteBuffer], bytes: Int, timestamp: Int64, fence: AppendFence?) async throws -> AppendReceipt {
         guard lifecycle == .open else { throw LogError(.closed, "the log is closed") }
         guard pending.bytes + bytes <= configuration.maximumPendingBytes || pending.isEmpty else {
             statistics.appendsRefused += 1
             throw LogError(.overloaded, "\(pending.bytes) bytes are already waiting to be written")
+        }
+        if let fence {
+            if pendingFenceKeys.contains(fence.key) {
+                throw LogError(.fenced, "another append under \(fence.key) is being written")
+            }
+            if let head = fenceHeads[fence.key], !head.contains(fence.lastSeq) {
+                throw LogError(.fenced, "the last append under \(fence.key) holds seqs \(head), not \(fence.lastSeq)")
+            }
+            pendingFenceKeys.insert(fence.key)
         }
         let stamp = max(timestamp, lastTimestamp)
         lastTimestamp = stamp
@@ -259,7 +286,7 @@ public actor SegmentLog: EventLog {
         }
         pending.bytes += bytes
         return try await withCheckedThrowingContinuation { continuation in
-            pending.waiters.append(Waiter(count: payloads.count, timestamp: stamp, continuation: continuation))
+            pending.waiters.append(Waiter(count: payloads.count, timestamp: stamp, fenceKey: fence?.key, continuation: continuation))
             startFlushing()
         }
     }
@@ -426,6 +453,11 @@ public actor SegmentLog: EventLog {
                     chain: chains.isEmpty ? nil : chains[position]
                 )
                 seq += UInt64(waiter.count)
+                if let key = waiter.fenceKey {
+                    if fenceHeads.count >= Self.fenceKeyLimit { fenceHeads.removeAll() }
+                    fenceHeads[key] = receipt.seqs
+                    pendingFenceKeys.remove(key)
+                }
                 waiter.continuation.resume(returning: receipt)
             }
             statistics.appends += group.waiters.count
@@ -441,7 +473,10 @@ public actor SegmentLog: EventLog {
 
     private func fail(_ group: PendingGroup, with error: LogError) {
         statistics.appendsFailed += group.waiters.count
-        for waiter in group.waiters { waiter.continuation.resume(throwing: error) }
+        for waiter in group.waiters {
+            if let key = waiter.fenceKey { pendingFenceKeys.remove(key) }
+            waiter.continuation.resume(throwing: error)
+        }
     }
 
     /// Records an I/O failure: from now on appends fail until a new segment is started.
@@ -650,6 +685,8 @@ public actor SegmentLog: EventLog {
 
 /// Counters of what the log has done since it opened.
 public struct LogStatistics: Sendable, Hashable, Codable {
+    public init() {}
+
     public var appends = 0
     public var appendsFailed = 0
     public var appendsRefused = 0

@@ -70,10 +70,10 @@ extension SQLiteProjectionStore {
             activity.spans.lastAt = spanRow["last_at"]
             if let row = try Row.fetchOne(
                 db,
-                sql: "SELECT revision, report FROM delivery_reports WHERE order_id = ? ORDER BY revision DESC LIMIT 1",
+                sql: "SELECT revision, report, seq FROM delivery_reports WHERE order_id = ? ORDER BY revision DESC LIMIT 1",
                 arguments: [orderId]
             ) {
-                activity.latestReport = (row["revision"], JSONText(row["report"] as String))
+                activity.latestReport = (row["revision"], JSONText(row["report"] as String), row["seq"])
             }
             return activity
         }

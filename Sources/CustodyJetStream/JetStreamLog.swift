@@ -1,0 +1,778 @@
+import Crypto
+import CustodyLog
+import DequeModule
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The ``EventLog`` of cluster mode: the log kept in a replicated NATS JetStream stream, written
+/// and read by any number of Custody nodes (docs/operations.md, "Cluster mode";
+/// docs/architecture.md, "The JetStream log").
+///
+/// Guarantees, beside those of ``EventLog``:
+/// - **One message per group commit.** Concurrent appends on a node are gathered into one
+///   message whose data is a ``BatchGroup``: the log's batches, byte for byte what a segment file
+///   holds, with the same hash chain. An append under a fence is a message of its own.
+/// - **Seqs and the chain are the same on every node.** A node encodes each message on top of
+///   the last message it knows and publishes it with `Nats-Expected-Last-Sequence` set to that
+///   message's stream sequence: JetStream stores it only if no other node's message came in
+///   between. When one did (error 10071), the node reads it, encodes the group again after it
+///   and publishes again. So the stream's messages hold consecutive seqs, each continuing the
+///   chain of the one before, whichever node wrote them.
+/// - **Fences** (``AppendFence``) are JetStream's own: a fenced append is published on the
+///   subject `<prefix>.key.<digest of the key>` with `Nats-Expected-Last-Subject-Sequence` set to
+///   the stream sequence of the message holding the fence's seq (0 for none).
+/// - **An acknowledgement** is JetStream's: the message is stored by a majority of the stream's
+///   replicas (docs/operations.md says what that survives on each nats-server version).
+/// - **Unknown outcomes are retried, never doubled.** A publish that gets no answer (a leader
+///   election, a lost connection) is sent again with the same bytes and the same `Nats-Msg-Id`
+///   for up to ``Configuration/unknownOutcomeLimit`` (less than the stream's duplicate window):
+///   JetStream stores it at most once and answers `duplicate` for a copy. Past that limit the
+///   append fails with `storageUnavailable`, and its outcome stays unknown: its records may still
+///   appear in the log, stored once.
+/// - **Other nodes' writes** arrive through an ordered consumer that whoever waits on the head
+///   (``waitForAppend(after:)``: the projector, the live stream) drives; ``lastSeq`` is the head
+///   this node knows of, which includes its own acknowledged appends at once.
+public actor JetStreamLog: EventLog {
+    /// Where the stream is and how it is written.
+    public struct Configuration: Sendable {
+        /// The NATS servers, `nats://host:port` separated by commas.
+        public var urls: String
+        /// The stream's name; its subjects are `<name in lowercase>.>`.
+        public var stream: String
+        /// How many JetStream nodes store each message (a new stream is made with this many; an
+        /// existing one must have it).
+        public var replicas: Int
+        /// This node's name, in message ids (and leases, stats and `cluster status`).
+        public var nodeName: String
+        /// A batch closes once it holds this many bytes of records.
+        public var batchBytes: Int
+        /// How long a publish whose outcome is unknown is sent again with the same message id
+        /// before the append fails. Below ``duplicateWindow``, so that a late copy is still
+        /// recognized.
+        public var unknownOutcomeLimit: Duration
+        /// How long one publish waits for JetStream's answer.
+        public var publishTimeout: Duration
+        /// The stream's duplicate window (JetStream keeps message ids this long); at least 2
+        /// minutes.
+        public var duplicateWindow: Duration
+        /// Bytes of recent messages kept in memory for reads; older ones are fetched again.
+        public var cacheBytes: Int
+        /// Bytes of appends that may wait for the writer before appends are refused
+        /// (`overloaded`).
+        public var maximumPendingBytes: Int
+        /// How long opening waits for the servers to form a cluster and answer.
+        public var openTimeout: Duration
+
+        public init(
+            urls: String,
+            stream: String = "CUSTODY",
+            replicas: Int = 3,
+            nodeName: String,
+            batchBytes: Int = 64 << 10,
+            unknownOutcomeLimit: Duration = .seconds(60),
+            publishTimeout: Duration = .seconds(3),
+            duplicateWindow: Duration = .seconds(120),
+            cacheBytes: Int = 64 << 20,
+            maximumPendingBytes: Int = 64 << 20,
+            openTimeout: Duration = .seconds(30)
+        ) {
+            self.urls = urls
+            self.stream = stream
+            self.replicas = replicas
+            self.nodeName = nodeName
+            self.batchBytes = batchBytes
+            self.unknownOutcomeLimit = unknownOutcomeLimit
+            self.publishTimeout = publishTimeout
+            self.duplicateWindow = duplicateWindow
+            self.cacheBytes = cacheBytes
+            self.maximumPendingBytes = maximumPendingBytes
+            self.openTimeout = openTimeout
+        }
+
+        /// The prefix of the stream's subjects.
+        var subjectPrefix: String { stream.lowercased() }
+        /// The subject of unfenced groups.
+        var batchSubject: String { subjectPrefix + ".batch" }
+
+        /// The subject of appends under the fence key `key`: its SHA-256, cut to 128 bits, in
+        /// hex (a key may hold characters a subject may not).
+        func fenceSubject(_ key: String) -> String {
+            let digest = SHA256.hash(data: Array(key.utf8))
+            return subjectPrefix + ".key." + digest.prefix(16).map { byte in String(byte, radix: 16).leftPadded(to: 2) }.joined()
+        }
+    }
+
+    /// One message of the stream as the index knows it.
+    struct Entry {
+        var sequence: UInt64
+        var firstSeq: UInt64
+        var lastSeq: UInt64
+        var lastTimestamp: Int64
+        var chain: ChainValue
+        var bytes: Int
+    }
+
+    struct PendingAppend {
+        var payloads: [ByteBuffer]
+        var timestamp: Int64?
+        var fence: AppendFence?
+        var bytes: Int
+        var continuation: CheckedContinuation<AppendReceipt, any Error>
+    }
+
+    enum Lifecycle {
+        case open
+        case closing
+        case closed
+    }
+
+    public let configuration: Configuration
+    /// The connection to the servers (for `cluster status` and `/readyz`).
+    public nonisolated let connection: JetStreamConnection
+    private let subscription: OrderedSubscription
+    private let threads: NIOThreadPool
+    private let logger: Logger
+    /// What opening found (the stream created or checked, the messages indexed).
+    public nonisolated let recoveryReport: RecoveryReport
+    /// What opening found, in a sentence: the stream, made or found, and its size.
+    public nonisolated let openingSummary: String
+    public nonisolated var recordedLosses: [QuarantineRecord] { [] }
+
+    /// Every message of the stream in order (the log's index).
+    private var entries: [Entry] = []
+    /// The stream sequence of the last message seen, a valid group or not.
+    private var lastStreamSequence: UInt64 = 0
+    private var lastTimestamp: Int64 = 0
+    /// Messages on the stream's subjects that are not groups continuing the log: skipped, and
+    /// reported by ``status()``.
+    private var foreignMessages = 0
+    private var cache: [UInt64: BatchGroup] = [:]
+    private var cacheOrder = Deque<UInt64>()
+    private var cachedBytes = 0
+
+    private var pending: [PendingAppend] = []
+    private var pendingBytes = 0
+    private var writing = false
+    private var following = false
+    private var lifecycle = Lifecycle.open
+    private var failure: String?
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var headWaiters: [Int: CheckedContinuation<Void, any Error>] = [:]
+    private var nextWaiterID = 0
+    private var messageCounter: UInt64 = 0
+    private let messageIDPrefix: String
+    private let maximumMessageBytes: Int
+    private var statistics = LogStatistics()
+
+    private init(
+        configuration: Configuration,
+        connection: JetStreamConnection,
+        subscription: OrderedSubscription,
+        threads: NIOThreadPool,
+        logger: Logger,
+        recoveryReport: RecoveryReport,
+        openingSummary: String
+    ) {
+        self.configuration = configuration
+        self.connection = connection
+        self.subscription = subscription
+        self.threads = threads
+        self.logger = logger
+        self.recoveryReport = recoveryReport
+        self.openingSummary = openingSummary
+        // Unique per process: the node's name and a random number, then a counter.
+        messageIDPrefix = "\(configuration.nodeName)-\(String(UInt64.random(in: 0...UInt64.max), radix: 36))-"
+        // Room for the headers beside the data.
+        maximumMessageBytes = max(4096, connection.maximumPayload - 2048)
+    }
+
+    // MARK: Opening
+
+    /// Connects, creates the stream or checks that the existing one fits (file storage, the
+    /// configured replicas, deny delete and purge, a duplicate window of at least 2 minutes), and
+    /// reads it to the end to index it. Waits up to ``Configuration/openTimeout`` for the servers
+    /// to answer (a cluster that is still electing its leaders).
+    public static func open(_ configuration: Configuration, logger: Logger = Logger(label: "custody.jetstream")) async throws -> JetStreamLog {
+        precondition(configuration.duplicateWindow >= .seconds(120), "the duplicate window is at least 2 minutes")
+        precondition(configuration.unknownOutcomeLimit < configuration.duplicateWindow, "unknown outcomes are retried within the duplicate window")
+        let started = ContinuousClock.now
+        let threads = NIOThreadPool(numberOfThreads: 4)
+        threads.start()
+        do {
+            let deadline = started + configuration.openTimeout
+            let (connection, info, created) = try await retryingUntil(deadline) {
+                let connection = try await JetStreamConnection.connect(to: configuration.urls, threads: threads)
+                do {
+                    if let existing = try await connection.streamInfo(configuration.stream) {
+                        return (connection, existing, false)
+                    }
+                    let made = try await connection.addStream(
+                        name: configuration.stream,
+                        subjects: [configuration.subjectPrefix + ".>"],
+                        replicas: configuration.replicas,
+                        duplicateWindow: configuration.duplicateWindow.nanoseconds
+                    )
+                    return (connection, made, true)
+                } catch {
+                    await connection.close()
+                    throw error
+                }
+            }
+            if let mismatch = Self.mismatch(info, configuration) {
+                await connection.close()
+                throw JetStreamError(.streamMismatch, "stream \(configuration.stream) does not fit cluster mode: \(mismatch)")
+            }
+            // A stream just made may still be electing its leader: its first consumer can time out.
+            let subscription: OrderedSubscription
+            do {
+                subscription = try await retryingUntil(deadline) {
+                    try await connection.subscribeOrdered(stream: configuration.stream, subject: configuration.subjectPrefix + ".>", from: 1)
+                }
+            } catch {
+                await connection.close()
+                throw error
+            }
+            var report = RecoveryReport()
+            let summary =
+                (created ? "created stream \(configuration.stream)" : "found stream \(configuration.stream)")
+                + " (\(info.replicas) replicas, file storage, leader \(info.leader ?? "none"), \(info.messages) messages, \(info.bytes) bytes)"
+            let log = JetStreamLog(
+                configuration: configuration,
+                connection: connection,
+                subscription: subscription,
+                threads: threads,
+                logger: logger,
+                recoveryReport: report,
+                openingSummary: summary
+            )
+            try await log.follow(through: info.lastSequence)
+            report.endSeq = await log.lastSeq + 1
+            report.bytesWalked = Int64(info.bytes)
+            report.durationSeconds = (ContinuousClock.now - started).seconds
+            await log.setReport(report)
+            return log
+        } catch {
+            try? await threads.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private var openedReport: RecoveryReport?
+    private func setReport(_ report: RecoveryReport) { openedReport = report }
+
+    /// Why `info` does not fit the configuration; nil when it does.
+    static func mismatch(_ info: JetStreamConnection.StreamInfo, _ configuration: Configuration) -> String? {
+        var problems: [String] = []
+        if !info.subjects.contains(configuration.subjectPrefix + ".>") {
+            problems.append("its subjects are \(info.subjects), not \(configuration.subjectPrefix).>")
+        }
+        if !info.fileStorage { problems.append("it is kept in memory, not in files") }
+        if info.replicas != configuration.replicas { problems.append("it has \(info.replicas) replicas, not \(configuration.replicas)") }
+        if !info.denyDelete || !info.denyPurge { problems.append("it allows deleting or purging messages") }
+        if info.duplicateWindow < configuration.duplicateWindow.nanoseconds {
+            problems.append(
+                "its duplicate window is \(info.duplicateWindow / 1_000_000_000) s, under \(configuration.duplicateWindow.nanoseconds / 1_000_000_000) s"
+            )
+        }
+        return problems.isEmpty ? nil : problems.joined(separator: "; ")
+    }
+
+    /// Runs `body` until it succeeds, while it fails with a transient error and `deadline` has not
+    /// passed.
+    static func retryingUntil<Result: Sendable>(_ deadline: ContinuousClock.Instant, _ body: () async throws -> Result) async throws -> Result {
+        while true {
+            do {
+                return try await body()
+            } catch let error as JetStreamError where error.isTransient || error.code == .notFound {
+                guard ContinuousClock.now < deadline else { throw error }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    // MARK: The index
+
+    /// Takes message `sequence` of the stream into the index (nothing when the index has it
+    /// already). A message that is not a group continuing the log is skipped and counted.
+    private func ingest(sequence: UInt64, data: ByteBuffer) {
+        guard sequence > lastStreamSequence else { return }
+        lastStreamSequence = sequence
+        let group: BatchGroup
+        do {
+            group = try BatchGroup(validating: data)
+        } catch {
+            foreignMessages += 1
+            logger.error("a message of the stream is not a batch group; skipped", metadata: ["sequence": "\(sequence)", "error": "\(error)"])
+            return
+        }
+        guard group.firstSeq == nextSeq else {
+            foreignMessages += 1
+            logger.error(
+                "a message of the stream does not continue the log; skipped",
+                metadata: ["sequence": "\(sequence)", "first_seq": "\(group.firstSeq)", "expected": "\(nextSeq)"]
+            )
+            return
+        }
+        index(group, sequence: sequence)
+    }
+
+    private func index(_ group: BatchGroup, sequence: UInt64) {
+        entries.append(
+            Entry(
+                sequence: sequence,
+                firstSeq: group.firstSeq,
+                lastSeq: group.lastSeq,
+                lastTimestamp: group.lastTimestamp,
+                chain: group.chain,
+                bytes: group.bytes.readableBytes
+            )
+        )
+        lastTimestamp = max(lastTimestamp, group.lastTimestamp)
+        remember(group, sequence: sequence)
+        wakeHeadWaiters()
+    }
+
+    private func remember(_ group: BatchGroup, sequence: UInt64) {
+        guard cache[sequence] == nil else { return }
+        cache[sequence] = group
+        cacheOrder.append(sequence)
+        cachedBytes += group.bytes.readableBytes
+        while cachedBytes > configuration.cacheBytes, let oldest = cacheOrder.popFirst() {
+            cachedBytes -= cache.removeValue(forKey: oldest)?.bytes.readableBytes ?? 0
+        }
+    }
+
+    private var nextSeq: UInt64 { (entries.last?.lastSeq ?? 0) + 1 }
+
+    /// The position in ``entries`` of the message holding `seq`, nil when none does.
+    private func entryIndex(holding seq: UInt64) -> Int? {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].lastSeq < seq { low = middle + 1 } else { high = middle }
+        }
+        guard low < entries.count, entries[low].firstSeq <= seq else { return nil }
+        return low
+    }
+
+    /// The group of ``entries``[`position`]: from memory, or read from the stream again.
+    private func group(at position: Int) async throws -> BatchGroup {
+        let sequence = entries[position].sequence
+        if let cached = cache[sequence] { return cached }
+        guard let data = try await connection.message(stream: configuration.stream, sequence: sequence) else {
+            throw LogError(.corruption, "message \(sequence) of stream \(configuration.stream) is gone")
+        }
+        var buffer = ByteBufferAllocator().buffer(capacity: data.count)
+        buffer.writeBytes(data)
+        let group = try BatchGroup(validating: buffer)
+        remember(group, sequence: sequence)
+        return group
+    }
+
+    // MARK: Following the stream
+
+    /// Reads the stream through the ordered consumer until the index holds message `sequence`.
+    private func follow(through sequence: UInt64) async throws {
+        while lastStreamSequence < sequence {
+            try await followOnce(timeout: .seconds(1))
+        }
+    }
+
+    /// Takes what the ordered consumer has (waiting up to `timeout` for the first message), when
+    /// no one else is doing so.
+    private func followOnce(timeout: Duration) async throws {
+        guard !following else { return }
+        following = true
+        defer {
+            following = false
+            wakeHeadWaiters()
+        }
+        let messages = try await subscription.next(maximum: 512, timeout: timeout)
+        for message in messages { ingest(sequence: message.sequence, data: message.data) }
+    }
+
+    /// Reads messages after the last one the index has, by sequence, until there is none: after
+    /// a publish was fenced by another node's message.
+    private func catchUp() async throws {
+        while let data = try await connection.message(stream: configuration.stream, sequence: lastStreamSequence + 1) {
+            var buffer = ByteBufferAllocator().buffer(capacity: data.count)
+            buffer.writeBytes(data)
+            ingest(sequence: lastStreamSequence + 1, data: buffer)
+        }
+    }
+
+    // MARK: Appending
+
+    public func append(_ payloads: [ByteBuffer], timestamp: Int64?, fence: AppendFence?) async throws -> AppendReceipt {
+        guard !payloads.isEmpty else { throw LogError(.invalidArgument, "an append needs at least one record") }
+        guard lifecycle == .open else { throw LogError(.closed, "the log is closed") }
+        var bytes = 0
+        for payload in payloads { bytes += payload.readableBytes + 12 }
+        let overhead = (bytes / max(configuration.batchBytes, 1) + 1) * 96
+        guard bytes + overhead <= maximumMessageBytes else {
+            throw LogError(
+                .invalidArgument,
+                "an append of \(bytes) bytes is over what one JetStream message holds (\(maximumMessageBytes) bytes; the servers' max_payload)"
+            )
+        }
+        guard pendingBytes + bytes <= configuration.maximumPendingBytes || pending.isEmpty else {
+            statistics.appendsRefused += 1
+            throw LogError(.overloaded, "\(pendingBytes) bytes are already waiting to be written")
+        }
+        pendingBytes += bytes
+        return try await withCheckedThrowingContinuation { continuation in
+            pending.append(PendingAppend(payloads: payloads, timestamp: timestamp, fence: fence, bytes: bytes, continuation: continuation))
+            startWriting()
+        }
+    }
+
+    private func startWriting() {
+        guard !writing else { return }
+        writing = true
+        Task { await self.write() }
+    }
+
+    /// Publishes pending appends, one message at a time, until none is left.
+    private func write() async {
+        while !pending.isEmpty {
+            let group = takeGroup()
+            await commit(group)
+        }
+        writing = false
+        let waiters = idleWaiters
+        idleWaiters = []
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// The next message's appends: a fenced append alone, or the unfenced ones that fit one
+    /// message.
+    private func takeGroup() -> [PendingAppend] {
+        if let first = pending.first, first.fence != nil {
+            pending.removeFirst()
+            pendingBytes -= first.bytes
+            return [first]
+        }
+        var group: [PendingAppend] = []
+        var bytes = 0
+        var kept: [PendingAppend] = []
+        for append in pending {
+            let overhead = ((bytes + append.bytes) / max(configuration.batchBytes, 1) + 1) * 96
+            if append.fence == nil && (group.isEmpty || bytes + append.bytes + overhead <= maximumMessageBytes) {
+                group.append(append)
+                bytes += append.bytes
+            } else {
+                kept.append(append)
+            }
+        }
+        pending = kept
+        pendingBytes -= bytes
+        return group
+    }
+
+    /// Publishes `group` as one message on top of the last message known, again on top of
+    /// another node's message when one came first, until it is stored or fails.
+    private func commit(_ group: [PendingAppend]) async {
+        let fence = group.count == 1 ? group[0].fence : nil
+        let subject = fence.map { configuration.fenceSubject($0.key) } ?? configuration.batchSubject
+        let deadline = ContinuousClock.now + configuration.unknownOutcomeLimit
+        while true {
+            // The fence in stream terms: the message that holds the fence's seq.
+            var subjectSequence: UInt64?
+            if let fence {
+                if fence.lastSeq == 0 {
+                    subjectSequence = 0
+                } else if let position = entryIndex(holding: fence.lastSeq) {
+                    subjectSequence = entries[position].sequence
+                } else {
+                    fail(group, LogError(.fenced, "the log holds no seq \(fence.lastSeq) for the fence on \(fence.key)"))
+                    return
+                }
+            }
+            let firstSeq = nextSeq
+            let stamp = group.reduce(lastTimestamp) { max($0, $1.timestamp ?? LogTime.now()) }
+            let before = entries.last?.chain ?? .zero
+            let (encoded, chains) = BatchGroup.encode(
+                group.map { BatchGroup.Append(payloads: $0.payloads, timestamp: stamp) },
+                firstSeq: firstSeq,
+                chain: before,
+                batchBytes: configuration.batchBytes
+            )
+            messageCounter += 1
+            let messageID = messageIDPrefix + String(messageCounter)
+            let expected = lastStreamSequence
+            let outcome = await publish(
+                encoded,
+                subject: subject,
+                messageID: messageID,
+                expected: expected,
+                subjectSequence: subjectSequence,
+                deadline: deadline
+            )
+            switch outcome {
+            case .stored(let sequence):
+                if sequence > lastStreamSequence {
+                    // Messages between (none, when the fence held) are read first.
+                    if sequence > lastStreamSequence + 1 {
+                        do { try await catchUp() } catch {}
+                    }
+                    if sequence == lastStreamSequence + 1 {
+                        lastStreamSequence = sequence
+                        index(encoded, sequence: sequence)
+                    }
+                }
+                // A copy stored before (a duplicate) was indexed when it was read; either way the
+                // index now holds the group at `firstSeq`.
+                guard let position = entryIndex(holding: firstSeq), entries[position].sequence == sequence else {
+                    fail(group, LogError(.corruption, "message \(sequence) was stored but the log does not hold it where it was written"))
+                    return
+                }
+                var seq = firstSeq
+                for (append, chain) in zip(group, chains) {
+                    let receipt = AppendReceipt(firstSeq: seq, lastSeq: seq + UInt64(append.payloads.count) - 1, timestamp: stamp, chain: chain)
+                    seq = receipt.lastSeq + 1
+                    append.continuation.resume(returning: receipt)
+                }
+                statistics.appends += group.count
+                statistics.recordsAppended += UInt64(encoded.recordCount)
+                statistics.batchesWritten += 1
+                statistics.writes += 1
+                statistics.bytesWritten += Int64(encoded.bytes.readableBytes)
+                failure = nil
+                return
+            case .fenced:
+                // Another node's message came first, or another write under the fence's key.
+                do {
+                    try await catchUp()
+                    if let fence, let subjectSequence {
+                        let last = try await connection.lastSequence(stream: configuration.stream, subject: subject)
+                        if last != subjectSequence {
+                            // The index holds that message now (it is at or before the stream's end).
+                            try await catchUp()
+                            fail(group, LogError(.fenced, "another append under \(fence.key) came after seq \(fence.lastSeq)"))
+                            return
+                        }
+                    }
+                } catch {
+                    guard ContinuousClock.now < deadline else {
+                        fail(group, LogError(.storageUnavailable, "JetStream does not answer: \(error)", underlying: error))
+                        return
+                    }
+                }
+            case .failed(let error):
+                fail(group, error)
+                return
+            }
+        }
+    }
+
+    enum PublishOutcome {
+        case stored(UInt64)
+        case fenced
+        case failed(LogError)
+    }
+
+    /// Publishes one message, sending it again (same bytes, same id) while the outcome is
+    /// unknown and `deadline` has not passed.
+    private func publish(
+        _ group: BatchGroup,
+        subject: String,
+        messageID: String,
+        expected: UInt64,
+        subjectSequence: UInt64?,
+        deadline: ContinuousClock.Instant
+    ) async -> PublishOutcome {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let acknowledgement = try await connection.publish(
+                    subject: subject,
+                    data: group.bytes.readableBytesView,
+                    messageID: messageID,
+                    expectedLastSequence: expected,
+                    expectedLastSubjectSequence: subjectSequence,
+                    maxWait: configuration.publishTimeout
+                )
+                return .stored(acknowledgement.sequence)
+            } catch let error as JetStreamError where error.code == .fenced {
+                return .fenced
+            } catch let error as JetStreamError where error.isTransient {
+                statistics.failures += 1
+                failure = "JetStream does not answer: \(error.message)"
+                if attempt == 1 { logger.warning("a publish got no answer; sending it again with the same id", metadata: ["error": "\(error)"]) }
+                guard ContinuousClock.now < deadline else {
+                    return .failed(
+                        LogError(
+                            .storageUnavailable,
+                            "JetStream did not answer for \(configuration.unknownOutcomeLimit): \(error.message); the append's outcome is unknown",
+                            underlying: error
+                        )
+                    )
+                }
+                try? await Task.sleep(for: .milliseconds(min(50 * attempt, 500)))
+            } catch {
+                return .failed(LogError(.storageUnavailable, "JetStream refused the append: \(error)", underlying: error))
+            }
+        }
+    }
+
+    private func fail(_ group: [PendingAppend], _ error: LogError) {
+        statistics.appendsFailed += group.count
+        for append in group { append.continuation.resume(throwing: error) }
+    }
+
+    // MARK: Reading
+
+    public func read(from seq: UInt64, maxRecords: Int) async throws -> [LogRecord] {
+        let start = max(seq, 1)
+        guard let first = entryIndex(holding: start) else { return [] }
+        var records: [LogRecord] = []
+        var position = first
+        while position < entries.count && records.count < max(maxRecords, 1) {
+            let group = try await group(at: position)
+            records += try group.records(max(start, group.firstSeq)...group.lastSeq)
+            position += 1
+        }
+        return records
+    }
+
+    public func read(seqs: [UInt64]) async throws -> [LogRecord] {
+        let wanted = Set(seqs).sorted()
+        var records: [LogRecord] = []
+        var i = 0
+        while i < wanted.count {
+            guard let position = entryIndex(holding: wanted[i]) else {
+                i += 1
+                continue
+            }
+            let entry = entries[position]
+            var inGroup: Set<UInt64> = []
+            while i < wanted.count && wanted[i] <= entry.lastSeq {
+                inGroup.insert(wanted[i])
+                i += 1
+            }
+            let group = try await group(at: position)
+            records += try group.records(inGroup.min()!...inGroup.max()!).filter { inGroup.contains($0.seq) }
+        }
+        return records
+    }
+
+    public func waitForAppend(after seq: UInt64) async throws -> UInt64 {
+        while true {
+            if lastSeq > seq { return lastSeq }
+            guard lifecycle == .open else { throw LogError(.closed, "the log is closed") }
+            try Task.checkCancellation()
+            if !following {
+                do {
+                    try await followOnce(timeout: .milliseconds(250))
+                } catch {
+                    // The consumer is being recreated, or the connection is down: try again soon.
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            } else {
+                try await waitForHeadChange()
+            }
+        }
+    }
+
+    /// Waits until the head moves, the follower finishes a read, or the log closes.
+    private func waitForHeadChange() async throws {
+        nextWaiterID += 1
+        let id = nextWaiterID
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                } else {
+                    headWaiters[id] = continuation
+                }
+            }
+        } onCancel: {
+            Task { await self.cancelHeadWaiter(id) }
+        }
+    }
+
+    private func cancelHeadWaiter(_ id: Int) {
+        headWaiters.removeValue(forKey: id)?.resume(throwing: CancellationError())
+    }
+
+    private func wakeHeadWaiters() {
+        let waiters = headWaiters
+        headWaiters = [:]
+        for waiter in waiters.values { waiter.resume() }
+    }
+
+    public func firstSeq(atOrAfter timestamp: Int64) async throws -> UInt64 {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].lastTimestamp < timestamp { low = middle + 1 } else { high = middle }
+        }
+        guard low < entries.count else { return nextSeq }
+        return try await group(at: low).firstSeq(atOrAfter: timestamp) ?? entries[low].firstSeq
+    }
+
+    public var firstSeq: UInt64 { 1 }
+
+    public var lastSeq: UInt64 { nextSeq - 1 }
+
+    public var chainHead: ChainHead {
+        ChainHead(seq: lastSeq, chain: entries.last?.chain ?? .zero)
+    }
+
+    public func chainValue(after seq: UInt64) async throws -> ChainValue? {
+        if seq == 0 { return .zero }
+        guard let position = entryIndex(holding: seq) else { return nil }
+        if entries[position].lastSeq == seq { return entries[position].chain }
+        let before = position == 0 ? ChainValue.zero : entries[position - 1].chain
+        return try await group(at: position).chainValue(after: seq, before: before)
+    }
+
+    public func status() async -> LogStatus {
+        let report = openedReport ?? recoveryReport
+        return LogStatus(
+            firstSeq: 1,
+            lastSeq: lastSeq,
+            segments: [],
+            failure: failure ?? (foreignMessages > 0 ? "\(foreignMessages) messages of the stream are not part of the log" : nil),
+            statistics: statistics,
+            recovery: report,
+            losses: []
+        )
+    }
+
+    /// The stream as JetStream reports it now (replicas, leader, messages, bytes); nil when it
+    /// does not answer.
+    public func streamInfo() async -> JetStreamConnection.StreamInfo? {
+        try? await connection.streamInfo(configuration.stream)
+    }
+
+    public func close() async {
+        guard lifecycle == .open else { return }
+        lifecycle = .closing
+        if writing {
+            await withCheckedContinuation { idleWaiters.append($0) }
+        }
+        lifecycle = .closed
+        let waiters = headWaiters
+        headWaiters = [:]
+        for waiter in waiters.values { waiter.resume(throwing: LogError(.closed, "the log is closed")) }
+        await subscription.close()
+        await connection.close()
+        try? await threads.shutdownGracefully()
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
