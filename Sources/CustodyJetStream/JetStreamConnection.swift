@@ -88,12 +88,15 @@ public final class JetStreamConnection: @unchecked Sendable {
 
     // MARK: Streams
 
-    /// The stream `name`, nil when there is none.
-    public func streamInfo(_ name: String) async throws -> StreamInfo? {
+    /// The stream `name`, nil when there is none; waits `timeout` for JetStream's answer.
+    public func streamInfo(_ name: String, timeout: Duration = .seconds(5)) async throws -> StreamInfo? {
         try await threads.runIfActive { () throws(JetStreamError) -> StreamInfo? in
             var info: UnsafeMutablePointer<jsStreamInfo>?
             var errorCode = jsErrCode(rawValue: 0)
-            let status = js_GetStreamInfo(&info, self.context, name, nil, &errorCode)
+            var options = jsOptions()
+            jsOptions_Init(&options)
+            options.Wait = max(timeout.milliseconds, 1)
+            let status = js_GetStreamInfo(&info, self.context, name, &options, &errorCode)
             if status == NATS_NOT_FOUND || errorCode == JSStreamNotFoundErr { return nil }
             guard status == NATS_OK, let info else { throw JetStreamError("reading stream \(name)", status: status, errorCode: errorCode) }
             defer { jsStreamInfo_Destroy(info) }
@@ -144,6 +147,7 @@ public final class JetStreamConnection: @unchecked Sendable {
         messageID: String,
         expectedLastSequence: UInt64? = nil,
         expectedLastSubjectSequence: UInt64? = nil,
+        headers extra: [(String, String)] = [],
         maxWait: Duration = .seconds(10)
     ) async throws -> Acknowledgement {
         try await threads.runIfActive { () throws(JetStreamError) -> Acknowledgement in
@@ -167,6 +171,7 @@ public final class JetStreamConnection: @unchecked Sendable {
             if let expectedLastSubjectSequence {
                 headers.append(("Nats-Expected-Last-Subject-Sequence", String(expectedLastSubjectSequence)))
             }
+            headers += extra
             for (key, value) in headers {
                 let set = natsMsgHeader_Set(message, key, value)
                 guard set == NATS_OK else { throw JetStreamError("setting header \(key)", status: set, errorCode: jsErrCode(rawValue: 0)) }
@@ -200,10 +205,10 @@ public final class JetStreamConnection: @unchecked Sendable {
         return url.isEmpty ? nil : url
     }
 
-    /// The data of message `sequence` of stream `stream`; nil when the stream has no such
-    /// message.
-    public func message(stream: String, sequence: UInt64) async throws -> [UInt8]? {
-        try await threads.runIfActive { () throws(JetStreamError) -> [UInt8]? in
+    /// Message `sequence` of stream `stream` — its data and the value of its header `header`
+    /// when asked for — nil when the stream has no such message.
+    public func message(stream: String, sequence: UInt64, header: String? = nil) async throws -> (data: [UInt8], header: String?)? {
+        try await threads.runIfActive { () throws(JetStreamError) -> (data: [UInt8], header: String?)? in
             var message: OpaquePointer?
             var errorCode = jsErrCode(rawValue: 0)
             let status = js_GetMsg(&message, self.context, stream, sequence, nil, &errorCode)
@@ -212,11 +217,19 @@ public final class JetStreamConnection: @unchecked Sendable {
                 throw JetStreamError("reading message \(sequence) of \(stream)", status: status, errorCode: errorCode)
             }
             defer { natsMsg_Destroy(message) }
+            let value = header.flatMap { headerValue(message, $0) }
             let count = Int(natsMsg_GetDataLength(message))
-            guard count > 0, let data = natsMsg_GetData(message) else { return [] }
-            return data.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }
+            guard count > 0, let data = natsMsg_GetData(message) else { return ([], value) }
+            return (data.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }, value)
         }
     }
+}
+
+/// The value of header `name` of `message`, nil when it has none.
+func headerValue(_ message: OpaquePointer, _ name: String) -> String? {
+    var value: UnsafePointer<CChar>?
+    guard natsMsgHeader_Get(message, name, &value) == NATS_OK, let value else { return nil }
+    return String(cString: value)
 }
 
 extension JetStreamConnection {

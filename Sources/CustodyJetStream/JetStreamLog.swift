@@ -13,15 +13,22 @@ import NIOPosix
 /// - **One message per group commit.** Concurrent appends on a node are gathered into one
 ///   message whose data is a ``BatchGroup``: the log's batches, byte for byte what a segment file
 ///   holds, with the same hash chain. An append under a fence is a message of its own.
-/// - **Seqs and the chain are the same on every node.** A node encodes each message on top of
-///   the last message it knows and publishes it with `Nats-Expected-Last-Sequence` set to that
-///   message's stream sequence: JetStream stores it only if no other node's message came in
-///   between. When one did (error 10071), the node reads it, encodes the group again after it
-///   and publishes again. So the stream's messages hold consecutive seqs, each continuing the
-///   chain of the one before, whichever node wrote them.
-/// - **Fences** (``AppendFence``) are JetStream's own: a fenced append is published on the
-///   subject `<prefix>.key.<digest of the key>` with `Nats-Expected-Last-Subject-Sequence` set to
-///   the stream sequence of the message holding the fence's seq (0 for none).
+/// - **Seqs and the chain are the same on every node, by one rule read in stream order.** A
+///   node encodes each message on top of the last message it knows. The log is the stream's
+///   messages that *continue* it: read in stream order, a message belongs to the log when its
+///   first seq is the next seq and its fence (below) holds; any other message — a node that lost
+///   a race — is skipped, by every node alike, since every node reads the same messages in the
+///   same order. A publish carries `Nats-Expected-Last-Sequence` (the last message known), so
+///   JetStream refuses most lost races at once (error 10071); nats-server 2.9 checks it against
+///   the messages it has applied, not those still being replicated, so two racing messages can
+///   both be stored — the rule, not the header, is what keeps the log whole. An append is
+///   acknowledged only once its message is known to belong to the log; a message that was
+///   stored but skipped is encoded again on the new head and published again, with a new id.
+/// - **Fences** (``AppendFence``) travel with the message (header `Custody-Fence: SEQ KEY`) and
+///   are part of the rule: the message belongs to the log only if the last message of the log
+///   under the key holds SEQ (0: there is none). Every node keeps the seqs of the last append
+///   under each key (``fenceHeads``, all keys since the stream began: memory grows with the
+///   number of tasks and orders).
 /// - **An acknowledgement** is JetStream's: the message is stored by a majority of the stream's
 ///   replicas (docs/operations.md says what that survives on each nats-server version).
 /// - **Unknown outcomes are retried, never doubled.** A publish that gets no answer (a leader
@@ -95,12 +102,6 @@ public actor JetStreamLog: EventLog {
         /// The subject of unfenced groups.
         var batchSubject: String { subjectPrefix + ".batch" }
 
-        /// The subject of appends under the fence key `key`: its SHA-256, cut to 128 bits, in
-        /// hex (a key may hold characters a subject may not).
-        func fenceSubject(_ key: String) -> String {
-            let digest = SHA256.hash(data: Array(key.utf8))
-            return subjectPrefix + ".key." + digest.prefix(16).map { byte in String(byte, radix: 16).leftPadded(to: 2) }.joined()
-        }
     }
 
     /// One message of the stream as the index knows it.
@@ -144,9 +145,15 @@ public actor JetStreamLog: EventLog {
     /// The stream sequence of the last message seen, a valid group or not.
     private var lastStreamSequence: UInt64 = 0
     private var lastTimestamp: Int64 = 0
-    /// Messages on the stream's subjects that are not groups continuing the log: skipped, and
-    /// reported by ``status()``.
+    /// Messages on the stream's subjects that are not batch groups, or leave a gap: skipped, and
+    /// reported by ``status()`` as a failure.
     private var foreignMessages = 0
+    /// Messages skipped because another node's message came first (a lost race): harmless.
+    private var supersededMessages = 0
+    /// The seqs of the last append under each fence key (``AppendFence``).
+    private var fenceHeads: [String: ClosedRange<UInt64>] = [:]
+    /// The header a message's fence travels in.
+    static let fenceHeader = "Custody-Fence"
     private var cache: [UInt64: BatchGroup] = [:]
     private var cacheOrder = Deque<UInt64>()
     private var cachedBytes = 0
@@ -227,7 +234,12 @@ public actor JetStreamLog: EventLog {
             let subscription: OrderedSubscription
             do {
                 subscription = try await retryingUntil(deadline) {
-                    try await connection.subscribeOrdered(stream: configuration.stream, subject: configuration.subjectPrefix + ".>", from: 1)
+                    try await connection.subscribeOrdered(
+                        stream: configuration.stream,
+                        subject: configuration.subjectPrefix + ".>",
+                        from: 1,
+                        header: fenceHeader
+                    )
                 }
             } catch {
                 await connection.close()
@@ -293,9 +305,11 @@ public actor JetStreamLog: EventLog {
 
     // MARK: The index
 
-    /// Takes message `sequence` of the stream into the index (nothing when the index has it
-    /// already). A message that is not a group continuing the log is skipped and counted.
-    private func ingest(sequence: UInt64, data: ByteBuffer) {
+    /// Takes message `sequence` of the stream into the index by the log's rule (nothing when the
+    /// index has it already): a batch group whose first seq is the next seq and whose fence
+    /// (`fenceHeader`, the header's value) holds belongs to the log; another is skipped —
+    /// counted as superseded when it lost a race, as foreign otherwise.
+    private func ingest(sequence: UInt64, data: ByteBuffer, fenceHeader: String?) {
         guard sequence > lastStreamSequence else { return }
         lastStreamSequence = sequence
         let group: BatchGroup
@@ -306,15 +320,38 @@ public actor JetStreamLog: EventLog {
             logger.error("a message of the stream is not a batch group; skipped", metadata: ["sequence": "\(sequence)", "error": "\(error)"])
             return
         }
-        guard group.firstSeq == nextSeq else {
+        guard group.firstSeq <= nextSeq else {
             foreignMessages += 1
             logger.error(
-                "a message of the stream does not continue the log; skipped",
+                "a message of the stream leaves a gap in the log; skipped",
                 metadata: ["sequence": "\(sequence)", "first_seq": "\(group.firstSeq)", "expected": "\(nextSeq)"]
             )
             return
         }
+        guard group.firstSeq == nextSeq else {
+            supersededMessages += 1
+            return
+        }
+        if let fenceHeader {
+            guard let fence = AppendFence(header: fenceHeader) else {
+                foreignMessages += 1
+                logger.error("a message of the stream has a fence that does not parse; skipped", metadata: ["sequence": "\(sequence)"])
+                return
+            }
+            guard holds(fence) else {
+                supersededMessages += 1
+                return
+            }
+            fenceHeads[fence.key] = group.firstSeq...group.lastSeq
+        }
         index(group, sequence: sequence)
+    }
+
+    /// Whether `fence` holds against the log as indexed: the last append under its key holds its
+    /// seq, or there is none and its seq is 0.
+    private func holds(_ fence: AppendFence) -> Bool {
+        guard let head = fenceHeads[fence.key] else { return fence.lastSeq == 0 }
+        return head.contains(fence.lastSeq)
     }
 
     private func index(_ group: BatchGroup, sequence: UInt64) {
@@ -361,7 +398,7 @@ public actor JetStreamLog: EventLog {
     private func group(at position: Int) async throws -> BatchGroup {
         let sequence = entries[position].sequence
         if let cached = cache[sequence] { return cached }
-        guard let data = try await connection.message(stream: configuration.stream, sequence: sequence) else {
+        guard let data = try await connection.message(stream: configuration.stream, sequence: sequence)?.data else {
             throw LogError(.corruption, "message \(sequence) of stream \(configuration.stream) is gone")
         }
         var buffer = ByteBufferAllocator().buffer(capacity: data.count)
@@ -390,16 +427,22 @@ public actor JetStreamLog: EventLog {
             wakeHeadWaiters()
         }
         let messages = try await subscription.next(maximum: 512, timeout: timeout)
-        for message in messages { ingest(sequence: message.sequence, data: message.data) }
+        for message in messages { ingest(sequence: message.sequence, data: message.data, fenceHeader: message.header) }
     }
 
     /// Reads messages after the last one the index has, by sequence, until there is none: after
     /// a publish was fenced by another node's message.
     private func catchUp() async throws {
-        while let data = try await connection.message(stream: configuration.stream, sequence: lastStreamSequence + 1) {
-            var buffer = ByteBufferAllocator().buffer(capacity: data.count)
-            buffer.writeBytes(data)
-            ingest(sequence: lastStreamSequence + 1, data: buffer)
+        while true {
+            // The follower may ingest messages while this waits: the message read is the one
+            // asked for, whatever the index holds when the answer comes.
+            let sequence = lastStreamSequence + 1
+            guard let message = try await connection.message(stream: configuration.stream, sequence: sequence, header: Self.fenceHeader) else {
+                return
+            }
+            var buffer = ByteBufferAllocator().buffer(capacity: message.data.count)
+            buffer.writeBytes(message.data)
+            ingest(sequence: sequence, data: buffer, fenceHeader: message.header)
         }
     }
 
@@ -472,23 +515,15 @@ public actor JetStreamLog: EventLog {
     }
 
     /// Publishes `group` as one message on top of the last message known, again on top of
-    /// another node's message when one came first, until it is stored or fails.
+    /// another node's message when one came first, until its message belongs to the log or the
+    /// append fails (its fence fails, or JetStream does not answer).
     private func commit(_ group: [PendingAppend]) async {
         let fence = group.count == 1 ? group[0].fence : nil
-        let subject = fence.map { configuration.fenceSubject($0.key) } ?? configuration.batchSubject
         let deadline = ContinuousClock.now + configuration.unknownOutcomeLimit
         while true {
-            // The fence in stream terms: the message that holds the fence's seq.
-            var subjectSequence: UInt64?
-            if let fence {
-                if fence.lastSeq == 0 {
-                    subjectSequence = 0
-                } else if let position = entryIndex(holding: fence.lastSeq) {
-                    subjectSequence = entries[position].sequence
-                } else {
-                    fail(group, LogError(.fenced, "the log holds no seq \(fence.lastSeq) for the fence on \(fence.key)"))
-                    return
-                }
+            if let fence, !holds(fence) {
+                fail(group, LogError(.fenced, "another append under \(fence.key) came after seq \(fence.lastSeq)"))
+                return
             }
             let firstSeq = nextSeq
             let stamp = group.reduce(lastTimestamp) { max($0, $1.timestamp ?? LogTime.now()) }
@@ -501,32 +536,37 @@ public actor JetStreamLog: EventLog {
             )
             messageCounter += 1
             let messageID = messageIDPrefix + String(messageCounter)
-            let expected = lastStreamSequence
+            let fenceValue = fence?.headerValue
             let outcome = await publish(
                 encoded,
-                subject: subject,
                 messageID: messageID,
-                expected: expected,
-                subjectSequence: subjectSequence,
+                expected: lastStreamSequence,
+                fence: fenceValue,
                 deadline: deadline
             )
             switch outcome {
             case .stored(let sequence):
-                if sequence > lastStreamSequence {
-                    // Messages between (none, when the fence held) are read first.
-                    if sequence > lastStreamSequence + 1 {
-                        do { try await catchUp() } catch {}
-                    }
+                // The index through `sequence`, by the rule every node applies.
+                do {
                     if sequence == lastStreamSequence + 1 {
-                        lastStreamSequence = sequence
-                        index(encoded, sequence: sequence)
+                        ingest(sequence: sequence, data: encoded.bytes, fenceHeader: fenceValue)
+                    } else if sequence > lastStreamSequence {
+                        try await catchUp()
                     }
+                } catch {
+                    guard ContinuousClock.now < deadline else {
+                        fail(
+                            group,
+                            LogError(.storageUnavailable, "JetStream does not answer: \(error); the append's outcome is unknown", underlying: error)
+                        )
+                        return
+                    }
+                    continue
                 }
-                // A copy stored before (a duplicate) was indexed when it was read; either way the
-                // index now holds the group at `firstSeq`.
                 guard let position = entryIndex(holding: firstSeq), entries[position].sequence == sequence else {
-                    fail(group, LogError(.corruption, "message \(sequence) was stored but the log does not hold it where it was written"))
-                    return
+                    // Stored, but another node's message came first: not part of the log.
+                    // Encoded again on the new head (its fence checked again).
+                    continue
                 }
                 var seq = firstSeq
                 for (append, chain) in zip(group, chains) {
@@ -542,18 +582,9 @@ public actor JetStreamLog: EventLog {
                 failure = nil
                 return
             case .fenced:
-                // Another node's message came first, or another write under the fence's key.
+                // Another node's message came first: read it, then try again on top of it.
                 do {
                     try await catchUp()
-                    if let fence, let subjectSequence {
-                        let last = try await connection.lastSequence(stream: configuration.stream, subject: subject)
-                        if last != subjectSequence {
-                            // The index holds that message now (it is at or before the stream's end).
-                            try await catchUp()
-                            fail(group, LogError(.fenced, "another append under \(fence.key) came after seq \(fence.lastSeq)"))
-                            return
-                        }
-                    }
                 } catch {
                     guard ContinuousClock.now < deadline else {
                         fail(group, LogError(.storageUnavailable, "JetStream does not answer: \(error)", underlying: error))
@@ -577,10 +608,9 @@ public actor JetStreamLog: EventLog {
     /// unknown and `deadline` has not passed.
     private func publish(
         _ group: BatchGroup,
-        subject: String,
         messageID: String,
         expected: UInt64,
-        subjectSequence: UInt64?,
+        fence: String?,
         deadline: ContinuousClock.Instant
     ) async -> PublishOutcome {
         var attempt = 0
@@ -588,11 +618,11 @@ public actor JetStreamLog: EventLog {
             attempt += 1
             do {
                 let acknowledgement = try await connection.publish(
-                    subject: subject,
+                    subject: configuration.batchSubject,
                     data: group.bytes.readableBytesView,
                     messageID: messageID,
                     expectedLastSequence: expected,
-                    expectedLastSubjectSequence: subjectSequence,
+                    headers: fence.map { [(Self.fenceHeader, $0)] } ?? [],
                     maxWait: configuration.publishTimeout
                 )
                 return .stored(acknowledgement.sequence)
@@ -731,13 +761,27 @@ public actor JetStreamLog: EventLog {
         return try await group(at: position).chainValue(after: seq, before: before)
     }
 
+    /// The log's state; its `failure` says why writes cannot be acknowledged now: a publish that
+    /// got no answer, or a stream JetStream cannot answer for or that has no leader (no quorum:
+    /// `/readyz` is 503). Asks JetStream, waiting up to 2 s.
     public func status() async -> LogStatus {
         let report = openedReport ?? recoveryReport
+        var quorum: String?
+        do {
+            if let info = try await connection.streamInfo(configuration.stream, timeout: .seconds(2)) {
+                if info.replicas > 1 && info.leader == nil { quorum = "stream \(configuration.stream) has no leader (no quorum)" }
+            } else {
+                quorum = "stream \(configuration.stream) is gone"
+            }
+        } catch {
+            quorum = "JetStream does not answer for stream \(configuration.stream) (no quorum?): \(error)"
+        }
         return LogStatus(
             firstSeq: 1,
             lastSeq: lastSeq,
             segments: [],
-            failure: failure ?? (foreignMessages > 0 ? "\(foreignMessages) messages of the stream are not part of the log" : nil),
+            failure: quorum ?? failure
+                ?? (foreignMessages > 0 ? "\(foreignMessages) messages of the stream are not batch groups continuing the log" : nil),
             statistics: statistics,
             recovery: report,
             losses: []
@@ -774,5 +818,16 @@ extension Duration {
 extension String {
     func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+extension AppendFence {
+    /// The fence as its message header carries it: `SEQ KEY`.
+    var headerValue: String { "\(lastSeq) \(key)" }
+
+    /// The fence a message header carries; nil when it does not parse.
+    init?(header: String) {
+        guard let space = header.firstIndex(of: " "), let seq = UInt64(header[..<space]) else { return nil }
+        self.init(key: String(header[header.index(after: space)...]), lastSeq: seq)
     }
 }

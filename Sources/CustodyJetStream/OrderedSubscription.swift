@@ -18,17 +18,22 @@ public final class OrderedSubscription: @unchecked Sendable {
     // a time) is kept by its only user, the JetStream log's follower, which is an actor.
     private let subscription: OpaquePointer
     private let threads: NIOThreadPool
+    /// The header whose value each message carries (``Message/header``).
+    private let header: String?
 
     /// A message of the stream.
     public struct Message: Sendable {
         public var sequence: UInt64
         public var subject: String
         public var data: ByteBuffer
+        /// The value of the header the subscription was asked to read (nil: none).
+        public var header: String?
     }
 
-    init(subscription: OpaquePointer, threads: NIOThreadPool) {
+    init(subscription: OpaquePointer, threads: NIOThreadPool, header: String?) {
         self.subscription = subscription
         self.threads = threads
+        self.header = header
     }
 
     deinit {
@@ -61,7 +66,14 @@ public final class OrderedSubscription: @unchecked Sendable {
                 if count > 0, let bytes = natsMsg_GetData(message) {
                     data.writeBytes(UnsafeRawBufferPointer(start: bytes, count: count))
                 }
-                messages.append(Message(sequence: sequence, subject: String(cString: natsMsg_GetSubject(message)), data: data))
+                messages.append(
+                    Message(
+                        sequence: sequence,
+                        subject: String(cString: natsMsg_GetSubject(message)),
+                        data: data,
+                        header: self.header.flatMap { headerValue(message, $0) }
+                    )
+                )
                 // Only the first message is waited for; the rest are what has arrived already.
                 var pending: Int32 = 0
                 var bytes: Int32 = 0
@@ -81,8 +93,8 @@ public final class OrderedSubscription: @unchecked Sendable {
 
 extension JetStreamConnection {
     /// Reads stream `stream` (messages on `subject`, a filter such as `custody.>`) in order from
-    /// sequence `start` on.
-    public func subscribeOrdered(stream: String, subject: String, from start: UInt64) async throws -> OrderedSubscription {
+    /// sequence `start` on, each message with the value of its header `header` when asked for.
+    public func subscribeOrdered(stream: String, subject: String, from start: UInt64, header: String? = nil) async throws -> OrderedSubscription {
         try await threads.runIfActive { () throws(JetStreamError) -> OrderedSubscription in
             var options = jsSubOptions()
             jsSubOptions_Init(&options)
@@ -101,7 +113,7 @@ extension JetStreamConnection {
             // nats.c's default pending limits (65,536 messages, 64 MiB) would drop messages of a
             // reader that fell behind; flow control keeps the queue short, and no limit drops.
             natsSubscription_SetPendingLimits(subscription, -1, -1)
-            return OrderedSubscription(subscription: subscription, threads: self.threads)
+            return OrderedSubscription(subscription: subscription, threads: self.threads, header: header)
         }
     }
 }

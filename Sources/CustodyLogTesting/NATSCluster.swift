@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -10,8 +11,8 @@ import FoundationNetworking
 /// directory; ``kill(_:)`` and ``start(_:)`` take one node down and bring it back on the same
 /// store, for fault tests.
 ///
-/// Ports come from a range chosen per test process, so that test processes running at once do
-/// not collide: client ports `base + i`, route ports `base + 10 + i`, monitoring ports
+/// Ports come from a range chosen per cluster (``nextBasePort()``), so that clusters running at
+/// once do not collide: client ports `base + i`, route ports `base + 10 + i`, monitoring ports
 /// `base + 20 + i`.
 public final class NATSCluster: @unchecked Sendable {
     // @unchecked Sendable: `processes` is only touched through `lock`; everything else is set
@@ -33,7 +34,7 @@ public final class NATSCluster: @unchecked Sendable {
     /// monitoring port; JetStream may still be electing its meta leader.
     public init(nodes: Int = 3, basePort: Int? = nil) async throws {
         directory = TemporaryDirectory("nats")
-        let base = basePort ?? 20_000 + Int(getpid() % 1_000) * 30
+        let base = basePort ?? Self.nextBasePort()
         clientPorts = (0..<nodes).map { base + $0 }
         let routePorts = (0..<nodes).map { base + 10 + $0 }
         monitorPorts = (0..<nodes).map { base + 20 + $0 }
@@ -62,6 +63,19 @@ public final class NATSCluster: @unchecked Sendable {
             stop()
             throw error
         }
+    }
+
+    private static let clustersStarted = Mutex(0)
+
+    /// A range of 30 ports of its own for each cluster: by process (its pid), then by the
+    /// clusters it started (four ranges a process, taken in turn), so that suites running at
+    /// once, in one process or several, do not collide.
+    static func nextBasePort() -> Int {
+        let index = clustersStarted.withLock { count in
+            count += 1
+            return count % 4
+        }
+        return 20_000 + (Int(getpid() % 250) * 4 + index) * 30
     }
 
     /// Starts node `node` (again, on its store, after ``kill(_:)``).

@@ -35,6 +35,13 @@ extension ServeCommand {
             JetStreamLog.Configuration(urls: cluster.urls, stream: cluster.stream, replicas: cluster.replicas, nodeName: nodeName),
             logger: logger
         )
+        var configuration = configuration
+        do {
+            configuration.lease = try await JetStreamLease.open(name: "checkpoints", log: log, logger: logger)
+        } catch {
+            await log.close()
+            throw error
+        }
         let runtime = try await CoreRuntime.open(
             log: log,
             projectionsIn: settings.dataDirectory,
@@ -83,3 +90,6 @@ extension ServeCommand {
         }
     }
 }
+
+/// Checkpoints are written by the node holding this lease.
+extension JetStreamLease: WorkLease {}

@@ -45,7 +45,7 @@ import Testing
         }
         #expect(sequences == Array(1...20))
         for (i, sequence) in sequences.enumerated() {
-            #expect(try await connection.message(stream: "CUSTODY", sequence: sequence) == Array("batch \(i)".utf8))
+            #expect(try await connection.message(stream: "CUSTODY", sequence: sequence)?.data == Array("batch \(i)".utf8))
         }
         #expect(try await connection.message(stream: "CUSTODY", sequence: 99) == nil)
 

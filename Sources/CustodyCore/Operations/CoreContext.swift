@@ -45,22 +45,23 @@ public struct CoreContext: Sendable {
         try await projector.waitUntilApplied(head, timeout: readTimeout)
     }
 
-    /// How many times a fenced write is tried before it answers `conflict`.
-    static let fencedAttempts = 64
+    /// How long a fenced write is tried again before it answers `conflict`.
+    static let fencedRetryLimit: Duration = .seconds(10)
 
     /// Runs `attempt` — read the projections, then append under a fence (``AppendFence``) that
     /// names what was read — until its fence holds. A fence fails when another writer (another
     /// node of a cluster) wrote to the same thing first; the log then knows of that write, so
-    /// the next attempt waits for the projections to hold it and reads again. `conflict` after
-    /// ``fencedAttempts`` failures.
+    /// the next attempt waits for the projections to hold it and reads again. A node whose
+    /// writes to one thing keep coming can win many races in a row (its own writes need no
+    /// catching up), so the loser keeps trying for ``fencedRetryLimit``, not a number of times,
+    /// then answers `conflict`.
     func retryingFenced<Result>(_ attempt: () async throws(CoreError) -> Result) async throws(CoreError) -> Result {
-        var failures = 0
+        let deadline = ContinuousClock.now + Self.fencedRetryLimit
         while true {
             do {
                 return try await attempt()
             } catch  where (error.cause as? LogError)?.code == .fenced {
-                failures += 1
-                if failures >= Self.fencedAttempts { throw error }
+                if ContinuousClock.now >= deadline { throw error }
             }
         }
     }

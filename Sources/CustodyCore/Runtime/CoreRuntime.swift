@@ -30,6 +30,8 @@ public final class CoreRuntime: Sendable {
     /// The log's head when the derived views were brought up to date.
     let openedAt: UInt64
     public let logger: Logger
+    /// Who writes the checkpoints (``Configuration/lease``).
+    public let lease: any WorkLease
 
     /// What ``open(directory:configuration:logger:encodeLive:)`` needs beyond the directory.
     public struct Configuration: Sendable {
@@ -51,6 +53,9 @@ public final class CoreRuntime: Sendable {
         public var checkpointInterval: Duration = .seconds(10)
         /// ... or as soon as this many events came in.
         public var checkpointEventInterval: UInt64 = 16_384
+        /// Who may do the work that must happen on one node at a time (checkpoints): always this
+        /// runtime on its own log; a lease kept in the engine in cluster mode.
+        public var lease: any WorkLease = SoleWriterLease()
 
         public init() {}
 
@@ -78,6 +83,7 @@ public final class CoreRuntime: Sendable {
         github: GitHubSettings?,
         outbox: GitHubOutbox?,
         checkpoints: CheckpointWriter?,
+        lease: any WorkLease,
         logger: Logger
     ) {
         self.log = log
@@ -95,6 +101,7 @@ public final class CoreRuntime: Sendable {
         self.proofs = ProofOperations(context: context, traces: traces, checkpoints: checkpoints)
         self.openedAt = openedAt
         self.logger = logger
+        self.lease = lease
     }
 
     /// Opens (creating if needed) the data directory: recovers the log, catches the projections
@@ -212,6 +219,7 @@ public final class CoreRuntime: Sendable {
                 github: configuration.github,
                 outbox: outbox,
                 checkpoints: checkpoints,
+                lease: configuration.lease,
                 logger: logger
             )
         } catch {
@@ -303,8 +311,9 @@ public final class CoreRuntime: Sendable {
             group.addTask { await self.context.responses.run(self.context) }
             group.addTask { await self.rebuild.run(self.projector) }
             if let checkpoints = self.proofs.checkpoints {
-                // It ends only when cancelled.
-                group.addTask { await checkpoints.run() }
+                // It ends only when cancelled; checkpoints are written by one node at a time.
+                let lease = self.lease
+                group.addTask { await lease.run { await checkpoints.run() } }
             }
             if let outbox = self.github.outbox {
                 // It ends only when cancelled: the others' end is what ends the group.
@@ -324,9 +333,11 @@ public final class CoreRuntime: Sendable {
         let log = log
         let logger = logger
         let checkpoints = proofs.checkpoints
+        let lease = lease
         await Task {
-            // The last checkpoint attests everything acknowledged before the close.
-            await checkpoints?.writeFinalCheckpoint()
+            // The last checkpoint attests everything acknowledged before the close (written by
+            // the node whose turn it is).
+            if await lease.isHeld { await checkpoints?.writeFinalCheckpoint() }
             // The log first: it writes what is pending and takes nothing more (a best-effort
             // `response_sent` still on its way is refused), so the projections then catch up
             // with its final head. Reads still work on a closed log.
@@ -367,5 +378,27 @@ extension LogLoss {
             recordedAt: record.recordedAt ?? LogTime.now(),
             chainBefore: chainBefore
         )
+    }
+}
+
+extension CoreRuntime {
+    /// Read-your-writes across nodes (`x-custody-min-seq`, `min_seq` in RPC metadata): waits
+    /// until this node's projections have applied every event up to `seq` — a write acknowledged
+    /// by another node of a cluster included — for at most the read timeout, after which it fails
+    /// with `overloaded`, like a read waiting for this node's own writes.
+    public func awaitApplied(minimumSeq seq: UInt64) async throws(CoreError) {
+        try await projector.waitUntilApplied(seq, timeout: context.readTimeout)
+    }
+
+    /// A `x-custody-min-seq` / `min_seq` value: a seq, 1 to 2^63 − 1.
+    public static func minimumSeq(parsing text: String) throws(CoreError) -> UInt64 {
+        guard let seq = UInt64(text), seq >= 1, seq <= UInt64(Int64.max) else {
+            throw CoreError(
+                .invalidArgument,
+                "x-custody-min-seq takes a seq (a whole number from 1), not \(text.prefix(40))",
+                field: "x-custody-min-seq"
+            )
+        }
+        return seq
     }
 }

@@ -44,6 +44,7 @@ public enum CustodyApplication {
         // The dashboard's files, for GET paths no route took (after the routes, not before them).
         router.middlewares.add(DashboardFiles.middleware())
         router.middlewares.add(BearerTokenMiddleware(tokens: tokens))
+        router.middlewares.add(MinimumSeqMiddleware(runtime: runtime))
         let gate = gate ?? IngestGate(limit: limits.maximumConcurrentIngest)
         LogRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)
         OTLPRoutes(runtime: runtime, limits: limits, gate: gate, metrics: metrics).register(on: router)

@@ -49,7 +49,10 @@ public struct RPCServer: Service {
                 metrics: metrics
             ),
             // Authentication first: a refused call is not traced.
-            interceptors: [RPCBearerTokenInterceptor(tokens: BearerTokenMiddleware(tokens: tokens)), RPCTraceInterceptor(runtime: runtime)],
+            interceptors: [
+                RPCBearerTokenInterceptor(tokens: BearerTokenMiddleware(tokens: tokens)), RPCMinimumSeqInterceptor(runtime: runtime),
+                RPCTraceInterceptor(runtime: runtime),
+            ],
             onListening: onListening
         )
         self.logger = logger

@@ -1,0 +1,143 @@
+import CustodyClient
+import CustodyCore
+import CustodyLogTesting
+import CustodyServerTesting
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Cluster mode as a person runs it: three real nats-server processes (JetStream, R3, clustered
+/// on loopback) and two `custody serve --log nats://…` nodes with their own data directories and
+/// ports, sharing one signing key file.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ClusterCommandTests {
+    /// Starts node `name` on `cluster`.
+    static func node(_ name: String, _ cluster: NATSCluster, key: String) async throws -> (CustodyCommand, String, String) {
+        let directory = ServerFixture.directory()
+        let (server, base) = try await CustodyCommand.serve(
+            directory,
+            ["--log", cluster.urls, "--node-name", name, "--signing-key", key, "--checkpoint-interval", "0.2"]
+        )
+        return (server, base, directory)
+    }
+
+    /// GET `path` on `base` with `x-custody-min-seq` when given: the status and the JSON.
+    static func get(_ base: String, _ path: String, minimumSeq: String? = nil) async throws -> (Int, [String: Any]) {
+        var request = URLRequest(url: URL(string: base + path)!)
+        if let minimumSeq { request.setValue(minimumSeq, forHTTPHeaderField: "x-custody-min-seq") }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
+    }
+
+    @Test func twoNodesShareOneRecord() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
+        let cluster = try await NATSCluster()
+        defer { cluster.stop() }
+        let keyFolder = ServerFixture.directory()
+        try FileManager.default.createDirectory(atPath: keyFolder, withIntermediateDirectories: true)
+        defer { removeDataDirectory(keyFolder) }
+        let key = keyFolder + "/cluster.signing-key"
+        let (serverA, a, directoryA) = try await Self.node("a", cluster, key: key)
+        defer {
+            serverA.process.terminate()
+            serverA.removeFiles()
+            removeDataDirectory(directoryA)
+        }
+        let (serverB, b, directoryB) = try await Self.node("b", cluster, key: key)
+        defer {
+            serverB.process.terminate()
+            serverB.removeFiles()
+            removeDataDirectory(directoryB)
+        }
+        #expect(serverB.output.contains("Cluster mode: node b, found stream CUSTODY (3 replicas"), "\(serverB.output)")
+        let clientA = CustodyClient(baseURL: a)
+        let clientB = CustodyClient(baseURL: b)
+
+        // A write on A, read on B at once with the receipt's seq: B waits until it holds it.
+        let written = try await clientA.recordLog([
+            LogEntry(traceId: "across", spanId: "s1", source: "agent-factory", operation: "agent.plan", durationMs: 12),
+            LogEntry(traceId: "across", spanId: "s2", parentSpanId: "s1", source: "data-factory", operation: "data.load", durationMs: 5),
+        ])
+        let receipt = try #require(written.receipt)
+        let (status, trace) = try await Self.get(b, "/api/traces/across", minimumSeq: String(receipt.seq))
+        #expect(status == 200, "\(trace)")
+        let spans = ((trace["data"] as? [String: Any])?["spans"] as? [[String: Any]]) ?? []
+        #expect(Set(spans.compactMap { $0["span_id"] as? String }).isSuperset(of: ["s1", "s2"]), "\(spans)")
+        // A seq nobody wrote yet: B waits its read timeout and says the projections are behind
+        // (overloaded: 429, retry later).
+        let (behind, answer) = try await Self.get(b, "/api/traces/across", minimumSeq: String(receipt.seq + 1_000_000))
+        #expect(behind == 429 && (answer["error"] as? [String: Any])?["code"] as? String == "overloaded", "\(behind) \(answer)")
+        let (bad, badAnswer) = try await Self.get(b, "/api/traces/across", minimumSeq: "soon")
+        #expect(bad == 422 && (badAnswer["error"] as? [String: Any])?["code"] as? String == "invalid_argument", "\(badAnswer)")
+
+        // 200 status updates of one task, split over both nodes at once: one exact chain.
+        let task = try await clientA.createTask(orderId: "o-cluster", payload: .object(["kind": .string("agent")]))
+        let statuses = ["in_progress", "blocked", "pending", "complete", "failed", "cancelled"]
+        let changes = try await withThrowingTaskGroup(of: (UInt64, StatusChange).self) { group in
+            for index in 0..<200 {
+                let client = index % 2 == 0 ? clientA : clientB
+                group.addTask {
+                    let change = try await client.updateTaskStatus(taskId: task.uuid, status: statuses[index % statuses.count])
+                    return (change.receipt?.seq ?? 0, change)
+                }
+            }
+            var all: [(UInt64, StatusChange)] = []
+            for try await change in group { all.append(change) }
+            return all
+        }
+        #expect(changes.count == 200)
+        let ordered = changes.sorted { $0.0 < $1.0 }
+        #expect(Set(ordered.map(\.0)).count == 200, "two updates share a receipt seq")
+        #expect(ordered.first?.1.previousStatus == "pending")
+        for (before, after) in zip(ordered, ordered.dropFirst()) {
+            #expect(after.1.previousStatus == before.1.status, "seq \(after.0) follows \(before.1.status) but says \(after.1.previousStatus)")
+        }
+        let last = try #require(ordered.last)
+        let (_, readBack) = try await Self.get(a, "/api/tasks/\(task.uuid)", minimumSeq: String(last.0))
+        #expect(((readBack["data"] as? [String: Any])?["task"] as? [String: Any])?["status"] as? String == last.1.status)
+
+        // Checkpoints: written by one node at a time (the lease), all with the shared key.
+        var checkpoints: [[String: Any]] = []
+        let deadline = ContinuousClock.now + .seconds(20)
+        while checkpoints.isEmpty && ContinuousClock.now < deadline {
+            let (_, listed) = try await Self.get(b, "/api/log/checkpoints", minimumSeq: String(last.0))
+            checkpoints = ((listed["data"] as? [String: Any])?["checkpoints"] as? [[String: Any]]) ?? []
+            if checkpoints.isEmpty { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(!checkpoints.isEmpty, "no checkpoint was written")
+        #expect(Set(checkpoints.compactMap { $0["key_id"] as? String }).count == 1, "\(checkpoints)")
+        let holders = [serverA.error, serverB.error].filter { $0.contains("took the lease") }
+        #expect(holders.count == 1, "both nodes took the checkpoint lease: \(serverA.error) \(serverB.error)")
+
+        // A killed with SIGKILL: B goes on taking writes and serving A's.
+        kill(serverA.process.processIdentifier, SIGKILL)
+        try await ChildProcess.exit(serverA.process)
+        let afterKill = try await clientB.recordLog([LogEntry(traceId: "after-kill", spanId: "k1", source: "ops-factory", operation: "ops.page")])
+        #expect(afterKill.receipt != nil)
+        let (ready, readiness) = try await Self.get(b, "/readyz")
+        #expect(ready == 200, "\(readiness)")
+
+        // The stream's leader killed: writes through B resume within 10 s.
+        let leader = try #require(await cluster.streamLeader("CUSTODY"))
+        try await cluster.kill(leader)
+        let killedAt = ContinuousClock.now
+        var resumed = false
+        while !resumed && ContinuousClock.now - killedAt < .seconds(10) {
+            do {
+                _ = try await clientB.recordLog([LogEntry(traceId: "after-leader", spanId: "l1", source: "ops-factory", operation: "ops.page")])
+                resumed = true
+            } catch {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(resumed, "no write went through B within 10 s of the stream leader's loss")
+        // And every span written is on B once, in order.
+        let (_, afterLeader) = try await Self.get(b, "/api/traces/after-leader")
+        #expect(
+            (((afterLeader["data"] as? [String: Any])?["spans"] as? [[String: Any]]) ?? []).filter { $0["span_id"] as? String == "l1" }.count == 1
+        )
+    }
+}
