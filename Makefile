@@ -10,6 +10,8 @@ DATA_DIR ?= ./custody-data
 APT_PACKAGES := liblz4-dev libsqlite3-dev zlib1g-dev pkg-config python3-venv prometheus libnats-dev nats-server
 CUSTODY := .build/release/custody
 
+
+.PHONY: cluster-demo
 .PHONY: run demo test deps build release bench bench-replay benchmarks schemathesis fuzz format lint clean dashboard-screenshots
 
 deps:
@@ -39,6 +41,11 @@ run: release
 # traffic, on ./custody-data; prints the dashboard URL. Ctrl-C stops it.
 demo: release
 	$(CUSTODY) demo --data-dir $(DATA_DIR)
+
+# Cluster mode on one machine: three nats-server processes (JetStream, R3) and two Custody
+# nodes (http://127.0.0.1:8787/ and :8797/) on loopback, under ./custody-cluster. Ctrl-C stops it.
+cluster-demo: release
+	scripts/cluster-demo.sh
 
 # docs/benchmarks.md P6: builds a 10,000,000-event data dir once (kept in $(DATA_DIR)-p6), then measures
 # trace fetch and replay of a 1,000-span trace in it.

@@ -188,4 +188,10 @@ extension CustodyClient {
     public func adminStats() async throws(CustodyClientError) -> JSON {
         try await send(.GET, "/api/admin/stats")
     }
+
+    /// `GET /api/admin/cluster`: the stream, every node seen (applied seq, lag, lease) and what is
+    /// unhealthy, as JSON (docs/operations.md, "Cluster mode").
+    public func clusterStatus() async throws(CustodyClientError) -> JSON {
+        try await send(.GET, "/api/admin/cluster")
+    }
 }

@@ -128,7 +128,7 @@ public actor JetStreamLog: EventLog {
         case closed
     }
 
-    public let configuration: Configuration
+    public nonisolated let configuration: Configuration
     /// The connection to the servers (for `cluster status` and `/readyz`).
     public nonisolated let connection: JetStreamConnection
     private let subscription: OrderedSubscription

@@ -8,8 +8,8 @@ import NIOPosix
 public final class KeyValueBucket: @unchecked Sendable {
     // @unchecked Sendable: `store` is set once in `init` and destroyed once in `deinit`; nats.c's
     // kvStore calls are thread-safe, and the connection it belongs to outlives it (held here).
-    private let store: OpaquePointer
-    private let connection: JetStreamConnection
+    let store: OpaquePointer
+    let connection: JetStreamConnection
 
     /// A key's value and the revision that wrote it.
     public struct Entry: Sendable, Hashable {
@@ -64,6 +64,30 @@ public final class KeyValueBucket: @unchecked Sendable {
                 throw error
             }
             return written
+        }
+    }
+}
+
+extension KeyValueBucket {
+    /// Writes `value` under `key`, whatever the key held; returns the new revision.
+    public func set(_ key: String, _ value: [UInt8]) async throws -> UInt64 {
+        try await connection.threads.runIfActive { () throws(JetStreamError) -> UInt64 in
+            var written: UInt64 = 0
+            let status = value.withUnsafeBytes { bytes in kvStore_Put(&written, self.store, key, bytes.baseAddress, Int32(bytes.count)) }
+            guard status == NATS_OK else { throw JetStreamError("writing key \(key)", status: status, errorCode: jsErrCode(rawValue: 0)) }
+            return written
+        }
+    }
+
+    /// Every key with a value.
+    public func keys() async throws -> [String] {
+        try await connection.threads.runIfActive { () throws(JetStreamError) -> [String] in
+            var list = kvKeysList()
+            let status = kvStore_Keys(&list, self.store, nil)
+            if status == NATS_NOT_FOUND { return [] }
+            guard status == NATS_OK else { throw JetStreamError("listing keys", status: status, errorCode: jsErrCode(rawValue: 0)) }
+            defer { kvKeysList_Destroy(&list) }
+            return (0..<Int(list.Count)).compactMap { list.Keys[$0].map { String(cString: $0) } }
         }
     }
 }

@@ -26,7 +26,7 @@ extension ServeCommand {
         configuration: CoreRuntime.Configuration,
         logger: Logger,
         encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer
-    ) async throws -> (CoreRuntime, String) {
+    ) async throws -> (CoreRuntime, ClusterPresence, String) {
         if cluster.durability == .fsync {
             try await checkSyncAlways(cluster.monitorURLs)
         }
@@ -36,12 +36,14 @@ extension ServeCommand {
             logger: logger
         )
         var configuration = configuration
+        let lease: JetStreamLease
         do {
-            configuration.lease = try await JetStreamLease.open(name: "checkpoints", log: log, logger: logger)
+            lease = try await JetStreamLease.open(name: "checkpoints", log: log, logger: logger)
         } catch {
             await log.close()
             throw error
         }
+        configuration.lease = lease
         let runtime = try await CoreRuntime.open(
             log: log,
             projectionsIn: settings.dataDirectory,
@@ -49,9 +51,16 @@ extension ServeCommand {
             logger: logger,
             encodeLive: encodeLive
         )
+        let presence: ClusterPresence
+        do {
+            presence = try await ClusterPresence(log: log, runtime: runtime, lease: lease, logger: logger)
+        } catch {
+            await runtime.close()
+            throw error
+        }
         let line =
             "Cluster mode: node \(nodeName), \(log.openingSummary); acknowledgements wait for \(cluster.durability == .fsync ? "a majority's fsync" : "a majority of the replicas")"
-        return (runtime, line)
+        return (runtime, presence, line)
     }
 
     /// Refuses unless every server at `urls` reports `sync_always` in its `/varz` (JetStream's

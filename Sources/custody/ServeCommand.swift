@@ -448,9 +448,10 @@ struct ServeCommand: AsyncParsableCommand {
             githubLine = "GitHub operations: on, \(github.apiURL), default repository \(repository ?? "none")"
         }
         var clusterLine: String?
+        var presence: ClusterPresence?
         let runtime = try await awaitingCleanErrors {
             if let cluster = settings.cluster {
-                let (runtime, line) = try await clusterRuntime(
+                let (runtime, membership, line) = try await clusterRuntime(
                     cluster,
                     settings: settings,
                     configuration: configuration,
@@ -458,6 +459,7 @@ struct ServeCommand: AsyncParsableCommand {
                     encodeLive: CustodyApplication.encodeLive
                 )
                 clusterLine = line
+                presence = membership
                 return runtime
             }
             return try await CoreRuntime.open(
@@ -476,6 +478,7 @@ struct ServeCommand: AsyncParsableCommand {
         let githubStatus = githubLine + "\n" + checkpointLine + (clusterLine.map { "\n" + $0 } ?? "")
         var serverConfiguration = ServerConfiguration(host: settings.host, port: settings.port)
         serverConfiguration.tokens = settings.tokens
+        serverConfiguration.cluster = presence
         let host = settings.host
         let shownHost = host.contains(":") ? "[\(host)]" : host
         // One bound on ingest in flight, whichever port it arrives on.
@@ -490,7 +493,7 @@ struct ServeCommand: AsyncParsableCommand {
         ) { port in
             writeAll(STDOUT_FILENO, "RPC (gRPC) is listening on \(shownHost):\(port)\n")
         }
-        var otlp: [any Service] = []
+        var otlp: [any Service] = presence.map { [$0] } ?? []
         if settings.otlpGRPCPort != 0 {
             otlp.append(
                 try OTLPGRPCServer(

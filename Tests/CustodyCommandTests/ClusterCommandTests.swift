@@ -119,6 +119,16 @@ import FoundationNetworking
         #expect(afterKill.receipt != nil)
         let (ready, readiness) = try await Self.get(b, "/readyz")
         #expect(ready == 200, "\(readiness)")
+        // The checkpoint lease moves to B within 30 s, and `custody cluster status` says so.
+        let leaseDeadline = ContinuousClock.now + .seconds(30)
+        var shown = try await CustodyCommand.run(["cluster", "status", "--server", b])
+        while !shown.output.contains("Checkpoint lease: b") && ContinuousClock.now < leaseDeadline {
+            try await Task.sleep(for: .milliseconds(500))
+            shown = try await CustodyCommand.run(["cluster", "status", "--server", b])
+        }
+        #expect(shown.output.contains("Checkpoint lease: b") && shown.output.contains("Stream CUSTODY: 3 replicas"), "\(shown.output)")
+        let lines = shown.output.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("b ") && $0.hasSuffix("yes") }, "\(shown.output)")
 
         // The stream's leader killed: writes through B resume within 10 s.
         let leader = try #require(await cluster.streamLeader("CUSTODY"))

@@ -16,6 +16,8 @@ public struct ServerConfiguration: Sendable {
     /// Bearer tokens and their roles; empty means no authentication, which is allowed only on a
     /// loopback address (``ListenerExposure``).
     public var tokens: [String: AccessRole] = [:]
+    /// The cluster this node is part of (`GET /api/admin/cluster`); nil: a node on its own.
+    public var cluster: (any ClusterMembership)?
 
     public init(host: String = "127.0.0.1", port: Int = 8787) {
         self.host = host
@@ -36,7 +38,8 @@ public enum CustodyApplication {
         metrics: ServerMetrics = ServerMetrics(),
         limits: ServerLimits = ServerLimits(),
         tokens: [String: AccessRole] = [:],
-        gate: IngestGate? = nil
+        gate: IngestGate? = nil,
+        cluster: (any ClusterMembership)? = nil
     ) -> Router<CustodyRequestContext> {
         let router = Router(context: CustodyRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.middlewares.add(TraceMiddleware())
@@ -56,7 +59,7 @@ public enum CustodyApplication {
         GitHubRoutes(runtime: runtime, limits: limits).register(on: router)
         ProofRoutes(runtime: runtime).register(on: router)
         LiveStreamRoute(runtime: runtime, bufferSize: limits.liveClientBuffer, pingInterval: limits.livePingInterval).register(on: router)
-        OperationsRoutes(runtime: runtime, metrics: metrics, gate: gate).register(on: router)
+        OperationsRoutes(runtime: runtime, metrics: metrics, gate: gate, cluster: cluster).register(on: router)
         answerOtherMethods(on: router)
         return router
     }
@@ -93,7 +96,14 @@ public enum CustodyApplication {
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         try ListenerExposure.check(host: configuration.host, tokens: configuration.tokens)
-        let router = router(runtime: runtime, metrics: metrics, limits: configuration.limits, tokens: configuration.tokens, gate: gate)
+        let router = router(
+            runtime: runtime,
+            metrics: metrics,
+            limits: configuration.limits,
+            tokens: configuration.tokens,
+            gate: gate,
+            cluster: configuration.cluster
+        )
         let app = Application(
             router: router,
             server: serverBuilder(router: router, limits: configuration.limits),

@@ -9,6 +9,7 @@ struct OperationsRoutes {
     let runtime: CoreRuntime
     let metrics: ServerMetrics
     let gate: IngestGate
+    let cluster: (any ClusterMembership)?
 
     func register(on router: Router<CustodyRequestContext>) {
         router.get("/healthz") { _, _ in
@@ -37,6 +38,10 @@ struct OperationsRoutes {
                 throw APIError(CoreError(.conflict, "a rebuild is already running; see /api/admin/stats"))
             }
             return APIEnvelope.ok(.object(["rebuild": runtime.rebuild.status]), status: .accepted)
+        }
+        router.get("/api/admin/cluster") { _, _ in
+            if let cluster { return APIEnvelope.ok(await cluster.status()) }
+            return APIEnvelope.ok(await runtime.soleNodeStatus())
         }
         router.get("/api/admin/stats") { _, _ in
             APIEnvelope.ok(await ServerStatistics.collect(runtime: runtime, metrics: metrics, gate: gate).jsonValue)
