@@ -208,13 +208,15 @@ extension BenchCommand.Ingest {
         let sent = Counter()
         let refused = Counter()
         let failed = Counter()
+        // Several servers (`--server URL,URL`: the nodes of a cluster) share the workers; each
+        // node's lag is measured against the newest head any node knows.
+        let urls = url.split(separator: ",").map { String($0.hasSuffix("/") ? $0.dropLast() : $0) }
         let lagSampler = Task { () -> (events: Int, seconds: Double) in
             var worst = (events: 0, seconds: 0.0)
             while !Task.isCancelled {
-                if let stats = try? await Self.stats(client, url), let projections = stats["projections"] as? [String: Any] {
-                    worst.events = max(worst.events, projections["lag_events"] as? Int ?? 0)
-                    worst.seconds = max(worst.seconds, projections["lag_seconds"] as? Double ?? 0)
-                }
+                let lag = await Self.clusterLag(client, urls)
+                worst.events = max(worst.events, lag.events)
+                worst.seconds = max(worst.seconds, lag.seconds)
                 try? await Task.sleep(for: .milliseconds(250))
             }
             return worst
@@ -251,7 +253,7 @@ extension BenchCommand.Ingest {
                         } else if let connection {
                             outcome = await Self.sendRPC(messages[index % messages.count], connection)
                         } else {
-                            var request = HTTPClientRequest(url: url + (otlp ? "/v1/traces" : "/api/logs"))
+                            var request = HTTPClientRequest(url: urls[worker % urls.count] + (otlp ? "/v1/traces" : "/api/logs"))
                             request.method = .POST
                             request.headers.add(name: "content-type", value: otlp ? "application/x-protobuf" : "application/json")
                             if let authorization = ProcessEnvironment.authorization {
@@ -291,9 +293,7 @@ extension BenchCommand.Ingest {
         // Wait for the projections to hold everything, then read the server's own figures.
         var caughtUp = elapsed
         while true {
-            if let stats = try? await Self.stats(client, url), let projections = stats["projections"] as? [String: Any],
-                projections["lag_events"] as? Int == 0
-            {
+            if await Self.clusterLag(client, urls).caughtUp {
                 caughtUp = (ContinuousClock.now - started).inSeconds
                 break
             }
@@ -302,7 +302,7 @@ extension BenchCommand.Ingest {
         }
         lagSampler.cancel()
         let worst = await lagSampler.value
-        let stats = try await Self.stats(client, url)
+        let stats = try await Self.stats(client, urls[0])
         let log = stats["log"] as? [String: Any] ?? [:]
         let requests = histogram.totalCount
         let spans = Int(requests) * batch
@@ -397,5 +397,24 @@ extension BenchCommand.Ingest {
             return true
         }
         func giveBack() { value -= 1 }
+    }
+
+    /// How far the projections of the servers at `urls` are behind the newest head any of them
+    /// knows: the worst node's events and seconds, and whether every node has applied that head.
+    static func clusterLag(_ client: HTTPClient, _ urls: [String]) async -> (events: Int, seconds: Double, caughtUp: Bool) {
+        var heads: [Int] = []
+        var applied: [Int] = []
+        var seconds = 0.0
+        for url in urls {
+            guard let stats = try? await stats(client, url), let projections = stats["projections"] as? [String: Any] else {
+                return (0, 0, false)
+            }
+            heads.append((stats["log"] as? [String: Any])?["last_seq"] as? Int ?? 0)
+            applied.append(projections["applied_seq"] as? Int ?? 0)
+            seconds = max(seconds, projections["lag_seconds"] as? Double ?? 0)
+        }
+        let head = heads.max() ?? 0
+        let events = applied.map { head - $0 }.max() ?? 0
+        return (events, seconds, events == 0)
     }
 }
