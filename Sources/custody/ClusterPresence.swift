@@ -28,10 +28,13 @@ actor ClusterPresence: ClusterMembership, Service {
 
     var nodeName: String { log.configuration.nodeName }
 
+    /// Beats until the server shuts down (gracefully or not).
     func run() async throws {
-        while !Task.isCancelled {
-            await beat()
-            try? await Task.sleep(for: Self.beatEvery)
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await self.beat()
+                try await Task.sleep(for: Self.beatEvery)
+            }
         }
     }
 

@@ -149,5 +149,8 @@ import FoundationNetworking
         #expect(
             (((afterLeader["data"] as? [String: Any])?["spans"] as? [[String: Any]]) ?? []).filter { $0["span_id"] as? String == "l1" }.count == 1
         )
+        // SIGTERM stops a cluster node cleanly.
+        try await serverB.stop()
+        #expect(serverB.process.terminationStatus == 0, "\(serverB.error)")
     }
 }
