@@ -150,6 +150,8 @@ public actor JetStreamLog: EventLog {
     private var foreignMessages = 0
     /// Messages skipped because another node's message came first (a lost race): harmless.
     private var supersededMessages = 0
+    /// Publishes refused as stale after which no newer message could be read (a diagnostic).
+    private var fencedWithoutProgress = 0
     /// The seqs of the last append under each fence key (``AppendFence``).
     private var fenceHeads: [String: ClosedRange<UInt64>] = [:]
     /// The header a message's fence travels in.
@@ -546,22 +548,37 @@ public actor JetStreamLog: EventLog {
             )
             switch outcome {
             case .stored(let sequence):
-                // The index through `sequence`, by the rule every node applies.
-                do {
-                    if sequence == lastStreamSequence + 1 {
-                        ingest(sequence: sequence, data: encoded.bytes, fenceHeader: fenceValue)
-                    } else if sequence > lastStreamSequence {
-                        try await catchUp()
+                // The index through `sequence`, by the rule every node applies. Until it holds
+                // `sequence`, whether this message belongs to the log is unknown: it is never
+                // published again meanwhile (that could put its events in the log twice).
+                while sequence > lastStreamSequence {
+                    do {
+                        if sequence == lastStreamSequence + 1 {
+                            ingest(sequence: sequence, data: encoded.bytes, fenceHeader: fenceValue)
+                        } else {
+                            try await catchUp()
+                            if sequence > lastStreamSequence {
+                                // A message before it is not readable yet: read again shortly.
+                                guard ContinuousClock.now < deadline else {
+                                    throw LogError(.storageUnavailable, "message \(lastStreamSequence + 1) cannot be read")
+                                }
+                                try? await Task.sleep(for: .milliseconds(10))
+                            }
+                        }
+                    } catch {
+                        guard ContinuousClock.now < deadline else {
+                            fail(
+                                group,
+                                LogError(
+                                    .storageUnavailable,
+                                    "JetStream stored the append as message \(sequence) but does not answer for the messages before it: \(error); the append's outcome is unknown",
+                                    underlying: error
+                                )
+                            )
+                            return
+                        }
+                        try? await Task.sleep(for: .milliseconds(100))
                     }
-                } catch {
-                    guard ContinuousClock.now < deadline else {
-                        fail(
-                            group,
-                            LogError(.storageUnavailable, "JetStream does not answer: \(error); the append's outcome is unknown", underlying: error)
-                        )
-                        return
-                    }
-                    continue
                 }
                 guard let position = entryIndex(holding: firstSeq), entries[position].sequence == sequence else {
                     // Stored, but another node's message came first: not part of the log.
@@ -583,6 +600,7 @@ public actor JetStreamLog: EventLog {
                 return
             case .fenced:
                 // Another node's message came first: read it, then try again on top of it.
+                let before = lastStreamSequence
                 do {
                     try await catchUp()
                 } catch {
@@ -590,6 +608,27 @@ public actor JetStreamLog: EventLog {
                         fail(group, LogError(.storageUnavailable, "JetStream does not answer: \(error)", underlying: error))
                         return
                     }
+                }
+                if lastStreamSequence == before {
+                    // Refused as stale, yet no newer message can be read: never spin on it.
+                    fencedWithoutProgress += 1
+                    if fencedWithoutProgress == 1 || fencedWithoutProgress % 100 == 0 {
+                        logger.warning(
+                            "a publish was refused as stale but no newer message can be read; retrying",
+                            metadata: ["last_sequence": "\(lastStreamSequence)", "times": "\(fencedWithoutProgress)"]
+                        )
+                    }
+                    guard ContinuousClock.now < deadline else {
+                        fail(
+                            group,
+                            LogError(
+                                .storageUnavailable,
+                                "JetStream refuses the append as stale, and message \(lastStreamSequence + 1) cannot be read"
+                            )
+                        )
+                        return
+                    }
+                    try? await Task.sleep(for: .milliseconds(50))
                 }
             case .failed(let error):
                 fail(group, error)

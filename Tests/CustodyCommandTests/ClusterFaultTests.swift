@@ -59,7 +59,7 @@ struct ClusterFaultTests {
             guard let server = lock.withLock({ self.server }) else { return }
             Foundation.kill(server.process.processIdentifier, SIGKILL)
             try await ChildProcess.exit(server.process)
-            server.removeFiles()
+            if ProcessInfo.processInfo.environment["CUSTODY_KEEP_NODE_LOGS"] == nil { server.removeFiles() }
             lock.withLock { self.server = nil }
         }
 
@@ -67,7 +67,7 @@ struct ClusterFaultTests {
             if let server = lock.withLock({ self.server }) {
                 server.process.terminate()
                 server.process.waitUntilExit()
-                server.removeFiles()
+                if ProcessInfo.processInfo.environment["CUSTODY_KEEP_NODE_LOGS"] == nil { server.removeFiles() }
             }
             removeDataDirectory(directory)
         }
