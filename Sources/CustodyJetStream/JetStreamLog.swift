@@ -1,4 +1,3 @@
-import Crypto
 import CustodyLog
 import DequeModule
 import Logging

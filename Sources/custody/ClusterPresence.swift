@@ -64,10 +64,8 @@ actor ClusterPresence: ClusterMembership, Service {
                 "first_sequence": .integer(Int64(info.firstSequence)), "last_sequence": .integer(Int64(info.lastSequence)),
                 "messages": .integer(Int64(info.messages)), "bytes": .integer(Int64(info.bytes)), "last_seq": .integer(Int64(head)),
             ])
-            if info.replicas > 1 && info.leader == nil { unhealthy.append(.string("stream \(info.name) has no leader (no quorum)")) }
-        } else {
-            unhealthy.append(.string("JetStream does not answer for stream \(log.configuration.stream)"))
         }
+        // The log's failure covers a stream without a leader or without an answer.
         if let failure = await log.status().failure { unhealthy.append(.string("log: \(failure)")) }
         var nodes: [JSONValue] = []
         let now = LogTime.now()

@@ -79,7 +79,7 @@ extension ServeCommand {
     private static func checkSyncAlways(_ urls: [String], client: HTTPClient) async throws {
         for base in urls {
             let url = base.hasSuffix("/varz") ? base : base + "/varz"
-            var request = HTTPClientRequest(url: url)
+            let request = HTTPClientRequest(url: url)
             let body: Data
             do {
                 let response = try await client.execute(request, timeout: .seconds(5))

@@ -59,6 +59,16 @@ public final class CoreRuntime: Sendable {
 
         public init() {}
 
+        /// This configuration with ``Signing/besideDataDirectory`` made the key file beside
+        /// `directory`.
+        func signingBeside(_ directory: String) -> Configuration {
+            var configuration = self
+            if case .besideDataDirectory = signing {
+                configuration.signing = .keyFile(SigningKey.defaultPath(forDataDirectory: directory))
+            }
+            return configuration
+        }
+
         /// Where the signing key of checkpoints comes from (docs/operations.md, "The signing key").
         public enum Signing: Sendable {
             /// `DATA_DIR.signing-key` beside the data directory, created on first start.
@@ -132,11 +142,13 @@ public final class CoreRuntime: Sendable {
             await log.close()
             throw error
         }
-        var configuration = configuration
-        if case .besideDataDirectory = configuration.signing {
-            configuration.signing = .keyFile(SigningKey.defaultPath(forDataDirectory: directory))
-        }
-        return try await start(log: log, store: store, configuration: configuration, logger: logger, encodeLive: encodeLive)
+        return try await start(
+            log: log,
+            store: store,
+            configuration: configuration.signingBeside(directory),
+            logger: logger,
+            encodeLive: encodeLive
+        )
     }
 
     /// Opens a runtime over `log`, an engine other than the data directory's own segment log
@@ -167,11 +179,13 @@ public final class CoreRuntime: Sendable {
             await log.close()
             throw error
         }
-        var configuration = configuration
-        if case .besideDataDirectory = configuration.signing {
-            configuration.signing = .keyFile(SigningKey.defaultPath(forDataDirectory: directory))
-        }
-        return try await start(log: log, store: store, configuration: configuration, logger: logger, encodeLive: encodeLive)
+        return try await start(
+            log: log,
+            store: store,
+            configuration: configuration.signingBeside(directory),
+            logger: logger,
+            encodeLive: encodeLive
+        )
     }
 
     /// Brings everything derived from `log` up to date over `store` — the projections caught up,
