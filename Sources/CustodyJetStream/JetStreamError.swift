@@ -62,7 +62,14 @@ public struct JetStreamError: Error, Sendable, Hashable, CustomStringConvertible
                 .unavailable
             default: errorCode.rawValue != 0 ? .publishFailed : .failed
             }
-        let detail = errorCode.rawValue != 0 ? " (JetStream error \(errorCode.rawValue))" : ""
+        var detail = errorCode.rawValue != 0 ? " (JetStream error \(errorCode.rawValue))" : ""
+        // nats.c keeps the last error's text per thread: JetStream's own description
+        // ("wrong last sequence: 41") when it gave one. Called on the thread that failed.
+        var lastStatus = NATS_OK
+        if let last = nats_GetLastError(&lastStatus), lastStatus == status {
+            let lastText = String(cString: last)
+            if !lastText.isEmpty && lastText != text { detail += ": \(lastText)" }
+        }
         self.init(code, "\(operation) failed: \(text)\(detail)", jetStreamCode: Int(errorCode.rawValue))
     }
 

@@ -149,6 +149,8 @@ public actor JetStreamLog: EventLog {
     private var foreignMessages = 0
     /// Messages skipped because another node's message came first (a lost race): harmless.
     private var supersededMessages = 0
+    /// Stream sequences the stream holds no message at (a diagnostic).
+    private var skippedStreamSequences: UInt64 = 0
     /// Publishes refused as stale after which no newer message could be read (a diagnostic).
     private var fencedWithoutProgress = 0
     /// The seqs of the last append under each fence key (``AppendFence``).
@@ -312,6 +314,15 @@ public actor JetStreamLog: EventLog {
     /// counted as superseded when it lost a race, as foreign otherwise.
     private func ingest(sequence: UInt64, data: ByteBuffer, fenceHeader: String?) {
         guard sequence > lastStreamSequence else { return }
+        if sequence > lastStreamSequence + 1 {
+            // A stream sequence with no message: harmless (every node sees the same stream),
+            // counted for diagnosis.
+            skippedStreamSequences += sequence - lastStreamSequence - 1
+            logger.info(
+                "the stream has no message at some sequences; going past them",
+                metadata: ["from": "\(lastStreamSequence + 1)", "to": "\(sequence - 1)"]
+            )
+        }
         lastStreamSequence = sequence
         let group: BatchGroup
         do {
@@ -521,6 +532,10 @@ public actor JetStreamLog: EventLog {
     private func commit(_ group: [PendingAppend]) async {
         let fence = group.count == 1 ? group[0].fence : nil
         let deadline = ContinuousClock.now + configuration.unknownOutcomeLimit
+        // Set after a publish refused as stale when no newer message could be read: the next
+        // publish goes without `Nats-Expected-Last-Sequence` (the rule keeps the log whole
+        // without it; see ``PublishOutcome/fenced(_:)``).
+        var expectationRefused = false
         while true {
             if let fence, !holds(fence) {
                 fail(group, LogError(.fenced, "another append under \(fence.key) came after seq \(fence.lastSeq)"))
@@ -541,7 +556,7 @@ public actor JetStreamLog: EventLog {
             let outcome = await publish(
                 encoded,
                 messageID: messageID,
-                expected: lastStreamSequence,
+                expected: expectationRefused ? nil : lastStreamSequence,
                 fence: fenceValue,
                 deadline: deadline
             )
@@ -557,11 +572,18 @@ public actor JetStreamLog: EventLog {
                         } else {
                             try await catchUp()
                             if sequence > lastStreamSequence {
-                                // A message before it is not readable yet: read again shortly.
+                                // The next sequence cannot be read by number: not readable yet,
+                                // or a sequence the stream skipped (nats-server 2.9 can leave
+                                // one after a leader change). The ordered consumer goes past
+                                // such a hole.
                                 guard ContinuousClock.now < deadline else {
                                     throw LogError(.storageUnavailable, "message \(lastStreamSequence + 1) cannot be read")
                                 }
-                                try? await Task.sleep(for: .milliseconds(10))
+                                if following {
+                                    try await waitForHeadChange()
+                                } else {
+                                    try await followOnce(timeout: .milliseconds(250))
+                                }
                             }
                         }
                     } catch {
@@ -597,7 +619,7 @@ public actor JetStreamLog: EventLog {
                 statistics.bytesWritten += Int64(encoded.bytes.readableBytes)
                 failure = nil
                 return
-            case .fenced:
+            case .fenced(let refusal):
                 // Another node's message came first: read it, then try again on top of it.
                 let before = lastStreamSequence
                 do {
@@ -609,12 +631,16 @@ public actor JetStreamLog: EventLog {
                     }
                 }
                 if lastStreamSequence == before {
-                    // Refused as stale, yet no newer message can be read: never spin on it.
+                    // Refused as stale, yet no newer message can be read. nats-server 2.9 can
+                    // keep refusing after a leader change (its idea of the last sequence is not
+                    // the stream's last message), so the next publish goes without the
+                    // expectation: the header only saves storing a lost race, the rule decides.
                     fencedWithoutProgress += 1
+                    expectationRefused = true
                     if fencedWithoutProgress == 1 || fencedWithoutProgress % 100 == 0 {
                         logger.warning(
-                            "a publish was refused as stale but no newer message can be read; retrying",
-                            metadata: ["last_sequence": "\(lastStreamSequence)", "times": "\(fencedWithoutProgress)"]
+                            "a publish was refused as stale but no newer message can be read; publishing without the expected sequence",
+                            metadata: ["last_sequence": "\(lastStreamSequence)", "times": "\(fencedWithoutProgress)", "refusal": "\(refusal)"]
                         )
                     }
                     guard ContinuousClock.now < deadline else {
@@ -638,7 +664,9 @@ public actor JetStreamLog: EventLog {
 
     enum PublishOutcome {
         case stored(UInt64)
-        case fenced
+        /// JetStream refused the message as stale (`Nats-Expected-Last-Sequence` did not hold);
+        /// the error says what it took the last sequence to be.
+        case fenced(JetStreamError)
         case failed(LogError)
     }
 
@@ -647,7 +675,7 @@ public actor JetStreamLog: EventLog {
     private func publish(
         _ group: BatchGroup,
         messageID: String,
-        expected: UInt64,
+        expected: UInt64?,
         fence: String?,
         deadline: ContinuousClock.Instant
     ) async -> PublishOutcome {
@@ -665,7 +693,7 @@ public actor JetStreamLog: EventLog {
                 )
                 return .stored(acknowledgement.sequence)
             } catch let error as JetStreamError where error.code == .fenced {
-                return .fenced
+                return .fenced(error)
             } catch let error as JetStreamError where error.isTransient {
                 statistics.failures += 1
                 failure = "JetStream does not answer: \(error.message)"
@@ -743,6 +771,36 @@ public actor JetStreamLog: EventLog {
                 try await waitForHeadChange()
             }
         }
+    }
+
+    /// Reads the stream up to the last message JetStream holds now (asked of the stream's
+    /// leader), by the log's rule: every append acknowledged on any node before the call is then
+    /// in ``lastSeq``. Fails after ``Configuration/openTimeout`` without progress to that point.
+    public func synchronize() async throws -> UInt64 {
+        guard let info = try await connection.streamInfo(configuration.stream) else {
+            throw LogError(.storageUnavailable, "stream \(configuration.stream) is gone")
+        }
+        let deadline = ContinuousClock.now + configuration.openTimeout
+        while lastStreamSequence < info.lastSequence {
+            guard lifecycle == .open else { throw LogError(.closed, "the log is closed") }
+            guard ContinuousClock.now < deadline else {
+                throw LogError(
+                    .storageUnavailable,
+                    "the stream could not be read up to message \(info.lastSequence) (read up to \(lastStreamSequence))"
+                )
+            }
+            if following {
+                try await waitForHeadChange()
+            } else {
+                do {
+                    try await followOnce(timeout: .milliseconds(250))
+                } catch {
+                    // The consumer is being recreated, or the connection is down.
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+        return lastSeq
     }
 
     /// Waits until the head moves, the follower finishes a read, or the log closes.

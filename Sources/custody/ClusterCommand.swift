@@ -53,7 +53,7 @@ struct ClusterCommand: AsyncParsableCommand {
                     "Stream \(text(stream?["name"])): \(text(stream?["replicas"])) replicas, leader \(text(stream?["leader"])), "
                         + "messages \(text(stream?["first_sequence"]))…\(text(stream?["last_sequence"])), \(text(stream?["bytes"])) bytes, log head seq \(text(stream?["last_seq"]))"
                 )
-                lines.append("Checkpoint lease: \(text(status["checkpoint_lease"]))   (asked node: \(text(status["node"])))")
+                lines.append("Work lease (checkpoints, GitHub outbox): \(text(status["work_lease"]))   (asked node: \(text(status["node"])))")
             }
             lines.append("")
             lines.append("NODE".padding(toLength: 20, withPad: " ", startingAt: 0) + "APPLIED    LAG      SEEN     LEASE  ALIVE")
@@ -68,7 +68,7 @@ struct ClusterCommand: AsyncParsableCommand {
                             withPad: " ",
                             startingAt: 0
                         ),
-                        text(node["checkpoint_lease"] ?? node["lease_held"]).padding(toLength: 7, withPad: " ", startingAt: 0),
+                        text(node["work_lease"] ?? node["lease_held"]).padding(toLength: 7, withPad: " ", startingAt: 0),
                         text(node["alive"] ?? .bool(true)),
                     ]
                     lines.append(columns.joined())

@@ -80,7 +80,7 @@ actor ClusterPresence: ClusterMembership, Service {
                 let age = Double(now - seenAt) / 1e9
                 fields["lag_events"] = .integer(max(0, Int64(head) - applied))
                 fields["seen_seconds_ago"] = .number((age * 10).rounded() / 10)
-                fields["checkpoint_lease"] = .bool(name == holder)
+                fields["work_lease"] = .bool(name == holder)
                 fields["alive"] = .bool(age <= Self.staleAfter)
                 if age > Self.staleAfter { unhealthy.append(.string("node \(name) not seen for \(Int(age)) s")) }
                 nodes.append(.object(fields))
@@ -88,10 +88,10 @@ actor ClusterPresence: ClusterMembership, Service {
         } catch {
             unhealthy.append(.string("cannot read the nodes' presence: \(error)"))
         }
-        if holder == nil { unhealthy.append(.string("no node holds the checkpoint lease")) }
+        if holder == nil { unhealthy.append(.string("no node holds the work lease (checkpoints, GitHub outbox)")) }
         return .object([
             "mode": .string("cluster"), "node": .string(nodeName), "stream": stream, "nodes": .array(nodes),
-            "checkpoint_lease": holder.map(JSONValue.string) ?? .null, "unhealthy": .array(unhealthy),
+            "work_lease": holder.map(JSONValue.string) ?? .null, "unhealthy": .array(unhealthy),
         ])
     }
 

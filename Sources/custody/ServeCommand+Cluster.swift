@@ -38,7 +38,7 @@ extension ServeCommand {
         var configuration = configuration
         let lease: JetStreamLease
         do {
-            lease = try await JetStreamLease.open(name: "checkpoints", log: log, logger: logger)
+            lease = try await JetStreamLease.open(name: "work", log: log, logger: logger)
         } catch {
             await log.close()
             throw error
@@ -100,5 +100,5 @@ extension ServeCommand {
     }
 }
 
-/// Checkpoints are written by the node holding this lease.
+/// Checkpoints and the GitHub outbox run on the node holding this lease.
 extension JetStreamLease: WorkLease {}

@@ -281,11 +281,6 @@ struct ServeCommand: AsyncParsableCommand {
         }
         settings.repair = repair
         settings.cluster = try cluster(file: fileCluster)
-        if settings.cluster != nil && settings.github != nil {
-            // The outbox runs on every node that has a token; until it runs under a lease
-            // (docs/operations.md, "Cluster mode"), two nodes could carry out one change twice.
-            throw ValidationError("GitHub operations are not available in cluster mode yet: start cluster nodes without a GitHub token")
-        }
         guard (0...65535).contains(settings.port) else { throw ValidationError("the port must be 0–65535") }
         guard settings.segmentBytes >= 1 << 16 else { throw ValidationError("segment bytes must be at least 65536") }
         do {

@@ -110,7 +110,7 @@ import FoundationNetworking
         #expect(!checkpoints.isEmpty, "no checkpoint was written")
         #expect(Set(checkpoints.compactMap { $0["key_id"] as? String }).count == 1, "\(checkpoints)")
         let holders = [serverA.error, serverB.error].filter { $0.contains("took the lease") }
-        #expect(holders.count == 1, "both nodes took the checkpoint lease: \(serverA.error) \(serverB.error)")
+        #expect(holders.count == 1, "both nodes took the work lease: \(serverA.error) \(serverB.error)")
 
         // A killed with SIGKILL: B goes on taking writes and serving A's.
         kill(serverA.process.processIdentifier, SIGKILL)
@@ -119,14 +119,17 @@ import FoundationNetworking
         #expect(afterKill.receipt != nil)
         let (ready, readiness) = try await Self.get(b, "/readyz")
         #expect(ready == 200, "\(readiness)")
-        // The checkpoint lease moves to B within 30 s, and `custody cluster status` says so.
+        // The work lease moves to B within 30 s, and `custody cluster status` says so.
         let leaseDeadline = ContinuousClock.now + .seconds(30)
         var shown = try await CustodyCommand.run(["cluster", "status", "--server", b])
-        while !shown.output.contains("Checkpoint lease: b") && ContinuousClock.now < leaseDeadline {
+        while !shown.output.contains("Work lease (checkpoints, GitHub outbox): b") && ContinuousClock.now < leaseDeadline {
             try await Task.sleep(for: .milliseconds(500))
             shown = try await CustodyCommand.run(["cluster", "status", "--server", b])
         }
-        #expect(shown.output.contains("Checkpoint lease: b") && shown.output.contains("Stream CUSTODY: 3 replicas"), "\(shown.output)")
+        #expect(
+            shown.output.contains("Work lease (checkpoints, GitHub outbox): b") && shown.output.contains("Stream CUSTODY: 3 replicas"),
+            "\(shown.output)"
+        )
         let lines = shown.output.split(separator: "\n")
         #expect(lines.contains { $0.hasPrefix("b ") && $0.hasSuffix("yes") }, "\(shown.output)")
 

@@ -78,6 +78,9 @@ struct ClusterFaultTests {
         var acknowledged: [String: String] = [:]
         var lastSuccess = ContinuousClock.now
         var stopped = false
+        /// The last error a writer got, for the report of a round whose writes did not resume.
+        var lastError = ""
+        func failed(_ error: any Error, writer: Int) { lastError = "writer \(writer): \(error)" }
         func record(_ span: String, trace: String) {
             acknowledged[span] = trace
             lastSuccess = .now
@@ -120,6 +123,7 @@ struct ClusterFaultTests {
                                 ])
                                 await ledger.record(span, trace: trace)
                             } catch {
+                                await ledger.failed(error, writer: writer)
                                 try? await Task.sleep(for: .milliseconds(50))
                             }
                         }
@@ -207,7 +211,7 @@ struct ClusterFaultTests {
         let deadline = moment + .seconds(10)
         while await ledger.lastSuccess <= moment {
             if ContinuousClock.now > deadline {
-                Issue.record("round \(round): no write was acknowledged within 10 s of killing \(what)")
+                Issue.record("round \(round): no write was acknowledged within 10 s of killing \(what); last error: \(await ledger.lastError)")
                 return
             }
             try await Task.sleep(for: .milliseconds(50))

@@ -16,12 +16,19 @@ import Testing
     /// Starts the server with GitHub pointed at `fake`; its output goes to `output` (appended).
     /// With `tokenFile`, the token comes from that file (`--github-token-file`), else from
     /// `GITHUB_TOKEN`.
-    static func startServer(directory: String, fake: FakeGitHub, output: String, tokenFile: String? = nil) async throws -> (Process, String) {
+    /// `arguments` are added to `serve`'s (cluster mode's `--log`, for one).
+    static func startServer(
+        directory: String,
+        fake: FakeGitHub,
+        output: String,
+        tokenFile: String? = nil,
+        arguments: [String] = []
+    ) async throws -> (Process, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CustodyExecutable.path)
         process.arguments =
             ["serve", "--data-dir", directory, "--port", "0", "--rpc-port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0"]
-            + (tokenFile.map { ["--github-token-file", $0] } ?? [])
+            + (tokenFile.map { ["--github-token-file", $0] } ?? []) + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["GITHUB_TOKEN"] = tokenFile == nil ? token : nil
         environment["GITHUB_API_URL"] = fake.baseURL
@@ -56,8 +63,16 @@ import Testing
         var operation: [String: Any] { (json["data"] as? [String: Any])?["operation"] as? [String: Any] ?? [:] }
     }
 
-    static func call(_ client: HTTPClient, _ method: HTTPMethod, _ url: String, json: String? = nil, traceId: String? = nil) async throws -> Answer {
+    static func call(
+        _ client: HTTPClient,
+        _ method: HTTPMethod,
+        _ url: String,
+        json: String? = nil,
+        traceId: String? = nil,
+        idempotencyKey: String? = nil
+    ) async throws -> Answer {
         var request = HTTPClientRequest(url: url)
+        if let idempotencyKey { request.headers.add(name: "idempotency-key", value: idempotencyKey) }
         request.method = method
         if let json {
             request.headers.add(name: "content-type", value: "application/json")

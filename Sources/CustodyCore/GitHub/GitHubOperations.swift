@@ -144,16 +144,29 @@ public struct GitHubOperations: Sendable {
         if let key {
             await keys.acquire(key)
             defer { keys.release(key) }
-            // Every earlier request with this key is durable (they ran under the key before this
-            // one): once the projections reach the head, they are in it.
-            try await context.awaitProjections()
-            if let existing = try await read({ store in try await store.githubOperation(idempotencyKey: key) }) {
-                guard existing.kind == kind, existing.params == JSONValue.object(params) else {
-                    throw CoreError(.conflict, "the idempotency key \(key) was used for a different request (operation \(existing.id))")
+            // Every earlier request with this key on this node is durable (they ran under the key
+            // before this one): once the projections reach the head, they are in it. Another
+            // node's request with the key at the same moment is stopped by the fence (the first
+            // append under `github-key:<key>`): the loser reads again and finds it.
+            record = try await context.retryingFenced { () throws(CoreError) -> GitHubOperationRecord in
+                try await context.awaitProjections()
+                if let existing = try await read({ store in try await store.githubOperation(idempotencyKey: key) }) {
+                    guard existing.kind == kind, existing.params == JSONValue.object(params) else {
+                        throw CoreError(.conflict, "the idempotency key \(key) was used for a different request (operation \(existing.id))")
+                    }
+                    return existing
                 }
-                return wait ? try await finished(existing.id, outbox: outbox, settings: settings) : existing
+                return try await append(
+                    kind,
+                    params: paramsText,
+                    key: key,
+                    operation: operation,
+                    request: request,
+                    started: started,
+                    outbox: outbox,
+                    fence: AppendFence(key: "github-key:" + key, lastSeq: 0)
+                )
             }
-            record = try await append(kind, params: paramsText, key: key, operation: operation, request: request, started: started, outbox: outbox)
         } else {
             record = try await append(kind, params: paramsText, key: nil, operation: operation, request: request, started: started, outbox: outbox)
         }
@@ -167,7 +180,8 @@ public struct GitHubOperations: Sendable {
         operation: String,
         request: RequestTrace,
         started: ContinuousClock.Instant,
-        outbox: GitHubOutbox
+        outbox: GitHubOutbox,
+        fence: AppendFence? = nil
     ) async throws(CoreError) -> GitHubOperationRecord {
         let id = context.newIdentifier()
         let requested = GitHubRequested(operationId: id, kind: kind, idempotencyKey: key ?? id, traceId: request.traceId, params: params)
@@ -176,9 +190,11 @@ public struct GitHubOperations: Sendable {
             operation: operation,
             request: request,
             started: started,
-            details: .object(["operation_id": .string(id), "kind": .string(kind.rawValue)])
+            details: .object(["operation_id": .string(id), "kind": .string(kind.rawValue)]),
+            fence: fence
         )
         let paramsValue = params.jsonValue
+        // Where this node runs the outbox; another node's reads it from the log.
         await outbox.enqueue(
             GitHubPendingOperation(
                 id: id,
@@ -205,12 +221,22 @@ public struct GitHubOperations: Sendable {
         )
     }
 
-    /// The operation once finished, or as it stands when the wait limit passes first.
+    /// The operation once finished, or as it stands when the wait limit passes first. When this
+    /// node runs the outbox, its outcome is awaited there; else (another node holds the lease)
+    /// the projections are read each time they apply more, until it is no longer pending.
     private func finished(_ id: String, outbox: GitHubOutbox, settings: GitHubSettings) async throws(CoreError) -> GitHubOperationRecord {
+        let deadline = ContinuousClock.now + settings.waitLimit
         if let seq = await outbox.waitForOutcome(id, timeout: settings.waitLimit), seq > 0 {
             try await context.projector.waitUntilApplied(seq, timeout: context.readTimeout)
         }
-        return try await getOperation(id: id)
+        while true {
+            let record = try await getOperation(id: id)
+            let remaining = deadline - ContinuousClock.now
+            guard record.status == .pending, remaining > .zero else { return record }
+            let applied = await context.projector.appliedSeq
+            // Times out quietly when nothing more is applied: the record is read again.
+            try? await context.projector.waitUntilApplied(applied + 1, timeout: min(remaining, .seconds(1)))
+        }
     }
 
     private func read(_ body: (any ProjectionStore) async throws -> GitHubOperationRecord?) async throws(CoreError) -> GitHubOperationRecord? {

@@ -18,6 +18,13 @@ import Synchronization
 ///   strictly in request order, so an operation that depends on an earlier one (a pull request
 ///   for a branch just written) runs after it. A rate limit pauses every operation until the time
 ///   GitHub gives.
+/// - **One node at a time** (cluster mode): ``run()`` is called only while this node holds the
+///   runtime's ``WorkLease``, and is cancelled before the lease can pass on. Each time it starts
+///   it reads the pending operations again from the projections, once they hold everything any
+///   node acknowledged before (``EventLog/synchronize()``), and treats them all as uncertain:
+///   the node that held the lease before may have been in the middle of one. While it runs it
+///   reads them again every ``refreshInterval`` (and whenever this node requests one), so an
+///   operation requested on another node is picked up within about that long.
 public actor GitHubOutbox {
     let log: any EventLog
     let settings: GitHubSettings
@@ -31,49 +38,63 @@ public actor GitHubOutbox {
     /// their time is up.
     private var waiters: [String: [Int: CheckedContinuation<UInt64?, Never>]] = [:]
     private var nextWaiter = 0
-    /// The run loop, when it waits for an operation to be requested.
-    private var idle: CheckedContinuation<Void, Never>?
+    /// Fired when this node requests an operation, to wake the run loop.
+    private nonisolated let requested = WakeSignal()
+    /// The pending operations as the projections hold them, once they have applied everything
+    /// acknowledged (on any node) before the call.
+    private let loadPending: @Sendable () async throws -> [GitHubPendingOperation]
+    /// How often the run loop reads the pending operations again while it holds the lease.
+    let refreshInterval: Duration
+    /// Whether ``run()`` is running here (this node holds the lease).
+    private var running = false
     /// The number of pending operations, for the metrics (read without entering the actor).
     private nonisolated let depthGauge = Atomic<Int>(0)
 
     init(
         log: any EventLog,
         settings: GitHubSettings,
-        pending: [GitHubPendingOperation],
         logger: Logger,
-        now: @escaping @Sendable () -> Int64 = LogTime.now
+        refreshInterval: Duration = .seconds(1),
+        now: @escaping @Sendable () -> Int64 = LogTime.now,
+        loadPending: @escaping @Sendable () async throws -> [GitHubPendingOperation]
     ) {
         self.log = log
         self.settings = settings
         self.logger = logger
+        self.refreshInterval = refreshInterval
         self.now = now
-        // Whatever was pending when the last process stopped may have been half done.
-        self.queue = pending.map { operation in
-            var operation = operation
-            operation.uncertain = true
-            return operation
-        }
-        depthGauge.store(queue.count, ordering: .relaxed)
+        self.loadPending = loadPending
+        self.queue = []
     }
 
     /// The operations waiting to run (the `/metrics` outbox depth).
     public nonisolated var depth: Int { depthGauge.load(ordering: .relaxed) }
 
-    /// Adds an operation whose `github.requested` is durable.
+    /// Adds an operation whose `github.requested` this node made durable (when this node runs the
+    /// outbox; else the node that does reads it from the log).
     func enqueue(_ operation: GitHubPendingOperation) {
+        guard running else { return }
+        insert(operation)
+        requested.fire()
+    }
+
+    /// Puts `operation` in the queue in request order, unless it is there already.
+    private func insert(_ operation: GitHubPendingOperation) {
         guard !queue.contains(where: { $0.id == operation.id }) else { return }
-        queue.append(operation)
+        let position = queue.lastIndex { $0.requestedSeq < operation.requestedSeq }.map { $0 + 1 } ?? 0
+        // Never before the operation being run (the head), which `record` finds by id.
+        queue.insert(operation, at: max(position, queue.isEmpty ? 0 : 1))
         depthGauge.store(queue.count, ordering: .relaxed)
-        idle?.resume()
-        idle = nil
     }
 
     func isPending(_ id: String) -> Bool { queue.contains { $0.id == id } }
 
-    /// Waits until operation `id` has finished, at most `timeout`. Returns the seq of the event
-    /// that recorded its outcome; nil when it is still pending. An operation that is not pending
-    /// here returns 0 at once (it finished before, or does not exist).
+    /// Waits until operation `id` has finished here, at most `timeout`. Returns the seq of the
+    /// event that recorded its outcome; nil when it is still pending, or when this node does not
+    /// run the outbox now (another node's outcome reaches the projections). An operation that is
+    /// not pending here returns 0 at once (it finished before, or does not exist).
     func waitForOutcome(_ id: String, timeout: Duration) async -> UInt64? {
+        guard running else { return nil }
         guard isPending(id) else { return 0 }
         let token = nextWaiter
         nextWaiter += 1
@@ -91,22 +112,43 @@ public actor GitHubOutbox {
         continuation.resume(returning: seq)
     }
 
-    /// Runs the operations until the task is cancelled. A call in flight when it is cancelled has
-    /// an unknown outcome, which the next start resolves by checking GitHub first.
+    /// Runs the operations until the task is cancelled (in cluster mode: until this node's lease
+    /// ends). A call in flight when it is cancelled has an unknown outcome, which the next start —
+    /// here or on another node — resolves by checking GitHub first.
     public func run() async {
+        running = true
+        defer {
+            running = false
+            queue = []
+            depthGauge.store(0, ordering: .relaxed)
+            for (_, waiting) in waiters { for continuation in waiting.values { continuation.resume(returning: nil) } }
+            waiters = [:]
+        }
+        // Whatever is pending may have been half done: by the last process, or the node that
+        // held the lease before.
         while !Task.isCancelled {
+            if await refresh(uncertain: true) { break }
+            try? await Task.sleep(for: .seconds(1))
+        }
+        if queue.count > 0 {
+            logger.notice("GitHub operations left pending resume", metadata: ["operations": "\(queue.count)"])
+        }
+        var refreshed = ContinuousClock.now
+        while !Task.isCancelled {
+            if ContinuousClock.now - refreshed >= refreshInterval {
+                // Operations requested on other nodes; this node holds the lease, so none of
+                // them has been tried by anyone else since it was loaded.
+                _ = await refresh(uncertain: false)
+                refreshed = ContinuousClock.now
+            }
             guard let head = queue.first else {
-                await withTaskCancellationHandler {
-                    await withCheckedContinuation { idle = $0 }
-                } onCancel: {
-                    Task { await self.wake() }
-                }
+                await wakeOrTimeout(after: refreshInterval)
                 continue
             }
             let due = max(head.notBefore, pausedUntil)
             let wait = due - now()
             if wait > 0 {
-                do { try await Task.sleep(for: .nanoseconds(wait)) } catch { return }
+                do { try await Task.sleep(for: .nanoseconds(min(wait, refreshInterval.nanoseconds))) } catch { return }
                 continue
             }
             var attempt = GitHubAttempt(operation: head, transport: settings.transport, retry: settings.retry, now: now)
@@ -116,9 +158,32 @@ public actor GitHubOutbox {
         }
     }
 
-    private func wake() {
-        idle?.resume()
-        idle = nil
+    /// Returns when this node requests an operation, after `interval`, or when cancelled.
+    private func wakeOrTimeout(after interval: Duration) async {
+        let requested = requested
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await requested.wait() }
+            group.addTask { try? await Task.sleep(for: interval) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Reads the pending operations from the projections and queues those not queued yet (marked
+    /// uncertain when `uncertain`, or when they were tried before); whether it could.
+    private func refresh(uncertain: Bool) async -> Bool {
+        let pending: [GitHubPendingOperation]
+        do {
+            pending = try await loadPending()
+        } catch {
+            logger.warning("could not read the pending GitHub operations; trying again", metadata: ["error": "\(error)"])
+            return false
+        }
+        for var operation in pending where !queue.contains(where: { $0.id == operation.id }) {
+            operation.uncertain = uncertain || operation.attempts > 0
+            insert(operation)
+        }
+        return true
     }
 
     /// Appends the attempt's spans and its outcome in one append, then moves the queue on. When

@@ -211,15 +211,15 @@ public final class CoreRuntime: Sendable {
             try await cache.refill(from: log)
             let hub = LiveHub(log: log, startingAfter: head, logger: logger, encode: encodeLive)
             let context = CoreContext(log: log, projector: projector, readTimeout: configuration.readTimeout)
-            // The projections hold the whole log now: what they list as pending is everything
-            // the outbox has left to do.
+            // The outbox reads what is pending each time it starts (when this node takes the
+            // lease), once the projections hold everything acknowledged anywhere before.
             var outbox: GitHubOutbox?
             if let github = configuration.github {
-                let pending = try await store.pendingGitHubOperations()
-                if !pending.isEmpty {
-                    logger.notice("GitHub operations left pending by the last stop resume", metadata: ["operations": "\(pending.count)"])
+                outbox = GitHubOutbox(log: log, settings: github, logger: logger) {
+                    let head = try await log.synchronize()
+                    try await projector.waitUntilApplied(head, timeout: .seconds(60))
+                    return try await projector.store.pendingGitHubOperations()
                 }
-                outbox = GitHubOutbox(log: log, settings: github, pending: pending, logger: logger)
             }
             let checkpoints = try await makeCheckpointWriter(log: log, store: store, configuration: configuration, logger: logger)
             return CoreRuntime(
@@ -324,14 +324,20 @@ public final class CoreRuntime: Sendable {
             // It ends only when cancelled, after appending what is queued.
             group.addTask { await self.context.responses.run(self.context) }
             group.addTask { await self.rebuild.run(self.projector) }
-            if let checkpoints = self.proofs.checkpoints {
-                // It ends only when cancelled; checkpoints are written by one node at a time.
+            // The work done by one node at a time, while it holds the lease: checkpoints and the
+            // GitHub outbox. It ends only when cancelled: the others' end is what ends the group.
+            let checkpoints = self.proofs.checkpoints
+            let outbox = self.github.outbox
+            if checkpoints != nil || outbox != nil {
                 let lease = self.lease
-                group.addTask { await lease.run { await checkpoints.run() } }
-            }
-            if let outbox = self.github.outbox {
-                // It ends only when cancelled: the others' end is what ends the group.
-                group.addTask { await outbox.run() }
+                group.addTask {
+                    await lease.run {
+                        await withTaskGroup(of: Void.self) { work in
+                            if let checkpoints { work.addTask { await checkpoints.run() } }
+                            if let outbox { work.addTask { await outbox.run() } }
+                        }
+                    }
+                }
             }
             try await group.next()
             group.cancelAll()

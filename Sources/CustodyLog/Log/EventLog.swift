@@ -73,11 +73,21 @@ public protocol EventLog: Actor {
     /// The log's position, counters and (for an engine with files) its segments.
     func status() async -> LogStatus
 
+    /// Reads what other writers of the log have appended: once it returns, ``lastSeq`` is at
+    /// least the seq of every record acknowledged — by any writer, on any node — before the
+    /// call, and that head is returned. A log with one writer (the segment log) is always
+    /// there. Used by work that moves between nodes (a lease taken over) to start from all that
+    /// the previous holder did. Throws when the engine does not answer.
+    func synchronize() async throws -> UInt64
+
     /// Finishes pending appends, makes everything durable and releases the log's resources.
     func close() async
 }
 
 extension EventLog {
+    /// The head: a log that only this process writes knows every acknowledged record.
+    public func synchronize() async throws -> UInt64 { await lastSeq }
+
     /// Appends `payloads` stamped now.
     public func append(_ payloads: [ByteBuffer]) async throws -> AppendReceipt {
         try await append(payloads, timestamp: nil, fence: nil)
