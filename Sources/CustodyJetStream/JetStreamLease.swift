@@ -63,7 +63,7 @@ public actor JetStreamLease {
         configuration: Configuration = Configuration(),
         logger: Logger
     ) async throws -> JetStreamLease {
-        let bucket = try await log.connection.keyValueBucket(log.configuration.stream + "_LEASES", replicas: log.configuration.replicas)
+        let bucket = try await log.keyValueBucket("LEASES")
         return JetStreamLease(name: name, nodeName: log.configuration.nodeName, bucket: bucket, configuration: configuration, logger: logger)
     }
 

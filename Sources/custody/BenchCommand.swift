@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustodyCore
+import CustodyJetStream
 import CustodyLog
 import CustodyLogTesting
 import Foundation
@@ -43,6 +44,14 @@ struct BenchCommand: AsyncParsableCommand {
         )
         var otlpGRPCConnections = 1
         @Option(name: .customLong("data-dir"), help: "Append to the log in this directory (kept).") var dataDirectory: String?
+        @Option(
+            name: .customLong("log"),
+            help: "With --in-process: append to a JetStream stream on these NATS servers (nats://host:port,…) instead of a segment log."
+        )
+        var logURLs: String?
+        @Option(help: "With --log: the stream (default CUSTODY_BENCH; made when missing, never CUSTODY's own by accident).")
+        var stream = "CUSTODY_BENCH"
+        @Option(help: "With --log: the stream's replicas.") var replicas = 3
         @Option(help: "How many events to append.") var events = 1_000_000
         @Option(help: "Events per append call.") var batch = 100
         @Option(help: "Concurrent appenders.") var concurrency = 64
@@ -78,6 +87,9 @@ struct BenchCommand: AsyncParsableCommand {
             }
             if rpc != nil, server == nil || otlp {
                 throw ValidationError("--rpc goes with --server (and not --otlp): it compares gRPC with POST /api/logs")
+            }
+            if logURLs != nil, !inProcess || compareChain || project {
+                throw ValidationError("--log goes with --in-process (and not --compare-chain or --project)")
             }
             guard otlpGRPCConnections >= 1 else { throw ValidationError("--otlp-grpc-connections must be at least 1") }
             if otlpGRPC != nil, server == nil || !otlp {
@@ -148,7 +160,19 @@ struct BenchCommand: AsyncParsableCommand {
         func measure(directory: String, chain: Bool) async throws -> IngestReport {
             var configuration = LogConfiguration(fsync: FsyncPolicy(fsync)!)
             configuration.hashChain = chain
-            let log = try await SegmentLog.open(directory: directory, configuration: configuration)
+            let log: any EventLog
+            if let logURLs {
+                log = try await JetStreamLog.open(
+                    JetStreamLog.Configuration(
+                        urls: logURLs,
+                        stream: stream,
+                        replicas: replicas,
+                        nodeName: "bench-\(ProcessInfo.processInfo.processIdentifier)"
+                    )
+                )
+            } else {
+                log = try await SegmentLog.open(directory: directory, configuration: configuration)
+            }
             let before = await log.status()
             // Events are made before the clock starts: the figure is the log's, not the generator's.
             // Each is span JSON of about --event-bytes, validated as the API would, then encoded.
@@ -280,7 +304,7 @@ struct BenchCommand: AsyncParsableCommand {
                 concurrency: concurrency,
                 batch: batch,
                 eventBytes: eventBytes,
-                fsync: fsync,
+                fsync: logURLs == nil ? fsync : "JetStream stream \(stream), R\(replicas), acknowledged by a majority",
                 seconds: seconds,
                 eventsPerSecond: Double(totalEvents) / seconds,
                 megabytesPerSecond: Double(rawBytes) / seconds / 1e6,

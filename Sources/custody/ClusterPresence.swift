@@ -23,7 +23,7 @@ actor ClusterPresence: ClusterMembership, Service {
         self.runtime = runtime
         self.lease = lease
         self.logger = logger
-        bucket = try await log.connection.keyValueBucket(log.configuration.stream + "_NODES", replicas: log.configuration.replicas)
+        bucket = try await log.keyValueBucket("NODES")
     }
 
     var nodeName: String { log.configuration.nodeName }

@@ -99,6 +99,49 @@ import FoundationNetworking
         let (_, readBack) = try await Self.get(a, "/api/tasks/\(task.uuid)", minimumSeq: String(last.0))
         #expect(((readBack["data"] as? [String: Any])?["task"] as? [String: Any])?["status"] as? String == last.1.status)
 
+        // Time travel on B through A's writes: the task as it stood after the 100th update.
+        let middle = ordered[99]
+        let (_, then) = try await Self.get(b, "/api/tasks/\(task.uuid)?as_of=\(middle.0)", minimumSeq: String(last.0))
+        let thenTask = (then["data"] as? [String: Any])?["task"] as? [String: Any]
+        #expect(
+            thenTask?["status"] as? String == middle.1.status && (then["data"] as? [String: Any])?["as_of_seq"] as? Int == Int(middle.0),
+            "\(then)"
+        )
+
+        // Replay on B of the trace written on A: B reads it from the stream, and the new trace it
+        // writes is read back on A.
+        let replay = try await clientB.replayTrace("across", mode: .dryRun, speed: 0)
+        #expect(replay.spans >= 2 && replay.status == "completed", "\(replay)")
+        var replayed: [[String: Any]] = []
+        let replayDeadline = ContinuousClock.now + .seconds(10)
+        while replayed.count < 2 && ContinuousClock.now < replayDeadline {
+            let (found, document) = try await Self.get(a, "/api/traces/\(replay.newTrace)")
+            replayed = found == 200 ? (((document["data"] as? [String: Any])?["spans"] as? [[String: Any]]) ?? []) : []
+            if replayed.count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(Set(replayed.compactMap { $0["operation"] as? String }).isSuperset(of: ["agent.plan", "data.load"]), "\(replayed)")
+
+        // The live stream on B carries A's writes: from the log after a seq (since_seq), then as
+        // they happen, each once and in order.
+        let liveSpans = LiveSpans()
+        let following = Task {
+            try await clientB.followLive(LiveFilter(traceId: ["live-across"]), sinceSeq: last.0) { message in
+                if case .span(let span) = message { await liveSpans.add(span.spanId ?? "") }
+            }
+        }
+        defer { following.cancel() }
+        _ = try await clientA.recordLog([LogEntry(traceId: "live-across", spanId: "l0", source: "ops-factory", operation: "ops.page")])
+        for index in 1...20 {
+            _ = try await clientA.recordLog([LogEntry(traceId: "live-across", spanId: "l\(index)", source: "ops-factory", operation: "ops.page")])
+        }
+        let liveDeadline = ContinuousClock.now + .seconds(10)
+        while await liveSpans.ids.filter({ $0.hasPrefix("l") }).count < 21 && ContinuousClock.now < liveDeadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let liveIDs = await liveSpans.ids.filter { $0.hasPrefix("l") }
+        #expect(liveIDs == (0...20).map { "l\($0)" }, "\(liveIDs)")
+        following.cancel()
+
         // Checkpoints: written by one node at a time (the lease), all with the shared key.
         var checkpoints: [[String: Any]] = []
         let deadline = ContinuousClock.now + .seconds(20)
@@ -156,4 +199,10 @@ import FoundationNetworking
         try await serverB.stop()
         #expect(serverB.process.terminationStatus == 0, "\(serverB.error)")
     }
+}
+
+/// The span ids a live stream delivered, in order.
+actor LiveSpans {
+    var ids: [String] = []
+    func add(_ id: String) { ids.append(id) }
 }

@@ -11,11 +11,11 @@ import Synchronization
 /// then the connection dropped or left hanging — and inspect every request it received.
 ///
 /// A fake of an external service (the guide allows it); nothing of Custody is faked.
-final class FakeGitHub: Sendable {
-    static let prefix = "/api/v3"
+public final class FakeGitHub: Sendable {
+    public static let prefix = "/api/v3"
 
     /// What a scripted request gets instead of the normal answer.
-    enum Fault: Sendable {
+    public enum Fault: Sendable {
         /// This answer, without doing anything.
         case respond(Int, headers: [String: String] = [:], body: String)
         /// Do the change, then answer with this status (a 502 from a proxy after the write).
@@ -28,12 +28,12 @@ final class FakeGitHub: Sendable {
         case echoAuthorization(Int)
     }
 
-    struct Received: Sendable {
-        var method: String
-        var path: String
-        var query: [String: String]
-        var authorization: String?
-        var body: String
+    public struct Received: Sendable {
+        public var method: String
+        public var path: String
+        public var query: [String: String]
+        public var authorization: String?
+        public var body: String
     }
 
     struct File {
@@ -54,17 +54,17 @@ final class FakeGitHub: Sendable {
     /// `State` holds `[String: Any]` (JSON objects as JSONSerialization gives them); it is only
     /// touched inside `lock`, never across an await or I/O.
     private let state = Mutex<SendableBox<State>>(SendableBox(State()))
-    let token: String
+    public let token: String
     let channel: any Channel
-    var port: Int { channel.localAddress?.port ?? 0 }
-    var baseURL: String { "http://127.0.0.1:\(port)\(Self.prefix)" }
+    public var port: Int { channel.localAddress?.port ?? 0 }
+    public var baseURL: String { "http://127.0.0.1:\(port)\(Self.prefix)" }
 
     private init(token: String, channel: any Channel) {
         self.token = token
         self.channel = channel
     }
 
-    static func start(token: String) async throws -> FakeGitHub {
+    public static func start(token: String) async throws -> FakeGitHub {
         let box = Mutex<FakeGitHub?>(nil)
         let ready = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -81,28 +81,29 @@ final class FakeGitHub: Sendable {
         return server
     }
 
-    func stop() async {
+    public func stop() async {
         try? await channel.close()
     }
 
     /// The next request of `method` whose path ends with `pathSuffix` gets `fault`.
-    func script(_ method: String, _ pathSuffix: String, _ fault: Fault) {
+    public func script(_ method: String, _ pathSuffix: String, _ fault: Fault) {
         state.withLock { $0.value.faults.append((method, pathSuffix, fault)) }
     }
 
-    var received: [Received] { state.withLock { $0.value.received } }
-    var issueCount: Int { state.withLock { $0.value.issues.count } }
-    var pullCount: Int { state.withLock { $0.value.pulls.count } }
-    func file(_ owner: String, _ repo: String, _ path: String, branch: String = "main") -> String? {
+    public var received: [Received] { state.withLock { $0.value.received } }
+    public var issueCount: Int { state.withLock { $0.value.issues.count } }
+    public var pullCount: Int { state.withLock { $0.value.pulls.count } }
+    public func file(_ owner: String, _ repo: String, _ path: String, branch: String = "main") -> String? {
         state.withLock { $0.value.files["\(owner)/\(repo)/\(branch)/\(path)"].map { String(decoding: $0.content, as: UTF8.self) } }
     }
-    func putFile(_ owner: String, _ repo: String, _ path: String, _ content: String, branch: String = "main") {
+    public func putFile(_ owner: String, _ repo: String, _ path: String, _ content: String, branch: String = "main") {
         state.withLock { box in
             box.value.nextSha += 1
             box.value.files["\(owner)/\(repo)/\(branch)/\(path)"] = File(content: Data(content.utf8), sha: String(format: "%040x", box.value.nextSha))
         }
     }
-    var issueBodies: [String] { state.withLock { $0.value.issues.compactMap { $0["body"] as? String } } }
+    public var issueTitles: [String] { state.withLock { $0.value.issues.compactMap { $0["title"] as? String } } }
+    public var issueBodies: [String] { state.withLock { $0.value.issues.compactMap { $0["body"] as? String } } }
 
     // MARK: Answering
 
