@@ -59,9 +59,29 @@ public final class JetStreamConnection: @unchecked Sendable {
         try await threads.runIfActive { try JetStreamConnection(urls: urls, threads: threads) }
     }
 
+    /// How long the client waits between attempts to reconnect after losing its server (nats.c's
+    /// default, 2 s, holds every write of a node whose server died for that long).
+    static let reconnectWait: Int64 = 100
+
     private init(urls: String, threads: NIOThreadPool) throws(JetStreamError) {
+        var options: OpaquePointer?
+        var status = natsOptions_Create(&options)
+        guard status == NATS_OK, let options else {
+            throw JetStreamError("configuring the connection to \(urls)", status: status, errorCode: jsErrCode(rawValue: 0))
+        }
+        defer { natsOptions_Destroy(options) }
+        // Reconnect for as long as it takes (nats.c gives up after 60 attempts by default, which
+        // would leave the node without its log for good), to any server of the list.
+        let servers = urls.split(separator: ",").map { String($0.filter { $0 != " " }) }
+        let listed = withCStrings(servers) { natsOptions_SetServers(options, $0.baseAddress, Int32(servers.count)) }
+        for set in [
+            listed, natsOptions_SetMaxReconnect(options, -1),
+            natsOptions_SetReconnectWait(options, Self.reconnectWait), natsOptions_SetTimeout(options, 2000),
+        ] where set != NATS_OK {
+            throw JetStreamError("configuring the connection to \(urls)", status: set, errorCode: jsErrCode(rawValue: 0))
+        }
         var connection: OpaquePointer?
-        var status = natsConnection_ConnectTo(&connection, urls)
+        status = natsConnection_Connect(&connection, options)
         guard status == NATS_OK, let connection else {
             throw JetStreamError("connecting to \(urls)", status: status, errorCode: jsErrCode(rawValue: 0))
         }
