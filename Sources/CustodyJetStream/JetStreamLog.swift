@@ -450,6 +450,27 @@ public actor JetStreamLog: EventLog {
         for message in messages { ingest(sequence: message.sequence, data: message.data, fenceHeader: message.header) }
     }
 
+    /// Takes in what other nodes wrote after the last message the index has: through the ordered
+    /// consumer, which brings every message to this node anyway (a read by number would fetch
+    /// it twice), and by number when the consumer brings nothing for 100 ms (it is being
+    /// recreated after a leader change). Returns after some progress, or none to be had.
+    private func readNewer() async throws {
+        let before = lastStreamSequence
+        let started = ContinuousClock.now
+        while lastStreamSequence == before && ContinuousClock.now - started < .milliseconds(100) {
+            if following {
+                try await waitForHeadChange()
+            } else {
+                do {
+                    try await followOnce(timeout: .milliseconds(20))
+                } catch {
+                    break
+                }
+            }
+        }
+        if lastStreamSequence == before { try await catchUp() }
+    }
+
     /// Reads messages after the last one the index has, by sequence, until there is none: after
     /// a publish was fenced by another node's message.
     private func catchUp() async throws {
@@ -579,21 +600,13 @@ public actor JetStreamLog: EventLog {
                         if sequence == lastStreamSequence + 1 {
                             ingest(sequence: sequence, data: encoded.bytes, fenceHeader: fenceValue)
                         } else {
-                            try await catchUp()
-                            if sequence > lastStreamSequence {
-                                // The next sequence cannot be read by number: not readable yet,
-                                // or a sequence the stream skipped (nats-server 2.9 can leave
-                                // one after a leader change). The ordered consumer goes past
-                                // such a hole.
-                                guard ContinuousClock.now < deadline else {
-                                    throw LogError(.storageUnavailable, "message \(lastStreamSequence + 1) cannot be read")
-                                }
-                                if following {
-                                    try await waitForHeadChange()
-                                } else {
-                                    try await followOnce(timeout: .milliseconds(250))
-                                }
+                            // Other nodes' messages came before it: read them (a sequence the
+                            // stream skipped — nats-server 2.9 can leave one after a leader
+                            // change — is gone past when the consumer brings the next).
+                            guard ContinuousClock.now < deadline else {
+                                throw LogError(.storageUnavailable, "message \(lastStreamSequence + 1) cannot be read")
                             }
+                            try await readNewer()
                         }
                     } catch {
                         guard ContinuousClock.now < deadline else {
@@ -632,7 +645,7 @@ public actor JetStreamLog: EventLog {
                 // Another node's message came first: read it, then try again on top of it.
                 let before = lastStreamSequence
                 do {
-                    try await catchUp()
+                    try await readNewer()
                 } catch {
                     guard ContinuousClock.now < deadline else {
                         fail(group, LogError(.storageUnavailable, "JetStream does not answer: \(error)", underlying: error))
@@ -666,15 +679,7 @@ public actor JetStreamLog: EventLog {
                         )
                         return
                     }
-                    do {
-                        if following {
-                            try await waitForHeadChange()
-                        } else {
-                            try await followOnce(timeout: .milliseconds(100))
-                        }
-                    } catch {
-                        try? await Task.sleep(for: .milliseconds(50))
-                    }
+                    try? await Task.sleep(for: .milliseconds(20))
                 }
             case .failed(let error):
                 fail(group, error)

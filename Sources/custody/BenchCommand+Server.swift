@@ -64,8 +64,14 @@ extension BenchCommand.Ingest {
         }
     }
 
-    /// `seed` picks the spans' ids: runs against one server with different seeds send different
-    /// spans of the same shape (the same seed twice would be deduplicated).
+    /// Mixed into every seed, once per process: two runs of `bench ingest` against one server send
+    /// different traces and spans (with the same ids, a run would add to the traces of the one
+    /// before — reads of old trace summaries the projector never does on fresh traffic — and the
+    /// span cache would drop the spans it still holds as re-sent).
+    static let runSalt = UInt64.random(in: 0...UInt64.max)
+
+    /// `seed` picks the spans' ids: runs of one process with different seeds send different spans
+    /// of the same shape (the same seed twice would be deduplicated).
     func measureServer(_ base: String, seed: UInt64 = 42) async throws -> ServerIngestReport {
         let url = base.hasSuffix("/") ? String(base.dropLast()) : base
         let client = HTTPClient(
@@ -152,7 +158,7 @@ extension BenchCommand.Ingest {
         // Bodies are made before the clock starts: the figure is the server's, not the generator's.
         let requestsWanted = (events + batch - 1) / batch
         let distinctBodies = min(requestsWanted, 4096)
-        var random = SplitMix64(seed: seed)
+        var random = SplitMix64(seed: seed ^ Self.runSalt)
         var bodies: [ByteBuffer] = []
         var rawBytes = 0
         let exportsOTLP = transport.hasPrefix("otlp")
@@ -166,7 +172,13 @@ extension BenchCommand.Ingest {
             var spans: [ByteBuffer] = []
             for i in 0..<batch {
                 spans.append(
-                    SamplePayloads.span(body * batch + i, size: eventBytes, spansPerTrace: spansPerTrace, traceSalt: UInt64(body), random: &random)
+                    SamplePayloads.span(
+                        body * batch + i,
+                        size: eventBytes,
+                        spansPerTrace: spansPerTrace,
+                        traceSalt: UInt64(body) &+ (seed ^ Self.runSalt) << 20,
+                        random: &random
+                    )
                 )
             }
             var buffer = ByteBuffer()
