@@ -4,8 +4,10 @@ import Logging
 /// A lease kept in a JetStream key-value bucket (`<stream>_LEASES`, as replicated as the
 /// stream): which node does the work that must happen once (docs/operations.md, "Cluster mode").
 ///
-/// The key `name` holds `node expiry`, expiry in Unix nanoseconds. A node takes the lease when
-/// the key is empty or its expiry has passed, by writing its own name and expiry over the
+/// The key `name` holds `node/instance expiry`: the node's name, a random number of this process
+/// (a restarted node is another holder, and so is a second process started under one name by
+/// mistake), and the expiry in Unix nanoseconds. A process takes the lease when the key is empty
+/// or its expiry has passed, by writing its own holder and expiry over the
 /// revision it read: of two nodes trying at once, JetStream stores one write (the other's names a
 /// revision that is no longer the newest). The holder renews every ``Configuration/renewEvery``
 /// the same way. Work runs only while the holder's own clock is more than
@@ -40,6 +42,8 @@ public actor JetStreamLease {
 
     public let name: String
     public let nodeName: String
+    /// This process as the lease's holder: `node/instance`.
+    let owner: String
     let bucket: KeyValueBucket
     let configuration: Configuration
     let logger: Logger
@@ -51,6 +55,7 @@ public actor JetStreamLease {
     public init(name: String, nodeName: String, bucket: KeyValueBucket, configuration: Configuration = Configuration(), logger: Logger) {
         self.name = name
         self.nodeName = nodeName
+        owner = nodeName + "/" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         self.bucket = bucket
         self.configuration = configuration
         self.logger = logger
@@ -105,8 +110,8 @@ public actor JetStreamLease {
         do {
             let entry = try await bucket.get(name)
             if let entry, let (holder, expiry) = Self.parse(entry.value) {
-                lastHolder = holder
-                guard holder == nodeName || Self.now() > expiry else { return false }
+                lastHolder = Self.node(holder)
+                guard holder == owner || Self.now() > expiry else { return false }
             }
             return await write(replacing: entry?.revision ?? 0)
         } catch {
@@ -119,7 +124,7 @@ public actor JetStreamLease {
     private func write(replacing revision: UInt64) async -> Bool {
         let expiry = Self.now() + configuration.duration.nanoseconds
         do {
-            self.revision = try await bucket.put(name, Array("\(nodeName) \(expiry)".utf8), replacing: revision)
+            self.revision = try await bucket.put(name, Array("\(owner) \(expiry)".utf8), replacing: revision)
             heldUntil = expiry
             lastHolder = nodeName
             return true
@@ -139,8 +144,8 @@ public actor JetStreamLease {
             // Another node's write, or no answer: read it again; the lease is held until its
             // margin runs out unless someone else holds it now.
             if let entry = try? await bucket.get(name), let (holder, _) = Self.parse(entry.value) {
-                guard holder == nodeName else {
-                    lastHolder = holder
+                guard holder == owner else {
+                    lastHolder = Self.node(holder)
                     heldUntil = nil
                     return
                 }
@@ -149,6 +154,11 @@ public actor JetStreamLease {
             }
         }
         heldUntil = nil
+    }
+
+    /// The node's name in a holder (`node/instance`).
+    static func node(_ holder: String) -> String {
+        holder.split(separator: "/", maxSplits: 1).first.map(String.init) ?? holder
     }
 
     static func parse(_ value: [UInt8]) -> (String, Int64)? {
