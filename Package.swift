@@ -133,6 +133,8 @@ let package = Package(
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                // The blocking copies of a backup run on its thread pool.
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 // The signing key file's reads and writes.
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -189,6 +189,17 @@ extension CustodyClient {
         try await send(.GET, "/api/admin/stats")
     }
 
+    /// `POST /api/admin/backup` (admin role): the server writes a consistent copy of its data
+    /// directory to `directory` (on its own machine) and answers with what it copied, its head seq
+    /// and chain value.
+    public func backup(to directory: String, includeKey: Bool = false) async throws(CustodyClientError) -> JSON {
+        struct Body: Encodable {
+            var to: String
+            var includeKey: Bool
+        }
+        return try await send(.POST, "/api/admin/backup", body: Body(to: directory, includeKey: includeKey))
+    }
+
     /// `GET /api/admin/cluster`: the stream, every node seen (applied seq, lag, lease) and what is
     /// unhealthy, as JSON (docs/operations.md, "Cluster mode").
     public func clusterStatus() async throws(CustodyClientError) -> JSON {

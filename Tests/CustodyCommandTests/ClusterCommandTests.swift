@@ -224,6 +224,9 @@ import FoundationNetworking
         #expect(
             (((afterLeader["data"] as? [String: Any])?["spans"] as? [[String: Any]]) ?? []).filter { $0["span_id"] as? String == "l1" }.count == 1
         )
+        // A node has no log files to back up: the stream is backed up with the engine's tools.
+        let backup = try await CustodyCommand.run(["backup", "--server", b, "--to", keyFolder + "/backup"])
+        #expect(backup.status != 0 && backup.error.contains("engine"), "\(backup.output) \(backup.error)")
         // SIGTERM stops a cluster node cleanly.
         try await serverB.stop()
         #expect(serverB.process.terminationStatus == 0, "\(serverB.error)")

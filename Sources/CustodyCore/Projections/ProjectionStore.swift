@@ -47,6 +47,10 @@ public protocol ProjectionStore: Sendable {
     /// Makes everything durable and releases the store (a rebuild target is also removed).
     func close() async throws
 
+    /// Writes a consistent copy of the projections, as committed now, to a new database file at
+    /// `path` (while they go on being written), and returns the seq the copy has applied.
+    func backup(to path: String) async throws -> UInt64
+
     // MARK: Tasks and orders
 
     /// The task with this uuid.

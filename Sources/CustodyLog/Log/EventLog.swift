@@ -80,6 +80,11 @@ public protocol EventLog: Actor {
     /// the previous holder did. Throws when the engine does not answer.
     func synchronize() async throws -> UInt64
 
+    /// The log's files up to its acknowledged head, for a consistent copy while it is written
+    /// (``LogBackupPoint``). An engine that keeps no files of its own (JetStream) throws
+    /// `invalidArgument`: its backup is the engine's (docs/operations.md).
+    func backupPoint() async throws -> LogBackupPoint
+
     /// Finishes pending appends, makes everything durable and releases the log's resources.
     func close() async
 }
@@ -87,6 +92,11 @@ public protocol EventLog: Actor {
 extension EventLog {
     /// The head: a log that only this process writes knows every acknowledged record.
     public func synchronize() async throws -> UInt64 { await lastSeq }
+
+    /// No files to copy: the engine keeps the log (docs/operations.md says how to back it up).
+    public func backupPoint() async throws -> LogBackupPoint {
+        throw LogError(.invalidArgument, "this log is kept by its engine, not in files: back it up with the engine's own tools")
+    }
 
     /// Appends `payloads` stamped now.
     public func append(_ payloads: [ByteBuffer]) async throws -> AppendReceipt {

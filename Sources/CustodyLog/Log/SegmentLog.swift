@@ -626,6 +626,12 @@ public actor SegmentLog: EventLog {
     var sealedSegments: [SealedSegment] { sealed }
     var activeSegment: ActiveSegment { active }
     var nextSeq: UInt64 { endSeq }
+
+    /// The sealed segments, for ``backupPoint()``.
+    var sealedSegmentsForBackup: [SealedSegment] { sealed }
+    /// The active segment's base seq and its length up to the acknowledged head (the actor
+    /// advances the two together), for ``backupPoint()``.
+    var activeSegmentForBackup: (base: UInt64, length: Int64) { (active.baseSeq, active.length) }
     var chainValue: ChainValue { chain }
     var chainValueSeq: UInt64 { chainSeq }
     var isOpen: Bool { lifecycle == .open }

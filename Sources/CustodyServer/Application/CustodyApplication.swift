@@ -59,7 +59,7 @@ public enum CustodyApplication {
         GitHubRoutes(runtime: runtime, limits: limits).register(on: router)
         ProofRoutes(runtime: runtime).register(on: router)
         LiveStreamRoute(runtime: runtime, bufferSize: limits.liveClientBuffer, pingInterval: limits.livePingInterval).register(on: router)
-        OperationsRoutes(runtime: runtime, metrics: metrics, gate: gate, cluster: cluster).register(on: router)
+        OperationsRoutes(runtime: runtime, metrics: metrics, gate: gate, cluster: cluster, limits: limits).register(on: router)
         answerOtherMethods(on: router)
         return router
     }

@@ -128,6 +128,14 @@ extension KeyedDecodingContainer where Key == FieldKey {
         }
     }
 
+    func boolean(_ name: String) throws -> Bool? {
+        do {
+            return try decodeIfPresent(Bool.self, forKey: FieldKey(name))
+        } catch DecodingError.typeMismatch, DecodingError.valueNotFound {
+            throw CoreError.invalidArgument(name, "must be true or false")
+        }
+    }
+
     func strings(_ name: String) throws -> [String]? {
         do {
             return try decodeIfPresent([String].self, forKey: FieldKey(name))

@@ -126,3 +126,15 @@ struct CreateIssueBody: Decodable {
         )
     }
 }
+
+/// `POST /api/admin/backup`.
+struct BackupBody: Decodable {
+    var to: String?
+    var includeKey: Bool?
+
+    init(from decoder: any Decoder) throws {
+        let fields = try decoder.fields()
+        to = try fields.string("to")
+        includeKey = try fields.boolean("include_key")
+    }
+}

@@ -10,6 +10,7 @@ struct OperationsRoutes {
     let metrics: ServerMetrics
     let gate: IngestGate
     let cluster: (any ClusterMembership)?
+    let limits: ServerLimits
 
     func register(on router: Router<CustodyRequestContext>) {
         router.get("/healthz") { _, _ in
@@ -38,6 +39,15 @@ struct OperationsRoutes {
                 throw APIError(CoreError(.conflict, "a rebuild is already running; see /api/admin/stats"))
             }
             return APIEnvelope.ok(.object(["rebuild": runtime.rebuild.status]), status: .accepted)
+        }
+        router.post("/api/admin/backup") { request, context in
+            let body = try await JSONBody.collect(request, limits: limits)
+            let fields = try JSONBody.decode(BackupBody.self, from: body, limits: limits)
+            guard let directory = fields.to else { throw APIError(CoreError.invalidArgument("to", "is required")) }
+            // A backup of a large data directory takes longer than the slow-client deadline.
+            context.allowSlowAnswer()
+            let report = try await runtime.backup(to: directory, includeKey: fields.includeKey ?? false)
+            return APIEnvelope.ok(report.jsonValue)
         }
         router.get("/api/admin/cluster") { _, _ in
             if let cluster { return APIEnvelope.ok(await cluster.status()) }

@@ -2,6 +2,7 @@ import CustodyLog
 import CustodySchema
 import Foundation
 import GRDB
+import NIOPosix
 import Synchronization
 
 /// ``ProjectionStore`` in one SQLite database (one file, WAL mode), the default store of a data
@@ -231,6 +232,18 @@ public final class SQLiteProjectionStore: ProjectionStore {
     /// Runs a read-only query on a snapshot of the database.
     public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await pool.read(body)
+    }
+
+    /// A copy through SQLite's online backup API (GRDB's `backup(to:)`): one snapshot of the
+    /// committed database, taken on a thread of its own while writes go on.
+    public func backup(to path: String) async throws -> UInt64 {
+        let pool = pool
+        return try await NIOThreadPool.singleton.runIfActive {
+            let destination = try DatabaseQueue(path: path)
+            try pool.backup(to: destination)
+            try destination.close()
+            return try SQLiteProjectionStore.appliedSeq(ofDatabaseAt: path)
+        }
     }
 
     /// Every row of every projection table (checkpoint excluded), as text, ordered by primary key:
