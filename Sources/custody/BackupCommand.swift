@@ -20,7 +20,7 @@ struct BackupCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The directory to write the backup to.") var to: String
+    @Option(help: "The directory to write the backup to (with --server: an absolute path on the server's machine).") var to: String
     @Option(help: "Back up through this running server (default: $CUSTODY_SERVER when set).") var server: String?
     @OptionGroup var data: DataDirectoryOptions
     @Flag(name: .customLong("include-key"), help: "Copy the signing key too (keep the backup as safe as the key).") var includeKey = false
@@ -42,11 +42,12 @@ struct BackupCommand: AsyncParsableCommand {
             return
         }
         let directory = data.path
+        let destination = URL(fileURLWithPath: to).standardizedFileURL.path
         let line = Mutex<ProgressLine?>(nil)
         let report = try await awaitingCleanErrors { () async throws -> BackupReport in
             let runtime = try await CoreRuntime.open(directory: directory, logger: Logger(label: "custody.backup"))
             do {
-                let report = try await runtime.backup(to: to, includeKey: includeKey) { done, total in
+                let report = try await runtime.backup(to: destination, includeKey: includeKey) { done, total in
                     let bar = line.withLock { bar -> ProgressLine in
                         if let bar { return bar }
                         let made = ProgressLine(total: Int(total), unit: "bytes")

@@ -36,7 +36,9 @@ import FoundationNetworking
         }
         let client = CustodyClient(baseURL: base)
         // Bad requests get the envelope's invalid_argument, naming the field.
-        for (body, field) in [("{}", "to"), (#"{"to": 5}"#, "to"), (#"{"to": "/tmp/x", "include_key": "yes"}"#, "include_key")] {
+        for (body, field) in [
+            ("{}", "to"), (#"{"to": 5}"#, "to"), (#"{"to": "backups/today"}"#, "to"), (#"{"to": "/tmp/x", "include_key": "yes"}"#, "include_key"),
+        ] {
             var request = URLRequest(url: URL(string: base + "/api/admin/backup")!)
             request.httpMethod = "POST"
             request.httpBody = Data(body.utf8)

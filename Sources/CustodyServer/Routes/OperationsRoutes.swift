@@ -44,6 +44,8 @@ struct OperationsRoutes {
             let body = try await JSONBody.collect(request, limits: limits)
             let fields = try JSONBody.decode(BackupBody.self, from: body, limits: limits)
             guard let directory = fields.to else { throw APIError(CoreError.invalidArgument("to", "is required")) }
+            // A path on the server's machine: relative to what, the caller cannot know.
+            guard directory.hasPrefix("/") else { throw APIError(CoreError.invalidArgument("to", "must be an absolute path on the server")) }
             // A backup of a large data directory takes longer than the slow-client deadline.
             context.allowSlowAnswer()
             let report = try await runtime.backup(to: directory, includeKey: fields.includeKey ?? false)
