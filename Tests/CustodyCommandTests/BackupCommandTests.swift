@@ -38,6 +38,7 @@ import FoundationNetworking
         // Bad requests get the envelope's invalid_argument, naming the field.
         for (body, field) in [
             ("{}", "to"), (#"{"to": 5}"#, "to"), (#"{"to": "backups/today"}"#, "to"), (#"{"to": "/tmp/x", "include_key": "yes"}"#, "include_key"),
+            (#"{"to": "\#(directory)/backup"}"#, "to"),
         ] {
             var request = URLRequest(url: URL(string: base + "/api/admin/backup")!)
             request.httpMethod = "POST"

@@ -1,6 +1,7 @@
 import CustodyLog
 import Foundation
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -74,7 +75,26 @@ extension CoreRuntime {
             throw CoreError.invalidArgument("include_key", "this server's signing key is not in a file")
         }
         let fileManager = FileManager.default
+        let directory = URL(fileURLWithPath: directory).standardizedFileURL.path
         let manifestPath = directory + "/" + BackupManifest.fileName
+        // Where the log's files are (the point is cheap to take): a backup inside the data
+        // directory would be copied into itself.
+        let source: String
+        do {
+            source = URL(fileURLWithPath: try await log.backupPoint().directory).standardizedFileURL.path
+        } catch let error as LogError {
+            throw CoreError(.invalidArgument, error.message)
+        } catch {
+            throw CoreError(.storageUnavailable, "the log cannot be backed up: \(error)")
+        }
+        guard directory != source && !directory.hasPrefix(source + "/") && !source.hasPrefix(directory + "/") else {
+            throw CoreError(.invalidArgument, "a backup goes outside the data directory \(source), not in it or around it", field: "to")
+        }
+        // One backup into a directory at a time.
+        guard Self.backupsRunning.withLock({ $0.insert(directory).inserted }) else {
+            throw CoreError(.conflict, "a backup into \(directory) is already running")
+        }
+        defer { _ = Self.backupsRunning.withLock { $0.remove(directory) } }
         do {
             try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true)
             if fileManager.fileExists(atPath: manifestPath) { try fileManager.removeItem(atPath: manifestPath) }
@@ -227,6 +247,9 @@ extension CoreRuntime {
             throw CoreError(.storageUnavailable, "restoring \(backup) into \(dataDirectory) failed: \(error)")
         }
     }
+
+    /// The directories backups of this process are writing to now.
+    static let backupsRunning = Mutex<Set<String>>([])
 
     /// Writes `data` to `path` through a temporary file, synchronized, then renamed, with the
     /// directory synchronized after.
