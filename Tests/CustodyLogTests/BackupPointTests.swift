@@ -32,9 +32,10 @@ import Testing
         }
         var reports: [LogBackupCopyReport] = []
         var heads: [ChainHead] = []
-        // Copies while the appenders run, into one directory (each after the previous one).
-        while heads.count < 4 {
-            try await Task.sleep(for: .milliseconds(30))
+        // Copies while the appenders run (each once the log has passed a mark; 24,000 records in
+        // all), into one directory, each after the previous one.
+        for mark in [3_000, 9_000, 15_000, 21_000] as [UInt64] {
+            while await log.lastSeq < mark { try await Task.sleep(for: .milliseconds(1)) }
             let point = try await log.backupPoint()
             let report = try point.copy(to: destination.path)
             reports.append(report)
@@ -44,6 +45,7 @@ import Testing
                 claims: point.head.seq > 0 ? [ChainClaim(seq: point.head.seq, chain: point.head.chain, source: "the point")] : []
             )
             #expect(verification.isClean, "\(verification.damage)")
+            #expect(point.head.seq >= mark)
             #expect(verification.chainHead?.seq == point.head.seq, "the copy ends at \(verification.chainHead?.seq ?? 0), not \(point.head.seq)")
             #expect(verification.claims.allSatisfy { $0.holds })
         }
