@@ -458,15 +458,7 @@ public actor JetStreamLog: EventLog {
         let before = lastStreamSequence
         let started = ContinuousClock.now
         while lastStreamSequence == before && ContinuousClock.now - started < .milliseconds(100) {
-            if following {
-                try await waitForHeadChange()
-            } else {
-                do {
-                    try await followOnce(timeout: .milliseconds(20))
-                } catch {
-                    break
-                }
-            }
+            guard try await followStep(timeout: .milliseconds(20)) else { break }
         }
         if lastStreamSequence == before { try await catchUp() }
     }
@@ -786,16 +778,7 @@ public actor JetStreamLog: EventLog {
             if lastSeq > seq { return lastSeq }
             guard lifecycle == .open else { throw LogError(.closed, "the log is closed") }
             try Task.checkCancellation()
-            if !following {
-                do {
-                    try await followOnce(timeout: .milliseconds(250))
-                } catch {
-                    // The consumer is being recreated, or the connection is down: try again soon.
-                    try await Task.sleep(for: .milliseconds(100))
-                }
-            } else {
-                try await waitForHeadChange()
-            }
+            if try await !followStep(timeout: .milliseconds(250)) { try await Task.sleep(for: .milliseconds(100)) }
         }
     }
 
@@ -815,18 +798,25 @@ public actor JetStreamLog: EventLog {
                     "the stream could not be read up to message \(info.lastSequence) (read up to \(lastStreamSequence))"
                 )
             }
-            if following {
-                try await waitForHeadChange()
-            } else {
-                do {
-                    try await followOnce(timeout: .milliseconds(250))
-                } catch {
-                    // The consumer is being recreated, or the connection is down.
-                    try await Task.sleep(for: .milliseconds(100))
-                }
-            }
+            if try await !followStep(timeout: .milliseconds(250)) { try await Task.sleep(for: .milliseconds(100)) }
         }
         return lastSeq
+    }
+
+    /// One step of reading the stream: waits for the read under way, or reads through the ordered
+    /// consumer for up to `timeout`. False when the consumer failed (it is being recreated, or the
+    /// connection is down): the caller waits a little before the next step.
+    private func followStep(timeout: Duration) async throws -> Bool {
+        if following {
+            try await waitForHeadChange()
+            return true
+        }
+        do {
+            try await followOnce(timeout: timeout)
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// Waits until the head moves, the follower finishes a read, or the log closes.

@@ -21,6 +21,14 @@ public enum ServerFixture {
         FileManager.default.temporaryDirectory.appendingPathComponent("custody-server-\(UUID().uuidString)").path
     }
 
+    /// A new folder for the signing key file that a test's cluster nodes share (one key for the
+    /// log, docs/operations.md): the folder (remove it after) and the key file's path in it.
+    public static func sharedSigningKey() throws -> (folder: String, key: String) {
+        let folder = directory()
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return (folder, folder + "/cluster.signing-key")
+    }
+
     public static func run<Value: Sendable>(
         _ setup: TestingSetup = .router,
         limits: ServerLimits = ServerLimits(),

@@ -36,10 +36,8 @@ import FoundationNetworking
         try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let cluster = try await NATSCluster()
         defer { cluster.stop() }
-        let keyFolder = ServerFixture.directory()
-        try FileManager.default.createDirectory(atPath: keyFolder, withIntermediateDirectories: true)
+        let (keyFolder, key) = try ServerFixture.sharedSigningKey()
         defer { removeDataDirectory(keyFolder) }
-        let key = keyFolder + "/cluster.signing-key"
         let (serverA, a, directoryA) = try await Self.node("a", cluster, key: key)
         defer {
             serverA.process.terminate()

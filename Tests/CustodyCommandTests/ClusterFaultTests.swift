@@ -121,16 +121,15 @@ struct ClusterFaultTests {
         let rounds = max(Int(ProcessInfo.processInfo.environment["CUSTODY_CLUSTER_ROUNDS"] ?? "") ?? 5, 1)
         let cluster = try await NATSCluster()
         defer { cluster.stop() }
-        let keyFolder = ServerFixture.directory()
-        try FileManager.default.createDirectory(atPath: keyFolder, withIntermediateDirectories: true)
+        let (keyFolder, key) = try ServerFixture.sharedSigningKey()
         defer { removeDataDirectory(keyFolder) }
         let github = try await FakeGitHub.start(token: "ghp_clusterFaultToken0123456789abcdef")
         let githubEnvironment = [
             "GITHUB_TOKEN": github.token, "GITHUB_API_URL": github.baseURL, "GITHUB_OWNER": "acme", "GITHUB_REPO": "widgets",
         ]
         let nodes = [
-            Node(name: "a", urls: cluster.urls, key: keyFolder + "/cluster.signing-key", environment: githubEnvironment),
-            Node(name: "b", urls: cluster.urls, key: keyFolder + "/cluster.signing-key", environment: githubEnvironment),
+            Node(name: "a", urls: cluster.urls, key: key, environment: githubEnvironment),
+            Node(name: "b", urls: cluster.urls, key: key, environment: githubEnvironment),
         ]
         defer { for node in nodes { node.stop() } }
         for node in nodes { try await node.start() }

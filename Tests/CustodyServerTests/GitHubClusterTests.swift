@@ -56,10 +56,8 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let cluster = try await NATSCluster()
         defer { cluster.stop() }
-        let keyFolder = ServerFixture.directory()
-        try FileManager.default.createDirectory(atPath: keyFolder, withIntermediateDirectories: true)
+        let (keyFolder, key) = try ServerFixture.sharedSigningKey()
         defer { removeDataDirectory(keyFolder) }
-        let key = keyFolder + "/cluster.signing-key"
         let fake = try await FakeGitHub.start(token: GitHubCrashTests.token)
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         var nodes: [Node] = []
