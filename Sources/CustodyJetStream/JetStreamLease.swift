@@ -1,3 +1,4 @@
+import CustodyLog
 import Foundation
 import Logging
 

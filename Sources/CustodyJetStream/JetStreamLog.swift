@@ -272,7 +272,7 @@ public actor JetStreamLog: EventLog {
             try await log.follow(through: info.lastSequence)
             report.endSeq = await log.lastSeq + 1
             report.bytesWalked = Int64(info.bytes)
-            report.durationSeconds = (ContinuousClock.now - started).seconds
+            report.durationSeconds = (ContinuousClock.now - started).inSeconds
             await log.setReport(report)
             return log
         } catch {
@@ -928,17 +928,6 @@ public actor JetStreamLog: EventLog {
         await subscription.close()
         await connection.close()
         try? await threads.shutdownGracefully()
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
 
