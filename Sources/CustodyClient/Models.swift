@@ -150,6 +150,15 @@ public struct TraceDocument: Sendable, Hashable, Decodable {
     public var traceId: String
     public var spans: [SpanRecord]
     public var summary: TraceSummary
+    /// Present when retention deleted part of the trace: the spans before `firstSeq` are gone.
+    public var retention: TraceRetention?
+}
+
+/// A trace retention deleted part of (docs/api.md, "Storage lifecycle").
+public struct TraceRetention: Sendable, Hashable, Decodable {
+    public var partial: Bool
+    public var firstSeq: UInt64
+    public var note: String
 }
 
 /// How a replay runs.

@@ -191,6 +191,11 @@ struct LogCommand: AsyncParsableCommand {
                 return
             }
             print("data directory: \(data.path)")
+            if let first = inspection.segments.first(where: { $0.records > 0 }) {
+                let since = first.firstTimestamp.map { " (\(formatTimestamp($0)))" } ?? ""
+                let deleted = inspection.retention.map { " — retention deleted seqs 1–\($0.firstSeq - 1)" } ?? ""
+                print("retained: seq \(first.baseSeq) on\(since)\(deleted)")
+            }
             print("segment                      seqs                         records     bytes  ratio  index  time range")
             for segment in inspection.segments {
                 let seqs = segment.records == 0 ? "(empty)" : "\(segment.baseSeq)–\(segment.endSeq - 1)"

@@ -31,7 +31,11 @@ struct RebuildCommand: AsyncParsableCommand {
             let progress = ProgressLine(total: Int(head), unit: "events")
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                let report = try await ProjectionRebuild.rebuild(log: log, databasePath: ProjectionPaths.database(in: directory)) { applied, _ in
+                let report = try await ProjectionRebuild.rebuild(
+                    log: log,
+                    databasePath: ProjectionPaths.database(in: directory),
+                    snapshots: StateSnapshots(dataDirectory: directory)
+                ) { applied, _ in
                     progress.set(Int(applied))
                 }
                 progress.finish()

@@ -90,6 +90,18 @@ struct ServeCommand: AsyncParsableCommand {
         help: "Cluster mode: the servers' monitoring URLs (http://host:8222, comma-separated), for --durability fsync."
     )
     var natsMonitor: String?
+    @Option(
+        name: .customLong("retention-max-age"),
+        help: "Retention: delete sealed segments older than this (seconds, or 30m, 12h, 7d, 2w; default off)."
+    )
+    var retentionMaxAge: String?
+    @Option(
+        name: .customLong("retention-max-bytes"),
+        help: "Retention: delete the oldest sealed segments while the log is larger (bytes, or 500MB, 50GiB; default off)."
+    )
+    var retentionMaxBytes: String?
+    @Option(name: .customLong("retention-interval"), help: "Retention: seconds between passes (default 60).")
+    var retentionInterval: Double?
 
     /// The settings once flags, environment and file are merged.
     struct Settings {
@@ -116,6 +128,8 @@ struct ServeCommand: AsyncParsableCommand {
         var checkpointInterval = 10.0
         /// Cluster mode (docs/operations.md, "Cluster mode"); nil: the embedded segment log.
         var cluster: ClusterSettings?
+        /// Retention (docs/operations.md, "Retention"); off by default.
+        var retention = RetentionPolicy()
     }
 
     /// Where cluster mode's log is and how it is written.
@@ -162,6 +176,7 @@ struct ServeCommand: AsyncParsableCommand {
         var nodeName: String?
         var durability: String?
         var natsMonitor: String?
+        var retention: FileRetention?
     }
 
     struct FileToken: Decodable {
@@ -281,6 +296,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         settings.repair = repair
         settings.cluster = try cluster(file: fileCluster)
+        settings.retention = try retention(file: fileCluster?.retention)
+        if settings.cluster != nil && settings.retention.isEnabled {
+            throw ValidationError(
+                "retention is not available in cluster mode yet: the stream's records cannot be deleted before every node holds the state snapshot (docs/operations.md, \"Retention\")"
+            )
+        }
         guard (0...65535).contains(settings.port) else { throw ValidationError("the port must be 0–65535") }
         guard settings.segmentBytes >= 1 << 16 else { throw ValidationError("segment bytes must be at least 65536") }
         do {
@@ -433,6 +454,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.damagePolicy = settings.repair ? .quarantine : .refuse
         if let key = settings.signingKey { configuration.signing = .keyFile(key) }
         configuration.checkpointInterval = .milliseconds(Int64(settings.checkpointInterval * 1000))
+        configuration.retention = settings.retention
         if !settings.workers.isEmpty {
             configuration.workers = RemoteReplayWorkers(workers: settings.workers, timeout: .milliseconds(settings.workerTimeoutMs))
         }

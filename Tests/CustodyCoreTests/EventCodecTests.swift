@@ -130,6 +130,17 @@ struct EventGenerator {
                     signature: bytes(64)
                 )
             )
+        case .logRetention:
+            return .logRetention(
+                LogRetention(
+                    firstSeq: random.next(),
+                    lastSeq: random.next(),
+                    chain: chainValue(),
+                    snapshot: string(),
+                    bytes: Int64(bitPattern: random.next()),
+                    recordedAt: Int64(bitPattern: random.next())
+                )
+            )
         }
     }
 

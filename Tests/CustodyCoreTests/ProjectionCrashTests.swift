@@ -49,7 +49,7 @@ import Testing
         let incremental = try await store.dump()
         try store.closeDatabase()
         let rebuiltPath = directory + "/rebuilt.sqlite"
-        _ = try await ProjectionRebuild.rebuild(log: log, databasePath: rebuiltPath)
+        _ = try await ProjectionRebuild.rebuild(log: log, databasePath: rebuiltPath, snapshots: nil)
         let rebuiltStore = try SQLiteProjectionStore(path: rebuiltPath)
         let rebuilt = try await rebuiltStore.dump()
         try rebuiltStore.closeDatabase()

@@ -341,7 +341,7 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
         try numbered.closeDatabase()
 
         let rebuiltPath = directory + "/rebuilt.sqlite"
-        let report = try await ProjectionRebuild.rebuild(log: log, databasePath: rebuiltPath)
+        let report = try await ProjectionRebuild.rebuild(log: log, databasePath: rebuiltPath, snapshots: nil)
         #expect(report.events == head)
         let rebuiltStore = try SQLiteProjectionStore(path: rebuiltPath)
         let rebuilt = try await rebuiltStore.dump()

@@ -56,7 +56,7 @@ import Testing
             try FileManager.default.createDirectory(atPath: reference, withIntermediateDirectories: true)
             defer { removeDataDirectory(reference) }
             let path = reference + "/reference.sqlite"
-            _ = try await ProjectionRebuild.rebuild(log: runtime.log, databasePath: path)
+            _ = try await ProjectionRebuild.rebuild(log: runtime.log, databasePath: path, snapshots: nil)
             let rebuilt = try SQLiteProjectionStore(path: path)
             let expected = try await rebuilt.dump()
             try rebuilt.closeDatabase()

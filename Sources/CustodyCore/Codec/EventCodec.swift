@@ -101,6 +101,13 @@ public enum EventCodec {
             writer.fixed(checkpoint.publicKey)
             writer.optional(checkpoint.nextPublicKey) { $0.fixed($1) }
             writer.fixed(checkpoint.signature)
+        case .logRetention(let retention):
+            writer.varint(retention.firstSeq)
+            writer.varint(retention.lastSeq)
+            writer.fixed(retention.chain.bytes)
+            writer.string(retention.snapshot)
+            writer.int64(retention.bytes)
+            writer.int64(retention.recordedAt)
         }
         return writer.buffer
     }
@@ -237,6 +244,17 @@ public enum EventCodec {
                         try reader.fixed(LogCheckpoint.publicKeyLength)
                     },
                     signature: try reader.fixed(LogCheckpoint.signatureLength)
+                )
+            )
+        case .logRetention:
+            body = .logRetention(
+                LogRetention(
+                    firstSeq: try reader.varint(),
+                    lastSeq: try reader.varint(),
+                    chain: try reader.chainValue(),
+                    snapshot: try reader.string(),
+                    bytes: try reader.int64(),
+                    recordedAt: try reader.int64()
                 )
             )
         }

@@ -89,6 +89,8 @@ extension EventBody {
             ])
         case .logCheckpoint(let checkpoint):
             return checkpoint.jsonValue()
+        case .logRetention(let retention):
+            return retention.jsonValue
         }
     }
 }

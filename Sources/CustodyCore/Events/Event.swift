@@ -35,6 +35,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case githubAttemptFailed = 12
     case logLoss = 13
     case logCheckpoint = 14
+    case logRetention = 15
 
     /// The name used in the API, `custody log dump` and docs/log-format.md.
     public var name: String {
@@ -53,6 +54,7 @@ public enum EventType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .githubAttemptFailed: "github.attempt_failed"
         case .logLoss: "log.loss"
         case .logCheckpoint: "log.checkpoint"
+        case .logRetention: "log.retention"
         }
     }
 
@@ -80,6 +82,7 @@ public enum EventBody: Sendable, Hashable {
     case githubAttemptFailed(GitHubAttemptFailed)
     case logLoss(LogLoss)
     case logCheckpoint(LogCheckpoint)
+    case logRetention(LogRetention)
 
     public var type: EventType {
         switch self {
@@ -97,6 +100,7 @@ public enum EventBody: Sendable, Hashable {
         case .githubAttemptFailed: .githubAttemptFailed
         case .logLoss: .logLoss
         case .logCheckpoint: .logCheckpoint
+        case .logRetention: .logRetention
         }
     }
 }

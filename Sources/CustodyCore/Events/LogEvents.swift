@@ -44,3 +44,40 @@ public struct LogLoss: Sendable, Hashable {
         self.recordedAt = recordedAt
     }
 }
+
+/// `log.retention`: records in the log that retention deleted a range of it (docs/operations.md,
+/// "Retention"). Appended by the retention pass after the snapshot of the state as of
+/// `lastSeq` is durable and before any segment is deleted; the state the deleted events built
+/// is in that snapshot, and the chain goes on from `chain`.
+public struct LogRetention: Sendable, Hashable {
+    /// The seqs deleted: everything from `firstSeq` (the log's first seq before) to `lastSeq`.
+    public var firstSeq: UInt64
+    public var lastSeq: UInt64
+    /// The hash chain's value after `lastSeq`: where verification of what is left starts.
+    public var chain: ChainValue
+    /// The snapshot holding the state projections as of `lastSeq` (its file name in
+    /// `snapshots/`).
+    public var snapshot: String
+    /// The bytes of log deleted.
+    public var bytes: Int64
+    /// When the pass decided it (nanoseconds since the Unix epoch).
+    public var recordedAt: Int64
+
+    public init(firstSeq: UInt64, lastSeq: UInt64, chain: ChainValue, snapshot: String, bytes: Int64, recordedAt: Int64) {
+        self.firstSeq = firstSeq
+        self.lastSeq = lastSeq
+        self.chain = chain
+        self.snapshot = snapshot
+        self.bytes = bytes
+        self.recordedAt = recordedAt
+    }
+
+    /// The event's body in the API.
+    public var jsonValue: JSONValue {
+        .object([
+            "first_seq": .integer(Int64(bitPattern: firstSeq)), "last_seq": .integer(Int64(bitPattern: lastSeq)),
+            "chain": .string(chain.hex), "snapshot": .string(snapshot), "bytes": .integer(bytes),
+            "recorded_at": .string(RFC3339.format(recordedAt)),
+        ])
+    }
+}

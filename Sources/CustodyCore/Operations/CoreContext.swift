@@ -24,6 +24,8 @@ public struct CoreContext: Sendable {
     let orders = KeyedSerializer()
     /// Where the adapters hand over answered requests for their closing span (shared by copies).
     public let responses = ResponseRecorder()
+    /// The state snapshots retention takes (nil: a runtime without a data directory of its own).
+    public var snapshots: StateSnapshots?
 
     public init(
         log: any EventLog,

@@ -126,7 +126,7 @@ public struct ProofOperations: Sendable {
     /// checkpoint is signed by this server's key (or one it rotated from). What the dashboard's
     /// "verified" mark shows.
     public func verifyTrace(_ traceId: String) async throws(CoreError) -> TraceVerification {
-        let (spans, _) = try await traces.getTrace(traceId)
+        let (spans, _, _) = try await traces.getTrace(traceId)
         let spanIDs = Dictionary(spans.map { ($0.seq, $0.span.spanId) }, uniquingKeysWith: { first, _ in first })
         let trusted = await trustedKeys()
         return await TraceVerification.check(

@@ -19,19 +19,37 @@ public enum AsOf: Sendable, Hashable {
 }
 
 extension CoreContext {
-    /// The seq an `AsOf` stands for (never past the log's head).
+    /// The seq an `AsOf` stands for (never past the log's head); `beyond_retention` for a
+    /// position before the state snapshot retention kept (the log's first seq − 1).
     func resolve(_ asOf: AsOf) async throws(CoreError) -> UInt64 {
         let head = await log.lastSeq
+        let seq: UInt64
         switch asOf {
-        case .seq(let seq):
-            return min(seq, head)
+        case .seq(let asked):
+            seq = min(asked, head)
         case .instant(let instant):
             guard instant < Int64.max else { return head }
             do {
-                return try await log.firstSeq(atOrAfter: instant + 1) - 1
+                seq = try await log.firstSeq(atOrAfter: instant + 1) - 1
             } catch {
                 throw CoreError(.internalError, "reading the log's time index failed")
             }
+        }
+        if let record = try await retention(), seq < record.latest.lastSeq {
+            throw CoreError(
+                .beyondRetention,
+                "as_of seq \(seq) lies in the range retention deleted; time travel reaches back to seq \(record.latest.lastSeq)"
+            )
+        }
+        return seq
+    }
+
+    /// What retention has deleted, nil when nothing.
+    func retention() async throws(CoreError) -> RetentionRecord? {
+        do {
+            return try await store.retention()
+        } catch {
+            throw CoreError.internal("reading the retention record failed", error)
         }
     }
 }
@@ -47,6 +65,18 @@ extension TaskOperations {
         guard current.createdSeq <= seq else { throw CoreError(.taskNotFound, "task \(uuid) did not exist yet at seq \(seq)") }
         var task: TaskRecord?
         var next = current.createdSeq
+        // A task created before the retained range starts from the snapshot of the state then.
+        if let record = try await context.retention(), current.createdSeq <= record.latest.lastSeq {
+            guard let snapshots = context.snapshots else {
+                throw CoreError(.beyondRetention, "the state before seq \(record.firstRetainedSeq) is in a snapshot this node does not have")
+            }
+            do {
+                task = try snapshots.task(uuid: uuid, inSnapshot: record.latest.snapshot)
+            } catch {
+                throw CoreError.internal("reading the state snapshot \(record.latest.snapshot) failed", error)
+            }
+            next = record.firstRetainedSeq
+        }
         while next <= seq {
             let records: [LogRecord]
             do {

@@ -120,8 +120,10 @@ public struct TraceComparison: Sendable {
 extension TraceQueries {
     /// Compares two traces; `trace_not_found` names the one that does not exist.
     public func compareTraces(_ a: String, _ b: String) async throws(CoreError) -> TraceComparison {
-        let first = try await getTrace(a)
-        let second = try await getTrace(b)
+        let (firstSpans, firstSummary, _) = try await getTrace(a)
+        let (secondSpans, secondSummary, _) = try await getTrace(b)
+        let first = (spans: firstSpans, summary: firstSummary)
+        let second = (spans: secondSpans, summary: secondSummary)
         guard first.summary.replayOf == b, second.summary.replayOf != a else { return TraceComparison(a: first, b: second) }
         // `a` replays `b`: match through a's original seqs, then put the sides back.
         return TraceComparison(a: second, b: first).swapped

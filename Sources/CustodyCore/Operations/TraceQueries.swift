@@ -204,7 +204,12 @@ public struct TraceQueries: Sendable {
 
     /// A trace from the full history: its spans by timestamp then seq (with their `details`,
     /// which stay in the log and are read from it by seq) and its summary; `trace_not_found`.
-    public func getTrace(_ traceId: String) async throws(CoreError) -> (spans: [SpanRecord], summary: TraceSummaryRecord) {
+    /// After retention: `beyond_retention` for a trace whose spans were all deleted, and for one
+    /// partly deleted, what is left with `retention` saying so (the summary still describes the
+    /// whole trace as it was recorded).
+    public func getTrace(
+        _ traceId: String
+    ) async throws(CoreError) -> (spans: [SpanRecord], summary: TraceSummaryRecord, retention: TraceRetention?) {
         let traceId = try SpanInput.check(traceId, "trace_id", maximum: 128)
         try await context.awaitProjections()
         let location: TraceLocation?
@@ -212,6 +217,21 @@ public struct TraceQueries: Sendable {
             location = try await context.store.trace(traceId)
         } catch {
             throw CoreError.internal("reading trace \(traceId) failed", error)
+        }
+        let retired: Bool
+        do {
+            retired = try await context.store.isRetired(traceId: traceId)
+        } catch {
+            throw CoreError.internal("reading trace \(traceId) failed", error)
+        }
+        var retention: TraceRetention?
+        if retired {
+            let record = try? await context.store.retention()
+            let first = record?.firstRetainedSeq ?? 0
+            guard location?.seqs.isEmpty == false else {
+                throw CoreError(.beyondRetention, "the spans of trace \(traceId) were deleted by retention (the log keeps seq \(first) on)")
+            }
+            retention = TraceRetention(firstRetainedSeq: first)
         }
         guard let found = location, !found.seqs.isEmpty else { throw CoreError(.traceNotFound, "there is no trace \(traceId)") }
         let summary = found.summary
@@ -221,7 +241,7 @@ public struct TraceQueries: Sendable {
             return SpanRecord(seq: seq, span: span)
         }
         spans.sort { ($0.span.timestamp, $0.seq) < ($1.span.timestamp, $1.seq) }
-        return (spans, summary)
+        return (spans, summary, retention)
     }
 
     /// The events at the given seqs, read from the log in one scattered read (each batch once).

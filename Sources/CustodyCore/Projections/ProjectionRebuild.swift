@@ -12,12 +12,18 @@ public enum ProjectionRebuild {
     }
 
     /// Brings a rebuild target from empty up to the log's head now and ends its bulk load.
-    /// Returns the seq it holds up to.
+    /// Returns the seq it holds up to. After retention (the log starts after seq 1), it starts
+    /// from the state snapshot before the log's first seq (``StateSnapshots``).
     static func build(
         log: any EventLog,
+        snapshots: StateSnapshots?,
         into target: any ProjectionStore,
         progress: (@Sendable (UInt64, UInt64) -> Void)?
     ) async throws -> UInt64 {
+        let first = await log.firstSeq
+        if first > 1, let snapshots, let snapshot = try snapshots.snapshot(forLogStartingAt: first) {
+            _ = try await target.loadSnapshot(at: snapshot.path)
+        }
         let projector = Projector(log: log, store: target, batchSize: 32_768)
         try await projector.catchUp(progress: progress)
         try await target.finishRebuild()
@@ -29,13 +35,14 @@ public enum ProjectionRebuild {
     /// (``Projector/adopt(rebuilt:)``). Reads keep working throughout.
     public static func rebuildOnline(
         projector: Projector,
+        snapshots: StateSnapshots?,
         progress: (@Sendable (UInt64, UInt64) -> Void)? = nil
     ) async throws -> Report {
         let started = ContinuousClock.now
         let target = try await projector.store.makeRebuildTarget()
         let events: UInt64
         do {
-            events = try await build(log: projector.log, into: target, progress: progress)
+            events = try await build(log: projector.log, snapshots: snapshots, into: target, progress: progress)
             try await projector.adopt(rebuilt: target)
         } catch {
             try? await target.close()

@@ -51,6 +51,23 @@ public protocol ProjectionStore: Sendable {
     /// `path` (while they go on being written), and returns the seq the copy has applied.
     func backup(to path: String) async throws -> UInt64
 
+    // MARK: Retention (docs/operations.md, "Retention")
+
+    /// What retention deleted, from the `log.retention` events applied; nil when nothing.
+    func retention() async throws -> RetentionRecord?
+
+    /// Whether a trace had spans in a range retention deleted.
+    func isRetired(traceId: String) async throws -> Bool
+
+    /// Removes the span projections of every seq up to `seq` (which the store has applied) —
+    /// `operation_logs` rows, traces wholly in the range — and takes the retired traces of the
+    /// snapshot at `snapshotAt`. Repeatable: a second call finds nothing more to remove.
+    func pruneSpans(through seq: UInt64, snapshotAt snapshotPath: String) async throws -> SpanPruning
+
+    /// Takes the state of the snapshot at `snapshotPath` (``StateSnapshots``) into this empty
+    /// rebuild target and moves its checkpoint to the snapshot's, which it returns.
+    func loadSnapshot(at snapshotPath: String) async throws -> UInt64
+
     // MARK: Tasks and orders
 
     /// The task with this uuid.

@@ -20,7 +20,7 @@ public struct RebuildPhase: RawRepresentable, Hashable, Sendable, CustomStringCo
 
 /// Online rebuilds of a running runtime's projections (`POST /api/admin/rebuild`), one at a
 /// time: ``start()`` asks for one and returns at once; ``run(_:)`` — one of the runtime's
-/// services — carries it out (``ProjectionRebuild/rebuildOnline(projector:progress:)``), so a
+/// services — carries it out (``ProjectionRebuild/rebuildOnline(projector:snapshots:progress:)``), so a
 /// rebuild under way is cancelled and awaited when the runtime stops, never left running.
 /// ``status`` reports its progress (events applied of the head, rate, ETA) and outcome.
 public final class RebuildController: Sendable {
@@ -54,13 +54,13 @@ public final class RebuildController: Sendable {
 
     /// Carries out the rebuilds asked for until cancelled; a rebuild running then is cancelled
     /// (recorded as failed) before it returns.
-    func run(_ projector: Projector) async {
+    func run(_ projector: Projector, snapshots: StateSnapshots?) async {
         while !Task.isCancelled {
             await requested.wait()
             guard !Task.isCancelled else { break }
             guard state.withLock({ $0.phase == .building }) else { continue }
             do {
-                let report = try await ProjectionRebuild.rebuildOnline(projector: projector) { applied, head in
+                let report = try await ProjectionRebuild.rebuildOnline(projector: projector, snapshots: snapshots) { applied, head in
                     self.state.withLock {
                         $0.applied = applied
                         $0.head = head

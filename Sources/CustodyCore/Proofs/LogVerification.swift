@@ -40,11 +40,24 @@ public enum LogVerification {
         if let saved {
             claims.append(saved.claim(source: "the saved checkpoint of seq \(saved.seq) (key \(saved.keyID))"))
         }
-        var verification = try LogDirectory(path: directory).verify(acknowledged: acknowledged, claims: claims) { record, position in
-            keys.inspect(record, at: position)
+        var retentions: [LogRetention] = []
+        let logDirectory = LogDirectory(path: directory)
+        var verification = try logDirectory.verify(acknowledged: acknowledged, claims: claims) { record, position in
+            if record.payload.readableBytes > 2,
+                record.payload.getInteger(at: record.payload.readerIndex + 1, as: UInt8.self) == EventType.logRetention.rawValue,
+                case .logRetention(let retention)? = try? EventCodec.decode(record.payload)
+            {
+                retentions.append(retention)
+            }
+            return keys.inspect(record, at: position)
         }
         keys.finish(trusted: trustedKey)
         verification.damage += keys.damage
+        verification.damage += retentionDamage(
+            start: logDirectory.retainedStart(),
+            first: try logDirectory.segmentBases().first,
+            recorded: retentions
+        )
         if let saved {
             var problem: String?
             if !saved.hasValidSignature {
@@ -69,6 +82,28 @@ public enum LogVerification {
         report.validCheckpoints = keys.valid
         report.keyIDs = keys.keyIDs
         return report
+    }
+
+    /// A log that starts after seq 1 because retention deleted its start must say so itself: a
+    /// `log.retention` event recording the deletion up to the first seq left, whose chain value
+    /// is the one `retention.json` starts the chain from (the file is outside the chain; the
+    /// event is inside it).
+    static func retentionDamage(start: RetainedStart?, first: UInt64?, recorded: [LogRetention]) -> [LogDamage] {
+        guard let start, let first, first > 1, let anchor = start.chainValue(before: first) else { return [] }
+        func damage(_ defect: String) -> [LogDamage] {
+            [LogDamage(segment: "retention.json", offset: 0, length: 0, firstSeq: 1, lastSeq: first - 1, defect: defect)]
+        }
+        // The deletion that left the log starting at `first` (after a pass that stopped half-way,
+        // the one it was carrying out, which covers it).
+        guard let event = recorded.first(where: { $0.lastSeq + 1 >= first && $0.firstSeq <= first }) else {
+            return damage("the log starts at seq \(first), but no log.retention event records deleting the seqs before it")
+        }
+        if event.lastSeq + 1 == first, event.chain != anchor {
+            return damage(
+                "retention.json starts the chain at seq \(first) from \(anchor.hex), but the log.retention event recorded \(event.chain.hex)"
+            )
+        }
+        return []
     }
 
     /// Follows the checkpoints of one verification pass: their signatures, and which keys may

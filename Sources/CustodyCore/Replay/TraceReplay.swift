@@ -100,8 +100,15 @@ public struct TraceReplay: Sendable {
         }
 
         let original: [SpanRecord]
-        do {
-            original = try await traces.getTrace(fromTrace).spans
+        do throws(CoreError) {
+            let trace = try await traces.getTrace(fromTrace)
+            if let retention = trace.retention {
+                throw CoreError(
+                    .beyondRetention,
+                    "trace \(fromTrace) was partly deleted by retention (the log keeps seq \(retention.firstRetainedSeq) on): it cannot be replayed whole"
+                )
+            }
+            original = trace.spans
         } catch {
             let status: ReplayStatus = error.code == .traceNotFound ? .aborted : .failed
             await emitter.finish(

@@ -114,6 +114,21 @@ extension CoreRuntime {
             let copied = try await NIOThreadPool.singleton.runIfActive {
                 try point.copy(to: directory, progress: progress)
             }
+            // The state snapshots retention took (immutable: one already there is kept).
+            if let snapshots, fileManager.fileExists(atPath: snapshots.directory) {
+                let target = directory + "/snapshots"
+                try fileManager.createDirectory(atPath: target, withIntermediateDirectories: true)
+                let names = Set(snapshots.all().map(\.name))
+                for name in try fileManager.contentsOfDirectory(atPath: target) where !names.contains(name) {
+                    try fileManager.removeItem(atPath: target + "/" + name)
+                }
+                for name in names where !fileManager.fileExists(atPath: target + "/" + name) {
+                    try fileManager.copyItem(atPath: snapshots.path(named: name), toPath: target + "/" + name + ".tmp")
+                    try Self.synchronize(target + "/" + name + ".tmp")
+                    try fileManager.moveItem(atPath: target + "/" + name + ".tmp", toPath: target + "/" + name)
+                }
+                try Self.synchronize(target)
+            }
             let keyCopy = directory + "/" + BackupManifest.keyFileName
             try? fileManager.removeItem(atPath: keyCopy)
             if includeKey, let keyPath {
@@ -218,8 +233,14 @@ extension CoreRuntime {
                 try fileManager.copyItem(atPath: backup + "/" + name, toPath: staging + "/" + name)
                 bytes += (try fileManager.attributesOfItem(atPath: staging + "/" + name)[.size] as? NSNumber)?.int64Value ?? 0
             }
+            if fileManager.fileExists(atPath: backup + "/snapshots") {
+                try fileManager.copyItem(atPath: backup + "/snapshots", toPath: staging + "/snapshots")
+            }
             try await NIOThreadPool.singleton.runIfActive {
                 for name in try fileManager.contentsOfDirectory(atPath: staging) { try Self.synchronize(staging + "/" + name) }
+                for name in (try? fileManager.contentsOfDirectory(atPath: staging + "/snapshots")) ?? [] {
+                    try Self.synchronize(staging + "/snapshots/" + name)
+                }
                 try Self.synchronize(staging)
             }
             if fileManager.fileExists(atPath: dataDirectory) { try fileManager.removeItem(atPath: dataDirectory) }

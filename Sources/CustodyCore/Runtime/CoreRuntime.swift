@@ -32,6 +32,10 @@ public final class CoreRuntime: Sendable {
     public let logger: Logger
     /// Who writes the checkpoints (``Configuration/lease``).
     public let lease: any WorkLease
+    /// Retention's policy and snapshots (nil without a data directory).
+    public let retention: Retention?
+    /// The state snapshots retention takes.
+    var snapshots: StateSnapshots? { retention?.snapshots }
 
     /// What ``open(directory:configuration:logger:encodeLive:)`` needs beyond the directory.
     public struct Configuration: Sendable {
@@ -56,6 +60,11 @@ public final class CoreRuntime: Sendable {
         /// Who may do the work that must happen on one node at a time (checkpoints): always this
         /// runtime on its own log; a lease kept in the engine in cluster mode.
         public var lease: any WorkLease = SoleWriterLease()
+        /// What retention deletes, and how often it looks (off by default).
+        public var retention = RetentionPolicy()
+        /// Where retention keeps its state snapshots: the data directory's `snapshots/` (set by
+        /// the `open` functions; nil leaves retention off).
+        public var snapshots: StateSnapshots?
 
         public init() {}
 
@@ -66,6 +75,7 @@ public final class CoreRuntime: Sendable {
             if case .besideDataDirectory = signing {
                 configuration.signing = .keyFile(SigningKey.defaultPath(forDataDirectory: directory))
             }
+            if configuration.snapshots == nil { configuration.snapshots = StateSnapshots(dataDirectory: directory) }
             return configuration
         }
 
@@ -94,6 +104,7 @@ public final class CoreRuntime: Sendable {
         outbox: GitHubOutbox?,
         checkpoints: CheckpointWriter?,
         lease: any WorkLease,
+        retention: Retention?,
         logger: Logger
     ) {
         self.log = log
@@ -112,6 +123,7 @@ public final class CoreRuntime: Sendable {
         self.openedAt = openedAt
         self.logger = logger
         self.lease = lease
+        self.retention = retention
     }
 
     /// Opens (creating if needed) the data directory: recovers the log, catches the projections
@@ -137,7 +149,12 @@ public final class CoreRuntime: Sendable {
         )
         let store: any ProjectionStore
         do {
-            store = try await recordLosses(log: log, databasePath: databasePath, logger: logger)
+            store = try await recordLosses(
+                log: log,
+                databasePath: databasePath,
+                snapshots: StateSnapshots(dataDirectory: directory),
+                logger: logger
+            )
         } catch {
             await log.close()
             throw error
@@ -210,7 +227,8 @@ public final class CoreRuntime: Sendable {
             let head = await log.lastSeq
             try await cache.refill(from: log)
             let hub = LiveHub(log: log, startingAfter: head, logger: logger, encode: encodeLive)
-            let context = CoreContext(log: log, projector: projector, readTimeout: configuration.readTimeout)
+            var context = CoreContext(log: log, projector: projector, readTimeout: configuration.readTimeout)
+            context.snapshots = configuration.snapshots
             // The outbox reads what is pending each time it starts (when this node takes the
             // lease), once the projections hold everything acknowledged anywhere before.
             var outbox: GitHubOutbox?
@@ -234,6 +252,7 @@ public final class CoreRuntime: Sendable {
                 outbox: outbox,
                 checkpoints: checkpoints,
                 lease: configuration.lease,
+                retention: configuration.snapshots.map { Retention(policy: configuration.retention, snapshots: $0) },
                 logger: logger
             )
         } catch {
@@ -283,7 +302,12 @@ public final class CoreRuntime: Sendable {
     /// before anything is served. Returns the projection store to use. Every step can be
     /// repeated after a crash: the events are appended only for losses the rebuilt projections
     /// do not already hold.
-    static func recordLosses(log: any EventLog, databasePath: String, logger: Logger) async throws -> SQLiteProjectionStore {
+    static func recordLosses(
+        log: any EventLog,
+        databasePath: String,
+        snapshots: StateSnapshots,
+        logger: Logger
+    ) async throws -> SQLiteProjectionStore {
         var store = try SQLiteProjectionStore(path: databasePath)
         let losses = log.recordedLosses
         guard !losses.isEmpty else { return store }
@@ -294,7 +318,7 @@ public final class CoreRuntime: Sendable {
         guard try await !unrecorded(in: store).isEmpty else { return store }
         try await store.close()
         logger.notice("rebuilding the projections from the log, which has lost events", metadata: ["losses": "\(losses.count)"])
-        let report = try await ProjectionRebuild.rebuild(log: log, databasePath: databasePath)
+        let report = try await ProjectionRebuild.rebuild(log: log, databasePath: databasePath, snapshots: snapshots)
         logger.notice("rebuilt the projections", metadata: ["events": "\(report.events)", "seconds": "\(report.seconds)"])
         store = try SQLiteProjectionStore(path: databasePath)
         let missing = try await unrecorded(in: store)
@@ -323,18 +347,20 @@ public final class CoreRuntime: Sendable {
             group.addTask { try await self.hub.run() }
             // It ends only when cancelled, after appending what is queued.
             group.addTask { await self.context.responses.run(self.context) }
-            group.addTask { await self.rebuild.run(self.projector) }
+            group.addTask { await self.rebuild.run(self.projector, snapshots: self.snapshots) }
             // The work done by one node at a time, while it holds the lease: checkpoints and the
             // GitHub outbox. It ends only when cancelled: the others' end is what ends the group.
             let checkpoints = self.proofs.checkpoints
             let outbox = self.github.outbox
-            if checkpoints != nil || outbox != nil {
+            let retains = self.retention?.policy.isEnabled == true
+            if checkpoints != nil || outbox != nil || retains {
                 let lease = self.lease
                 group.addTask {
                     await lease.run {
                         await withTaskGroup(of: Void.self) { work in
                             if let checkpoints { work.addTask { await checkpoints.run() } }
                             if let outbox { work.addTask { await outbox.run() } }
+                            if retains { work.addTask { await self.runRetention() } }
                         }
                     }
                 }

@@ -12,11 +12,15 @@ struct ChainLookup {
     let fileSystem: any LogFileSystem
     /// Every segment, in order, with what of it is acknowledged.
     let segments: [Segment]
+    /// The chain value before the first segment's first seq, when retention deleted the segments
+    /// before it (``RetainedStart``); the first segment starts from zero otherwise.
+    let starts: [UInt64: ChainValue]
 
-    init(directory: String, fileSystem: any LogFileSystem, segments: [Segment]) {
+    init(directory: String, fileSystem: any LogFileSystem, segments: [Segment], starts: [UInt64: ChainValue] = [:]) {
         self.directory = directory
         self.fileSystem = fileSystem
         self.segments = segments
+        self.starts = starts
     }
 
     /// The chain value after record `seq`: ``ChainValue/zero`` for seq 0; nil when the log does
@@ -50,7 +54,7 @@ struct ChainLookup {
             if let before {
                 value = before
             } else if position == 0 {
-                value = .zero
+                value = starts[segment.baseSeq] ?? .zero
             } else {
                 value = try self.value(after: segments[position - 1].index.endSeq - 1) ?? .zero
             }

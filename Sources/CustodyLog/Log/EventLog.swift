@@ -85,6 +85,13 @@ public protocol EventLog: Actor {
     /// `invalidArgument`: its backup is the engine's (docs/operations.md).
     func backupPoint() async throws -> LogBackupPoint
 
+    /// Retention: deletes the records before `cut` (docs/operations.md, "Retention") and
+    /// returns what went. Afterwards ``firstSeq`` is `cut` (or, after a crash half-way, between
+    /// the old first seq and `cut`: calling it again finishes), reads from older seqs start at
+    /// ``firstSeq``, and the chain stays verifiable from `cut` on. The segment log deletes only
+    /// whole sealed segments, so `cut` must be a segment's first seq there.
+    func deleteRecords(before cut: UInt64) async throws -> LogDeletion
+
     /// Finishes pending appends, makes everything durable and releases the log's resources.
     func close() async
 }
@@ -96,6 +103,11 @@ extension EventLog {
     /// No files to copy: the engine keeps the log (docs/operations.md says how to back it up).
     public func backupPoint() async throws -> LogBackupPoint {
         throw LogError(.invalidArgument, "this log is kept by its engine, not in files: back it up with the engine's own tools")
+    }
+
+    /// Not supported by this engine.
+    public func deleteRecords(before cut: UInt64) async throws -> LogDeletion {
+        throw LogError(.invalidArgument, "this log engine does not delete records")
     }
 
     /// Appends `payloads` stamped now.

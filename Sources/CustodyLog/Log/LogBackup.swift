@@ -57,11 +57,17 @@ extension SegmentLog {
             var extra: [LogBackupPoint.File] = []
             for name in try fileSystem.contentsOfDirectory(at: directory).sorted()
             where name.hasSuffix(".index") || name.hasSuffix(".timeindex") || name.contains(".quarantine-")
-                || name == SegmentName.quarantineManifest
+                || name == SegmentName.quarantineManifest || name == SegmentName.retainedStart
             {
                 let file = try fileSystem.openFile(at: joinPath(directory, name), mode: .readOnly)
                 defer { try? file.close() }
-                extra.append(.init(name: name, bytes: try file.size(), sealed: name != SegmentName.quarantineManifest))
+                extra.append(
+                    .init(
+                        name: name,
+                        bytes: try file.size(),
+                        sealed: name != SegmentName.quarantineManifest && name != SegmentName.retainedStart
+                    )
+                )
             }
             return extra
         }

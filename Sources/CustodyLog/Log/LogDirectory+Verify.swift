@@ -157,7 +157,15 @@ struct VerificationPass {
                 "recorded loss: seqs \(entry.firstLostSeq)–\(entry.lastLostSeq) of \(entry.segment), quarantined by a repair (\(entry.defect))"
             )
         }
-        if let first = bases.first, first > 1, !isGap(1, first) {
+        /// The chain value after the last record checked; nil before the chain starts.
+        var chain: ChainValue?
+        if let first = bases.first, first > 1, let start = directory.retainedStart(), let before = start.chainValue(before: first) {
+            // Retention deleted the segments before `first` and recorded where the chain stands.
+            result.notes.append(
+                "retention deleted seqs 1–\(first - 1); the hash chain is checked from the value retention.json records before seq \(first) (\(before.hex))"
+            )
+            chain = before
+        } else if let first = bases.first, first > 1, !isGap(1, first) {
             result.damage.append(
                 LogDamage(
                     segment: SegmentName.segment(first),
@@ -172,8 +180,6 @@ struct VerificationPass {
         var expected: UInt64?
         var lastLength: Int64 = 0
         var lastTimestamp = Int64.min
-        /// The chain value after the last record checked; nil before the chain starts.
-        var chain: ChainValue?
         /// The next chained batch may not continue `chain` without that being damage: it follows
         /// a recorded loss or a damaged range (already reported).
         var reanchor = false
@@ -298,10 +304,13 @@ struct VerificationPass {
         let end = expected ?? 1
         if let chain { result.chainHead = ChainHead(seq: end - 1, chain: chain) }
         if let start = result.chainStartSeq {
+            let retainedFrom = directory.retainedStart().flatMap { start in bases.first.map { $0 >= start.firstSeq ? $0 : 0 } } ?? 0
             result.notes.append(
                 start <= 1
                     ? "the hash chain covers every record"
-                    : "the hash chain starts at seq \(start); the \(start - 1) records before it were written before the chain (format 1) and are checked by CRC only"
+                    : start == retainedFrom
+                        ? "the hash chain covers every record retention kept"
+                        : "the hash chain starts at seq \(start); the \(start - 1) records before it were written before the chain (format 1) and are checked by CRC only"
             )
         } else if result.records > 0 {
             result.notes.append("no batch carries the hash chain: the log was written before it (format 1), and is checked by CRC only")

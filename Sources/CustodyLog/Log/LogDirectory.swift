@@ -97,6 +97,8 @@ public struct LogDirectory: Sendable {
     public struct Inspection: Sendable, Codable, Hashable {
         public var segments: [SegmentSummary]
         public var quarantined: [QuarantineRecord]
+        /// Where retention left the log's start (nil: it never deleted anything).
+        public var retention: RetainedStart?
         public var bytes: Int64 { segments.reduce(0) { $0 + $1.bytes } }
         public var uncompressedBytes: Int64 { segments.reduce(0) { $0 + $1.uncompressedBytes } }
         public var records: UInt64 { segments.reduce(0) { $0 + $1.records } }
@@ -144,7 +146,7 @@ public struct LogDirectory: Sendable {
             }
             segments.append(summary)
         }
-        return Inspection(segments: segments, quarantined: quarantineRecords())
+        return Inspection(segments: segments, quarantined: quarantineRecords(), retention: retainedStart())
     }
 
     // MARK: Dump

@@ -24,7 +24,7 @@ extension SegmentLog {
         guard seq < nextSeq else { return nil }
         var segments = sealedSegments.map { ChainLookup.Segment(baseSeq: $0.baseSeq, index: $0.index) }
         segments.append(ChainLookup.Segment(baseSeq: activeSegment.baseSeq, index: activeSegment.index))
-        let lookup = ChainLookup(directory: directory, fileSystem: fileSystem, segments: segments)
+        let lookup = ChainLookup(directory: directory, fileSystem: fileSystem, segments: segments, starts: retainedStart?.starts ?? [:])
         return try await runIO { try lookup.value(after: seq) }.get()
     }
 

@@ -94,6 +94,8 @@ public actor SegmentLog: EventLog {
     }
 
     private var sealed: [SealedSegment]
+    /// Where retention left the log's start (`retention.json`), nil when it never deleted.
+    var retainedStart: RetainedStart?
     private var active: ActiveSegment
     private let lock: any LogFile
     /// The seq the next record gets; `endSeq - 1` is the last acknowledged one.
@@ -144,6 +146,7 @@ public actor SegmentLog: EventLog {
         self.recoveryReport = recovered.report
         self.recordedLosses = recovered.losses
         self.sealed = recovered.sealed
+        self.retainedStart = RetainedStart.read(in: directory, fileSystem: fileSystem)
         self.lock = recovered.lock
         self.active = ActiveSegment(
             baseSeq: recovered.activeBase,
@@ -213,8 +216,10 @@ public actor SegmentLog: EventLog {
             let segments = recovered.segmentSpans
             // The last record the log holds (a repair may have recorded the loss of later seqs).
             let lastHeld = segments.last(where: { $0.index.coveredLength > 0 }).map { $0.index.endSeq - 1 } ?? 0
-            let value = try ChainLookup(directory: directory, fileSystem: fileSystem, segments: segments).value(after: lastHeld)
-            return ChainHead(seq: lastHeld, chain: value ?? .zero)
+            let starts = RetainedStart.read(in: directory, fileSystem: fileSystem)?.starts ?? [:]
+            let value = try ChainLookup(directory: directory, fileSystem: fileSystem, segments: segments, starts: starts)
+                .value(after: lastHeld)
+            return ChainHead(seq: lastHeld, chain: value ?? starts[lastHeld + 1] ?? .zero)
         }
         return SegmentLog(
             directory: directory,
@@ -624,6 +629,11 @@ public actor SegmentLog: EventLog {
     // MARK: State for readers
 
     var sealedSegments: [SealedSegment] { sealed }
+
+    /// Takes the oldest sealed segment out of the log's state (``deleteSegments(before:)``).
+    func forgetOldestSealedSegment() -> SealedSegment? {
+        sealed.isEmpty ? nil : sealed.removeFirst()
+    }
     var activeSegment: ActiveSegment { active }
     var nextSeq: UInt64 { endSeq }
 

@@ -183,6 +183,7 @@ enum SegmentName {
     static let lockFile = "LOCK"
     static let recoveryPoint = "recovery-point"
     static let quarantineManifest = "quarantine.json"
+    static let retainedStart = "retention.json"
     static let temporarySuffix = ".tmp"
 
     static func padded(_ seq: UInt64) -> String {

@@ -32,6 +32,8 @@ struct ServerStatistics: Sendable {
     var residentBytes: Int?
     /// GitHub operations pending in the outbox; nil when GitHub is not configured.
     var outboxDepth: Int?
+    /// What retention keeps and deleted (``CoreRuntime/retentionStatus()``).
+    var retention: JSONValue = .null
 
     static func collect(runtime: CoreRuntime, metrics: ServerMetrics, gate: IngestGate) async -> ServerStatistics {
         let lag = await runtime.projector.lag()
@@ -50,7 +52,8 @@ struct ServerStatistics: Sendable {
             rejected: metrics.rejected,
             rebuild: runtime.rebuild.status,
             residentBytes: ProcessMemory.residentBytes(),
-            outboxDepth: runtime.github.isConfigured ? runtime.github.outboxDepth : nil
+            outboxDepth: runtime.github.isConfigured ? runtime.github.outboxDepth : nil,
+            retention: await runtime.retentionStatus()
         )
     }
 
@@ -106,6 +109,7 @@ struct ServerStatistics: Sendable {
             "requests": .object(["rejected": .object(rejected.mapValues { .integer(Int64($0)) })]),
             "outbox": .object(["configured": .bool(outboxDepth != nil), "depth": .integer(Int64(outboxDepth ?? 0))]),
             "rebuild": rebuild,
+            "retention": retention,
             "process": .object(["rss_bytes": residentBytes.map { .integer(Int64($0)) } ?? .null]),
         ])
     }

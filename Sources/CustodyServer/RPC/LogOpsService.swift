@@ -76,7 +76,7 @@ struct LogOpsService: Custody_V1_LogOps.SimpleServiceProtocol {
     }
 
     func getTrace(request: Custody_V1_GetTraceRequest, context: ServerContext) async throws -> Custody_V1_Trace {
-        let (spans, summary) = try await runtime.traces.getTrace(request.traceID)
+        let (spans, summary, _) = try await runtime.traces.getTrace(request.traceID)
         var reply = Custody_V1_Trace()
         reply.traceID = request.traceID
         reply.spans = try spans.map { try ProtobufJSON.message(Custody_V1_Span.self, from: $0.jsonValue) }

@@ -33,6 +33,10 @@ struct TraceRoutes {
                 trace.summary.jsonValue.write(into: &buffer)
                 buffer.writeStaticString(",\"trace_id\":")
                 JSONValue.writeString(traceId, into: &buffer)
+                if let retention = trace.retention {
+                    buffer.writeStaticString(",\"retention\":")
+                    retention.jsonValue.write(into: &buffer)
+                }
                 buffer.writeStaticString("}")
                 return buffer
             }

@@ -9,6 +9,7 @@ extension ProjectionRebuild {
     public static func rebuild(
         log: any EventLog,
         databasePath: String,
+        snapshots: StateSnapshots?,
         progress: (@Sendable (UInt64, UInt64) -> Void)? = nil
     ) async throws -> Report {
         let files = FileManager.default
@@ -19,7 +20,7 @@ extension ProjectionRebuild {
         let events: UInt64
         do {
             try await store.beginBulkLoad()
-            events = try await build(log: log, into: store, progress: progress)
+            events = try await build(log: log, snapshots: snapshots, into: store, progress: progress)
             // One self-contained file, synchronized, before it is used.
             try await store.close()
             try store.synchronizeFile()

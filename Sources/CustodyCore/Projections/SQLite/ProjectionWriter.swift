@@ -385,6 +385,14 @@ struct ProjectionWriter {
                     Hex.encode(checkpoint.publicKey), checkpoint.nextPublicKey.map { Hex.encode($0) }, Hex.encode(checkpoint.signature),
                 ]
             )
+        case .logRetention(let retention):
+            try run(
+                "INSERT OR IGNORE INTO log_retentions (seq, first_seq, last_seq, chain, snapshot, bytes, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    seq, Int64(bitPattern: retention.firstSeq), Int64(bitPattern: retention.lastSeq), retention.chain.hex, retention.snapshot,
+                    retention.bytes, retention.recordedAt,
+                ]
+            )
         }
     }
 }

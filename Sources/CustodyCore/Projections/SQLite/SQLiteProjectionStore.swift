@@ -30,11 +30,11 @@ public final class SQLiteProjectionStore: ProjectionStore {
     /// The `trace_summaries` rows last committed, kept in memory for the next batches' merges.
     /// Only ``apply(_:checkpointSeq:checkpointTime:)`` and ``replaceContents(withDatabaseAt:)``
     /// change it, after their transaction, and they run one at a time (the projector calls them).
-    private let summaries = Mutex(TraceSummaryCache())
+    let summaries = Mutex(TraceSummaryCache())
     /// The traces not yet in `trace_keys`, by id: changed, like `summaries`, only after a
     /// transaction of ``apply(_:checkpointSeq:checkpointTime:)`` or
     /// ``replaceContents(withDatabaseAt:)``, which run one at a time.
-    private let recent: Mutex<RecentTraces>
+    let recent: Mutex<RecentTraces>
     /// How many traces are numbered between two writes of `trace_keys` (see ``RecentTraces``).
     public let keysWrittenPerMerge: Int
     /// The default ``keysWrittenPerMerge``: 131,072 traces (~13 MB in memory), a million events
@@ -261,7 +261,7 @@ public final class SQLiteProjectionStore: ProjectionStore {
 
     public static let tables = [
         "tasks", "followups", "operation_logs", "error_events", "delivery_reports", "github_operations", "replays", "trace_summaries",
-        "log_losses", "log_checkpoints",
+        "log_losses", "log_checkpoints", "log_retentions", "retired_traces",
     ]
 
     /// Tables that index the projections rather than project events: their rows depend on how
