@@ -10,6 +10,7 @@ Checks receipts given as SEQ:HEX. Exits 0 when everything holds.
     scripts/verify-log.py DATA_DIR [--receipt SEQ:HEX ...]
 """
 import hashlib
+import json
 import os
 import struct
 import sys
@@ -71,6 +72,14 @@ def main(argv):
     expected_seq = None
     records = 0
     segments = sorted(f for f in os.listdir(directory) if f.endswith(".log"))
+    # After retention deleted the oldest segments, the chain starts from the value
+    # retention.json records before the first segment left.
+    retained = os.path.join(directory, "retention.json")
+    if segments and int(segments[0][:20]) > 1 and os.path.exists(retained):
+        starts = json.load(open(retained)).get("chain_before", {})
+        before = starts.get(str(int(segments[0][:20])))
+        if before:
+            chain = bytes.fromhex(before)
     for name in segments:
         data = open(os.path.join(directory, name), "rb").read()
         offset = 0

@@ -27,6 +27,7 @@ export const api = {
   verification: (id) => call("GET", `/api/traces/${path(id)}/verification`),
   search: (q) => call("GET", `/api/traces?limit=50&q=${encodeURIComponent(q)}`),
   replay: (id, mode, speed) => call("POST", `/api/traces/replay/${path(id)}`, { mode, speed }),
+  stats: () => call("GET", "/api/admin/stats"),
   replays: (limit = 100) => call("GET", `/api/replays?limit=${limit}`),
   compare: (a, b) => call("GET", `/api/traces/${path(a)}/compare/${path(b)}`),
   downloadURL: (id, format) => `/api/traces/${path(id)}?format=${format}`,

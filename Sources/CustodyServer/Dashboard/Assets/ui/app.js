@@ -120,7 +120,8 @@ async function selectTrace(id) {
     timeline.selectedTrace = id;
     timeline.showTrace(spans);
     $("timeline-title").textContent = "Trace";
-    $("timeline-info").textContent = `${id} · ${spans.length} spans`;
+    $("timeline-info").textContent = `${id} · ${spans.length} spans`
+      + (trace.retention ? ` · spans before seq ${trace.retention.first_seq} deleted by retention` : "");
     $("back-live").hidden = false;
     if (spans.some((s) => s.error)) timeline.nextError();
     showVerification(id);
@@ -191,6 +192,24 @@ setInterval(() => {
   document.body.dataset.received = String(store.received);
   if (!paused) feed.list.refresh();
 }, 1000);
+
+// The retained range in the header, once retention has deleted anything (needs the admin role:
+// hidden otherwise).
+async function showRetainedRange() {
+  try {
+    const { retention } = await api.stats();
+    const label = $("retained");
+    if (!retention || retention.first_seq <= 1) { label.hidden = true; return; }
+    const since = retention.first_at ? new Date(retention.first_at).toLocaleString() : "";
+    label.textContent = `retained from seq ${retention.first_seq.toLocaleString()}`;
+    label.title = `Retention keeps the log from ${since}; ${retention.deleted_events.toLocaleString()} events deleted`;
+    label.hidden = false;
+  } catch (error) {
+    $("retained").hidden = true;
+  }
+}
+showRetainedRange();
+setInterval(showRetainedRange, 30000);
 
 function setConnection(state) {
   const labels = { live: "Live", reconnecting: "Reconnecting", disconnected: "Disconnected" };
