@@ -235,11 +235,21 @@ struct BenchCommand: AsyncParsableCommand {
                 }
                 return worst
             }
-            // The checkpoints, when the chain is on: signed with a key made for this run, written
-            // as the server writes them (CheckpointSettings' defaults), competing with the appends.
+            // The checkpoints, when the chain is on: written as the server writes them
+            // (CheckpointSettings' defaults), competing with the appends; signed with the key
+            // beside a kept data directory (the one a server started on it uses, so that `log
+            // verify` accepts them), else with a key made for this run.
+            let key =
+                dataDirectory == nil
+                ? SigningKey.generate()
+                : try CheckpointWriter.loadKey(
+                    at: SigningKey.defaultPath(forDataDirectory: directory),
+                    newest: nil,
+                    logger: Logger(label: "custody.bench")
+                )
             let checkpoints =
                 chain
-                ? CheckpointWriter(log: log, settings: CheckpointSettings(key: .generate()), newest: nil, logger: Logger(label: "custody.bench"))
+                ? CheckpointWriter(log: log, settings: CheckpointSettings(key: key), newest: nil, logger: Logger(label: "custody.bench"))
                 : nil
             let checkpointing = Task { await checkpoints?.run() }
             let started = clock.now

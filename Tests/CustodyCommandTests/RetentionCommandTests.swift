@@ -258,4 +258,42 @@ import Testing
         try await server.stop()
         try await Self.expectVerifiesAndRebuildsTheSame(directory)
     }
+
+    /// `--retention-max-age`: every sealed segment whose newest record is older than the limit
+    /// goes, down to the last one holding records; a bad value is refused with the flag named.
+    @Test func maxAgeDeletesWhatIsOlderAndBadLimitsAreRefused() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
+        let directory = ServerFixture.directory()
+        defer { removeDataDirectory(directory) }
+        for (flag, value) in [("--retention-max-bytes", "12XB"), ("--retention-max-age", "7x"), ("--retention-interval", "0")] {
+            let refused = try await CustodyCommand.run(["serve", "--data-dir", directory, "--port", "0", flag, value])
+            #expect(refused.status != 0 && refused.error.contains(flag.dropFirst(2).split(separator: "-").last!), "\(flag) \(value): \(refused.error)")
+        }
+        var (server, base) = try await CustodyCommand.serve(directory, ["--segment-bytes", String(Self.segmentBytes)])
+        var client = CustodyClient(baseURL: base)
+        let task = try await client.createTask(orderId: "o-age", payload: .object([:]))
+        try await Self.write(client, requests: 100, prefix: "aged")
+        try await server.stop()
+        server.removeFiles()
+        let segments = { (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { $0.hasSuffix(".log") }.count ?? 0 }
+        #expect(segments() > 5)
+
+        (server, base) = try await CustodyCommand.serve(
+            directory,
+            ["--segment-bytes", String(Self.segmentBytes), "--retention-max-age", "1", "--retention-interval", "0.2"]
+        )
+        defer {
+            server.process.terminate()
+            server.removeFiles()
+        }
+        client = CustodyClient(baseURL: base)
+        try await Self.waitForRetention(client, past: task.lastSeq)
+        // Down to the last segment holding records and the active one.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while segments() > 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(segments() <= 2)
+        #expect(try await client.getTask(task.uuid).orderId == "o-age")
+        try await server.stop()
+        try await Self.expectVerifiesAndRebuildsTheSame(directory)
+    }
 }

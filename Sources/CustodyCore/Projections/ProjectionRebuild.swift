@@ -12,8 +12,8 @@ public enum ProjectionRebuild {
     }
 
     /// Brings a rebuild target from empty up to the log's head now and ends its bulk load.
-    /// Returns the seq it holds up to. After retention (the log starts after seq 1), it starts
-    /// from the state snapshot before the log's first seq (``StateSnapshots``).
+    /// Returns how many seqs it applied from the log. After retention (the log starts after seq
+    /// 1), it starts from the state snapshot before the log's first seq (``StateSnapshots``).
     static func build(
         log: any EventLog,
         snapshots: StateSnapshots?,
@@ -21,13 +21,14 @@ public enum ProjectionRebuild {
         progress: (@Sendable (UInt64, UInt64) -> Void)?
     ) async throws -> UInt64 {
         let first = await log.firstSeq
+        var start: UInt64 = 0
         if first > 1, let snapshots, let snapshot = try snapshots.snapshot(forLogStartingAt: first) {
-            _ = try await target.loadSnapshot(at: snapshot.path)
+            start = try await target.loadSnapshot(at: snapshot.path)
         }
         let projector = Projector(log: log, store: target, batchSize: 32_768)
         try await projector.catchUp(progress: progress)
         try await target.finishRebuild()
-        return await projector.appliedSeq
+        return await projector.appliedSeq - start
     }
 
     /// Rebuilds the projections of a running server: builds a fresh store beside the live one

@@ -95,6 +95,9 @@ extension CoreRuntime {
             throw CoreError(.conflict, "a backup into \(directory) is already running")
         }
         defer { _ = Self.backupsRunning.withLock { $0.remove(directory) } }
+        // No retention pass deletes the files being copied.
+        await storage.acquire(Self.logFiles)
+        defer { storage.release(Self.logFiles) }
         do {
             try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true)
             if fileManager.fileExists(atPath: manifestPath) { try fileManager.removeItem(atPath: manifestPath) }

@@ -34,6 +34,10 @@ public final class CoreRuntime: Sendable {
     public let lease: any WorkLease
     /// Retention's policy and snapshots (nil without a data directory).
     public let retention: Retention?
+    /// Keeps a backup and a retention pass apart (key ``logFiles``): a backup copies files a
+    /// pass would delete.
+    let storage = KeyedSerializer()
+    static let logFiles = "log-files"
     /// The state snapshots retention takes.
     var snapshots: StateSnapshots? { retention?.snapshots }
 

@@ -78,6 +78,9 @@ extension CoreRuntime {
     @discardableResult
     public func runRetentionPass() async throws -> RetentionPass {
         guard let retention else { throw CoreError(.invalidArgument, "retention needs a data directory") }
+        // Not while a backup copies the files.
+        await storage.acquire(Self.logFiles)
+        defer { storage.release(Self.logFiles) }
         let started = ContinuousClock.now
         var pass = RetentionPass(at: LogTime.now())
         defer {
