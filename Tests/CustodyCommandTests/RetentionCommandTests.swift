@@ -267,7 +267,10 @@ import Testing
         defer { removeDataDirectory(directory) }
         for (flag, value) in [("--retention-max-bytes", "12XB"), ("--retention-max-age", "7x"), ("--retention-interval", "0")] {
             let refused = try await CustodyCommand.run(["serve", "--data-dir", directory, "--port", "0", flag, value])
-            #expect(refused.status != 0 && refused.error.contains(flag.dropFirst(2).split(separator: "-").last!), "\(flag) \(value): \(refused.error)")
+            #expect(
+                refused.status != 0 && refused.error.contains(flag.dropFirst(2).split(separator: "-").last!),
+                "\(flag) \(value): \(refused.error)"
+            )
         }
         var (server, base) = try await CustodyCommand.serve(directory, ["--segment-bytes", String(Self.segmentBytes)])
         var client = CustodyClient(baseURL: base)
