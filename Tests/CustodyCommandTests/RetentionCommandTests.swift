@@ -202,6 +202,11 @@ import Testing
         #expect(partial.spans.map(\.spanId) == ["s2"] && partial.retention?.partial == true && partial.retention?.firstSeq == first)
         let replay = await #expect(throws: CustodyClientError.self) { _ = try await client.replayTrace("early-whole") }
         #expect(replay?.status == 410, "\(String(describing: replay))")
+        // Proofs: of the first event kept (its chain starts from the recorded value), and none of
+        // a deleted one.
+        _ = try await client.getProof(seq: first)
+        let deletedProof = await #expect(throws: CustodyClientError.self) { _ = try await client.getProof(seq: 1) }
+        #expect(deletedProof?.status == 410, "\(String(describing: deletedProof))")
         let stats = try await Self.retention(client)
         #expect((stats["deleted_events"]?.numberValue ?? 0) >= Double(first - 1) && stats["first_at"]?.stringValue != nil)
 

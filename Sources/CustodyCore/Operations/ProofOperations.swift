@@ -51,6 +51,9 @@ public struct ProofOperations: Sendable {
     public func getProof(seq: UInt64) async throws(CoreError) -> LogProof {
         let log = context.log
         let (first, last) = (await log.firstSeq, await log.lastSeq)
+        if seq >= 1, seq < first, let retention = try? await context.store.retention(), seq <= retention.latest.lastSeq {
+            throw CoreError(.beyondRetention, "event \(seq) was deleted by retention; the log holds seqs \(first)–\(last)")
+        }
         guard seq >= 1, seq >= first, seq <= last else {
             throw CoreError(.notFound, "the log holds seqs \(first)–\(last); there is no event \(seq)")
         }

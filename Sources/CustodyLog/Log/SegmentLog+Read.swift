@@ -22,6 +22,8 @@ extension SegmentLog {
     public func chainValue(after seq: UInt64) async throws -> ChainValue? {
         if seq == chainValueSeq { return configuration.hashChain || seq == 0 ? chainValue : nil }
         guard seq < nextSeq else { return nil }
+        // Just before the first seq retention kept: the value it recorded.
+        if seq + 1 == firstSeq, let start = retainedStart?.chainValue(before: seq + 1) { return start }
         var segments = sealedSegments.map { ChainLookup.Segment(baseSeq: $0.baseSeq, index: $0.index) }
         segments.append(ChainLookup.Segment(baseSeq: activeSegment.baseSeq, index: activeSegment.index))
         let lookup = ChainLookup(directory: directory, fileSystem: fileSystem, segments: segments, starts: retainedStart?.starts ?? [:])
