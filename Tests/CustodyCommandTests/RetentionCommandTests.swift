@@ -303,5 +303,26 @@ import Testing
         #expect(try await client.getTask(task.uuid).orderId == "o-age")
         try await server.stop()
         try await Self.expectVerifiesAndRebuildsTheSame(directory)
+
+        // A backup of the retained directory restores (its chain checked from the recorded
+        // start) and serves the state from the snapshot.
+        let backup = ServerFixture.directory()
+        let restored = ServerFixture.directory()
+        defer { for path in [backup, restored] { removeDataDirectory(path) } }
+        let copied = try await CustodyCommand.run(["backup", "--data-dir", directory, "--to", backup])
+        #expect(copied.status == 0, "\(copied.error)")
+        #expect(FileManager.default.fileExists(atPath: backup + "/retention.json"))
+        let restore = try await CustodyCommand.run(["restore", "--from", backup, "--data-dir", restored])
+        #expect(restore.status == 0, "\(restore.output) \(restore.error)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: restored + "/snapshots"))?.count == 1)
+        let (copy, copyBase) = try await CustodyCommand.serve(restored)
+        defer {
+            copy.process.terminate()
+            copy.removeFiles()
+        }
+        let copyClient = CustodyClient(baseURL: copyBase)
+        #expect(try await copyClient.getTask(task.uuid).orderId == "o-age")
+        let early = await #expect(throws: CustodyClientError.self) { _ = try await copyClient.getTask(task.uuid, asOf: String(task.lastSeq)) }
+        #expect(early?.status == 410, "\(String(describing: early))")
     }
 }
