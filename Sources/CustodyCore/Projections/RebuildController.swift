@@ -54,11 +54,15 @@ public final class RebuildController: Sendable {
 
     /// Carries out the rebuilds asked for until cancelled; a rebuild running then is cancelled
     /// (recorded as failed) before it returns.
-    func run(_ projector: Projector, snapshots: StateSnapshots?) async {
+    /// `storage` keeps a rebuild and a retention pass apart (key `logFiles`): a rebuild reads the
+    /// log from its first seq, which a pass moves.
+    func run(_ projector: Projector, snapshots: StateSnapshots?, storage: KeyedSerializer, key: String) async {
         while !Task.isCancelled {
             await requested.wait()
             guard !Task.isCancelled else { break }
             guard state.withLock({ $0.phase == .building }) else { continue }
+            await storage.acquire(key)
+            defer { storage.release(key) }
             do {
                 let report = try await ProjectionRebuild.rebuildOnline(projector: projector, snapshots: snapshots) { applied, head in
                     self.state.withLock {

@@ -34,8 +34,9 @@ public final class CoreRuntime: Sendable {
     public let lease: any WorkLease
     /// Retention's policy and snapshots (nil without a data directory).
     public let retention: Retention?
-    /// Keeps a backup and a retention pass apart (key ``logFiles``): a backup copies files a
-    /// pass would delete.
+    /// Keeps a retention pass apart from a backup and an online rebuild (key ``logFiles``): a
+    /// backup copies files a pass would delete, a rebuild reads the log from a first seq a pass
+    /// moves.
     let storage = KeyedSerializer()
     static let logFiles = "log-files"
     /// The state snapshots retention takes.
@@ -351,7 +352,7 @@ public final class CoreRuntime: Sendable {
             group.addTask { try await self.hub.run() }
             // It ends only when cancelled, after appending what is queued.
             group.addTask { await self.context.responses.run(self.context) }
-            group.addTask { await self.rebuild.run(self.projector, snapshots: self.snapshots) }
+            group.addTask { await self.rebuild.run(self.projector, snapshots: self.snapshots, storage: self.storage, key: Self.logFiles) }
             // The work done by one node at a time, while it holds the lease: checkpoints and the
             // GitHub outbox. It ends only when cancelled: the others' end is what ends the group.
             let checkpoints = self.proofs.checkpoints
