@@ -78,7 +78,7 @@ extension CoreRuntime {
     @discardableResult
     public func runRetentionPass() async throws -> RetentionPass {
         guard let retention else { throw CoreError(.invalidArgument, "retention needs a data directory") }
-        // Not while a backup copies the files.
+        // Not while a backup copies the files or an online rebuild reads the log.
         await storage.acquire(Self.logFiles)
         defer { storage.release(Self.logFiles) }
         let started = ContinuousClock.now
