@@ -28,21 +28,20 @@ extension ServeCommand {
     func retention(file: FileRetention?) throws -> RetentionPolicy {
         let environment = ProcessEnvironment.self
         var policy = RetentionPolicy()
-        func age(_ text: String?, _ origin: String) throws {
-            guard let text else { return }
+        /// `text` through `parse`, nil when absent; an error names where the value came from.
+        func parsed<T>(_ text: String?, _ origin: String, _ parse: (String) throws(CoreError) -> T) throws -> T? {
+            guard let text else { return nil }
             do {
-                policy.maxAge = try RetentionPolicy.age(parsing: text)
+                return try parse(text)
             } catch {
                 throw ValidationError("\(origin): \(error.message)")
             }
         }
+        func age(_ text: String?, _ origin: String) throws {
+            policy.maxAge = try parsed(text, origin, RetentionPolicy.age(parsing:)) ?? policy.maxAge
+        }
         func bytes(_ text: String?, _ origin: String) throws {
-            guard let text else { return }
-            do {
-                policy.maxBytes = try RetentionPolicy.bytes(parsing: text)
-            } catch {
-                throw ValidationError("\(origin): \(error.message)")
-            }
+            policy.maxBytes = try parsed(text, origin, RetentionPolicy.bytes(parsing:)) ?? policy.maxBytes
         }
         var interval = file?.interval
         try age(file?.maxAge?.text, "retention.max_age in the config file")

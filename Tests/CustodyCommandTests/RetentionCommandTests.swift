@@ -42,6 +42,12 @@ import Testing
         }
     }
 
+    /// Returns once `condition` holds, or after `seconds` (the caller then asserts it).
+    static func waitUntil(seconds: Int = 30, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+    }
+
     /// `retention` of `/api/admin/stats`.
     static func retention(_ client: CustodyClient) async throws -> JSON {
         try await client.adminStats()["retention"] ?? .null
@@ -160,13 +166,8 @@ import Testing
         try await Self.waitForRetention(client, past: early)
         // Quiet: one more pass has run since the last write.
         let head = try await client.adminStats()["log"]?["last_seq"]?.numberValue ?? 0
-        var quiet: Int64 = 0
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            quiet = Self.segmentBytes(in: directory)
-            if quiet <= Self.maxBytes + Self.segmentBytes { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        try await Self.waitUntil { Self.segmentBytes(in: directory) <= Self.maxBytes + Self.segmentBytes }
+        let quiet = Self.segmentBytes(in: directory)
         #expect(quiet <= Self.maxBytes + Self.segmentBytes, "\(quiet) bytes of segments after retention (limit \(Self.maxBytes) + one segment)")
         // A clean restart with passes an hour apart: its first pass runs at once, then the log
         // holds still while it is read.
@@ -251,10 +252,7 @@ import Testing
         }
         client = CustodyClient(baseURL: base)
         try await Self.waitForRetention(client, past: task.lastSeq)
-        let deadline = ContinuousClock.now + .seconds(30)
-        while Self.segmentBytes(in: directory) > Self.maxBytes + Self.segmentBytes, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        try await Self.waitUntil { Self.segmentBytes(in: directory) <= Self.maxBytes + Self.segmentBytes }
         #expect(Self.segmentBytes(in: directory) <= Self.maxBytes + Self.segmentBytes)
         let kept = try await client.getTask(task.uuid)
         #expect(kept.status == "blocked" && kept.orderId == "o-crash")
@@ -297,8 +295,7 @@ import Testing
         client = CustodyClient(baseURL: base)
         try await Self.waitForRetention(client, past: task.lastSeq)
         // Down to the last segment holding records and the active one.
-        let deadline = ContinuousClock.now + .seconds(30)
-        while segments() > 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        try await Self.waitUntil { segments() <= 2 }
         #expect(segments() <= 2)
         #expect(try await client.getTask(task.uuid).orderId == "o-age")
         try await server.stop()

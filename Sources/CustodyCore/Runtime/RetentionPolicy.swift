@@ -24,20 +24,13 @@ public struct RetentionPolicy: Sendable, Hashable {
     /// (`7d`). At least one second.
     public static func age(parsing text: String) throws(CoreError) -> Duration {
         let units: [(String, Int64)] = [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)]
-        let trimmed = text.trimmingWhitespace
-        var number = Substring(trimmed)
-        var factor: Int64 = 1
-        if let unit = units.first(where: { trimmed.hasSuffix($0.0) }) {
-            number = number.dropLast(unit.0.count)
-            factor = unit.1
-        }
-        guard let value = Int64(number), value >= 1, value <= Int64.max / factor / 1_000_000_000 else {
+        guard let seconds = quantity(text, units: units, limit: Int64.max / 1_000_000_000) else {
             throw CoreError.invalidArgument(
                 "retention.max_age",
                 "takes seconds or a number with s, m, h, d or w (7d), at least 1 s; not \(text.prefix(40))"
             )
         }
-        return .seconds(value * factor)
+        return .seconds(seconds)
     }
 
     /// `retention.max_bytes`: a plain number of bytes, or a number with `KB`, `MB`, `GB`, `TB`
@@ -47,20 +40,25 @@ public struct RetentionPolicy: Sendable, Hashable {
             ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),
             ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("TB", 1_000_000_000_000), ("B", 1),
         ]
-        let trimmed = text.trimmingWhitespace
-        var number = Substring(trimmed)
-        var factor: Int64 = 1
-        if let unit = units.first(where: { trimmed.hasSuffix($0.0) }) {
-            number = number.dropLast(unit.0.count)
-            factor = unit.1
-        }
-        guard let value = Int64(number.trimmingWhitespace), value >= 1, value <= Int64.max / factor else {
+        guard let bytes = quantity(text, units: units, limit: Int64.max) else {
             throw CoreError.invalidArgument(
                 "retention.max_bytes",
                 "takes bytes or a number with KB, MB, GB, TB, KiB, MiB, GiB or TiB (50GiB), at least 1; not \(text.prefix(40))"
             )
         }
-        return value * factor
+        return bytes
+    }
+
+    /// A whole number of at least 1, optionally followed by the first of `units` it ends with
+    /// (spaces allowed around either), times that unit's factor; nil when it is not one or the
+    /// product passes `limit`.
+    private static func quantity(_ text: String, units: [(String, Int64)], limit: Int64) -> Int64? {
+        let trimmed = text.trimmingWhitespace
+        let unit = units.first { trimmed.hasSuffix($0.0) } ?? ("", 1)
+        guard let value = Int64(trimmed.dropLast(unit.0.count).trimmingWhitespace), value >= 1, value <= limit / unit.1 else {
+            return nil
+        }
+        return value * unit.1
     }
 }
 

@@ -46,7 +46,8 @@ extension SQLiteProjectionStore {
     }
 
     public func isRetired(traceId: String) async throws -> Bool {
-        try await read { db in
+        guard hasRetiredTraces.load(ordering: .acquiring) else { return false }
+        return try await read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM retired_traces WHERE trace_key = ?", arguments: [TraceKey.of(traceId)]) ?? false
         }
     }
@@ -115,6 +116,7 @@ extension SQLiteProjectionStore {
             return (traces, fresh)
         }
         recent.withLock { $0 = fresh }
+        try await noteRetiredTraces()
         pruning.traces = traces
         return pruning
     }
@@ -135,7 +137,17 @@ extension SQLiteProjectionStore {
                 return .commit
             }
         }
+        try await noteRetiredTraces()
         return seq
+    }
+
+    /// Reads whether `retired_traces` has a row into ``hasRetiredTraces``.
+    func noteRetiredTraces() async throws {
+        hasRetiredTraces.store(try await pool.read(Self.anyRetiredTraces), ordering: .releasing)
+    }
+
+    static func anyRetiredTraces(_ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM retired_traces)") ?? false
     }
 }
 

@@ -40,6 +40,10 @@ public final class SQLiteProjectionStore: ProjectionStore {
     /// The default ``keysWrittenPerMerge``: 131,072 traces (~13 MB in memory), a million events
     /// at 8 spans per trace; writing them sorted dirties each `trace_keys` page about once.
     public static let defaultKeysWrittenPerMerge = 131_072
+    /// Whether `retired_traces` has a row: until retention deletes a trace's spans, a trace fetch
+    /// need not look there. Set when the store opens and after what can fill the table (pruning,
+    /// a snapshot loaded, contents replaced).
+    let hasRetiredTraces = Atomic<Bool>(false)
     /// The secondary indexes dropped by ``beginBulkLoad()``, to create again.
     private let droppedIndexes = Mutex<[String]>([])
 
@@ -97,6 +101,7 @@ public final class SQLiteProjectionStore: ProjectionStore {
         }
         try migrator.migrate(pool)
         recent = Mutex(try pool.read(RecentTraces.load))
+        hasRetiredTraces.store(try pool.read(Self.anyRetiredTraces), ordering: .releasing)
     }
 
     /// The checkpoint of the database at `path` without opening it as a store (no migration, no
@@ -226,6 +231,7 @@ public final class SQLiteProjectionStore: ProjectionStore {
             return (UInt64(seq ?? 0), fresh)
         }
         recent.withLock { $0 = fresh }
+        try await noteRetiredTraces()
         return seq
     }
 
