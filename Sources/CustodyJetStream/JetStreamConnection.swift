@@ -124,10 +124,19 @@ public final class JetStreamConnection: @unchecked Sendable {
         }
     }
 
-    /// Creates the stream `name` over `subjects`: file storage, `replicas` copies, deleting and
-    /// purging denied (the log is append-only), a duplicate window of `duplicateWindow`
-    /// nanoseconds. Fails when it exists.
-    public func addStream(name: String, subjects: [String], replicas: Int, duplicateWindow: Int64) async throws -> StreamInfo {
+    /// Creates the stream `name` over `subjects`: file storage, `replicas` copies, deleting
+    /// messages denied (the log is append-only) and purging too unless `allowsPurge` (retention
+    /// purges the oldest messages; JetStream never lets a stream that denies purging allow it
+    /// later), a duplicate window of `duplicateWindow` nanoseconds. Fails when it exists.
+    public func addStream(
+        name: String,
+        subjects: [String],
+        replicas: Int,
+        duplicateWindow: Int64,
+        allowsPurge: Bool = false
+    ) async throws
+        -> StreamInfo
+    {
         try await threads.runIfActive { () throws(JetStreamError) -> StreamInfo in
             var config = jsStreamConfig()
             jsStreamConfig_Init(&config)
@@ -141,7 +150,7 @@ public final class JetStreamConnection: @unchecked Sendable {
                     config.Storage = js_FileStorage
                     config.Replicas = Int64(replicas)
                     config.DenyDelete = true
-                    config.DenyPurge = true
+                    config.DenyPurge = !allowsPurge
                     config.Duplicates = duplicateWindow
                     return js_AddStream(&info, self.context, &config, nil, &errorCode)
                 }
@@ -149,6 +158,24 @@ public final class JetStreamConnection: @unchecked Sendable {
             guard status == NATS_OK, let info else { throw JetStreamError("creating stream \(name)", status: status, errorCode: errorCode) }
             defer { jsStreamInfo_Destroy(info) }
             return StreamInfo(info.pointee)
+        }
+    }
+
+    /// Removes every message of stream `name` before stream sequence `sequence` (JetStream's
+    /// purge; refused by a stream that denies purging).
+    public func purgeStream(_ name: String, before sequence: UInt64) async throws {
+        // The closure returns a value: Swift 6.3's compiler crashes on a typed-throws closure
+        // returning Void here.
+        _ = try await threads.runIfActive { () throws(JetStreamError) -> Bool in
+            var errorCode = jsErrCode(rawValue: 0)
+            var options = jsOptions()
+            jsOptions_Init(&options)
+            options.Stream.Purge.Sequence = sequence
+            let status = js_PurgeStream(self.context, name, &options, &errorCode)
+            guard status == NATS_OK else {
+                throw JetStreamError("purging stream \(name) before message \(sequence)", status: status, errorCode: errorCode)
+            }
+            return true
         }
     }
 

@@ -72,6 +72,11 @@ public actor JetStreamLog: EventLog {
         /// Whether opening creates the stream when there is none (a server's node does; an
         /// offline reader such as `custody rebuild` does not).
         public var createsStream: Bool
+        /// Whether retention may purge the oldest messages (docs/operations.md, "Retention"): a
+        /// stream made with it allows purging; an existing one that denies it is refused.
+        public var allowsRetention: Bool = false
+        /// Retention deletes runs of messages of at least this many bytes (the segment size).
+        public var retentionRunBytes: Int64 = 64 << 20
 
         public init(
             urls: String,
@@ -145,9 +150,9 @@ public actor JetStreamLog: EventLog {
     public nonisolated var recordedLosses: [QuarantineRecord] { [] }
 
     /// Every message of the stream in order (the log's index).
-    private var entries: [Entry] = []
+    var entries: [Entry] = []
     /// The stream sequence of the last message seen, a valid group or not.
-    private var lastStreamSequence: UInt64 = 0
+    var lastStreamSequence: UInt64 = 0
     private var lastTimestamp: Int64 = 0
     /// Messages on the stream's subjects that are not batch groups, or leave a gap: skipped, and
     /// reported by ``status()`` as a failure.
@@ -158,13 +163,17 @@ public actor JetStreamLog: EventLog {
     private var skippedStreamSequences: UInt64 = 0
     /// Publishes refused as stale after which no newer message could be read (a diagnostic).
     private var fencedWithoutProgress = 0
+    /// Where the log starts: 1, or after retention purged the oldest messages the first seq of
+    /// the first message kept, and the chain value before it.
+    var startSeq: UInt64 = 1
+    var startChain = ChainValue.zero
     /// The seqs of the last append under each fence key (``AppendFence``).
     private var fenceHeads: [String: ClosedRange<UInt64>] = [:]
     /// The header a message's fence travels in.
     static let fenceHeader = "Custody-Fence"
-    private var cache: [UInt64: BatchGroup] = [:]
+    var cache: [UInt64: BatchGroup] = [:]
     private var cacheOrder = Deque<UInt64>()
-    private var cachedBytes = 0
+    var cachedBytes = 0
 
     private var pending: [PendingAppend] = []
     private var pendingBytes = 0
@@ -229,7 +238,8 @@ public actor JetStreamLog: EventLog {
                         name: configuration.stream,
                         subjects: [configuration.subjectPrefix + ".>"],
                         replicas: configuration.replicas,
-                        duplicateWindow: configuration.duplicateWindow.nanoseconds
+                        duplicateWindow: configuration.duplicateWindow.nanoseconds,
+                        allowsPurge: configuration.allowsRetention
                     )
                     return (connection, made, true)
                 } catch {
@@ -259,7 +269,19 @@ public actor JetStreamLog: EventLog {
             var report = RecoveryReport()
             let summary =
                 (created ? "created stream \(configuration.stream)" : "found stream \(configuration.stream)")
-                + " (\(info.replicas) replicas, file storage, leader \(info.leader ?? "none"), \(info.messages) messages, \(info.bytes) bytes)"
+                + " (\(info.replicas) replicas, file storage, leader \(info.leader ?? "none"), \(info.messages) messages, \(info.bytes) bytes"
+                + (info.denyPurge ? ")" : ", purging allowed for retention)")
+            // A stream retention purged starts where its start record says.
+            var start: StreamStart.Start?
+            if info.messages > 0 && info.firstSequence > 1 {
+                do {
+                    start = try await StreamStart.find(streamSequence: info.firstSequence, configuration: configuration, connection: connection)
+                } catch {
+                    await subscription.close()
+                    await connection.close()
+                    throw error
+                }
+            }
             let log = JetStreamLog(
                 configuration: configuration,
                 connection: connection,
@@ -269,6 +291,7 @@ public actor JetStreamLog: EventLog {
                 recoveryReport: report,
                 openingSummary: summary
             )
+            if let start { await log.begin(at: start) }
             try await log.follow(through: info.lastSequence)
             report.endSeq = await log.lastSeq + 1
             report.bytesWalked = Int64(info.bytes)
@@ -292,7 +315,12 @@ public actor JetStreamLog: EventLog {
         }
         if !info.fileStorage { problems.append("it is kept in memory, not in files") }
         if info.replicas != configuration.replicas { problems.append("it has \(info.replicas) replicas, not \(configuration.replicas)") }
-        if !info.denyDelete || !info.denyPurge { problems.append("it allows deleting or purging messages") }
+        if !info.denyDelete { problems.append("it allows deleting messages") }
+        if configuration.allowsRetention && info.denyPurge {
+            problems.append(
+                "it denies purging, which retention needs, and JetStream never lets that be undone: retention runs on a stream made by a node started with retention on (a new --stream)"
+            )
+        }
         if info.duplicateWindow < configuration.duplicateWindow.nanoseconds {
             problems.append(
                 "its duplicate window is \(info.duplicateWindow / 1_000_000_000) s, under \(configuration.duplicateWindow.nanoseconds / 1_000_000_000) s"
@@ -369,8 +397,14 @@ public actor JetStreamLog: EventLog {
 
     /// Whether `fence` holds against the log as indexed: the last append under its key holds its
     /// seq, or there is none and its seq is 0.
+    ///
+    /// After retention purged the oldest messages, a node that opened since knows no head for a
+    /// key whose last append was purged: a fence naming a seq before the log's start then holds.
+    /// Every node agrees on that in practice: an append is fenced on the seq its node's
+    /// projections hold for the key, every node's projections had applied the purged range
+    /// before the purge, and a node checks the fence against its own heads before publishing.
     private func holds(_ fence: AppendFence) -> Bool {
-        guard let head = fenceHeads[fence.key] else { return fence.lastSeq == 0 }
+        guard let head = fenceHeads[fence.key] else { return fence.lastSeq == 0 || fence.lastSeq < startSeq }
         return head.contains(fence.lastSeq)
     }
 
@@ -400,7 +434,7 @@ public actor JetStreamLog: EventLog {
         }
     }
 
-    private var nextSeq: UInt64 { (entries.last?.lastSeq ?? 0) + 1 }
+    private var nextSeq: UInt64 { entries.last.map { $0.lastSeq + 1 } ?? startSeq }
 
     /// The position in ``entries`` of the message holding `seq`, nil when none does.
     private func entryIndex(holding seq: UInt64) -> Int? {
@@ -415,10 +449,15 @@ public actor JetStreamLog: EventLog {
     }
 
     /// The group of ``entries``[`position`]: from memory, or read from the stream again.
-    private func group(at position: Int) async throws -> BatchGroup {
+    func group(at position: Int) async throws -> BatchGroup {
         let sequence = entries[position].sequence
         if let cached = cache[sequence] { return cached }
         guard let data = try await connection.message(stream: configuration.stream, sequence: sequence)?.data else {
+            // Retention purged it on another node's pass: the log starts later now.
+            if let info = try? await connection.streamInfo(configuration.stream), info.firstSequence > sequence {
+                forget(before: info.firstSequence)
+                throw LogError(.invalidArgument, "message \(sequence) of stream \(configuration.stream) was deleted by retention")
+            }
             throw LogError(.corruption, "message \(sequence) of stream \(configuration.stream) is gone")
         }
         var buffer = ByteBufferAllocator().buffer(capacity: data.count)
@@ -565,7 +604,7 @@ public actor JetStreamLog: EventLog {
             }
             let firstSeq = nextSeq
             let stamp = group.reduce(lastTimestamp) { max($0, $1.timestamp ?? LogTime.now()) }
-            let before = entries.last?.chain ?? .zero
+            let before = entries.last?.chain ?? startChain
             let (encoded, chains) = BatchGroup.encode(
                 group.map { BatchGroup.Append(payloads: $0.payloads, timestamp: stamp) },
                 firstSeq: firstSeq,
@@ -740,7 +779,7 @@ public actor JetStreamLog: EventLog {
     // MARK: Reading
 
     public func read(from seq: UInt64, maxRecords: Int) async throws -> [LogRecord] {
-        let start = max(seq, 1)
+        let start = max(seq, startSeq)
         guard let first = entryIndex(holding: start) else { return [] }
         var records: [LogRecord] = []
         var position = first
@@ -789,6 +828,7 @@ public actor JetStreamLog: EventLog {
         guard let info = try await connection.streamInfo(configuration.stream) else {
             throw LogError(.storageUnavailable, "stream \(configuration.stream) is gone")
         }
+        if info.messages > 0 { forget(before: info.firstSequence) }
         let deadline = ContinuousClock.now + configuration.openTimeout
         while lastStreamSequence < info.lastSequence {
             guard lifecycle == .open else { throw LogError(.closed, "the log is closed") }
@@ -857,19 +897,20 @@ public actor JetStreamLog: EventLog {
         return try await group(at: low).firstSeq(atOrAfter: timestamp) ?? entries[low].firstSeq
     }
 
-    public var firstSeq: UInt64 { 1 }
+    public var firstSeq: UInt64 { startSeq }
 
     public var lastSeq: UInt64 { nextSeq - 1 }
 
     public var chainHead: ChainHead {
-        ChainHead(seq: lastSeq, chain: entries.last?.chain ?? .zero)
+        ChainHead(seq: lastSeq, chain: entries.last?.chain ?? startChain)
     }
 
     public func chainValue(after seq: UInt64) async throws -> ChainValue? {
         if seq == 0 { return .zero }
+        if seq == startSeq - 1 { return startChain }
         guard let position = entryIndex(holding: seq) else { return nil }
         if entries[position].lastSeq == seq { return entries[position].chain }
-        let before = position == 0 ? ChainValue.zero : entries[position - 1].chain
+        let before = position == 0 ? startChain : entries[position - 1].chain
         return try await group(at: position).chainValue(after: seq, before: before)
     }
 
@@ -882,6 +923,8 @@ public actor JetStreamLog: EventLog {
         do {
             if let info = try await connection.streamInfo(configuration.stream, timeout: .seconds(2)) {
                 if info.replicas > 1 && info.leader == nil { quorum = "stream \(configuration.stream) has no leader (no quorum)" }
+                // Another node's retention pass may have purged messages this index still has.
+                if info.messages > 0 { forget(before: info.firstSequence) }
             } else {
                 quorum = "stream \(configuration.stream) is gone"
             }
@@ -889,7 +932,7 @@ public actor JetStreamLog: EventLog {
             quorum = "JetStream does not answer for stream \(configuration.stream) (no quorum?): \(error)"
         }
         return LogStatus(
-            firstSeq: 1,
+            firstSeq: startSeq,
             lastSeq: lastSeq,
             segments: [],
             failure: quorum ?? failure

@@ -5,6 +5,25 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
+/// The other nodes of a cluster as retention sees them (``LogPeers``): every node whose presence
+/// entry is fresh (``ClusterPresence/staleAfter``) and names a snapshot before the seq asked.
+struct ClusterPeers: LogPeers {
+    let bucket: KeyValueBucket
+
+    func nodesWithoutSnapshot(through seq: UInt64) async throws -> [String] {
+        let now = LogTime.now()
+        var waiting: [String] = []
+        for name in try await bucket.keys().sorted() {
+            guard let entry = try await bucket.get(name),
+                case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: Data(entry.value))
+            else { continue }
+            let age = Double(now - ClusterPresence.integer(fields["seen_at_ns"])) / 1e9
+            if age <= ClusterPresence.staleAfter && ClusterPresence.integer(fields["snapshot_seq"]) < Int64(seq) { waiting.append(name) }
+        }
+        return waiting
+    }
+}
+
 /// A node's presence in a cluster: every ``beatEvery`` it writes what it has applied to the
 /// key-value bucket `<stream>_NODES` (key: its name), and ``status()`` reads every node's entry
 /// and the stream's state for `GET /api/admin/cluster` and `custody cluster status`.
@@ -18,12 +37,15 @@ actor ClusterPresence: ClusterMembership, Service {
     static let beatEvery: Duration = .seconds(2)
     static let staleAfter: Double = 10
 
-    init(log: JetStreamLog, runtime: CoreRuntime, lease: JetStreamLease, logger: Logger) async throws {
+    /// The bucket is `<stream>_NODES`.
+    static let bucketSuffix = "NODES"
+
+    init(log: JetStreamLog, bucket: KeyValueBucket, runtime: CoreRuntime, lease: JetStreamLease, logger: Logger) {
         self.log = log
+        self.bucket = bucket
         self.runtime = runtime
         self.lease = lease
         self.logger = logger
-        bucket = try await log.keyValueBucket("NODES")
     }
 
     var nodeName: String { log.configuration.nodeName }
@@ -45,6 +67,7 @@ actor ClusterPresence: ClusterMembership, Service {
             "applied_seq": .integer(Int64(await runtime.projector.appliedSeq)),
             "head_seq": .integer(Int64(await log.lastSeq)),
             "lease_held": .bool(await lease.isHeld),
+            "snapshot_seq": .integer(Int64(runtime.retention?.snapshotSeq ?? 0)),
             "seen_at_ns": .integer(LogTime.now()),
         ])
         do {

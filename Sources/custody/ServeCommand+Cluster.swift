@@ -31,19 +31,23 @@ extension ServeCommand {
             try await checkSyncAlways(cluster.monitorURLs)
         }
         let nodeName = cluster.nodeName ?? "\(ProcessInfo.processInfo.hostName)-\(settings.port)"
-        let log = try await JetStreamLog.open(
-            JetStreamLog.Configuration(urls: cluster.urls, stream: cluster.stream, replicas: cluster.replicas, nodeName: nodeName),
-            logger: logger
-        )
+        var logConfiguration = JetStreamLog.Configuration(urls: cluster.urls, stream: cluster.stream, replicas: cluster.replicas, nodeName: nodeName)
+        // Retention purges the stream's oldest messages in runs of about a segment's size.
+        logConfiguration.allowsRetention = settings.retention.isEnabled
+        logConfiguration.retentionRunBytes = settings.segmentBytes
+        let log = try await JetStreamLog.open(logConfiguration, logger: logger)
         var configuration = configuration
         let lease: JetStreamLease
+        let nodes: KeyValueBucket
         do {
             lease = try await JetStreamLease.open(name: "work", log: log, logger: logger)
+            nodes = try await log.keyValueBucket(ClusterPresence.bucketSuffix)
         } catch {
             await log.close()
             throw error
         }
         configuration.lease = lease
+        configuration.peers = ClusterPeers(bucket: nodes)
         let runtime = try await CoreRuntime.open(
             log: log,
             projectionsIn: settings.dataDirectory,
@@ -51,13 +55,7 @@ extension ServeCommand {
             logger: logger,
             encodeLive: encodeLive
         )
-        let presence: ClusterPresence
-        do {
-            presence = try await ClusterPresence(log: log, runtime: runtime, lease: lease, logger: logger)
-        } catch {
-            await runtime.close()
-            throw error
-        }
+        let presence = ClusterPresence(log: log, bucket: nodes, runtime: runtime, lease: lease, logger: logger)
         let line =
             "Cluster mode: node \(nodeName), \(log.openingSummary); acknowledgements wait for \(cluster.durability == .fsync ? "a majority's fsync" : "a majority of the replicas")"
         return (runtime, presence, line)

@@ -97,7 +97,8 @@ struct ServeCommand: AsyncParsableCommand {
     var retentionMaxAge: String?
     @Option(
         name: .customLong("retention-max-bytes"),
-        help: "Retention: delete the oldest sealed segments while the log is larger (bytes, or 500MB, 50GiB; default off)."
+        help:
+            "Retention: delete the oldest sealed segments (cluster mode: the stream's oldest messages) while the log is larger (bytes, or 500MB, 50GiB; default off)."
     )
     var retentionMaxBytes: String?
     @Option(name: .customLong("retention-interval"), help: "Retention: seconds between passes (default 60).")
@@ -297,11 +298,6 @@ struct ServeCommand: AsyncParsableCommand {
         settings.repair = repair
         settings.cluster = try cluster(file: fileCluster)
         settings.retention = try retention(file: fileCluster?.retention)
-        if settings.cluster != nil && settings.retention.isEnabled {
-            throw ValidationError(
-                "retention is not available in cluster mode yet: the stream's records cannot be deleted before every node holds the state snapshot (docs/operations.md, \"Retention\")"
-            )
-        }
         guard (0...65535).contains(settings.port) else { throw ValidationError("the port must be 0–65535") }
         guard settings.segmentBytes >= 1 << 16 else { throw ValidationError("segment bytes must be at least 65536") }
         do {

@@ -104,15 +104,23 @@ import Testing
         try FileManager.default.copyItem(atPath: directory, toPath: copy)
         let rebuilt = try await CustodyCommand.run(["rebuild", "--data-dir", copy])
         #expect(rebuilt.status == 0, "rebuild: \(rebuilt.error)")
-        let incremental = try stateRows(directory)
-        let fromSnapshot = try stateRows(copy)
+        let incremental = try expectSameRows(kept: directory, rebuilt: copy)
+        #expect((incremental["tasks"]?.count ?? 0) >= 1 && (incremental["retired_traces"]?.count ?? 0) > 0)
+    }
+
+    /// Expects the projections in `kept` (kept incrementally) and `rebuilt` to hold the same rows
+    /// (``stateRows(_:)``); returns those of `kept`.
+    @discardableResult
+    static func expectSameRows(kept: String, rebuilt: String) throws -> [String: [String]] {
+        let incremental = try stateRows(kept)
+        let fromSnapshot = try stateRows(rebuilt)
         for table in incremental.keys.sorted() {
             let kept = incremental[table] ?? []
             let rebuilt = fromSnapshot[table] ?? []
             let firstDifference = zip(kept, rebuilt).first { $0 != $1 }.map { "kept \($0.0), rebuilt \($0.1)" } ?? "-"
             #expect(kept == rebuilt, "\(table): \(kept.count) rows kept, \(rebuilt.count) rebuilt; first difference: \(firstDifference)")
         }
-        #expect((incremental["tasks"]?.count ?? 0) >= 1 && (incremental["retired_traces"]?.count ?? 0) > 0)
+        return incremental
     }
 
     @Test func retentionDuringIngestAndRestartsKeepsStateAndAnswers410() async throws {

@@ -105,6 +105,72 @@ import Testing
         await second.close()
     }
 
+    /// Retention on a stream: the purge cuts at a message, the start record lets a node opened
+    /// afterwards begin there with the right chain; the other node drops what went; a fence
+    /// naming a purged seq holds on both; appends go on with one chain; a stream purged by hand,
+    /// without a start record, is refused; and a stream that denies purging refuses retention.
+    @Test func retentionPurgesTheOldestMessagesAndNodesStartAfterThem() async throws {
+        let cluster = try await NATSCluster()
+        defer { cluster.stop() }
+        var configuration = Self.configuration(cluster, stream: "RETAINED", node: "a")
+        configuration.allowsRetention = true
+        configuration.retentionRunBytes = 1
+        let first = try await JetStreamLog.open(configuration)
+        let second = try await JetStreamLog.open(Self.configuration(cluster, stream: "RETAINED", node: "b"))
+        let keyed = try await first.append([ByteBuffer(string: "task x created")], timestamp: nil, fence: AppendFence(key: "task:x", lastSeq: 0))
+        for round in 0..<9 { _ = try await first.append([ByteBuffer(string: "record \(round)"), ByteBuffer(string: "and \(round)")]) }
+        let head = try await lastUnder(first, second)
+        let extent = try await first.retentionExtent()
+        // A run per message (1 byte), never the last message.
+        #expect(extent.deletable.count == 9 && extent.deletable.last?.endSeq == head - 1)
+        let cut = extent.deletable[4].endSeq
+        let chainBefore = try #require(try await first.chainValue(after: cut - 1))
+        let deletion = try await first.deleteRecords(before: cut)
+        #expect(deletion.firstSeq == 1 && deletion.lastSeq == cut - 1 && deletion.segments == 5)
+        #expect(await first.firstSeq == cut)
+        #expect(try await first.read(from: 1, maxRecords: 100).first?.seq == cut)
+        #expect(try await first.chainValue(after: cut - 1) == chainBefore)
+        // Again: nothing more.
+        #expect(try await first.deleteRecords(before: cut).segments == 0)
+        // The other node notices when it asks the stream.
+        _ = try await second.synchronize()
+        #expect(await second.firstSeq == cut)
+        // A node opened now starts at the cut with the chain value before it.
+        let third = try await JetStreamLog.open(Self.configuration(cluster, stream: "RETAINED", node: "c"))
+        let (thirdFirst, thirdLast) = (await third.firstSeq, await third.lastSeq)
+        #expect(thirdFirst == cut && thirdLast == head)
+        #expect(try await third.chainValue(after: cut - 1) == chainBefore)
+        let (thirdHead, firstHead) = (await third.chainHead, await first.chainHead)
+        #expect(thirdHead == firstHead)
+        #expect(try await readAll(third).map(\.seq) == Array(cut...head))
+        // The fence of task x names a purged seq: it holds on the node that never saw the append.
+        let moved = try await third.append(
+            [ByteBuffer(string: "task x moved")],
+            timestamp: nil,
+            fence: AppendFence(key: "task:x", lastSeq: keyed.lastSeq)
+        )
+        #expect(moved.firstSeq == head + 1)
+        _ = try await lastUnder(first, second, third)
+        let finalHead = await third.chainHead
+        for log in [first, second] { #expect(await log.chainHead == finalHead) }
+        await first.close()
+        await second.close()
+        await third.close()
+
+        // A purge by hand, with no start record naming the new first message: refused.
+        let connection = try await JetStreamConnection.connect(to: cluster.urls)
+        defer { Task { await connection.close() } }
+        try await connection.purgeStream("RETAINED", before: (try await connection.streamInfo("RETAINED"))!.lastSequence)
+        await #expect(throws: LogError.self) { _ = try await JetStreamLog.open(Self.configuration(cluster, stream: "RETAINED", node: "d")) }
+        // A stream made without retention denies purging for good: retention is refused on it.
+        let plain = try await JetStreamLog.open(Self.configuration(cluster, stream: "PLAIN", node: "a"))
+        await plain.close()
+        var retaining = Self.configuration(cluster, stream: "PLAIN", node: "b")
+        retaining.allowsRetention = true
+        let refused = await #expect(throws: JetStreamError.self) { _ = try await JetStreamLog.open(retaining) }
+        #expect(refused?.message.contains("denies purging") == true, "\(String(describing: refused))")
+    }
+
     /// The seq of the newest record on both logs (both caught up).
     func lastUnder(_ logs: JetStreamLog...) async throws -> UInt64 {
         var head: UInt64 = 0

@@ -192,6 +192,14 @@ public actor Projector: PositionFollower {
         var records = try await log.read(from: seq, maxRecords: maxRecords)
         records.removeAll { $0.seq > head }
         guard let last = records.last else { return nil }
+        // Never past records retention deleted before they were applied (a node that was away
+        // while another deleted them): the projections would silently miss them.
+        if records[0].seq > seq, await log.firstSeq > seq {
+            throw LogError(
+                .dataLoss,
+                "retention deleted seqs \(seq)–\(records[0].seq - 1) before these projections applied them (docs/operations.md, \"Retention\")"
+            )
+        }
         var events: [Event] = []
         events.reserveCapacity(records.count)
         var undecodable = 0

@@ -67,6 +67,9 @@ public final class CoreRuntime: Sendable {
         public var lease: any WorkLease = SoleWriterLease()
         /// What retention deletes, and how often it looks (off by default).
         public var retention = RetentionPolicy()
+        /// The other nodes reading the log, whose snapshots retention waits for: none on the
+        /// embedded log.
+        public var peers: any LogPeers = NoLogPeers()
         /// Where retention keeps its state snapshots: the data directory's `snapshots/` (set by
         /// the `open` functions; nil leaves retention off).
         public var snapshots: StateSnapshots?
@@ -221,6 +224,7 @@ public final class CoreRuntime: Sendable {
         encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer = { _ in ByteBuffer() }
     ) async throws -> CoreRuntime {
         do {
+            try await checkNotBehindRetention(log: log, store: store)
             let projector = Projector(log: log, store: store, logger: logger)
             try await projector.catchUp()
             let interrupted = try await TraceReplay.closeInterrupted(log: log, store: store)
@@ -257,7 +261,7 @@ public final class CoreRuntime: Sendable {
                 outbox: outbox,
                 checkpoints: checkpoints,
                 lease: configuration.lease,
-                retention: configuration.snapshots.map { Retention(policy: configuration.retention, snapshots: $0) },
+                retention: configuration.snapshots.map { Retention(policy: configuration.retention, snapshots: $0, peers: configuration.peers) },
                 logger: logger
             )
         } catch {
@@ -353,6 +357,8 @@ public final class CoreRuntime: Sendable {
             // It ends only when cancelled, after appending what is queued.
             group.addTask { await self.context.responses.run(self.context) }
             group.addTask { await self.rebuild.run(self.projector, snapshots: self.snapshots, storage: self.storage, key: Self.logFiles) }
+            // Every node follows the deletions retention records, whoever runs the passes.
+            if self.retention != nil { group.addTask { await self.followRetention() } }
             // The work done by one node at a time, while it holds the lease: checkpoints and the
             // GitHub outbox. It ends only when cancelled: the others' end is what ends the group.
             let checkpoints = self.proofs.checkpoints

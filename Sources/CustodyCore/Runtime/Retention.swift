@@ -7,11 +7,26 @@ import Synchronization
 public final class Retention: Sendable {
     public let policy: RetentionPolicy
     public let snapshots: StateSnapshots
+    /// The other nodes reading the log, whose snapshots a deletion waits for.
+    public let peers: any LogPeers
     private let last = Mutex<RetentionPass?>(nil)
+    /// The last seq of the newest deletion this node has followed (its snapshot built, its span
+    /// projections pruned) since it started.
+    private let followed = Mutex<UInt64>(0)
 
-    public init(policy: RetentionPolicy, snapshots: StateSnapshots) {
+    public init(policy: RetentionPolicy, snapshots: StateSnapshots, peers: any LogPeers = NoLogPeers()) {
         self.policy = policy
         self.snapshots = snapshots
+        self.peers = peers
+    }
+
+    /// The seq the newest state snapshot of this node is as of (0: none): what it tells the
+    /// other nodes (``LogPeers``).
+    public var snapshotSeq: UInt64 { snapshots.all().last?.seq ?? 0 }
+
+    var followedThrough: UInt64 {
+        get { followed.withLock { $0 } }
+        set { followed.withLock { $0 = max($0, newValue) } }
     }
 
     /// The last pass that ran, nil before the first.
@@ -88,36 +103,34 @@ extension CoreRuntime {
             retention.record(pass)
         }
         let store = projector.store
-        // A pass a crash stopped after its record: finish it.
+        // A pass a crash (or nodes still building their snapshots) stopped after its record:
+        // finish it.
         if let record = try await store.retention(), await log.firstSeq < record.firstRetainedSeq {
             try await finish(record.latest, retention: retention, pass: &pass)
         }
         let policy = retention.policy
         guard policy.isEnabled else { return pass }
-        let status = await log.status()
-        var total = status.segments.reduce(Int64(0)) { $0 + $1.bytes }
+        // A deletion recorded earlier whose nodes are still building their snapshots waits.
+        if pass.held != nil { return pass }
+        let extent = try await log.retentionExtent()
+        var total = extent.bytes
         let now = LogTime.now()
-        let segments = status.segments
-        // Never the active segment, nor the last one holding records (the chain goes on from it).
-        let lastHolding = segments.last(where: { $0.endSeq > $0.baseSeq })?.baseSeq ?? 0
         let applied = await projector.appliedSeq
         var cut: UInt64?
         var bytes: Int64 = 0
-        for position in segments.indices.dropLast() {
-            let segment = segments[position]
-            let next = segments[position + 1].baseSeq
-            guard segment.sealed, next <= lastHolding else { break }
-            let old = policy.maxAge.map { age in segment.lastTimestamp.map { $0 < now - age.nanoseconds } ?? true } ?? false
+        // Never the active segment, nor the last run holding records (the log keeps those).
+        for range in extent.deletable {
+            let old = policy.maxAge.map { age in range.lastTimestamp.map { $0 < now - age.nanoseconds } ?? true } ?? false
             let large = policy.maxBytes.map { total > $0 } ?? false
             guard old || large else { break }
             // Only what every projection has applied.
-            guard segment.endSeq - 1 <= applied else {
-                pass.held = "the projections are at seq \(applied), behind segment \(segment.name)"
+            guard range.endSeq - 1 <= applied else {
+                pass.held = "the projections are at seq \(applied), behind \(range.name)"
                 break
             }
-            cut = next
-            total -= segment.bytes
-            bytes += segment.bytes
+            cut = range.endSeq
+            total -= range.bytes
+            bytes += range.bytes
         }
         guard let cut else { return pass }
         let first = await log.firstSeq
@@ -139,17 +152,32 @@ extension CoreRuntime {
         return pass
     }
 
-    /// Steps 4 and 5 of a pass whose record is in the log.
+    /// Steps 4 and 5 of a pass whose record is in the log: this node follows it (its snapshot,
+    /// its span projections), every other node reading the log is waited for, then the records
+    /// are deleted run by run and older snapshots removed. When a node has not built its snapshot
+    /// in time, `pass.held` says which and the next pass tries again.
     private func finish(_ record: LogRetention, retention: Retention, pass: inout RetentionPass) async throws {
-        let snapshotPath = retention.snapshots.path(named: record.snapshot)
-        pass.snapshot = record.snapshot
-        pass.pruning = try await projector.store.pruneSpans(through: record.lastSeq, snapshotAt: snapshotPath)
+        let (snapshot, pruning) = try await follow(record, retention: retention)
+        pass.snapshot = snapshot
+        pass.pruning = pruning
+        let waiting = try await waitForPeers(through: record.lastSeq, retention: retention)
+        guard waiting.isEmpty else {
+            pass.held = "waiting for nodes \(waiting.joined(separator: ", ")) to snapshot the state through seq \(record.lastSeq)"
+            logger.notice(
+                "retention waits for other nodes' snapshots before deleting",
+                metadata: ["nodes": "\(waiting)", "through": "\(record.lastSeq)"]
+            )
+            return
+        }
+        try await stop(at: "before-deletion", retention)
         let first = await log.firstSeq
-        let bases = await log.status().segments.map(\.baseSeq).filter { $0 > first && $0 <= record.lastSeq + 1 }
+        let cut = record.lastSeq + 1
+        var ends = try await log.retentionExtent().deletable.map(\.endSeq).filter { $0 > first && $0 < cut }
+        if first < cut { ends.append(cut) }
         var deleted: ClosedRange<UInt64>?
-        for (position, base) in bases.enumerated() {
+        for (position, end) in ends.enumerated() {
             if position > 0 { try await stop(at: "between-deletions", retention) }
-            let deletion = try await log.deleteRecords(before: base)
+            let deletion = try await log.deleteRecords(before: end)
             if deletion.segments > 0 {
                 deleted = (deleted?.lowerBound ?? deletion.firstSeq)...deletion.lastSeq
                 pass.segments += deletion.segments
@@ -157,7 +185,60 @@ extension CoreRuntime {
             }
         }
         pass.deleted = deleted
-        retention.snapshots.removeAll(except: record.snapshot)
+        retention.snapshots.removeAll(except: snapshot)
+    }
+
+    /// What every node does for a deletion recorded in the log (`log.retention`), the one whose
+    /// pass recorded it too: builds its own snapshot of the state through the range (idempotent;
+    /// the log still holds the range: it is deleted only once every node has one) and prunes
+    /// its span projections of the range. Returns the snapshot's name and what was pruned.
+    private func follow(_ record: LogRetention, retention: Retention) async throws -> (String, SpanPruning) {
+        let snapshot = try await retention.snapshots.build(through: record.lastSeq, log: log)
+        var pruning = SpanPruning()
+        if retention.followedThrough < record.lastSeq {
+            pruning = try await projector.store.pruneSpans(through: record.lastSeq, snapshotAt: retention.snapshots.path(named: snapshot))
+            retention.followedThrough = record.lastSeq
+        }
+        return (snapshot, pruning)
+    }
+
+    /// Waits up to 30 s (or the policy's interval when shorter, at least 2 s) for every other
+    /// node to hold a snapshot through `seq`; returns those that still do not.
+    private func waitForPeers(through seq: UInt64, retention: Retention) async throws -> [String] {
+        let deadline = ContinuousClock.now + min(.seconds(30), max(.seconds(2), retention.policy.checkInterval))
+        while true {
+            let waiting = try await retention.peers.nodesWithoutSnapshot(through: seq)
+            if waiting.isEmpty || ContinuousClock.now >= deadline { return waiting }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// Follows, on every node and whoever holds the work lease, each deletion the log records:
+    /// once the projections apply a `log.retention` event, this node builds its snapshot and
+    /// prunes its span projections (``follow(_:retention:)``), and keeps only its newest
+    /// snapshot. Looks once a second until cancelled; a failure is logged and tried again.
+    func followRetention() async {
+        guard let retention else { return }
+        while !Task.isCancelled {
+            do {
+                if let record = try await projector.store.retention()?.latest, retention.followedThrough < record.lastSeq {
+                    await storage.acquire(Self.logFiles)
+                    defer { storage.release(Self.logFiles) }
+                    let (snapshot, pruning) = try await follow(record, retention: retention)
+                    // The newest snapshot and the log after it rebuild everything an older one would.
+                    retention.snapshots.removeAll(except: snapshot)
+                    logger.info(
+                        "followed a deletion retention recorded",
+                        metadata: ["through": "\(record.lastSeq)", "snapshot": "\(snapshot)", "spans_pruned": "\(pruning.spans)"]
+                    )
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.error("could not follow a deletion retention recorded; trying again", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
     }
 
     /// The crash tests' stopping point: logs it and waits to be killed.
@@ -188,5 +269,21 @@ extension CoreRuntime {
             "latest": record.map { $0.latest.jsonValue } ?? .null,
             "last_pass": retention?.lastPass?.jsonValue ?? .null,
         ])
+    }
+}
+
+extension CoreRuntime {
+    /// Refuses projections that end before the log starts: retention deleted records they never
+    /// applied (a node away while the other nodes deleted, or projections removed by hand), so
+    /// catching up from the log would silently skip them.
+    static func checkNotBehindRetention(log: any EventLog, store: any ProjectionStore) async throws {
+        let first = await log.firstSeq
+        let applied = try await store.appliedSeq()
+        guard applied + 1 >= first else {
+            throw LogError(
+                .dataLoss,
+                "the projections have applied events up to seq \(applied), but the log now starts at seq \(first): retention deleted seqs \(applied + 1)–\(first - 1) before they applied them. On one node, `custody rebuild` rebuilds them from the newest snapshot; in cluster mode, copy projections.sqlite and snapshots/ from a node that is caught up (docs/operations.md, \"Retention\")"
+            )
+        }
     }
 }

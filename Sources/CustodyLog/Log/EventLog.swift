@@ -92,6 +92,12 @@ public protocol EventLog: Actor {
     /// whole sealed segments, so `cut` must be a segment's first seq there.
     func deleteRecords(before cut: UInt64) async throws -> LogDeletion
 
+    /// What retention may delete, and how large the log is: the runs of records, oldest first,
+    /// that ``deleteRecords(before:)`` removes whole — sealed segments for the segment log, runs
+    /// of about a segment's size of messages for a stream. Never the records the log must keep
+    /// (the active segment, the last run holding records: the chain goes on from them).
+    func retentionExtent() async throws -> RetentionExtent
+
     /// Finishes pending appends, makes everything durable and releases the log's resources.
     func close() async
 }
@@ -108,6 +114,28 @@ extension EventLog {
     /// Not supported by this engine.
     public func deleteRecords(before cut: UInt64) async throws -> LogDeletion {
         throw LogError(.invalidArgument, "this log engine does not delete records")
+    }
+
+    /// The sealed segments before the last one holding records, from ``status()``.
+    public func retentionExtent() async throws -> RetentionExtent {
+        let segments = await status().segments
+        let lastHolding = segments.last(where: { $0.endSeq > $0.baseSeq })?.baseSeq ?? 0
+        var deletable: [DeletableRange] = []
+        for position in segments.indices.dropLast() {
+            let segment = segments[position]
+            let next = segments[position + 1].baseSeq
+            guard segment.sealed, next <= lastHolding else { break }
+            deletable.append(
+                DeletableRange(
+                    name: segment.name,
+                    firstSeq: segment.baseSeq,
+                    endSeq: next,
+                    bytes: segment.bytes,
+                    lastTimestamp: segment.lastTimestamp
+                )
+            )
+        }
+        return RetentionExtent(bytes: segments.reduce(0) { $0 + $1.bytes }, deletable: deletable)
     }
 
     /// Appends `payloads` stamped now.

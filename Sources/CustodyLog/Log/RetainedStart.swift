@@ -86,3 +86,36 @@ public struct LogDeletion: Sendable, Hashable, Codable {
         self.bytes = bytes
     }
 }
+
+/// How large a log is and what retention may delete of it (``EventLog/retentionExtent()``).
+public struct RetentionExtent: Sendable, Hashable {
+    /// Every byte the log keeps.
+    public var bytes: Int64
+    /// The runs retention may delete, oldest first and contiguous from the log's first seq.
+    public var deletable: [DeletableRange]
+
+    public init(bytes: Int64, deletable: [DeletableRange]) {
+        self.bytes = bytes
+        self.deletable = deletable
+    }
+}
+
+/// One run of records that retention deletes whole: seqs `firstSeq..<endSeq`, removed by
+/// ``EventLog/deleteRecords(before:)`` with `endSeq`.
+public struct DeletableRange: Sendable, Hashable {
+    /// What it is, for people: a segment's file name, a stream's message numbers.
+    public var name: String
+    public var firstSeq: UInt64
+    public var endSeq: UInt64
+    public var bytes: Int64
+    /// The timestamp of its last record (nil when unknown).
+    public var lastTimestamp: Int64?
+
+    public init(name: String, firstSeq: UInt64, endSeq: UInt64, bytes: Int64, lastTimestamp: Int64?) {
+        self.name = name
+        self.firstSeq = firstSeq
+        self.endSeq = endSeq
+        self.bytes = bytes
+        self.lastTimestamp = lastTimestamp
+    }
+}
