@@ -8,15 +8,17 @@ import Logging
 /// The key `name` holds `node/instance expiry`: the node's name, a random number of this process
 /// (a restarted node is another holder, and so is a second process started under one name by
 /// mistake), and the expiry in Unix nanoseconds. A process takes the lease when the key is empty
-/// or its expiry has passed, by writing its own holder and expiry over the
-/// revision it read: of two nodes trying at once, JetStream stores one write (the other's names a
-/// revision that is no longer the newest). The holder renews every ``Configuration/renewEvery``
+/// or its expiry has passed, by writing its own holder and expiry over the revision it read, and
+/// holds it once the key still names it ``Configuration/retryEvery`` later: of two nodes trying
+/// at once JetStream usually refuses one write (it names a revision that is no longer the
+/// newest), and when both were stored — nats-server 2.9 checks against applied writes only —
+/// the second read leaves one holder. The holder renews every ``Configuration/renewEvery``
 /// the same way. Work runs only while the holder's own clock is more than
 /// ``Configuration/safetyMargin`` before the expiry it last wrote, and is cancelled and awaited
 /// before that point; a node waiting for the lease takes it only after that expiry on its own
 /// clock. So two nodes never work at once as long as their clocks differ by less than the
 /// margin (NTP keeps them within milliseconds). A holder that dies is replaced within
-/// ``Configuration/duration`` plus ``Configuration/retryEvery``.
+/// ``Configuration/duration`` plus twice ``Configuration/retryEvery``.
 public actor JetStreamLease {
     public struct Configuration: Sendable {
         /// How long a written lease lasts (15 s).
@@ -88,7 +90,7 @@ public actor JetStreamLease {
     /// enough that the lease could pass on.
     public func run(whileHeld work: @escaping @Sendable () async -> Void) async {
         while !Task.isCancelled {
-            guard await acquire() else {
+            guard let expiry = await acquire(), await confirm(until: expiry) else {
                 try? await Task.sleep(for: configuration.retryEvery)
                 continue
             }
@@ -106,32 +108,49 @@ public actor JetStreamLease {
         }
     }
 
-    /// Takes the lease when it is free, expired or already this node's; whether it holds it.
-    private func acquire() async -> Bool {
+    /// Writes the lease when it is free, expired or already this node's; the expiry written,
+    /// nil when another node holds it (or JetStream did not answer). Held only once confirmed.
+    private func acquire() async -> Int64? {
         do {
             let entry = try await bucket.get(name)
             if let entry, let (holder, expiry) = Self.parse(entry.value) {
                 lastHolder = Self.node(holder)
-                guard holder == owner || Self.now() > expiry else { return false }
+                guard holder == owner || Self.now() > expiry else { return nil }
             }
             return await write(replacing: entry?.revision ?? 0)
         } catch {
             logger.debug("could not read the lease", metadata: ["lease": "\(name)", "error": "\(error)"])
-            return false
+            return nil
         }
     }
 
-    /// Writes this node's name and a new expiry over `revision`; whether it was stored.
-    private func write(replacing revision: UInt64) async -> Bool {
+    /// Whether the lease this node just wrote is still its own a moment later. nats-server 2.9
+    /// checks a key-value update's expected revision against the writes its stream leader has
+    /// applied, not those still being replicated, so two nodes taking a free lease at the same
+    /// moment can both have their write stored; the later one is the key's value. Reading the
+    /// key again after ``Configuration/retryEvery`` — by then both writes are applied — leaves
+    /// one holder: the other gives the lease up before doing any work.
+    private func confirm(until expiry: Int64) async -> Bool {
+        try? await Task.sleep(for: configuration.retryEvery)
+        guard !Task.isCancelled, let entry = try? await bucket.get(name), let (holder, _) = Self.parse(entry.value), holder == owner else {
+            logger.debug("another node's write of the lease came after this node's", metadata: ["lease": "\(name)"])
+            return false
+        }
+        revision = entry.revision
+        heldUntil = expiry
+        lastHolder = nodeName
+        return isHeld
+    }
+
+    /// Writes this node's name and a new expiry over `revision`; the expiry when it was stored.
+    private func write(replacing revision: UInt64) async -> Int64? {
         let expiry = Self.now() + configuration.duration.nanoseconds
         do {
             self.revision = try await bucket.put(name, Array("\(owner) \(expiry)".utf8), replacing: revision)
-            heldUntil = expiry
-            lastHolder = nodeName
-            return true
+            return expiry
         } catch {
             logger.debug("could not write the lease", metadata: ["lease": "\(name)", "error": "\(error)"])
-            return false
+            return nil
         }
     }
 
@@ -141,7 +160,10 @@ public actor JetStreamLease {
         while isHeld {
             try? await Task.sleep(for: configuration.renewEvery)
             if Task.isCancelled { return }
-            if await write(replacing: revision) { continue }
+            if let expiry = await write(replacing: revision) {
+                heldUntil = expiry
+                continue
+            }
             // Another node's write, or no answer: read it again; the lease is held until its
             // margin runs out unless someone else holds it now.
             if let entry = try? await bucket.get(name), let (holder, _) = Self.parse(entry.value) {

@@ -5,15 +5,17 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// The other nodes of a cluster as retention sees them (``LogPeers``): every node whose presence
-/// entry is fresh (``ClusterPresence/staleAfter``) and names a snapshot before the seq asked.
+/// The other nodes of a cluster as retention sees them (``LogPeers``): every node but this one
+/// (whose pass has just built its snapshot) whose presence entry is fresh
+/// (``ClusterPresence/staleAfter``) and names a snapshot before the seq asked.
 struct ClusterPeers: LogPeers {
     let bucket: KeyValueBucket
+    let nodeName: String
 
     func nodesWithoutSnapshot(through seq: UInt64) async throws -> [String] {
         let now = LogTime.now()
         var waiting: [String] = []
-        for name in try await bucket.keys().sorted() {
+        for name in try await bucket.keys().sorted() where name != nodeName {
             guard let entry = try await bucket.get(name),
                 case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: Data(entry.value))
             else { continue }

@@ -47,7 +47,7 @@ extension ServeCommand {
             throw error
         }
         configuration.lease = lease
-        configuration.peers = ClusterPeers(bucket: nodes)
+        configuration.peers = ClusterPeers(bucket: nodes, nodeName: nodeName)
         let runtime = try await CoreRuntime.open(
             log: log,
             projectionsIn: settings.dataDirectory,
