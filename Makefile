@@ -6,8 +6,9 @@ SWIFT ?= swift
 DATA_DIR ?= ./custody-data
 # Debian packages the build needs (headers and pkg-config files for the C libraries), and what
 # the tests use: prometheus for promtool (the /metrics test checks the exposition with it);
-# nats.c (libnats-dev) and nats-server for cluster mode's JetStream log and its tests.
-APT_PACKAGES := liblz4-dev libsqlite3-dev zlib1g-dev pkg-config python3-venv prometheus libnats-dev nats-server
+# nats.c (libnats-dev) and nats-server for cluster mode's JetStream log and its tests;
+# postgresql for the tests of the projections' PostgreSQL schema (each starts a throwaway cluster).
+APT_PACKAGES := liblz4-dev libsqlite3-dev zlib1g-dev pkg-config python3-venv prometheus libnats-dev nats-server postgresql
 CUSTODY := .build/release/custody
 
 

@@ -119,7 +119,7 @@ let package = Package(
             name: "CustodySchema",
             path: "schema",
             exclude: ["openapi.yaml", "otlp", "custody.proto"],
-            resources: [.copy("projections")],
+            resources: [.copy("projections"), .copy("projections-postgresql")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -12,9 +12,19 @@ public enum CustodySchema {
         public var sql: String
     }
 
-    /// The projection migrations, in order.
-    public static func projectionMigrations() throws -> [Migration] {
-        guard let directory = Bundle.module.url(forResource: "projections", withExtension: nil) else {
+    /// The SQL dialect of a projection store: its migrations are in a folder of their own, named
+    /// alike.
+    public enum Dialect: String, Sendable {
+        /// `schema/projections/`.
+        case sqlite = "projections"
+        /// `schema/projections-postgresql/`: the same tables and migration names, in PostgreSQL's
+        /// dialect.
+        case postgresql = "projections-postgresql"
+    }
+
+    /// The projection migrations of `dialect`, in order.
+    public static func projectionMigrations(_ dialect: Dialect = .sqlite) throws -> [Migration] {
+        guard let directory = Bundle.module.url(forResource: dialect.rawValue, withExtension: nil) else {
             throw CocoaError(.fileNoSuchFile)
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".sql") }.sorted()

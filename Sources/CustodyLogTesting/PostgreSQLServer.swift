@@ -1,0 +1,154 @@
+import Foundation
+
+/// A throwaway PostgreSQL cluster (Debian's `postgresql`): `initdb` into a temporary directory
+/// and `postgres` on a loopback port, trusting local connections as the user `custody`. What
+/// tests of the PostgreSQL projection schema run against; ``stop()`` stops the server
+/// (immediate mode) and removes the directory. Started in about a second.
+///
+/// PostgreSQL refuses to run as root, so when the tests run as root the programs run as the
+/// `postgres` user (`runuser`), who owns the directory.
+public final class PostgreSQLServer: Sendable {
+    public let directory: TemporaryDirectory
+    public let port: Int
+    /// The folder of `initdb` and `postgres`.
+    public let binaries: String
+    /// The user the server trusts and the tests connect as.
+    public static let user = "custody"
+
+    /// `postgresql://custody@127.0.0.1:PORT/postgres`.
+    public var url: String { "postgresql://\(Self.user)@127.0.0.1:\(port)/postgres" }
+
+    /// Creates the cluster and starts the server; returns once it accepts connections.
+    public init() async throws {
+        binaries = try Self.findBinaries()
+        directory = TemporaryDirectory("postgresql")
+        port = try Self.freePort()
+        do {
+            if getuid() == 0 {
+                let owner = try await Self.run("/usr/bin/chown", ["-R", "postgres:postgres", directory.path], asPostgres: false)
+                guard owner.status == 0 else { throw PostgreSQLServerError("chown of \(directory.path) failed: \(owner.output)") }
+            }
+            let created = try await Self.run(
+                binaries + "/initdb",
+                ["-D", directory.file("data"), "-U", Self.user, "--auth=trust", "-E", "UTF8", "--locale=C", "-N"]
+            )
+            guard created.status == 0 else { throw PostgreSQLServerError("initdb failed: \(created.output)") }
+            // `postgres` itself, not `pg_ctl start`: the server would inherit what Foundation
+            // watches to learn that pg_ctl has exited, and pg_ctl would never seem to end.
+            let process = Process()
+            let command = [
+                binaries + "/postgres", "-D", directory.file("data"), "-p", String(port), "-k", directory.path, "-c", "listen_addresses=127.0.0.1",
+            ]
+            if getuid() == 0 {
+                process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+                process.arguments = ["-u", "postgres", "--"] + command
+            } else {
+                process.executableURL = URL(fileURLWithPath: command[0])
+                process.arguments = Array(command.dropFirst())
+            }
+            let log = try ChildProcess.outputFile(directory.file("server.log"))
+            process.standardOutput = log
+            process.standardError = log
+            process.standardInput = FileHandle.nullDevice
+            process.currentDirectoryURL = URL(fileURLWithPath: "/")
+            try process.run()
+            let deadline = ContinuousClock.now + .seconds(30)
+            while (try? await psql("SELECT 1")) == nil {
+                guard process.isRunning, ContinuousClock.now < deadline else {
+                    let text = (try? String(contentsOfFile: directory.file("server.log"), encoding: .utf8)) ?? ""
+                    throw PostgreSQLServerError("postgres did not start: \(text)")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        } catch {
+            stop()
+            throw error
+        }
+    }
+
+    /// Stops the server at once and removes its directory: SIGQUIT to the postmaster, as
+    /// `pg_ctl stop -m immediate` sends (no checkpoint: the cluster is thrown away; its other
+    /// processes end with it).
+    public func stop() {
+        if let pidFile = try? String(contentsOfFile: directory.file("data/postmaster.pid"), encoding: .utf8),
+            let pid = pidFile.split(separator: "\n").first.flatMap({ Int32($0) })
+        {
+            kill(pid, SIGQUIT)
+        }
+        directory.remove()
+    }
+
+    /// Runs `sql` with `psql` in database `database`, stopping at the first error: the rows it
+    /// printed, unaligned, one per line, columns separated by `|`.
+    public func psql(_ sql: String, database: String = "postgres") async throws -> String {
+        let file = directory.file("script-\(UUID().uuidString).sql")
+        try sql.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = try await Self.run(
+            "/usr/bin/psql",
+            ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", Self.user, "-d", database, "-f", file],
+            asPostgres: false
+        )
+        guard result.status == 0 else { throw PostgreSQLServerError("psql failed: \(result.output)") }
+        return result.output
+    }
+
+    /// The newest PostgreSQL's programs: Debian keeps them in `/usr/lib/postgresql/VERSION/bin`.
+    static func findBinaries() throws -> String {
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
+        for version in versions.reversed() where FileManager.default.isExecutableFile(atPath: "\(root)/\(version)/bin/initdb") {
+            return "\(root)/\(version)/bin"
+        }
+        throw PostgreSQLServerError("no PostgreSQL in \(root) (make deps installs Debian's postgresql)")
+    }
+
+    /// A loopback port nothing listens on now.
+    static func freePort() throws -> Int {
+        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw PostgreSQLServerError("socket() failed") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
+        }
+        guard bound else { throw PostgreSQLServerError("could not find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Runs a program to its end (as `postgres` when this process is root and `asPostgres`),
+    /// its output and errors in one file: exit status and that output.
+    static func run(_ executable: String, _ arguments: [String], asPostgres: Bool = true) async throws -> (status: Int32, output: String) {
+        let process = Process()
+        if asPostgres && getuid() == 0 {
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+            process.arguments = ["-u", "postgres", "--", executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("custody-postgresql-\(UUID().uuidString).out").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = try ChildProcess.outputFile(path)
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        // The program's working directory must be readable by `postgres`.
+        process.currentDirectoryURL = URL(fileURLWithPath: "/")
+        try process.run()
+        try await ChildProcess.exit(process)
+        return (process.terminationStatus, (try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
+    }
+}
+
+public struct PostgreSQLServerError: Error, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
