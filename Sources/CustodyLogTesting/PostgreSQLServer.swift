@@ -74,6 +74,13 @@ public final class PostgreSQLServer: Sendable {
             let pid = pidFile.split(separator: "\n").first.flatMap({ Int32($0) })
         {
             kill(pid, SIGQUIT)
+            // Removed only once the postmaster has gone (at most 10 s): while it shuts down it
+            // still removes files, and a directory emptied under it would stay behind.
+            var waited = 0
+            while kill(pid, 0) == 0 && waited < 1000 {
+                usleep(10_000)
+                waited += 1
+            }
         }
         directory.remove()
     }
