@@ -113,7 +113,11 @@ public final class NATSCluster: @unchecked Sendable {
             if (try? await monitor(node, "/varz")) != nil { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw NATSClusterError("nats-server \(names[node]) did not answer on port \(monitorPorts[node])")
+        // What the server said (a port already taken, a store it could not open) says why.
+        let log = (try? String(contentsOfFile: directory.file("n\(node).log"), encoding: .utf8)) ?? ""
+        throw NATSClusterError(
+            "nats-server \(names[node]) did not answer on port \(monitorPorts[node]) (running: \(isRunning(node))); its log ends: \(log.suffix(1500))"
+        )
     }
 
     /// The JSON a node's monitoring endpoint `path` (`/varz`, `/jsz?streams=true`) answers.
