@@ -19,15 +19,23 @@ public enum ChildProcess {
     }
 
     /// Runs `executable arguments…` to its end, its output in a file (never a pipe a blocked
-    /// reader must drain): exit status and standard output.
-    public static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    /// reader must drain): exit status and standard output — and standard error with it when
+    /// `includingErrors`. `workingDirectory` is the program's own when given.
+    public static func run(
+        _ executable: String,
+        _ arguments: [String],
+        includingErrors: Bool = false,
+        workingDirectory: String? = nil
+    ) async throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("custody-child-\(UUID().uuidString).out").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        process.standardOutput = try outputFile(path)
-        process.standardError = FileHandle.nullDevice
+        let output = try outputFile(path)
+        process.standardOutput = output
+        process.standardError = includingErrors ? output : FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
         try process.run()
         try await exit(process)

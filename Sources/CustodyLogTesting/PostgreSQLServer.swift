@@ -15,9 +15,6 @@ public final class PostgreSQLServer: Sendable {
     /// The user the server trusts and the tests connect as.
     public static let user = "custody"
 
-    /// `postgresql://custody@127.0.0.1:PORT/postgres`.
-    public var url: String { "postgresql://\(Self.user)@127.0.0.1:\(port)/postgres" }
-
     /// Creates the cluster and starts the server; returns once it accepts connections.
     public init() async throws {
         binaries = try Self.findBinaries()
@@ -35,17 +32,13 @@ public final class PostgreSQLServer: Sendable {
             guard created.status == 0 else { throw PostgreSQLServerError("initdb failed: \(created.output)") }
             // `postgres` itself, not `pg_ctl start`: the server would inherit what Foundation
             // watches to learn that pg_ctl has exited, and pg_ctl would never seem to end.
+            let (program, arguments) = Self.asPostgresUser(
+                binaries + "/postgres",
+                ["-D", directory.file("data"), "-p", String(port), "-k", directory.path, "-c", "listen_addresses=127.0.0.1"]
+            )
             let process = Process()
-            let command = [
-                binaries + "/postgres", "-D", directory.file("data"), "-p", String(port), "-k", directory.path, "-c", "listen_addresses=127.0.0.1",
-            ]
-            if getuid() == 0 {
-                process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-                process.arguments = ["-u", "postgres", "--"] + command
-            } else {
-                process.executableURL = URL(fileURLWithPath: command[0])
-                process.arguments = Array(command.dropFirst())
-            }
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = arguments
             let log = try ChildProcess.outputFile(directory.file("server.log"))
             process.standardOutput = log
             process.standardError = log
@@ -128,27 +121,16 @@ public final class PostgreSQLServer: Sendable {
     }
 
     /// Runs a program to its end (as `postgres` when this process is root and `asPostgres`),
-    /// its output and errors in one file: exit status and that output.
+    /// from `/` (which `postgres` can read): exit status, and its output and errors.
     static func run(_ executable: String, _ arguments: [String], asPostgres: Bool = true) async throws -> (status: Int32, output: String) {
-        let process = Process()
-        if asPostgres && getuid() == 0 {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", "postgres", "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("custody-postgresql-\(UUID().uuidString).out").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let output = try ChildProcess.outputFile(path)
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        // The program's working directory must be readable by `postgres`.
-        process.currentDirectoryURL = URL(fileURLWithPath: "/")
-        try process.run()
-        try await ChildProcess.exit(process)
-        return (process.terminationStatus, (try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
+        let (program, programArguments) = asPostgres ? asPostgresUser(executable, arguments) : (executable, arguments)
+        return try await ChildProcess.run(program, programArguments, includingErrors: true, workingDirectory: "/")
+    }
+
+    /// `executable arguments…` as the `postgres` user (`runuser`) when this process is root.
+    static func asPostgresUser(_ executable: String, _ arguments: [String]) -> (String, [String]) {
+        guard getuid() == 0 else { return (executable, arguments) }
+        return ("/usr/sbin/runuser", ["-u", "postgres", "--", executable] + arguments)
     }
 }
 
