@@ -30,32 +30,59 @@ public final class PostgreSQLServer: Sendable {
                 ["-D", directory.file("data"), "-U", Self.user, "--auth=trust", "-E", "UTF8", "--locale=C", "-N"]
             )
             guard created.status == 0 else { throw PostgreSQLServerError("initdb failed: \(created.output)") }
-            // `postgres` itself, not `pg_ctl start`: the server would inherit what Foundation
-            // watches to learn that pg_ctl has exited, and pg_ctl would never seem to end.
-            let (program, arguments) = Self.asPostgresUser(
-                binaries + "/postgres",
-                ["-D", directory.file("data"), "-p", String(port), "-k", directory.path, "-c", "listen_addresses=127.0.0.1"]
-            )
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: program)
-            process.arguments = arguments
-            let log = try ChildProcess.outputFile(directory.file("server.log"))
-            process.standardOutput = log
-            process.standardError = log
-            process.standardInput = FileHandle.nullDevice
-            process.currentDirectoryURL = URL(fileURLWithPath: "/")
-            try process.run()
-            let deadline = ContinuousClock.now + .seconds(30)
-            while (try? await psql("SELECT 1")) == nil {
-                guard process.isRunning, ContinuousClock.now < deadline else {
-                    let text = (try? String(contentsOfFile: directory.file("server.log"), encoding: .utf8)) ?? ""
-                    throw PostgreSQLServerError("postgres did not start: \(text)")
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            try await start()
         } catch {
             stop()
             throw error
+        }
+    }
+
+    /// Starts `postgres` on the cluster (again, after ``kill()``); returns once it accepts
+    /// connections (at most 30 s).
+    public func start() async throws {
+        // `postgres` itself, not `pg_ctl start`: the server would inherit what Foundation
+        // watches to learn that pg_ctl has exited, and pg_ctl would never seem to end.
+        let (program, arguments) = Self.asPostgresUser(
+            binaries + "/postgres",
+            ["-D", directory.file("data"), "-p", String(port), "-k", directory.path, "-c", "listen_addresses=127.0.0.1"]
+        )
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        let log = try ChildProcess.outputFile(directory.file("server.log"))
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        process.currentDirectoryURL = URL(fileURLWithPath: "/")
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while (try? await psql("SELECT 1")) == nil {
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                let text = (try? String(contentsOfFile: directory.file("server.log"), encoding: .utf8)) ?? ""
+                throw PostgreSQLServerError("postgres did not start: \(text)")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// The postmaster's pid, from `postmaster.pid`.
+    var postmasterPID: Int32? {
+        (try? String(contentsOfFile: directory.file("data/postmaster.pid"), encoding: .utf8))?.split(separator: "\n").first.flatMap { Int32($0) }
+    }
+
+    /// Kills the server with SIGKILL — the postmaster and every backend — as a crash would, and
+    /// waits until they are gone. ``start()`` starts it again on the same cluster (which then
+    /// recovers from its WAL).
+    public func kill() async throws {
+        guard let pid = postmasterPID else { return }
+        _ = try await ChildProcess.run("/usr/bin/pkill", ["-KILL", "-P", String(pid)], includingErrors: true)
+        Foundation.kill(pid, SIGKILL)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let children = try await ChildProcess.run("/usr/bin/pgrep", ["-P", String(pid)], includingErrors: true).output
+            if Foundation.kill(pid, 0) != 0 && !children.contains(where: \.isNumber) { break }
+            guard ContinuousClock.now < deadline else { throw PostgreSQLServerError("postgres (pid \(pid)) did not die") }
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 
@@ -63,14 +90,12 @@ public final class PostgreSQLServer: Sendable {
     /// `pg_ctl stop -m immediate` sends (no checkpoint: the cluster is thrown away; its other
     /// processes end with it).
     public func stop() {
-        if let pidFile = try? String(contentsOfFile: directory.file("data/postmaster.pid"), encoding: .utf8),
-            let pid = pidFile.split(separator: "\n").first.flatMap({ Int32($0) })
-        {
-            kill(pid, SIGQUIT)
+        if let pid = postmasterPID {
+            Foundation.kill(pid, SIGQUIT)
             // Removed only once the postmaster has gone (at most 10 s): while it shuts down it
             // still removes files, and a directory emptied under it would stay behind.
             var waited = 0
-            while kill(pid, 0) == 0 && waited < 1000 {
+            while Foundation.kill(pid, 0) == 0 && waited < 1000 {
                 usleep(10_000)
                 waited += 1
             }

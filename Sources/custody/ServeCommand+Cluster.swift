@@ -23,6 +23,7 @@ extension ServeCommand {
     static func clusterRuntime(
         _ cluster: ClusterSettings,
         settings: Settings,
+        store: (any ProjectionStore)?,
         configuration: CoreRuntime.Configuration,
         logger: Logger,
         encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer
@@ -51,6 +52,7 @@ extension ServeCommand {
         let runtime = try await CoreRuntime.open(
             log: log,
             projectionsIn: settings.dataDirectory,
+            store: store,
             configuration: configuration,
             logger: logger,
             encodeLive: encodeLive

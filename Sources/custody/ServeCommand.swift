@@ -76,6 +76,11 @@ struct ServeCommand: AsyncParsableCommand {
             "Cluster mode: keep the log in a NATS JetStream stream on these servers (nats://host:port, comma-separated) instead of the data directory."
     )
     var logURLs: String?
+    @Option(
+        help:
+            "Keep the projections in PostgreSQL, shared by every node: postgresql://user[:password]@host:port/database[?schema=NAME] (default: projections.sqlite in the data directory)."
+    )
+    var projections: String?
     @Option(help: "Cluster mode: the JetStream stream's name (default CUSTODY).") var stream: String?
     @Option(help: "Cluster mode: how many JetStream nodes store each message (default 3).") var replicas: Int?
     @Option(name: .customLong("node-name"), help: "Cluster mode: this node's name (default the host name and the port).")
@@ -131,6 +136,8 @@ struct ServeCommand: AsyncParsableCommand {
         var cluster: ClusterSettings?
         /// Retention (docs/operations.md, "Retention"); off by default.
         var retention = RetentionPolicy()
+        /// The projections in PostgreSQL (docs/projections.md); nil: `projections.sqlite`.
+        var projections: PostgreSQLLocation?
     }
 
     /// Where cluster mode's log is and how it is written.
@@ -178,6 +185,7 @@ struct ServeCommand: AsyncParsableCommand {
         var durability: String?
         var natsMonitor: String?
         var retention: FileRetention?
+        var projections: String?
     }
 
     struct FileToken: Decodable {
@@ -298,6 +306,13 @@ struct ServeCommand: AsyncParsableCommand {
         settings.repair = repair
         settings.cluster = try cluster(file: fileCluster)
         settings.retention = try retention(file: fileCluster?.retention)
+        if let url = projections ?? ProcessEnvironment.value("CUSTODY_PROJECTIONS") ?? fileCluster?.projections {
+            do {
+                settings.projections = try PostgreSQLLocation(url: url)
+            } catch {
+                throw ValidationError(error.message)
+            }
+        }
         guard (0...65535).contains(settings.port) else { throw ValidationError("the port must be 0–65535") }
         guard settings.segmentBytes >= 1 << 16 else { throw ValidationError("segment bytes must be at least 65536") }
         do {
@@ -425,7 +440,22 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try settings()
-        let application = try await Self.application(settings: settings, logger: Logger(label: "custody"))
+        let logger = Logger(label: "custody")
+        guard let location = settings.projections else {
+            try await Self.serve(settings: settings, store: nil, logger: logger)
+            return
+        }
+        try await awaitingCleanErrors {
+            try await PostgreSQLProjectionStore.withStore(at: location, logger: logger) { store in
+                try await Self.serve(settings: settings, store: store, logger: logger)
+            }
+        }
+    }
+
+    /// Builds the server over `store` (nil: the data directory's SQLite projections) and runs it
+    /// until a signal stops it.
+    static func serve(settings: Settings, store: (any ProjectionStore)?, logger: Logger) async throws {
+        let application = try await Self.application(settings: settings, store: store, logger: logger)
         do {
             try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         } catch {
@@ -436,7 +466,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// Opens the data directory and builds the server (not yet running); prints the URL once it
     /// listens. `custody demo` runs the same.
-    static func application(settings: Settings, logger: Logger) async throws -> some ApplicationProtocol {
+    static func application(
+        settings: Settings,
+        store: (any ProjectionStore)? = nil,
+        logger: Logger
+    ) async throws -> some ApplicationProtocol {
         do {
             try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
         } catch {
@@ -467,6 +501,7 @@ struct ServeCommand: AsyncParsableCommand {
                 let (runtime, membership, line) = try await clusterRuntime(
                     cluster,
                     settings: settings,
+                    store: store,
                     configuration: configuration,
                     logger: logger,
                     encodeLive: CustodyApplication.encodeLive
@@ -477,6 +512,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
             return try await CoreRuntime.open(
                 directory: settings.dataDirectory,
+                store: store,
                 configuration: configuration,
                 logger: logger,
                 encodeLive: CustodyApplication.encodeLive

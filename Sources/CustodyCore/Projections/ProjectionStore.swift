@@ -26,6 +26,11 @@ public protocol ProjectionStore: Sendable {
     /// The checkpoint: the seq of the last applied record (0 when none).
     func appliedSeq() async throws -> UInt64
 
+    /// Whether this node may apply batches now. A store of one node always may (the default); a
+    /// store shared by several nodes lets one at a time, and the projector of a node that may
+    /// not follows the checkpoint the writing node moves instead (``Projector``).
+    func mayApply() async throws -> Bool
+
     /// Applies `batch` and moves the checkpoint, in one transaction.
     func apply(_ batch: ProjectionBatch) async throws
 
@@ -126,6 +131,10 @@ public protocol ProjectionStore: Sendable {
 
     /// The first `log.checkpoint` attesting a seq at or after `seq`: the one a proof of `seq` ends at.
     func logCheckpoint(covering seq: UInt64) async throws -> StoredLogCheckpoint?
+}
+
+extension ProjectionStore {
+    public func mayApply() async throws -> Bool { true }
 }
 
 /// Where a trace's spans are: their seqs in the log and the trace's summary.

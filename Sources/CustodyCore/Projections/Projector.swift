@@ -57,6 +57,12 @@ public actor Projector: PositionFollower {
                     adoption.continuation.resume(throwing: error)
                 }
             }
+            guard await mayApply() else {
+                // Another node applies events to this (shared) store: follow its checkpoint.
+                try await followWriter()
+                current = nil
+                continue
+            }
             if current == nil {
                 current = try await Self.fetch(log, from: applied + 1, upTo: await log.lastSeq, maxRecords: batchSize, logger: logger)
                 if current == nil {
@@ -69,7 +75,11 @@ public actor Projector: PositionFollower {
             let batch = current!
             let head = await log.lastSeq
             async let following = Self.fetch(log, from: batch.last.seq + 1, upTo: head, maxRecords: batchSize, logger: logger)
-            try await applyRetrying(batch)
+            guard try await applyRetrying(batch) else {
+                _ = try? await following
+                current = nil
+                continue
+            }
             undecodableRecords += batch.undecodable
             applied = batch.last.seq
             wakeWaiters()
@@ -77,19 +87,66 @@ public actor Projector: PositionFollower {
         }
     }
 
+    /// How often a node that does not apply events reads the checkpoint of the node that does.
+    static let followInterval: Duration = .milliseconds(50)
+
+    /// Whether this node may apply events to the store now; false (after a pause) when the store
+    /// cannot say (unreachable): the loop then follows the checkpoint, retrying.
+    private func mayApply() async -> Bool {
+        do {
+            return try await store.mayApply()
+        } catch {
+            failures += 1
+            logger.error("the projection store cannot be reached; retrying", metadata: ["error": "\(error)", "attempt": "\(failures)"])
+            try? await Task.sleep(for: .seconds(1))
+            return false
+        }
+    }
+
+    /// While another node applies events: takes the store's checkpoint as applied (waking the
+    /// readers waiting for it), then pauses.
+    private func followWriter() async throws {
+        do {
+            let stored = try await store.appliedSeq()
+            if stored > applied {
+                applied = stored
+                wakeWaiters()
+            }
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            logger.warning("reading the projections' checkpoint failed; retrying", metadata: ["error": "\(error)"])
+        }
+        try await Task.sleep(for: Self.followInterval)
+    }
+
     /// Applies a batch, retrying with backoff when the database refuses it (busy, an I/O error):
     /// the live projections must not stop for good on a transient failure. Nothing is applied
-    /// twice: a failed transaction wrote nothing, checkpoint included.
-    private func applyRetrying(_ batch: DecodedBatch) async throws {
+    /// twice: a failed transaction wrote nothing, checkpoint included. Returns false, without
+    /// applying it, when the store's checkpoint has moved past ``appliedSeq`` meanwhile (another
+    /// node applied the batch: it took over a shared store) or this node may no longer apply;
+    /// ``appliedSeq`` is then the store's checkpoint.
+    private func applyRetrying(_ batch: DecodedBatch) async throws -> Bool {
         var delay: Duration = .milliseconds(50)
         while true {
             do {
                 try await store.apply(batch.batch)
                 failures = 0
-                return
+                return true
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
+                // The store's checkpoint is the truth.
+                if let stored = try? await store.appliedSeq(), stored > applied {
+                    logger.notice(
+                        "another node applied these events to the projections; following its checkpoint",
+                        metadata: ["from_seq": "\(batch.batch.events.first?.seq ?? 0)", "checkpoint": "\(stored)"]
+                    )
+                    applied = stored
+                    wakeWaiters()
+                    return false
+                }
+                if (try? await store.mayApply()) == false { return false }
                 failures += 1
                 logger.error(
                     "applying events to the projections failed; retrying",
@@ -108,9 +165,26 @@ public actor Projector: PositionFollower {
     /// tests.
     ///
     /// Reading and decoding the next batch overlaps with writing the current one.
-    public func catchUp(progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) async throws {
+    /// On a shared store written by another node, it waits (at most `followingFor`) for that
+    /// node's checkpoint to reach the log's head, unless this node can take over the writing.
+    public func catchUp(
+        progress: (@Sendable (UInt64, UInt64) -> Void)? = nil,
+        followingFor timeout: Duration = .seconds(60)
+    ) async throws {
         applied = try await store.appliedSeq()
         let head = await log.lastSeq
+        let deadline = ContinuousClock.now + timeout
+        while applied < head, try await !store.mayApply() {
+            guard ContinuousClock.now < deadline else {
+                throw CoreError(
+                    .overloaded,
+                    "the node applying events to the projections has not reached seq \(head) within \(timeout) (they are at \(applied))"
+                )
+            }
+            try await Task.sleep(for: Self.followInterval)
+            applied = max(applied, try await store.appliedSeq())
+            wakeWaiters()
+        }
         var batch = try await Self.fetch(log, from: applied + 1, upTo: head, maxRecords: batchSize, logger: logger)
         while let current = batch {
             try Task.checkCancellation()

@@ -137,8 +137,12 @@ public final class CoreRuntime: Sendable {
     /// Opens (creating if needed) the data directory: recovers the log, catches the projections
     /// up with it and refills the active-span cache. `encodeLive` encodes a span once for every
     /// live client (the adapter's wire format).
+    ///
+    /// `store` is where the projections are when not in the directory's `projections.sqlite`
+    /// (PostgreSQL: docs/projections.md); it is closed with the runtime.
     public static func open(
         directory: String,
+        store external: (any ProjectionStore)? = nil,
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "custody"),
         encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer = { _ in ByteBuffer() }
@@ -146,23 +150,25 @@ public final class CoreRuntime: Sendable {
         let databasePath = ProjectionPaths.database(in: directory)
         // Whatever the projections applied had been acknowledged: a log that ends before it has
         // lost acknowledged events, however whole its last batch looks.
-        let applied = try SQLiteProjectionStore.appliedSeq(ofDatabaseAt: databasePath)
+        let applied = try await external?.appliedSeq() ?? SQLiteProjectionStore.appliedSeq(ofDatabaseAt: databasePath)
+        let witness = external == nil ? "the projections' checkpoint (projections.sqlite)" : "the projections' checkpoint (\(type(of: external!)))"
         let log = try await SegmentLog.open(
             directory: directory,
             configuration: configuration.log,
             damagePolicy: configuration.damagePolicy,
-            acknowledged: applied > 0 ? AcknowledgedMark(seq: applied, witness: "the projections' checkpoint (projections.sqlite)") : nil,
+            acknowledged: applied > 0 ? AcknowledgedMark(seq: applied, witness: witness) : nil,
             fileSystem: configuration.fileSystem,
             logger: logger
         )
         let store: any ProjectionStore
         do {
-            store = try await recordLosses(
-                log: log,
-                databasePath: databasePath,
-                snapshots: StateSnapshots(dataDirectory: directory),
-                logger: logger
-            )
+            let snapshots = StateSnapshots(dataDirectory: directory)
+            if let external {
+                try await recordLosses(log: log, store: external, snapshots: snapshots, logger: logger)
+                store = external
+            } else {
+                store = try await recordLosses(log: log, databasePath: databasePath, snapshots: snapshots, logger: logger)
+            }
         } catch {
             await log.close()
             throw error
@@ -181,25 +187,31 @@ public final class CoreRuntime: Sendable {
     /// usual. Refuses when the projections have applied events the log does not hold (a stream
     /// that was lost or replaced under them): they would describe another record. On failure the
     /// log is closed.
+    /// `store` is where the projections are when not in the directory's `projections.sqlite`
+    /// (PostgreSQL, shared by the nodes: docs/projections.md).
     public static func open(
         log: any EventLog,
         projectionsIn directory: String,
+        store external: (any ProjectionStore)? = nil,
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "custody"),
         encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer = { _ in ByteBuffer() }
     ) async throws -> CoreRuntime {
-        let store: SQLiteProjectionStore
+        let store: any ProjectionStore
         do {
             let databasePath = ProjectionPaths.database(in: directory)
-            let applied = try SQLiteProjectionStore.appliedSeq(ofDatabaseAt: databasePath)
+            let applied = try await external?.appliedSeq() ?? SQLiteProjectionStore.appliedSeq(ofDatabaseAt: databasePath)
             let head = await log.lastSeq
             guard applied <= head else {
+                let remedy =
+                    external == nil
+                    ? "move \(databasePath) away to rebuild them from this log" : "drop their schema to rebuild them from this log"
                 throw LogError(
                     .dataLoss,
-                    "the projections in \(directory) have applied events up to seq \(applied), but the log ends at seq \(head): it is not the log they were made from (move \(databasePath) away to rebuild them from this log)"
+                    "the projections \(external.map { "in \($0)" } ?? "in \(directory)") have applied events up to seq \(applied), but the log ends at seq \(head): it is not the log they were made from (\(remedy))"
                 )
             }
-            store = try SQLiteProjectionStore(path: databasePath)
+            store = try external ?? SQLiteProjectionStore(path: databasePath)
         } catch {
             await log.close()
             throw error
@@ -345,6 +357,35 @@ public final class CoreRuntime: Sendable {
             )
         }
         return store
+    }
+
+    /// ``recordLosses(log:databasePath:snapshots:logger:)`` for a store that is not the data
+    /// directory's file (PostgreSQL): a rebuild into its rebuild target, swapped in, when it
+    /// lacks a loss; then the missing `log.loss` events.
+    static func recordLosses(log: any EventLog, store: any ProjectionStore, snapshots: StateSnapshots, logger: Logger) async throws {
+        let losses = log.recordedLosses
+        guard !losses.isEmpty else { return }
+        func unrecorded() async throws -> [QuarantineRecord] {
+            let recorded = try await store.recordedLosses()
+            return losses.filter { !recorded.contains($0.key) }
+        }
+        guard try await !unrecorded().isEmpty else { return }
+        logger.notice("rebuilding the projections from the log, which has lost events", metadata: ["losses": "\(losses.count)"])
+        let target = try await store.makeRebuildTarget()
+        do {
+            _ = try await ProjectionRebuild.build(log: log, snapshots: snapshots, into: target, progress: nil)
+            _ = try await store.replaceContents(with: target)
+        } catch {
+            try? await target.close()
+            throw error
+        }
+        let missing = try await unrecorded()
+        guard !missing.isEmpty else { return }
+        var events: [ByteBuffer] = []
+        for loss in missing {
+            events.append(EventCodec.encode(.logLoss(LogLoss(loss, chainBefore: try await log.chainValue(after: loss.firstLostSeq - 1)))))
+        }
+        _ = try await log.append(events)
     }
 
     /// Keeps the projections, the cache and the live hub following the log until the task is

@@ -1,0 +1,249 @@
+import CustodyLog
+import CustodyLogTesting
+import Foundation
+import GRDB
+import Logging
+import NIOCore
+import PostgresNIO
+import Testing
+
+@testable import CustodyCore
+
+/// The projections on PostgreSQL (docs/projections.md, "On PostgreSQL") against a real, throwaway
+/// PostgreSQL: the same varied log projected into PostgreSQL — in batches of every size, cut
+/// short again and again, by two nodes in turn — answers every read as a rebuild into SQLite
+/// does; one writer at a time, each event applied once; an online rebuild swaps schemas.
+@Suite(.serialized) struct PostgreSQLProjectionStoreTests {
+    static let logger = Logger(label: "test.postgresql")
+
+    static func location(_ server: PostgreSQLServer, schema: String) -> PostgreSQLLocation {
+        PostgreSQLLocation(host: "127.0.0.1", port: server.port, username: PostgreSQLServer.user, database: "postgres", schema: schema)
+    }
+
+    /// A log of ~15k varied events, plus spans whose names need COPY's escapes.
+    static func makeLog(_ directory: TemporaryDirectory) async throws -> SegmentLog {
+        let log = try await SegmentLog.open(directory: directory.file("log"), configuration: LogConfiguration(segmentBytes: 256 << 10))
+        var generator = ScenarioGenerator(seed: 2211)
+        var random = SplitMix64(seed: 2212)
+        var appended = 0
+        while appended < 15_000 {
+            let count = 1 + Int(random.next(upperBound: 300))
+            _ = try await log.append((0..<count).map { _ in EventCodec.encode(generator.next()) })
+            appended += count
+        }
+        let awkward = ["tab\there", "back\\slash", "line\nbreak", "carriage\rreturn", "é ✓ 漢字", "\\N", "quote'\"", "%_like"]
+        _ = try await log.append(
+            awkward.enumerated().map { index, name in
+                EventCodec.encode(
+                    .span(Span(traceId: "awkward-\(index % 3)", spanId: name, source: name, stage: name, operation: name, timestamp: Int64(index)))
+                )
+            }
+        )
+        return log
+    }
+
+    @Test func projectionsCutShortByTwoNodesAnswerAsARebuildIntoSQLite() async throws {
+        let server = try await PostgreSQLServer()
+        defer { server.stop() }
+        let directory = TemporaryDirectory("pg-projections")
+        defer { directory.remove() }
+        let log = try await Self.makeLog(directory)
+        let head = await log.lastSeq
+        let location = Self.location(server, schema: "custody_test")
+        var random = SplitMix64(seed: 99)
+        // Rounds of a projector with a random batch size, stopped wherever it is: its store is
+        // closed with no clean-up (its session ends, the lock with it), and the next round — another
+        // "node" — resumes from the checkpoint.
+        var rounds = 0
+        while try await PostgreSQLProjectionStore.withStore(at: location, logger: Self.logger, { try await $0.appliedSeq() }) < head {
+            rounds += 1
+            try await PostgreSQLProjectionStore.withStore(at: location, logger: Self.logger) { store in
+                let projector = Projector(log: log, store: store, batchSize: 1 + Int(random.next(upperBound: 2500)))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await projector.run() }
+                    try await Task.sleep(for: .milliseconds(100 + Int(random.next(upperBound: 400))))
+                    group.cancelAll()
+                    _ = try? await group.next()
+                }
+            }
+            #expect(rounds < 200, "the projections do not progress")
+            if rounds >= 200 { break }
+        }
+        #expect(rounds > 2, "the rounds were not cut short")
+        let rebuiltPath = directory.file("rebuilt.sqlite")
+        _ = try await ProjectionRebuild.rebuild(log: log, databasePath: rebuiltPath, snapshots: nil)
+        let sqlite = try SQLiteProjectionStore(path: rebuiltPath)
+        try await PostgreSQLProjectionStore.withStore(at: location, logger: Self.logger) { postgres in
+            #expect(try await postgres.appliedSeq() == head)
+            try await Self.expectSameAnswers(sqlite, postgres)
+        }
+        try await sqlite.close()
+        await log.close()
+    }
+
+    @Test func oneNodeWritesAtATimeAndAnotherTakesOverFromItsCheckpoint() async throws {
+        let server = try await PostgreSQLServer()
+        defer { server.stop() }
+        let directory = TemporaryDirectory("pg-writers")
+        defer { directory.remove() }
+        let log = try await Self.makeLog(directory)
+        let location = Self.location(server, schema: "custody")
+        try await PostgreSQLProjectionStore.withStore(at: location, logger: Self.logger) { first in
+            try await PostgreSQLProjectionStore.withStore(at: location, logger: Self.logger) { second in
+                #expect(try await first.mayApply())
+                #expect(try await !second.mayApply())
+                // Both projectors run: the first applies, the second follows its checkpoint.
+                let firstProjector = Projector(log: log, store: first, batchSize: 500)
+                let secondProjector = Projector(log: log, store: second, batchSize: 700)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await secondProjector.run() }
+                    group.addTask { try await firstProjector.run() }
+                    let head = await log.lastSeq
+                    try await secondProjector.waitUntilApplied(head, timeout: .seconds(60))
+                    #expect(try await !second.mayApply())
+                    // A batch the second node would apply is refused: the first holds the lock.
+                    let refused = ProjectionBatch([], checkpointSeq: head + 1, checkpointTime: 0)
+                    await #expect(throws: CoreError.self) { try await second.apply(refused) }
+                    // The first node dies (its session ends): the second takes over and applies
+                    // what comes next.
+                    group.cancelAll()
+                    while (try? await group.next()) != nil {}
+                }
+                await first.writer.close()
+                var generator = ScenarioGenerator(seed: 5)
+                _ = try await log.append((0..<3000).map { _ in EventCodec.encode(generator.next()) })
+                let head = await log.lastSeq
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await secondProjector.run() }
+                    try await secondProjector.waitUntilApplied(head, timeout: .seconds(30))
+                    #expect(try await second.mayApply())
+                    group.cancelAll()
+                    _ = try? await group.next()
+                }
+                // A writer that does not know it lost the lock (here: none) cannot apply a batch
+                // twice: the guarded checkpoint refuses it and nothing changes.
+                let stale = PostgreSQLWriter(
+                    configuration: PostgreSQLProjectionStore.connectionConfiguration(location, schema: location.schema),
+                    schema: location.schema,
+                    lockKey: nil,
+                    logger: Self.logger
+                )
+                let records = try await log.read(from: head - 10, maxRecords: 5)
+                let events = try records.map { try EventCodec.decode($0) }
+                let counted = "SELECT COUNT(*) FROM operation_logs"
+                let before = try await second.rows(PostgresQuery(unsafeSQL: counted))[0][0].decode(Int64.self)
+                await #expect(throws: CoreError.self) {
+                    try await stale.apply(ProjectionBatch(events, checkpointSeq: records.last!.seq, checkpointTime: 0))
+                }
+                await stale.close()
+                #expect(try await second.rows(PostgresQuery(unsafeSQL: counted))[0][0].decode(Int64.self) == before)
+                #expect(try await second.appliedSeq() == head)
+
+                let rebuiltPath = directory.file("rebuilt.sqlite")
+                _ = try await ProjectionRebuild.rebuild(log: log, databasePath: rebuiltPath, snapshots: nil)
+                let sqlite = try SQLiteProjectionStore(path: rebuiltPath)
+                try await Self.expectSameAnswers(sqlite, second)
+
+                // An online rebuild into custody_rebuild, swapped in by renaming the schemas.
+                let report = try await ProjectionRebuild.rebuildOnline(projector: secondProjector, snapshots: nil)
+                #expect(report.events == head)
+                try await Self.expectSameAnswers(sqlite, second)
+                let schemas = try await second.rows("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'custody%' ORDER BY 1")
+                #expect(try schemas.map { try $0[0].decode(String.self) } == ["custody"])
+                try await sqlite.close()
+            }
+        }
+        await log.close()
+    }
+
+    /// Every read of ``ProjectionStore`` answers the same from both stores, for every task, order,
+    /// trace and GitHub operation the SQLite store holds, and for a range of trace searches.
+    static func expectSameAnswers(_ sqlite: SQLiteProjectionStore, _ postgres: PostgreSQLProjectionStore) async throws {
+        #expect(try await sqlite.appliedSeq() == postgres.appliedSeq())
+        let (uuids, orders, traces, operations, keys) = try await sqlite.read { db in
+            (
+                try String.fetchAll(db, sql: "SELECT uuid FROM tasks"),
+                try String.fetchAll(db, sql: "SELECT order_id FROM tasks UNION SELECT order_id FROM followups UNION SELECT order_id FROM delivery_reports"),
+                try String.fetchAll(db, sql: "SELECT trace_id FROM trace_summaries"),
+                try String.fetchAll(db, sql: "SELECT id FROM github_operations"),
+                try String.fetchAll(db, sql: "SELECT DISTINCT idempotency_key FROM github_operations")
+            )
+        }
+        #expect(uuids.count > 100 && orders.count > 5 && traces.count > 500 && operations.count > 50)
+        for uuid in uuids + ["no-such-task"] { #expect(try await sqlite.task(uuid: uuid) == postgres.task(uuid: uuid)) }
+        for status in [nil] + TaskStatus.allCases.map(Optional.some) {
+            for order in [nil, orders[0]] {
+                #expect(
+                    try await sqlite.tasks(orderId: order, status: status, afterCreatedSeq: 0, limit: 10_000)
+                        == postgres.tasks(orderId: order, status: status, afterCreatedSeq: 0, limit: 10_000)
+                )
+            }
+        }
+        #expect(try await sqlite.tasks(orderId: nil, status: nil, afterCreatedSeq: 5000, limit: 7) == postgres.tasks(orderId: nil, status: nil, afterCreatedSeq: 5000, limit: 7))
+        for order in orders {
+            #expect(try await sqlite.followups(orderId: order, throughSeq: .max) == postgres.followups(orderId: order, throughSeq: .max))
+            #expect(try await sqlite.followups(orderId: order, throughSeq: 4000) == postgres.followups(orderId: order, throughSeq: 4000))
+            let left = try await sqlite.orderActivity(orderId: order)
+            let right = try await postgres.orderActivity(orderId: order)
+            #expect(left.tasks == right.tasks && left.followups == right.followups && left.errors == right.errors && left.spans == right.spans)
+            #expect(left.latestReport?.revision == right.latestReport?.revision && left.latestReport?.report == right.latestReport?.report)
+            #expect(left.latestReport?.seq == right.latestReport?.seq)
+            #expect(try await sqlite.latestReport(orderId: order) == postgres.latestReport(orderId: order))
+        }
+        for trace in traces + ["no-such-trace"] {
+            let left = try await sqlite.trace(trace)
+            let right = try await postgres.trace(trace)
+            #expect(left == right, "trace \(trace)")
+            #expect(try await sqlite.isRetired(traceId: trace) == postgres.isRetired(traceId: trace))
+        }
+        var searches: [TraceSearch] = [TraceSearch()]
+        for source in ["agent-factory", "orchestrator", "é ✓ 漢字"] { searches.append(with(TraceSearch()) { $0.source = source }) }
+        for operation in ["op3", "tab\there", "%_like"] { searches.append(with(TraceSearch()) { $0.operation = operation }) }
+        searches.append(with(TraceSearch()) { $0.stage = "error"; $0.errorsOnly = true })
+        searches.append(with(TraceSearch()) { $0.minDurationMs = 400 })
+        for query in ["TRACE-1", "op2", "%", "_", "\\", "factory", "awkward"] { searches.append(with(TraceSearch()) { $0.query = query }) }
+        let starts = try await sqlite.read { db in try Int64.fetchAll(db, sql: "SELECT start FROM trace_summaries ORDER BY start") }
+        searches.append(with(TraceSearch()) { $0.since = starts[starts.count / 3]; $0.until = starts[2 * starts.count / 3] })
+        for search in searches {
+            let left = try await sqlite.searchTraces(search, after: nil, limit: 200)
+            #expect(left == (try await postgres.searchTraces(search, after: nil, limit: 200)), "search \(search)")
+            if let last = left.last {
+                let cursor = TraceCursor(start: last.start, traceId: last.traceId)
+                #expect(try await sqlite.searchTraces(search, after: cursor, limit: 50) == postgres.searchTraces(search, after: cursor, limit: 50))
+            }
+        }
+        #expect(try await sqlite.replays(limit: 10_000) == postgres.replays(limit: 10_000))
+        #expect(try await sqlite.runningReplays() == postgres.runningReplays())
+        for id in operations + ["no-such-operation"] {
+            #expect(try await sqlite.githubOperation(id: id) == postgres.githubOperation(id: id))
+        }
+        for key in keys { #expect(try await sqlite.githubOperation(idempotencyKey: key) == postgres.githubOperation(idempotencyKey: key)) }
+        for status in [nil] + [GitHubOperationRecord.Status.pending, .succeeded, .failed].map(Optional.some) {
+            #expect(try await sqlite.githubOperations(status: status, limit: 10_000) == postgres.githubOperations(status: status, limit: 10_000))
+        }
+        #expect(String(describing: try await sqlite.pendingGitHubOperations()) == String(describing: try await postgres.pendingGitHubOperations()))
+        #expect(try await sqlite.latestLogCheckpoint() == postgres.latestLogCheckpoint())
+        #expect(try await sqlite.logCheckpoints(fromSeq: 0, limit: 10_000) == postgres.logCheckpoints(fromSeq: 0, limit: 10_000))
+        for seq in stride(from: UInt64(1), to: 16_000, by: 997) {
+            #expect(try await sqlite.logCheckpoint(covering: seq) == postgres.logCheckpoint(covering: seq))
+        }
+        #expect(try await sqlite.recordedLosses() == postgres.recordedLosses())
+        #expect(try await sqlite.retention() == postgres.retention())
+        // Row for row, in count.
+        for table in SQLiteProjectionStore.tables + ["trace_spans"] {
+            let left = try await sqlite.read { db in try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
+            let right = try await postgres.rows(PostgresQuery(unsafeSQL: "SELECT COUNT(*) FROM \(table)"))[0][0].decode(Int64.self)
+            if table == "trace_spans" {
+                #expect(right > 0)
+            } else {
+                #expect(left == right, "\(table): \(left) rows in SQLite, \(right) in PostgreSQL")
+            }
+        }
+    }
+}
+
+func with<T>(_ value: T, _ change: (inout T) -> Void) -> T {
+    var value = value
+    change(&value)
+    return value
+}
