@@ -149,6 +149,7 @@ let package = Package(
             dependencies: [
                 "CustodyCore",
                 "CustodyLogTesting",
+                "CustodyServerTesting",
                 "CustodySchema",
                 "CustodyOTLP",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -246,6 +247,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                // The reads that compare projection stores.
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

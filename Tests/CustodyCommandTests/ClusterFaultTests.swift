@@ -48,12 +48,15 @@ struct ClusterFaultTests {
 
         /// GitHub's settings (a fake GitHub), the same on every node.
         let environment: [String: String]
+        /// More `custody serve` arguments.
+        let extra: [String]
 
-        init(name: String, urls: String, key: String, environment: [String: String]) {
+        init(name: String, urls: String, key: String, environment: [String: String] = [:], extra: [String] = []) {
             self.name = name
             self.urls = urls
             self.key = key
             self.environment = environment
+            self.extra = extra
             directory = ServerFixture.directory()
         }
 
@@ -64,7 +67,7 @@ struct ClusterFaultTests {
             // (they still come every so many events).
             let (server, base) = try await CustodyCommand.serve(
                 directory,
-                ["--log", urls, "--node-name", name, "--signing-key", key, "--checkpoint-interval", "3600"],
+                ["--log", urls, "--node-name", name, "--signing-key", key, "--checkpoint-interval", "3600"] + extra,
                 environment: environment
             )
             lock.withLock {

@@ -1,5 +1,6 @@
 import CustodyLog
 import CustodyLogTesting
+import CustodyServerTesting
 import Foundation
 import GRDB
 import Logging
@@ -75,7 +76,8 @@ import Testing
         let sqlite = try SQLiteProjectionStore(path: rebuiltPath)
         try await PostgreSQLProjectionStore.withStore(at: location, logger: Self.logger) { postgres in
             #expect(try await postgres.appliedSeq() == head)
-            try await Self.expectSameAnswers(sqlite, postgres)
+            let differences = try await ProjectionComparison.differences(sqlite, postgres)
+            #expect(differences.isEmpty, "\(differences.count) differences: \(differences.prefix(5))")
         }
         try await sqlite.close()
         await log.close()
@@ -142,12 +144,12 @@ import Testing
                 let rebuiltPath = directory.file("rebuilt.sqlite")
                 _ = try await ProjectionRebuild.rebuild(log: log, databasePath: rebuiltPath, snapshots: nil)
                 let sqlite = try SQLiteProjectionStore(path: rebuiltPath)
-                try await Self.expectSameAnswers(sqlite, second)
+                #expect(try await ProjectionComparison.differences(sqlite, second).prefix(5) == [])
 
                 // An online rebuild into custody_rebuild, swapped in by renaming the schemas.
                 let report = try await ProjectionRebuild.rebuildOnline(projector: secondProjector, snapshots: nil)
                 #expect(report.events == head)
-                try await Self.expectSameAnswers(sqlite, second)
+                #expect(try await ProjectionComparison.differences(sqlite, second).prefix(5) == [])
                 let schemas = try await second.rows("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'custody%' ORDER BY 1")
                 #expect(try schemas.map { try $0[0].decode(String.self) } == ["custody"])
                 try await sqlite.close()
@@ -155,95 +157,4 @@ import Testing
         }
         await log.close()
     }
-
-    /// Every read of ``ProjectionStore`` answers the same from both stores, for every task, order,
-    /// trace and GitHub operation the SQLite store holds, and for a range of trace searches.
-    static func expectSameAnswers(_ sqlite: SQLiteProjectionStore, _ postgres: PostgreSQLProjectionStore) async throws {
-        #expect(try await sqlite.appliedSeq() == postgres.appliedSeq())
-        let (uuids, orders, traces, operations, keys) = try await sqlite.read { db in
-            (
-                try String.fetchAll(db, sql: "SELECT uuid FROM tasks"),
-                try String.fetchAll(db, sql: "SELECT order_id FROM tasks UNION SELECT order_id FROM followups UNION SELECT order_id FROM delivery_reports"),
-                try String.fetchAll(db, sql: "SELECT trace_id FROM trace_summaries"),
-                try String.fetchAll(db, sql: "SELECT id FROM github_operations"),
-                try String.fetchAll(db, sql: "SELECT DISTINCT idempotency_key FROM github_operations")
-            )
-        }
-        #expect(uuids.count > 100 && orders.count > 5 && traces.count > 500 && operations.count > 50)
-        for uuid in uuids + ["no-such-task"] { #expect(try await sqlite.task(uuid: uuid) == postgres.task(uuid: uuid)) }
-        for status in [nil] + TaskStatus.allCases.map(Optional.some) {
-            for order in [nil, orders[0]] {
-                #expect(
-                    try await sqlite.tasks(orderId: order, status: status, afterCreatedSeq: 0, limit: 10_000)
-                        == postgres.tasks(orderId: order, status: status, afterCreatedSeq: 0, limit: 10_000)
-                )
-            }
-        }
-        #expect(try await sqlite.tasks(orderId: nil, status: nil, afterCreatedSeq: 5000, limit: 7) == postgres.tasks(orderId: nil, status: nil, afterCreatedSeq: 5000, limit: 7))
-        for order in orders {
-            #expect(try await sqlite.followups(orderId: order, throughSeq: .max) == postgres.followups(orderId: order, throughSeq: .max))
-            #expect(try await sqlite.followups(orderId: order, throughSeq: 4000) == postgres.followups(orderId: order, throughSeq: 4000))
-            let left = try await sqlite.orderActivity(orderId: order)
-            let right = try await postgres.orderActivity(orderId: order)
-            #expect(left.tasks == right.tasks && left.followups == right.followups && left.errors == right.errors && left.spans == right.spans)
-            #expect(left.latestReport?.revision == right.latestReport?.revision && left.latestReport?.report == right.latestReport?.report)
-            #expect(left.latestReport?.seq == right.latestReport?.seq)
-            #expect(try await sqlite.latestReport(orderId: order) == postgres.latestReport(orderId: order))
-        }
-        for trace in traces + ["no-such-trace"] {
-            let left = try await sqlite.trace(trace)
-            let right = try await postgres.trace(trace)
-            #expect(left == right, "trace \(trace)")
-            #expect(try await sqlite.isRetired(traceId: trace) == postgres.isRetired(traceId: trace))
-        }
-        var searches: [TraceSearch] = [TraceSearch()]
-        for source in ["agent-factory", "orchestrator", "é ✓ 漢字"] { searches.append(with(TraceSearch()) { $0.source = source }) }
-        for operation in ["op3", "tab\there", "%_like"] { searches.append(with(TraceSearch()) { $0.operation = operation }) }
-        searches.append(with(TraceSearch()) { $0.stage = "error"; $0.errorsOnly = true })
-        searches.append(with(TraceSearch()) { $0.minDurationMs = 400 })
-        for query in ["TRACE-1", "op2", "%", "_", "\\", "factory", "awkward"] { searches.append(with(TraceSearch()) { $0.query = query }) }
-        let starts = try await sqlite.read { db in try Int64.fetchAll(db, sql: "SELECT start FROM trace_summaries ORDER BY start") }
-        searches.append(with(TraceSearch()) { $0.since = starts[starts.count / 3]; $0.until = starts[2 * starts.count / 3] })
-        for search in searches {
-            let left = try await sqlite.searchTraces(search, after: nil, limit: 200)
-            #expect(left == (try await postgres.searchTraces(search, after: nil, limit: 200)), "search \(search)")
-            if let last = left.last {
-                let cursor = TraceCursor(start: last.start, traceId: last.traceId)
-                #expect(try await sqlite.searchTraces(search, after: cursor, limit: 50) == postgres.searchTraces(search, after: cursor, limit: 50))
-            }
-        }
-        #expect(try await sqlite.replays(limit: 10_000) == postgres.replays(limit: 10_000))
-        #expect(try await sqlite.runningReplays() == postgres.runningReplays())
-        for id in operations + ["no-such-operation"] {
-            #expect(try await sqlite.githubOperation(id: id) == postgres.githubOperation(id: id))
-        }
-        for key in keys { #expect(try await sqlite.githubOperation(idempotencyKey: key) == postgres.githubOperation(idempotencyKey: key)) }
-        for status in [nil] + [GitHubOperationRecord.Status.pending, .succeeded, .failed].map(Optional.some) {
-            #expect(try await sqlite.githubOperations(status: status, limit: 10_000) == postgres.githubOperations(status: status, limit: 10_000))
-        }
-        #expect(String(describing: try await sqlite.pendingGitHubOperations()) == String(describing: try await postgres.pendingGitHubOperations()))
-        #expect(try await sqlite.latestLogCheckpoint() == postgres.latestLogCheckpoint())
-        #expect(try await sqlite.logCheckpoints(fromSeq: 0, limit: 10_000) == postgres.logCheckpoints(fromSeq: 0, limit: 10_000))
-        for seq in stride(from: UInt64(1), to: 16_000, by: 997) {
-            #expect(try await sqlite.logCheckpoint(covering: seq) == postgres.logCheckpoint(covering: seq))
-        }
-        #expect(try await sqlite.recordedLosses() == postgres.recordedLosses())
-        #expect(try await sqlite.retention() == postgres.retention())
-        // Row for row, in count.
-        for table in SQLiteProjectionStore.tables + ["trace_spans"] {
-            let left = try await sqlite.read { db in try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
-            let right = try await postgres.rows(PostgresQuery(unsafeSQL: "SELECT COUNT(*) FROM \(table)"))[0][0].decode(Int64.self)
-            if table == "trace_spans" {
-                #expect(right > 0)
-            } else {
-                #expect(left == right, "\(table): \(left) rows in SQLite, \(right) in PostgreSQL")
-            }
-        }
-    }
-}
-
-func with<T>(_ value: T, _ change: (inout T) -> Void) -> T {
-    var value = value
-    change(&value)
-    return value
 }

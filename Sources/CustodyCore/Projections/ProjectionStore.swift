@@ -21,6 +21,9 @@ import CustodyLog
 /// - **The same answers.** Two stores that applied the same log answer every read the same,
 ///   whatever the batching (docs/projections.md lists what each table holds).
 public protocol ProjectionStore: Sendable {
+    /// The engine's name as `/api/admin/stats` and the metrics show it: `sqlite`, `postgresql`.
+    var engine: String { get }
+
     // MARK: Writing
 
     /// The checkpoint: the seq of the last applied record (0 when none).

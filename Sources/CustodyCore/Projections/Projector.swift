@@ -23,6 +23,8 @@ public actor Projector: PositionFollower {
     /// Fired when an adoption is asked for, so that the loop stops waiting for an append.
     private let adoptionSignal = WakeSignal()
     private var running = false
+    /// Whether another node applies events to the (shared) store, which this one follows.
+    public private(set) var isFollowing = false
 
     public init(log: any EventLog, store: any ProjectionStore, batchSize: Int = 8192, logger: Logger = Logger(label: "custody.projector")) {
         self.log = log
@@ -57,7 +59,8 @@ public actor Projector: PositionFollower {
                     adoption.continuation.resume(throwing: error)
                 }
             }
-            guard await mayApply() else {
+            isFollowing = await !mayApply()
+            guard !isFollowing else {
                 // Another node applies events to this (shared) store: follow its checkpoint.
                 try await followWriter()
                 current = nil

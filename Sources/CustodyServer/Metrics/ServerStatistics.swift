@@ -20,6 +20,10 @@ struct ServerStatistics: Sendable {
     var projectionApplied: UInt64
     var projectionLagEvents: UInt64
     var projectionLagSeconds: Double
+    /// The projection store's engine (`sqlite`, `postgresql`).
+    var projectionEngine: String
+    /// Whether this node applies events to the store (false: another node sharing it does).
+    var projectionApplies: Bool
     var cachedSpans: Int
     var cachedTraces: Int
     var liveClients: Int
@@ -42,6 +46,8 @@ struct ServerStatistics: Sendable {
             projectionApplied: await runtime.projector.appliedSeq,
             projectionLagEvents: lag.events,
             projectionLagSeconds: lag.seconds,
+            projectionEngine: runtime.projector.store.engine,
+            projectionApplies: await !runtime.projector.isFollowing,
             cachedSpans: await runtime.cache.count,
             cachedTraces: await runtime.cache.traceCount,
             liveClients: await runtime.hub.clientCount,
@@ -99,7 +105,8 @@ struct ServerStatistics: Sendable {
             ]),
             "projections": .object([
                 "applied_seq": .integer(Int64(projectionApplied)), "lag_events": .integer(Int64(projectionLagEvents)),
-                "lag_seconds": .number(projectionLagSeconds),
+                "lag_seconds": .number(projectionLagSeconds), "engine": .string(projectionEngine),
+                "applies_events": .bool(projectionApplies),
             ]),
             "cache": .object(["spans": .integer(Int64(cachedSpans)), "traces": .integer(Int64(cachedTraces))]),
             "live": .object([
@@ -128,13 +135,23 @@ struct ServerStatistics: Sendable {
         metrics.counter("custody_log_fsyncs_total", "fdatasync calls for appended data.", value: Int64(statistics.synchronizations))
         gauge("custody_log_fsync_longest_seconds", "The longest fdatasync since start.", Double(statistics.longestSynchronizationNanoseconds) / 1e9)
         metrics.counter("custody_log_appends_failed_total", "Appends that failed (storage unavailable).", value: Int64(statistics.appendsFailed))
-        gauge("custody_projection_applied_seq", "The seq the projections have applied.", Double(projectionApplied), [("projection", "sqlite")])
-        gauge("custody_projection_lag_events", "Events the projections are behind the log.", Double(projectionLagEvents), [("projection", "sqlite")])
+        gauge(
+            "custody_projection_applied_seq",
+            "The seq the projections have applied.",
+            Double(projectionApplied),
+            [("projection", projectionEngine)]
+        )
+        gauge(
+            "custody_projection_lag_events",
+            "Events the projections are behind the log.",
+            Double(projectionLagEvents),
+            [("projection", projectionEngine)]
+        )
         gauge(
             "custody_projection_lag_seconds",
             "Seconds since the projections were last caught up.",
             projectionLagSeconds,
-            [("projection", "sqlite")]
+            [("projection", projectionEngine)]
         )
         gauge("custody_cache_spans", "Spans in the active-span cache.", Double(cachedSpans))
         gauge("custody_cache_traces", "Traces in the active-span cache.", Double(cachedTraces))

@@ -9,7 +9,7 @@ import PostgresNIO
 ///
 /// In order: the guarded checkpoint; the batch's events other than spans, in seq order; the
 /// traces' rows (the ones not in memory read in one query, merged in Swift, written back by one
-/// multi-row UPDATE and one multi-row INSERT); then `trace_spans` and `operation_logs` by COPY.
+/// multi-row UPDATE and one multi-row INSERT); then `trace_spans` and `operation_logs` by multi-row INSERTs.
 struct PostgreSQLBatchWriter {
     let connection: PostgresConnection
     let logger: Logger
@@ -118,8 +118,8 @@ struct PostgreSQLBatchWriter {
             traceNumbers.append(row.id)
             changes.written.append((traceId, row))
         }
-        try await copyTraceSpans(traces, numbers: traceNumbers)
-        try await copySpans(events, grouping: grouping, numbers: traceNumbers)
+        try await insertTraceSpans(traces, numbers: traceNumbers)
+        try await insertSpans(events, grouping: grouping, numbers: traceNumbers)
         return changes
     }
 
@@ -199,25 +199,45 @@ struct PostgreSQLBatchWriter {
         bindings.append(row.lastSeq)
     }
 
-    // MARK: COPY
+    // MARK: Spans
 
-    private func copyTraceSpans(_ traces: [ProjectionBatch.SpanGrouping.TraceInBatch], numbers: [Int64]) async throws {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(traces.count * 64)
-        for (index, trace) in traces.enumerated() {
-            buffer.writeString(String(numbers[index]))
-            buffer.writeInteger(UInt8(ascii: "\t"))
-            buffer.writeString(String(trace.seqs[0]))
-            buffer.writeInteger(UInt8(ascii: "\t"))
-            buffer.writeInteger(UInt8(ascii: "{"))
-            for (position, seq) in trace.seqs.enumerated() {
-                if position > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-                buffer.writeString(String(seq))
+    /// Inserts `count` rows of `columns` into `table`, as many per statement as the binds allow.
+    /// (Not COPY: postgres-nio 1.33's `copyFrom` can hang for good when the server goes away in
+    /// the middle of one.)
+    private func insert(
+        into table: String,
+        _ columns: [String],
+        count: Int,
+        bind: (Int, inout PostgresBindings) -> Void
+    ) async throws {
+        let perStatement = Self.maximumBinds / columns.count
+        let head = "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES "
+        var start = 0
+        while start < count {
+            let end = min(count, start + perStatement)
+            var bindings = PostgresBindings(capacity: (end - start) * columns.count)
+            var sql = head
+            sql.reserveCapacity(head.utf8.count + (end - start) * columns.count * 7)
+            for row in start..<end {
+                let base = bindings.count
+                bind(row, &bindings)
+                sql += row == start ? "(" : ", ("
+                for column in 1...columns.count {
+                    if column > 1 { sql += ", " }
+                    sql += "$\(base + column)"
+                }
+                sql += ")"
             }
-            buffer.writeString("}\n")
+            _ = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+            start = end
         }
-        try await connection.copyFrom(table: "trace_spans", columns: ["trace", "first_seq", "seqs"], logger: logger) { writer in
-            try await writer.write(buffer)
+    }
+
+    private func insertTraceSpans(_ traces: [ProjectionBatch.SpanGrouping.TraceInBatch], numbers: [Int64]) async throws {
+        try await insert(into: "trace_spans", ["trace", "first_seq", "seqs"], count: traces.count) { index, bindings in
+            bindings.append(numbers[index])
+            bindings.append(traces[index].seqs[0])
+            bindings.append(traces[index].seqs)
         }
     }
 
@@ -226,79 +246,24 @@ struct PostgreSQLBatchWriter {
         "is_error", "trace",
     ]
 
-    private func copySpans(_ events: [Event], grouping: ProjectionBatch.SpanGrouping, numbers: [Int64]) async throws {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(events.count * 200)
-        for index in events.indices where grouping.slot[index] >= 0 {
-            guard case .span(let span) = events[index].body else { continue }
-            var row = CopyRow(buffer: buffer)
-            buffer = ByteBuffer()
-            row.integer(Int64(events[index].seq))
-            row.text(span.traceId)
-            row.text(span.spanId)
-            row.text(span.parentSpanId)
-            row.text(span.source)
-            row.text(span.stage)
-            row.text(span.operation)
-            row.text(span.taskUUID)
-            if let duration = span.durationMs { row.field(String(duration)) } else { row.null() }
-            row.integer(span.timestamp)
-            row.integer(events[index].ingestedAt)
-            row.integer(grouping.isError[index] ? 1 : 0)
-            row.integer(numbers[Int(grouping.slot[index])])
-            buffer = row.finish()
-        }
-        guard buffer.readableBytes > 0 else { return }
-        try await connection.copyFrom(table: "operation_logs", columns: Self.spanColumns, logger: logger) { writer in
-            try await writer.write(buffer)
-        }
-    }
-
-    /// A row of COPY's text format: fields separated by tabs, `\N` for NULL, backslash escapes.
-    struct CopyRow {
-        var buffer: ByteBuffer
-        private var first = true
-
-        init(buffer: ByteBuffer) {
-            self.buffer = buffer
-        }
-
-        private mutating func separate() {
-            if !first { buffer.writeInteger(UInt8(ascii: "\t")) }
-            first = false
-        }
-
-        mutating func null() {
-            separate()
-            buffer.writeStaticString("\\N")
-        }
-
-        mutating func field(_ plain: String) {
-            separate()
-            buffer.writeString(plain)
-        }
-
-        mutating func integer(_ value: Int64) {
-            field(String(value))
-        }
-
-        mutating func text(_ value: String?) {
-            guard let value else { return null() }
-            separate()
-            for byte in value.utf8 {
-                switch byte {
-                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-                case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
-                case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
-                case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
-                default: buffer.writeInteger(byte)
-                }
-            }
-        }
-
-        mutating func finish() -> ByteBuffer {
-            buffer.writeInteger(UInt8(ascii: "\n"))
-            return buffer
+    private func insertSpans(_ events: [Event], grouping: ProjectionBatch.SpanGrouping, numbers: [Int64]) async throws {
+        let spans = events.indices.filter { grouping.slot[$0] >= 0 }
+        try await insert(into: "operation_logs", Self.spanColumns, count: spans.count) { row, bindings in
+            let index = spans[row]
+            guard case .span(let span) = events[index].body else { return }
+            bindings.append(Int64(events[index].seq))
+            bindings.append(span.traceId)
+            bindings.append(span.spanId)
+            bindings.append(span.parentSpanId)
+            bindings.append(span.source)
+            bindings.append(span.stage)
+            bindings.append(span.operation)
+            bindings.append(span.taskUUID)
+            bindings.append(span.durationMs)
+            bindings.append(span.timestamp)
+            bindings.append(events[index].ingestedAt)
+            bindings.append(Int64(grouping.isError[index] ? 1 : 0))
+            bindings.append(numbers[Int(grouping.slot[index])])
         }
     }
 

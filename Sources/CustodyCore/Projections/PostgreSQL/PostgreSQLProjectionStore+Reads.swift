@@ -35,7 +35,9 @@ extension PostgreSQLProjectionStore {
                     try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
                 }
                 var activity = OrderActivity()
-                activity.tasks = try await rows("SELECT * FROM tasks WHERE order_id = \(orderId) ORDER BY created_seq").map(TaskRecord.init(postgres:))
+                activity.tasks = try await rows("SELECT * FROM tasks WHERE order_id = \(orderId) ORDER BY created_seq").map(
+                    TaskRecord.init(postgres:)
+                )
                 activity.followups = try await rows("SELECT * FROM followups WHERE order_id = \(orderId) ORDER BY seq")
                     .map(FollowupRecord.init(postgres:))
                 let errors = try await rows(
@@ -60,7 +62,9 @@ extension PostgreSQLProjectionStore {
                 if let report = try await rows(
                     "SELECT revision, report, seq FROM delivery_reports WHERE order_id = \(orderId) ORDER BY revision DESC LIMIT 1"
                 ).first {
-                    activity.latestReport = (try report[0].decode(Int64.self), JSONText(try report[1].decode(String.self)), try report[2].decode(Int64.self))
+                    activity.latestReport = (
+                        try report[0].decode(Int64.self), JSONText(try report[1].decode(String.self)), try report[2].decode(Int64.self)
+                    )
                 }
                 _ = try await connection.query("COMMIT", logger: logger)
                 return activity
@@ -143,7 +147,9 @@ extension PostgreSQLProjectionStore {
     }
 
     public func runningReplays() async throws -> [ReplayRecord] {
-        try await rows("SELECT * FROM replays WHERE status = \(ReplayStatus.running.rawValue) ORDER BY started_at, new_trace").map(ReplayRecord.init(postgres:))
+        try await rows("SELECT * FROM replays WHERE status = \(ReplayStatus.running.rawValue) ORDER BY started_at, new_trace").map(
+            ReplayRecord.init(postgres:)
+        )
     }
 
     // MARK: GitHub operations

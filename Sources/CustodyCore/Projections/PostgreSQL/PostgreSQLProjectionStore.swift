@@ -32,6 +32,7 @@ public final class PostgreSQLProjectionStore: ProjectionStore {
     let writer: PostgreSQLWriter
     let logger: Logger
     let isRebuildTarget: Bool
+    public var engine: String { "postgresql" }
 
     private init(location: PostgreSQLLocation, schema: String, client: PostgresClient?, writer: PostgreSQLWriter, logger: Logger) {
         self.location = location
@@ -109,6 +110,15 @@ public final class PostgreSQLProjectionStore: ProjectionStore {
     /// Runs a read and collects its rows.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
         try await reader().query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+    }
+
+    /// How many rows a projection table has (one of ``SQLiteProjectionStore/tables`` or
+    /// `trace_spans`): for checks by operators and tests.
+    public func rowCount(of table: String) async throws -> Int {
+        guard SQLiteProjectionStore.tables.contains(table) || table == "trace_spans" else {
+            throw CoreError(.invalidArgument, "\(table) is not a projection table")
+        }
+        return Int(try await rows(PostgresQuery(unsafeSQL: "SELECT COUNT(*) FROM \(table)"))[0][0].decode(Int64.self))
     }
 
     // MARK: Writing

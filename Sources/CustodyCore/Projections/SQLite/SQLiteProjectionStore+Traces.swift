@@ -142,14 +142,20 @@ extension SQLiteProjectionStore {
 
     public func replays(limit: Int) async throws -> [ReplayRecord] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM replays ORDER BY started_at DESC, new_trace DESC LIMIT ?", arguments: [limit]).map(ReplayRecord.init(row:))
+            try Row.fetchAll(db, sql: "SELECT * FROM replays ORDER BY started_at DESC, new_trace DESC LIMIT ?", arguments: [limit]).map(
+                ReplayRecord.init(row:)
+            )
         }
     }
 
     public func runningReplays() async throws -> [ReplayRecord] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM replays WHERE status = ? ORDER BY started_at, new_trace", arguments: [ReplayStatus.running.rawValue])
-                .map(ReplayRecord.init(row:))
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM replays WHERE status = ? ORDER BY started_at, new_trace",
+                arguments: [ReplayStatus.running.rawValue]
+            )
+            .map(ReplayRecord.init(row:))
         }
     }
 }

@@ -24,6 +24,7 @@ public final class SQLiteProjectionStore: ProjectionStore {
     static let checkpointName = "projections"
 
     public let path: String
+    public var engine: String { "sqlite" }
     /// A temporary database of ``makeRebuildTarget()``: removed when closed.
     let isRebuildTarget: Bool
     let pool: any DatabaseWriter
