@@ -524,7 +524,10 @@ struct ServeCommand: AsyncParsableCommand {
             checkpointLine =
                 "Signed checkpoints: every \(settings.checkpointInterval) s, key \(LogCheckpoint.keyID(of: await writer.publicKey)) (\(keyPath))"
         }
-        let githubStatus = githubLine + "\n" + checkpointLine + (clusterLine.map { "\n" + $0 } ?? "")
+        let projectionsLine =
+            settings.projections.map { "Projections: PostgreSQL, \($0), shared by every node using it" }
+            ?? "Projections: SQLite, \(ProjectionPaths.database(in: settings.dataDirectory))"
+        let githubStatus = githubLine + "\n" + checkpointLine + "\n" + projectionsLine + (clusterLine.map { "\n" + $0 } ?? "")
         var serverConfiguration = ServerConfiguration(host: settings.host, port: settings.port)
         serverConfiguration.tokens = settings.tokens
         serverConfiguration.cluster = presence

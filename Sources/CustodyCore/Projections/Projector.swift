@@ -97,9 +97,12 @@ public actor Projector: PositionFollower {
     /// cannot say (unreachable): the loop then follows the checkpoint, retrying.
     private func mayApply() async -> Bool {
         do {
-            return try await store.mayApply()
+            let may = try await store.mayApply()
+            lastFailure = nil
+            return may
         } catch {
             failures += 1
+            lastFailure = "\(error)"
             logger.error("the projection store cannot be reached; retrying", metadata: ["error": "\(error)", "attempt": "\(failures)"])
             try? await Task.sleep(for: .seconds(1))
             return false
@@ -135,6 +138,7 @@ public actor Projector: PositionFollower {
             do {
                 try await store.apply(batch.batch)
                 failures = 0
+                lastFailure = nil
                 return true
             } catch is CancellationError {
                 throw CancellationError()
@@ -151,6 +155,7 @@ public actor Projector: PositionFollower {
                 }
                 if (try? await store.mayApply()) == false { return false }
                 failures += 1
+                lastFailure = "\(error)"
                 logger.error(
                     "applying events to the projections failed; retrying",
                     metadata: ["from_seq": "\(batch.batch.events.first?.seq ?? 0)", "error": "\(error)", "attempt": "\(failures)"]
@@ -163,6 +168,8 @@ public actor Projector: PositionFollower {
 
     /// Consecutive failed attempts to apply a batch (0 when the last one succeeded).
     public private(set) var failures = 0
+    /// The last failure to reach or write the store, while ``failures`` is above 0.
+    private var lastFailure: String?
 
     /// Applies records up to the log's current head and returns (no following): for rebuilds and
     /// tests.
@@ -301,7 +308,7 @@ public actor Projector: PositionFollower {
         guard await waitForPosition(seq, timeout: timeout) else {
             throw CoreError(
                 .overloaded,
-                "the projections have not reached seq \(seq) within \(timeout) (they are at \(applied)); retry later"
+                "the projections have not reached seq \(seq) within \(timeout) (they are at \(applied))\(lastFailure.map { "; the projection store fails: \($0)" } ?? ""); retry later"
             )
         }
     }

@@ -54,9 +54,14 @@ public struct CoreError: Error, Hashable, Sendable, CustomStringConvertible {
         self.cause = cause
     }
 
-    /// An ``Code/internalError`` with the failure underneath it.
+    /// An ``Code/internalError`` with the failure underneath it — unless that failure is a store
+    /// that cannot be reached now (``Code/storageUnavailable``: the projections' PostgreSQL
+    /// server, say), which the caller is told as such, to retry.
     public static func `internal`(_ message: String, _ cause: any Error) -> CoreError {
-        CoreError(.internalError, message, cause: cause)
+        if let cause = cause as? CoreError, cause.code == .storageUnavailable {
+            return CoreError(.storageUnavailable, "\(message): \(cause.message)", cause: cause)
+        }
+        return CoreError(.internalError, message, cause: cause)
     }
 
     /// Equal code, message and field (the cause is not compared).

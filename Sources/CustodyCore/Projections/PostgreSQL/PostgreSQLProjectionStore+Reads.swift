@@ -1,4 +1,5 @@
 import CustodyLog
+import Logging
 import PostgresNIO
 
 // The reads of ``ProjectionStore`` on PostgreSQL: the SQLite store's queries
@@ -28,7 +29,13 @@ extension PostgreSQLProjectionStore {
 
     public func orderActivity(orderId: String) async throws -> OrderActivity {
         // One snapshot for all of it.
-        try await reader().withConnection { connection in
+        let client = try reader()
+        let logger = logger
+        return try await reading { try await Self.orderActivity(orderId: orderId, on: client, logger: logger) }
+    }
+
+    private static func orderActivity(orderId: String, on client: PostgresClient, logger: Logger) async throws -> OrderActivity {
+        try await client.withConnection { connection in
             _ = try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
             do {
                 func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {

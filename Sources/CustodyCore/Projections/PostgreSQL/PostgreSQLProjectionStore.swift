@@ -109,7 +109,39 @@ public final class PostgreSQLProjectionStore: ProjectionStore {
 
     /// Runs a read and collects its rows.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
-        try await reader().query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+        let client = try reader()
+        let logger = logger
+        return try await reading { try await client.query(query, logger: logger).collect().map { $0.makeRandomAccess() } }
+    }
+
+    /// How long a read waits for the server (the pool retries a server that is down, queueing
+    /// reads meanwhile) before it fails.
+    static let readTimeout: Duration = .seconds(5)
+
+    /// Runs `body`, a read, for at most ``readTimeout``: a server that cannot be reached, or does
+    /// not answer in time, becomes ``CoreError/Code/storageUnavailable`` (what the API answers
+    /// when the projections cannot be read); an error the server reported stays as it is.
+    func reading<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let location = location
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    try await Task.sleep(for: Self.readTimeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let result = try await group.next(), let value = result else {
+                    throw CoreError(
+                        .storageUnavailable,
+                        "the projections' PostgreSQL server (\(location)) did not answer within \(Self.readTimeout)"
+                    )
+                }
+                return value
+            }
+        } catch let error as PSQLError where error.serverInfo == nil {
+            throw CoreError(.storageUnavailable, "the projections' PostgreSQL server (\(location)) cannot be reached: \(error.code)", cause: error)
+        }
     }
 
     /// How many rows a projection table has (one of ``SQLiteProjectionStore/tables`` or
