@@ -157,4 +157,50 @@ import Testing
         }
         await log.close()
     }
+
+    /// Retention on PostgreSQL: pruning the spans of a deleted range, and a rebuild that starts
+    /// from the state snapshot, leave the same answers as on SQLite.
+    @Test func retentionPrunesAndRebuildsFromASnapshotAsOnSQLite() async throws {
+        let server = try await PostgreSQLServer()
+        defer { server.stop() }
+        let directory = TemporaryDirectory("pg-retention")
+        defer { directory.remove() }
+        let log = try await Self.makeLog(directory)
+        let head = await log.lastSeq
+        let snapshots = StateSnapshots(dataDirectory: directory.path)
+        let cut = head / 2
+        let snapshot = snapshots.path(named: try await snapshots.build(through: cut, log: log))
+
+        let sqlitePath = directory.file("live.sqlite")
+        _ = try await ProjectionRebuild.rebuild(log: log, databasePath: sqlitePath, snapshots: nil)
+        let sqlite = try SQLiteProjectionStore(path: sqlitePath)
+        let sqlitePruning = try await sqlite.pruneSpans(through: cut, snapshotAt: snapshot)
+        #expect(sqlitePruning.spans > 1000 && sqlitePruning.traces > 100)
+        try await PostgreSQLProjectionStore.withStore(at: Self.location(server, schema: "kept"), logger: Self.logger) { postgres in
+            try await Projector(log: log, store: postgres, batchSize: 1500).catchUp()
+            let pruning = try await postgres.pruneSpans(through: cut, snapshotAt: snapshot)
+            #expect(pruning == sqlitePruning)
+            #expect(try await postgres.pruneSpans(through: cut, snapshotAt: snapshot) == SpanPruning(), "a second pruning found more")
+            let differences = try await ProjectionComparison.differences(sqlite, postgres)
+            #expect(differences.isEmpty, "after pruning: \(differences.count) differences, first \(differences.prefix(3))")
+
+            // A rebuild from the snapshot and the log after it, on both, swapped in online on PostgreSQL.
+            let rebuiltPath = directory.file("from-snapshot.sqlite")
+            let target = try SQLiteProjectionStore(path: rebuiltPath, durability: .deferred)
+            _ = try await target.loadSnapshot(at: snapshot)
+            try await Projector(log: log, store: target).catchUp()
+            try await target.close()
+            let fromSnapshot = try SQLiteProjectionStore(path: rebuiltPath)
+            let rebuilt = try await postgres.makeRebuildTarget()
+            #expect(try await rebuilt.loadSnapshot(at: snapshot) == cut)
+            try await Projector(log: log, store: rebuilt).catchUp()
+            try await rebuilt.finishRebuild()
+            #expect(try await postgres.replaceContents(with: rebuilt) == head)
+            let afterRebuild = try await ProjectionComparison.differences(fromSnapshot, postgres)
+            #expect(afterRebuild.isEmpty, "after a rebuild from the snapshot: \(afterRebuild.count) differences, first \(afterRebuild.prefix(3))")
+            try await fromSnapshot.close()
+        }
+        try await sqlite.close()
+        await log.close()
+    }
 }
