@@ -31,6 +31,8 @@ extension BenchCommand {
         @Option(name: .customLong("trace-spans"), help: "Spans of the trace fetched and replayed.") var traceSpans = 1_000
         @Option(help: "Trace fetches measured.") var fetches = 200
         @Option(help: "Replays measured.") var replays = 20
+        @Option(help: "Keep the projections in PostgreSQL at this URL (postgresql://user@host:port/db[?schema=NAME]) instead of the data directory.")
+        var projections: String?
         @Flag(help: "Print the report as JSON.") var json = false
 
         static let traceId = "p6-trace"
@@ -54,11 +56,21 @@ extension BenchCommand {
         func run() async throws {
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
             try await awaitingCleanErrors { try await fill() }
+            guard let projections else { return try await measure(store: nil) }
+            let location = try withCleanErrors { try PostgreSQLLocation(url: projections) }
+            try await awaitingCleanErrors {
+                try await PostgreSQLProjectionStore.withStore(at: location, logger: Logger(label: "custody.bench")) { store in
+                    try await measure(store: store)
+                }
+            }
+        }
+
+        func measure(store: (any ProjectionStore)?) async throws {
             let clock = ContinuousClock()
             let opened = clock.now
             let logger = Logger(label: "custody.bench")
             let runtime = try await awaitingCleanErrors {
-                try await CoreRuntime.open(directory: dataDirectory, logger: logger, encodeLive: CustodyApplication.encodeLive)
+                try await CoreRuntime.open(directory: dataDirectory, store: store, logger: logger, encodeLive: CustodyApplication.encodeLive)
             }
             let startup = (clock.now - opened).inSeconds
             let events = await runtime.log.lastSeq

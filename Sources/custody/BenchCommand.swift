@@ -59,6 +59,8 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Spans per trace (consecutive spans of one appender share a trace).") var spansPerTrace = 8
         @Option(help: "fsync policy: always, interval=MS or never.") var fsync = "always"
         @Flag(help: "Run the projections alongside ingest and report their throughput and lag.") var project = false
+        @Option(help: "With --project: keep the projections in PostgreSQL at this URL (postgresql://user@host:port/db[?schema=NAME]).")
+        var projections: String?
         @Option(help: "With --in-process: append at this many events/s in all (paced), not as fast as the log takes them.")
         var rate: Double?
         @Option(
@@ -100,6 +102,14 @@ struct BenchCommand: AsyncParsableCommand {
                 throw ValidationError("--events, --batch, --concurrency, --event-bytes and --spans-per-trace must be positive")
             }
             if let rate, rate <= 0 || !inProcess { throw ValidationError("--rate takes a positive number of events/s, with --in-process") }
+            if let projections {
+                guard project else { throw ValidationError("--projections goes with --project") }
+                do {
+                    _ = try PostgreSQLLocation(url: projections)
+                } catch {
+                    throw ValidationError(error.message)
+                }
+            }
             guard FsyncPolicy(fsync) != nil else { throw ValidationError("--fsync takes always, interval=MS or never") }
         }
 
@@ -149,7 +159,13 @@ struct BenchCommand: AsyncParsableCommand {
                 try await compareChains(in: directory, keep: !temporary)
                 return
             }
-            let report = try await awaitingCleanErrors { try await measure(directory: directory, chain: chain == .on) }
+            let report = try await awaitingCleanErrors {
+                guard let projections else { return try await measure(directory: directory, chain: chain == .on, store: nil) }
+                return try await PostgreSQLProjectionStore.withStore(at: try PostgreSQLLocation(url: projections), logger: Logger(label: "custody.bench")) {
+                    store in
+                    try await measure(directory: directory, chain: chain == .on, store: store)
+                }
+            }
             if json {
                 print(try encodeJSON(report))
             } else {
@@ -157,7 +173,8 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
 
-        func measure(directory: String, chain: Bool) async throws -> IngestReport {
+        /// `store`: the projections of `--project` when not SQLite in `directory` (left open).
+        func measure(directory: String, chain: Bool, store external: (any ProjectionStore)? = nil) async throws -> IngestReport {
             var configuration = LogConfiguration(fsync: FsyncPolicy(fsync)!)
             configuration.hashChain = chain
             let log: any EventLog
@@ -217,9 +234,9 @@ struct BenchCommand: AsyncParsableCommand {
             let progress = ProgressLine(total: totalEvents, unit: "events")
             let clock = ContinuousClock()
             // The projections, when asked for: a projector following the log, and a sampler of its lag.
-            var projection: (store: SQLiteProjectionStore, projector: Projector, running: Task<Void, any Error>, appliedBefore: UInt64)?
+            var projection: (store: any ProjectionStore, projector: Projector, running: Task<Void, any Error>, appliedBefore: UInt64)?
             if project {
-                let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
+                let store = try external ?? SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
                 let projector = Projector(log: log, store: store)
                 try await projector.catchUp()
                 projection = (store, projector, Task { try await projector.run() }, await projector.appliedSeq)
@@ -290,7 +307,7 @@ struct BenchCommand: AsyncParsableCommand {
                 let worst = await lagSampler.value
                 projection.running.cancel()
                 _ = try? await projection.running.value
-                try projection.store.closeDatabase()
+                if let sqlite = projection.store as? SQLiteProjectionStore { try sqlite.closeDatabase() }
                 let applied = head - projection.appliedBefore
                 let total = caughtUp.inSeconds
                 projectionReport = ProjectionReport(
