@@ -161,7 +161,10 @@ struct BenchCommand: AsyncParsableCommand {
             }
             let report = try await awaitingCleanErrors {
                 guard let projections else { return try await measure(directory: directory, chain: chain == .on, store: nil) }
-                return try await PostgreSQLProjectionStore.withStore(at: try PostgreSQLLocation(url: projections), logger: Logger(label: "custody.bench")) {
+                return try await PostgreSQLProjectionStore.withStore(
+                    at: try PostgreSQLLocation(url: projections),
+                    logger: Logger(label: "custody.bench")
+                ) {
                     store in
                     try await measure(directory: directory, chain: chain == .on, store: store)
                 }
