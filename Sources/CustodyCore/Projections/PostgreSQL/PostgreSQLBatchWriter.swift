@@ -9,7 +9,8 @@ import PostgresNIO
 ///
 /// In order: the guarded checkpoint; the batch's events other than spans, in seq order; the
 /// traces' rows (the ones not in memory read in one query, merged in Swift, written back by one
-/// multi-row UPDATE and one multi-row INSERT); then `trace_spans` and `operation_logs` by multi-row INSERTs.
+/// UPDATE and one INSERT); then `trace_spans` and `operation_logs`, one INSERT each — every one of
+/// them a statement over column arrays.
 struct PostgreSQLBatchWriter {
     let connection: PostgresConnection
     let logger: Logger
@@ -123,148 +124,198 @@ struct PostgreSQLBatchWriter {
         return changes
     }
 
-    // MARK: Traces
+    // MARK: Traces and spans
+    //
+    // Rows go in as one array per column, unnested by PostgreSQL (`unnest($1::bigint[], …)`):
+    // a few binds and one statement text whatever the number of rows, where a multi-row VALUES
+    // list costs a placeholder, a bind and its description per value (measured: 47k events/s
+    // with VALUES, docs/benchmarks.md). A nullable column comes with a flag column saying which
+    // rows hold NULL (postgres-nio encodes no arrays of optionals).
 
-    static let summaryColumns = 9
-
-    /// One multi-row UPDATE per chunk of known traces.
+    /// One UPDATE of the known traces' rows.
     private func update(_ rows: [TraceSummaryCache.Entry]) async throws {
-        let perStatement = Self.maximumBinds / Self.summaryColumns
-        var start = 0
-        while start < rows.count {
-            let chunk = rows[start..<min(rows.count, start + perStatement)]
-            var bindings = PostgresBindings(capacity: chunk.count * Self.summaryColumns)
-            var values: [String] = []
-            values.reserveCapacity(chunk.count)
-            for row in chunk {
-                let base = bindings.count
-                bindings.append(row.id)
-                Self.bind(row, to: &bindings)
-                values.append(
-                    "($\(base + 1)::bigint, $\(base + 2)::text, $\(base + 3)::bigint, $\(base + 4)::bigint, $\(base + 5)::bigint, $\(base + 6)::bigint, $\(base + 7)::text, $\(base + 8)::text, $\(base + 9)::bigint)"
-                )
-            }
-            let sql = """
-                UPDATE trace_summaries AS t SET root_operation = v.root_operation, start = v.start, "end" = v."end", span_count = v.span_count,
-                    error_count = v.error_count, sources = v.sources, replay_of = v.replay_of, last_seq = v.last_seq
-                FROM (VALUES \(values.joined(separator: ", "))) AS v(id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
-                WHERE t.id = v.id
-                """
-            _ = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
-            start += chunk.count
-        }
+        guard !rows.isEmpty else { return }
+        let columns = SummaryColumns(rows)
+        var bindings = PostgresBindings(capacity: 10)
+        bindings.append(rows.map(\.id))
+        columns.bind(to: &bindings)
+        _ = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    UPDATE trace_summaries AS t SET root_operation = v.root_operation, start = v.start, "end" = v."end",
+                        span_count = v.span_count, error_count = v.error_count, sources = v.sources,
+                        replay_of = CASE WHEN v.no_replay THEN NULL ELSE v.replay_of END, last_seq = v.last_seq
+                    FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[],
+                        $9::bool[], $10::bigint[])
+                        AS v(id, root_operation, start, "end", span_count, error_count, sources, replay_of, no_replay, last_seq)
+                    WHERE t.id = v.id
+                    """,
+                binds: bindings
+            ),
+            logger: logger
+        )
     }
 
-    /// One multi-row INSERT per chunk of new traces; returns their numbers by trace id.
+    /// One INSERT of the new traces' rows; returns their numbers by trace id.
     private func insert(_ rows: [TraceSummaryCache.Entry]) async throws -> [String: Int64] {
+        guard !rows.isEmpty else { return [:] }
+        let columns = SummaryColumns(rows)
+        var bindings = PostgresBindings(capacity: 11)
+        bindings.append(rows.map { TraceKey.of($0.summary.traceId) })
+        bindings.append(rows.map(\.summary.traceId))
+        columns.bind(to: &bindings)
         var numbers: [String: Int64] = [:]
-        let columns = Self.summaryColumns + 1
-        let perStatement = Self.maximumBinds / columns
-        var start = 0
-        while start < rows.count {
-            let chunk = rows[start..<min(rows.count, start + perStatement)]
-            var bindings = PostgresBindings(capacity: chunk.count * columns)
-            var values: [String] = []
-            values.reserveCapacity(chunk.count)
-            for row in chunk {
-                let base = bindings.count
-                bindings.append(TraceKey.of(row.summary.traceId))
-                bindings.append(row.summary.traceId)
-                Self.bind(row, to: &bindings)
-                values.append("(" + (1...columns).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
-            }
-            let sql = """
-                INSERT INTO trace_summaries (trace_key, trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq)
-                VALUES \(values.joined(separator: ", ")) RETURNING id, trace_id
-                """
-            for row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger).collect() {
-                let (id, traceId) = try row.decode((Int64, String).self)
-                numbers[traceId] = id
-            }
-            start += chunk.count
+        numbers.reserveCapacity(rows.count)
+        for row in try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO trace_summaries (trace_key, trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of,
+                        last_seq)
+                    SELECT trace_key, trace_id, root_operation, start, "end", span_count, error_count, sources,
+                        CASE WHEN no_replay THEN NULL ELSE replay_of END, last_seq
+                    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[],
+                        $9::text[], $10::bool[], $11::bigint[])
+                        AS v(trace_key, trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, no_replay, last_seq)
+                    RETURNING id, trace_id
+                    """,
+                binds: bindings
+            ),
+            logger: logger
+        ).collect() {
+            let (id, traceId) = try row.decode((Int64, String).self)
+            numbers[traceId] = id
         }
         return numbers
     }
 
-    /// Binds a trace row's columns from `root_operation` to `last_seq`, in table order.
-    private static func bind(_ row: TraceSummaryCache.Entry, to bindings: inout PostgresBindings) {
-        let summary = row.summary
-        bindings.append(summary.rootOperation)
-        bindings.append(summary.start)
-        bindings.append(summary.end)
-        bindings.append(Int64(summary.spanCount))
-        bindings.append(Int64(summary.errorCount))
-        bindings.append(JSONValue.array(summary.sources.map(JSONValue.string)).jsonText.description)
-        bindings.append(summary.replayOf)
-        bindings.append(row.lastSeq)
-    }
+    /// The columns of trace rows from `root_operation` to `last_seq`, as arrays.
+    private struct SummaryColumns {
+        var rootOperation: [String] = []
+        var start: [Int64] = []
+        var end: [Int64] = []
+        var spanCount: [Int64] = []
+        var errorCount: [Int64] = []
+        var sources: [String] = []
+        var replayOf: [String] = []
+        var noReplay: [Bool] = []
+        var lastSeq: [Int64] = []
 
-    // MARK: Spans
-
-    /// Inserts `count` rows of `columns` into `table`, as many per statement as the binds allow.
-    /// (Not COPY: postgres-nio 1.33's `copyFrom` can hang for good when the server goes away in
-    /// the middle of one.)
-    private func insert(
-        into table: String,
-        _ columns: [String],
-        count: Int,
-        bind: (Int, inout PostgresBindings) -> Void
-    ) async throws {
-        let perStatement = Self.maximumBinds / columns.count
-        let head = "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES "
-        var start = 0
-        while start < count {
-            let end = min(count, start + perStatement)
-            var bindings = PostgresBindings(capacity: (end - start) * columns.count)
-            var sql = head
-            sql.reserveCapacity(head.utf8.count + (end - start) * columns.count * 7)
-            for row in start..<end {
-                let base = bindings.count
-                bind(row, &bindings)
-                sql += row == start ? "(" : ", ("
-                for column in 1...columns.count {
-                    if column > 1 { sql += ", " }
-                    sql += "$\(base + column)"
-                }
-                sql += ")"
+        init(_ rows: [TraceSummaryCache.Entry]) {
+            for row in rows {
+                let summary = row.summary
+                rootOperation.append(summary.rootOperation)
+                start.append(summary.start)
+                end.append(summary.end)
+                spanCount.append(Int64(summary.spanCount))
+                errorCount.append(Int64(summary.errorCount))
+                sources.append(JSONValue.array(summary.sources.map(JSONValue.string)).jsonText.description)
+                replayOf.append(summary.replayOf ?? "")
+                noReplay.append(summary.replayOf == nil)
+                lastSeq.append(row.lastSeq)
             }
-            _ = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
-            start = end
+        }
+
+        func bind(to bindings: inout PostgresBindings) {
+            bindings.append(rootOperation)
+            bindings.append(start)
+            bindings.append(end)
+            bindings.append(spanCount)
+            bindings.append(errorCount)
+            bindings.append(sources)
+            bindings.append(replayOf)
+            bindings.append(noReplay)
+            bindings.append(lastSeq)
         }
     }
 
     private func insertTraceSpans(_ traces: [ProjectionBatch.SpanGrouping.TraceInBatch], numbers: [Int64]) async throws {
-        try await insert(into: "trace_spans", ["trace", "first_seq", "seqs"], count: traces.count) { index, bindings in
-            bindings.append(numbers[index])
-            bindings.append(traces[index].seqs[0])
-            bindings.append(traces[index].seqs)
-        }
+        var bindings = PostgresBindings(capacity: 3)
+        bindings.append(numbers)
+        bindings.append(traces.map { $0.seqs[0] })
+        // Each row's seqs as an array literal, cast by PostgreSQL (unnest would flatten an array
+        // of arrays).
+        bindings.append(traces.map { "{" + $0.seqs.map(String.init).joined(separator: ",") + "}" })
+        _ = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO trace_spans (trace, first_seq, seqs)
+                    SELECT trace, first_seq, seqs::bigint[] FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS v(trace, first_seq, seqs)
+                    """,
+                binds: bindings
+            ),
+            logger: logger
+        )
     }
 
-    static let spanColumns = [
-        "seq", "trace_id", "span_id", "parent_span_id", "source", "stage", "operation", "task_uuid", "duration_ms", "timestamp", "ingested_at",
-        "is_error", "trace",
-    ]
-
     private func insertSpans(_ events: [Event], grouping: ProjectionBatch.SpanGrouping, numbers: [Int64]) async throws {
-        let spans = events.indices.filter { grouping.slot[$0] >= 0 }
-        try await insert(into: "operation_logs", Self.spanColumns, count: spans.count) { row, bindings in
-            let index = spans[row]
-            guard case .span(let span) = events[index].body else { return }
-            bindings.append(Int64(events[index].seq))
-            bindings.append(span.traceId)
-            bindings.append(span.spanId)
-            bindings.append(span.parentSpanId)
-            bindings.append(span.source)
-            bindings.append(span.stage)
-            bindings.append(span.operation)
-            bindings.append(span.taskUUID)
-            bindings.append(span.durationMs)
-            bindings.append(span.timestamp)
-            bindings.append(events[index].ingestedAt)
-            bindings.append(Int64(grouping.isError[index] ? 1 : 0))
-            bindings.append(numbers[Int(grouping.slot[index])])
+        var seq: [Int64] = []
+        var traceId: [String] = []
+        var spanId: [String] = []
+        var parentSpanId: [String] = []
+        var source: [String] = []
+        var stage: [String] = []
+        var operation: [String] = []
+        var taskUUID: [String] = []
+        var durationMs: [Double] = []
+        var timestamp: [Int64] = []
+        var ingestedAt: [Int64] = []
+        var isError: [Int64] = []
+        var trace: [Int64] = []
+        /// Which of span_id (1), parent_span_id (2), task_uuid (4), duration_ms (8) are NULL.
+        var nulls: [Int64] = []
+        for index in events.indices where grouping.slot[index] >= 0 {
+            guard case .span(let span) = events[index].body else { continue }
+            seq.append(Int64(events[index].seq))
+            traceId.append(span.traceId)
+            spanId.append(span.spanId ?? "")
+            parentSpanId.append(span.parentSpanId ?? "")
+            source.append(span.source)
+            stage.append(span.stage)
+            operation.append(span.operation)
+            taskUUID.append(span.taskUUID ?? "")
+            durationMs.append(span.durationMs ?? 0)
+            timestamp.append(span.timestamp)
+            ingestedAt.append(events[index].ingestedAt)
+            isError.append(grouping.isError[index] ? 1 : 0)
+            trace.append(numbers[Int(grouping.slot[index])])
+            nulls.append(
+                (span.spanId == nil ? 1 : 0) | (span.parentSpanId == nil ? 2 : 0) | (span.taskUUID == nil ? 4 : 0) | (span.durationMs == nil ? 8 : 0)
+            )
         }
+        guard !seq.isEmpty else { return }
+        var bindings = PostgresBindings(capacity: 14)
+        bindings.append(seq)
+        bindings.append(traceId)
+        bindings.append(spanId)
+        bindings.append(parentSpanId)
+        bindings.append(source)
+        bindings.append(stage)
+        bindings.append(operation)
+        bindings.append(taskUUID)
+        bindings.append(durationMs)
+        bindings.append(timestamp)
+        bindings.append(ingestedAt)
+        bindings.append(isError)
+        bindings.append(trace)
+        bindings.append(nulls)
+        _ = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms,
+                        timestamp, ingested_at, is_error, trace)
+                    SELECT seq, trace_id, CASE WHEN nulls & 1 <> 0 THEN NULL ELSE span_id END,
+                        CASE WHEN nulls & 2 <> 0 THEN NULL ELSE parent_span_id END, source, stage, operation,
+                        CASE WHEN nulls & 4 <> 0 THEN NULL ELSE task_uuid END, CASE WHEN nulls & 8 <> 0 THEN NULL ELSE duration_ms END,
+                        timestamp, ingested_at, is_error, trace
+                    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                        $9::float8[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])
+                        AS v(seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms, timestamp, ingested_at,
+                            is_error, trace, nulls)
+                    """,
+                binds: bindings
+            ),
+            logger: logger
+        )
     }
 
     // MARK: Events other than spans
