@@ -44,6 +44,8 @@ public enum ServerFixture {
         rpcPort: Shared<Int>? = nil,
         otlpGRPCPort: Shared<Int>? = nil,
         otlpHTTPPort: Shared<Int>? = nil,
+        // The projections, when not the data directory's SQLite file (PostgreSQL).
+        projections: (any ProjectionStore)? = nil,
         _ test: @escaping @Sendable (CoreRuntime, any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
         defer { removeDataDirectory(directory) }
@@ -54,7 +56,12 @@ public enum ServerFixture {
         runtimeConfiguration.github = github
         if !workers.isEmpty { runtimeConfiguration.workers = RemoteReplayWorkers(workers: workers, timeout: workerTimeout) }
         if let replayWorkers { runtimeConfiguration.workers = replayWorkers }
-        let runtime = try await CoreRuntime.open(directory: directory, configuration: runtimeConfiguration, encodeLive: CustodyApplication.encodeLive)
+        let runtime = try await CoreRuntime.open(
+            directory: directory,
+            store: projections,
+            configuration: runtimeConfiguration,
+            encodeLive: CustodyApplication.encodeLive
+        )
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.limits = limits
         configuration.tokens = tokens

@@ -84,9 +84,17 @@ struct ClusterFaultTests {
             lock.withLock { self.server = nil }
         }
 
+        /// SIGTERM, and the node must be gone within 30 s: one that is not is recorded as an
+        /// issue and killed, rather than left to hang the run.
         func stop() {
             if let server = lock.withLock({ self.server }) {
                 server.process.terminate()
+                let deadline = Date().addingTimeInterval(30)
+                while server.process.isRunning && Date() < deadline { usleep(50_000) }
+                if server.process.isRunning {
+                    Issue.record("node \(name) did not stop within 30 s of SIGTERM: \(server.error.suffix(2000))")
+                    Foundation.kill(server.process.processIdentifier, SIGKILL)
+                }
                 server.process.waitUntilExit()
                 if ProcessInfo.processInfo.environment["CUSTODY_KEEP_NODE_LOGS"] == nil { server.removeFiles() }
             }
@@ -275,35 +283,15 @@ struct ClusterFaultTests {
 
         // Both nodes come to hold the same log and to have applied all of it (response spans
         // may still be arriving: wait until both stand still at one head).
-        var heads: [UInt64] = []
-        let agreeBy = ContinuousClock.now + .seconds(30)
-        repeat {
-            heads = try await nodes.asyncMap { node in
-                let stats = try await CustodyClient(baseURL: node.base).adminStats()
-                let applied = stats["projections"]?["applied_seq"]?.numberValue.map { UInt64($0) } ?? 0
-                let head = stats["log"]?["last_seq"]?.numberValue.map { UInt64($0) } ?? 1
-                return applied == head ? head : 0
-            }
-            if heads[0] > 0 && heads[0] == heads[1] { break }
-            try await Task.sleep(for: .milliseconds(200))
-        } while ContinuousClock.now < agreeBy
+        let heads = try await Self.appliedHeads(of: nodes)
         #expect(heads[0] > 0 && heads[0] == heads[1], "the nodes do not come to one head: \(heads)")
 
         // Every acknowledged span, exactly once, on both nodes (each node read the whole stream
         // into its own projections).
         let acknowledged = await ledger.acknowledged
         #expect(acknowledged.count > 100, "only \(acknowledged.count) spans were acknowledged")
-        let traces = Dictionary(grouping: acknowledged, by: \.value).mapValues { Set($0.map(\.key)) }
         for node in nodes {
-            let client = CustodyClient(baseURL: node.base)
-            var missing = 0
-            var doubled = 0
-            for (trace, spans) in traces {
-                let document = try await client.getTrace(trace)
-                let ids = document.spans.filter { $0.operation == "fault.write" }.compactMap(\.spanId)
-                missing += spans.subtracting(ids).count
-                doubled += ids.count - Set(ids).count
-            }
+            let (missing, doubled) = try await Self.missingAndDoubled(acknowledged, operation: "fault.write", on: node)
             #expect(missing == 0 && doubled == 0, "node \(node.name): \(missing) acknowledged spans missing, \(doubled) twice")
         }
 
@@ -331,6 +319,41 @@ struct ClusterFaultTests {
                 )
             }
         }
+    }
+
+    /// The nodes' heads once every node has applied its whole log and they agree (within 60 s;
+    /// a node not there yet counts 0).
+    static func appliedHeads(of nodes: [Node]) async throws -> [UInt64] {
+        var heads: [UInt64] = []
+        let agreeBy = ContinuousClock.now + .seconds(60)
+        repeat {
+            heads = []
+            for node in nodes {
+                let stats = try? await CustodyClient(baseURL: node.base, timeout: .seconds(5)).adminStats()
+                let applied = stats?["projections"]?["applied_seq"]?.numberValue.map { UInt64($0) } ?? 0
+                let head = stats?["log"]?["last_seq"]?.numberValue.map { UInt64($0) } ?? 1
+                heads.append(applied == head ? head : 0)
+            }
+            if heads[0] > 0 && Set(heads).count == 1 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        } while ContinuousClock.now < agreeBy
+        return heads
+    }
+
+    /// How many of the acknowledged spans (span id → trace id) of `operation` a node's traces
+    /// lack, and how many they hold twice.
+    static func missingAndDoubled(_ acknowledged: [String: String], operation: String, on node: Node) async throws -> (Int, Int) {
+        let traces = Dictionary(grouping: acknowledged, by: \.value).mapValues { Set($0.map(\.key)) }
+        let client = CustodyClient(baseURL: node.base)
+        var missing = 0
+        var doubled = 0
+        for (trace, spans) in traces {
+            let document = try await client.getTrace(trace)
+            let ids = document.spans.filter { $0.operation == operation }.compactMap(\.spanId)
+            missing += spans.subtracting(ids).count
+            doubled += ids.count - Set(ids).count
+        }
+        return (missing, doubled)
     }
 
     func progress(_ line: String) {

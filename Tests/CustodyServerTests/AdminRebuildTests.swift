@@ -8,6 +8,7 @@ import GRDB
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import Testing
 
@@ -76,6 +77,62 @@ import Testing
                 #expect(live[table] == expected[table], "\(table) differs from a rebuild")
             }
             #expect((live["trace_summaries"]?.count ?? 0) >= 20 + writes)
+        }
+    }
+
+    /// The same with the projections in PostgreSQL: the rebuild fills `custody_rebuild` and
+    /// swaps it in by renaming, while reads and writes go on.
+    @Test func onlineRebuildOnPostgreSQLSwapsSchemasWhileReadsAndWritesGoOn() async throws {
+        let server = try await PostgreSQLServer()
+        defer { server.stop() }
+        let location = PostgreSQLLocation(host: "127.0.0.1", port: server.port, username: PostgreSQLServer.user, database: "postgres")
+        try await PostgreSQLProjectionStore.withStore(at: location, logger: Logger(label: "test")) { store in
+            try await ServerFixture.run(.router, projections: store) { runtime, client in
+                for i in 0..<20 {
+                    _ = try await client.call(.post, "/api/tasks", json: #"{"order_id":"o-\#(i % 3)","payload":{"n":\#(i)},"uuid":"t-\#(i)"}"#)
+                    _ = try await client.call(
+                        .post,
+                        "/api/logs",
+                        json: #"[{"trace_id":"tr-\#(i)","source":"s"},{"trace_id":"tr-\#(i)","stage":"error"}]"#
+                    )
+                }
+                // Damage, by an operator's psql.
+                _ = try await server.psql("DELETE FROM custody.tasks WHERE uuid LIKE 't-1%'")
+                #expect(try await client.call(.get, "/api/tasks/t-11").status == .notFound)
+                #expect(try await client.call(.post, "/api/admin/rebuild").status == .accepted)
+                var state = ""
+                var writes = 0
+                while state != "done" {
+                    _ = try await client.call(.post, "/api/logs", json: #"{"trace_id":"during-\#(writes)","source":"s"}"#)
+                    writes += 1
+                    #expect(try await client.call(.get, "/api/traces?limit=5").status == .ok)
+                    let stats = try await client.call(.get, "/api/admin/stats")
+                    state = (stats.data["rebuild"] as? [String: Any])?["state"] as? String ?? ""
+                    #expect(state == "building" || state == "done", "rebuild state \(state): \(stats.data["rebuild"] ?? "")")
+                    if state == "failed" { return }
+                }
+                #expect(try await client.call(.get, "/api/tasks/t-11").status == .ok)
+                let schemas = try await server.psql("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'custody%' ORDER BY 1")
+                #expect(schemas.split(separator: "\n") == ["custody"])
+                // The projections answer as a rebuild of the same log into SQLite (compared
+                // while the log's head stands still).
+                let reference = ServerFixture.directory()
+                try FileManager.default.createDirectory(atPath: reference, withIntermediateDirectories: true)
+                defer { removeDataDirectory(reference) }
+                var differences = ["not compared"]
+                for attempt in 0..<10 where !differences.isEmpty {
+                    let head = await runtime.log.lastSeq
+                    try await runtime.projector.waitUntilApplied(head)
+                    let path = reference + "/reference-\(attempt).sqlite"
+                    _ = try await ProjectionRebuild.rebuild(log: runtime.log, databasePath: path, snapshots: nil)
+                    let rebuilt = try SQLiteProjectionStore(path: path)
+                    differences = try await ProjectionComparison.differences(rebuilt, store)
+                    try await rebuilt.close()
+                    if await runtime.log.lastSeq != head { differences = ["the log grew while comparing"] }
+                }
+                #expect(differences.isEmpty, "\(differences.prefix(3))")
+                #expect(try await store.rowCount(of: "trace_summaries") >= 20 + writes)
+            }
         }
     }
 

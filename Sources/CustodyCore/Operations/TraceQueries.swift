@@ -146,6 +146,9 @@ public struct TraceSummaryRecord: Sendable, Hashable {
         if replayOf == nil { replayOf = later.replayOf }
     }
 
+    /// `sources` as `trace_summaries.sources` stores it: a JSON array.
+    var sourcesJSON: String { JSONValue.array(sources.map(JSONValue.string)).jsonText.description }
+
     /// A row of `trace_summaries`, its `sources` as stored (a JSON array).
     init(
         traceId: String,
@@ -187,6 +190,19 @@ public struct TraceSearch: Sendable, Hashable {
     public var query: String?
     public var limit = 50
     public var cursor: String?
+
+    /// ``query`` as a LIKE pattern matching the text that contains it (`\` escapes `%`, `_` and
+    /// itself); nil without a query.
+    var containsPattern: String? {
+        guard let query, !query.isEmpty else { return nil }
+        var pattern = "%"
+        for character in query {
+            if character == "\\" || character == "%" || character == "_" { pattern.append("\\") }
+            pattern.append(character)
+        }
+        pattern.append("%")
+        return pattern
+    }
 
     public init() {}
 }

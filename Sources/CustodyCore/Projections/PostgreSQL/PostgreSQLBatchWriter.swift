@@ -208,7 +208,7 @@ struct PostgreSQLBatchWriter {
                 end.append(summary.end)
                 spanCount.append(Int64(summary.spanCount))
                 errorCount.append(Int64(summary.errorCount))
-                sources.append(JSONValue.array(summary.sources.map(JSONValue.string)).jsonText.description)
+                sources.append(summary.sourcesJSON)
                 replayOf.append(summary.replayOf ?? "")
                 noReplay.append(summary.replayOf == nil)
                 lastSeq.append(row.lastSeq)

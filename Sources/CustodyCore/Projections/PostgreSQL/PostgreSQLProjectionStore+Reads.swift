@@ -29,56 +29,53 @@ extension PostgreSQLProjectionStore {
 
     public func orderActivity(orderId: String) async throws -> OrderActivity {
         // One snapshot for all of it.
-        let client = try reader()
         let logger = logger
-        return try await reading { try await Self.orderActivity(orderId: orderId, on: client, logger: logger) }
+        return try await reading { connection in try await Self.orderActivity(orderId: orderId, on: connection, logger: logger) }
     }
 
-    private static func orderActivity(orderId: String, on client: PostgresClient, logger: Logger) async throws -> OrderActivity {
-        try await client.withConnection { connection in
-            _ = try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-            do {
-                func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
-                    try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
-                }
-                var activity = OrderActivity()
-                activity.tasks = try await rows("SELECT * FROM tasks WHERE order_id = \(orderId) ORDER BY created_seq").map(
-                    TaskRecord.init(postgres:)
-                )
-                activity.followups = try await rows("SELECT * FROM followups WHERE order_id = \(orderId) ORDER BY seq")
-                    .map(FollowupRecord.init(postgres:))
-                let errors = try await rows(
-                    "SELECT COUNT(*), MAX(seq), MIN(created_at), MAX(created_at) FROM error_events WHERE order_id = \(orderId)"
-                )[0]
-                activity.errors.count = Int(try errors[0].decode(Int64.self))
-                activity.errors.lastSeq = try errors[1].decode(Int64?.self)
-                activity.errors.firstAt = try errors[2].decode(Int64?.self)
-                activity.errors.lastAt = try errors[3].decode(Int64?.self)
-                let spans = try await rows(
-                    """
-                    SELECT COUNT(*), COUNT(DISTINCT trace_id), COALESCE(SUM(is_error), 0)::bigint, MAX(seq), MIN(ingested_at), MAX(ingested_at)
-                    FROM operation_logs WHERE task_uuid IN (SELECT uuid FROM tasks WHERE order_id = \(orderId))
-                    """
-                )[0]
-                activity.spans.count = Int(try spans[0].decode(Int64.self))
-                activity.spans.traces = Int(try spans[1].decode(Int64.self))
-                activity.spans.errors = Int(try spans[2].decode(Int64.self))
-                activity.spans.lastSeq = try spans[3].decode(Int64?.self)
-                activity.spans.firstAt = try spans[4].decode(Int64?.self)
-                activity.spans.lastAt = try spans[5].decode(Int64?.self)
-                if let report = try await rows(
-                    "SELECT revision, report, seq FROM delivery_reports WHERE order_id = \(orderId) ORDER BY revision DESC LIMIT 1"
-                ).first {
-                    activity.latestReport = (
-                        try report[0].decode(Int64.self), JSONText(try report[1].decode(String.self)), try report[2].decode(Int64.self)
-                    )
-                }
-                _ = try await connection.query("COMMIT", logger: logger)
-                return activity
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
+    private static func orderActivity(orderId: String, on connection: PostgresConnection, logger: Logger) async throws -> OrderActivity {
+        _ = try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+        do {
+            func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
+                try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
             }
+            var activity = OrderActivity()
+            activity.tasks = try await rows("SELECT * FROM tasks WHERE order_id = \(orderId) ORDER BY created_seq").map(
+                TaskRecord.init(postgres:)
+            )
+            activity.followups = try await rows("SELECT * FROM followups WHERE order_id = \(orderId) ORDER BY seq")
+                .map(FollowupRecord.init(postgres:))
+            let errors = try await rows(
+                "SELECT COUNT(*), MAX(seq), MIN(created_at), MAX(created_at) FROM error_events WHERE order_id = \(orderId)"
+            )[0]
+            activity.errors.count = Int(try errors[0].decode(Int64.self))
+            activity.errors.lastSeq = try errors[1].decode(Int64?.self)
+            activity.errors.firstAt = try errors[2].decode(Int64?.self)
+            activity.errors.lastAt = try errors[3].decode(Int64?.self)
+            let spans = try await rows(
+                """
+                SELECT COUNT(*), COUNT(DISTINCT trace_id), COALESCE(SUM(is_error), 0)::bigint, MAX(seq), MIN(ingested_at), MAX(ingested_at)
+                FROM operation_logs WHERE task_uuid IN (SELECT uuid FROM tasks WHERE order_id = \(orderId))
+                """
+            )[0]
+            activity.spans.count = Int(try spans[0].decode(Int64.self))
+            activity.spans.traces = Int(try spans[1].decode(Int64.self))
+            activity.spans.errors = Int(try spans[2].decode(Int64.self))
+            activity.spans.lastSeq = try spans[3].decode(Int64?.self)
+            activity.spans.firstAt = try spans[4].decode(Int64?.self)
+            activity.spans.lastAt = try spans[5].decode(Int64?.self)
+            if let report = try await rows(
+                "SELECT revision, report, seq FROM delivery_reports WHERE order_id = \(orderId) ORDER BY revision DESC LIMIT 1"
+            ).first {
+                activity.latestReport = (
+                    try report[0].decode(Int64.self), JSONText(try report[1].decode(String.self)), try report[2].decode(Int64.self)
+                )
+            }
+            _ = try await connection.query("COMMIT", logger: logger)
+            return activity
+        } catch {
+            if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger) }
+            throw error
         }
     }
 
@@ -129,14 +126,8 @@ extension PostgreSQLProjectionStore {
         if let minimum = search.minDurationMs { conditions.append("(t.\"end\" - t.start) >= \(bind(Int64(minimum * 1_000_000)))") }
         if let since = search.since { conditions.append("t.start >= \(bind(since))") }
         if let until = search.until { conditions.append("t.start <= \(bind(until))") }
-        if let query = search.query, !query.isEmpty {
+        if let pattern = search.containsPattern {
             // SQLite's LIKE folds ASCII letters only; so does ILIKE under the "C" collation.
-            var pattern = "%"
-            for character in query {
-                if character == "\\" || character == "%" || character == "_" { pattern.append("\\") }
-                pattern.append(character)
-            }
-            pattern.append("%")
             let bound = bind(pattern)
             conditions.append(
                 "(t.trace_id ILIKE \(bound) ESCAPE '\\' OR t.root_operation ILIKE \(bound) ESCAPE '\\' OR t.sources ILIKE \(bound) ESCAPE '\\')"

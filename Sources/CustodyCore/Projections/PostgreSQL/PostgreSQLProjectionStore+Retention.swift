@@ -88,8 +88,7 @@ extension PostgreSQLProjectionStore {
 
     public func loadSnapshot(at snapshotPath: String) async throws -> UInt64 {
         let seq = try SQLiteProjectionStore.appliedSeq(ofDatabaseAt: snapshotPath)
-        var tables: [(String, SnapshotRows)] = []
-        for table in SQLiteProjectionStore.stateTables { tables.append((table, try Self.rows(of: table, inSnapshotAt: snapshotPath))) }
+        let tables = try SQLiteProjectionStore.stateTables.map { table in (table, try Self.rows(of: table, inSnapshotAt: snapshotPath)) }
         let checkpoint = try Self.rows(of: "projection_checkpoint", inSnapshotAt: snapshotPath)
         let logger = logger
         try await writer.transaction { connection in

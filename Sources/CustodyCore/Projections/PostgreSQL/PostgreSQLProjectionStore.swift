@@ -109,33 +109,36 @@ public final class PostgreSQLProjectionStore: ProjectionStore {
 
     /// Runs a read and collects its rows.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
-        let client = try reader()
         let logger = logger
-        return try await reading { try await client.query(query, logger: logger).collect().map { $0.makeRandomAccess() } }
+        return try await reading { connection in
+            try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+        }
     }
 
-    /// How long a read waits for the server (the pool retries a server that is down, queueing
-    /// reads meanwhile) before it fails.
+    /// How long a read may take, waiting for a connection of the pool (which retries a server
+    /// that is down, queueing reads meanwhile) and then on it, before it fails.
     static let readTimeout: Duration = .seconds(5)
 
-    /// Runs `body`, a read, for at most ``readTimeout``: a server that cannot be reached, or does
-    /// not answer in time, becomes ``CoreError/Code/storageUnavailable`` (what the API answers
-    /// when the projections cannot be read); an error the server reported stays as it is.
-    func reading<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// Runs `body`, a read, on a connection of the pool, for at most ``readTimeout``: a server
+    /// that cannot be reached, or does not answer in time (its connection is then closed), is
+    /// ``CoreError/Code/storageUnavailable`` — what the API answers when the projections cannot
+    /// be read; an error the server reported stays as it is.
+    func reading<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let client = try reader()
         let location = location
         do {
             return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await body() }
                 group.addTask {
-                    try await Task.sleep(for: Self.readTimeout)
+                    try await client.withConnection { connection in try await connection.withDeadline(Self.readTimeout, body) }
+                }
+                group.addTask {
+                    // Waiting for a connection: the lease is cancelled when this comes first.
+                    try await Task.sleep(for: Self.readTimeout + .seconds(1))
                     return nil
                 }
                 defer { group.cancelAll() }
                 guard let result = try await group.next(), let value = result else {
-                    throw CoreError(
-                        .storageUnavailable,
-                        "the projections' PostgreSQL server (\(location)) did not answer within \(Self.readTimeout)"
-                    )
+                    throw CoreError(.storageUnavailable, "the projections' PostgreSQL server (\(location)) did not answer within \(Self.readTimeout)")
                 }
                 return value
             }

@@ -48,21 +48,30 @@ actor PostgreSQLWriter {
         }
     }
 
-    /// Runs `body` on the connection; a failure that closed it drops it (the lock with it).
-    private func using<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    /// How long one call on the connection (a batch's transaction, say) may take before the
+    /// connection is closed as dead (``PostgresConnection/withDeadline(_:_:)``).
+    static let deadline: Duration = .seconds(60)
+
+    /// Runs `body` on the connection, for at most ``deadline``. A failure that is not an answer
+    /// of the server (``PostgresConnection/isAnswer(_:)``) closes the connection and drops it, the
+    /// lock with it: nothing more is written on a connection that may be dying.
+    private func using<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let connection = try await connected()
         do {
-            return try await body(connection)
+            return try await connection.withDeadline(Self.deadline, body)
         } catch {
-            if connection.isClosed {
+            if connection.isClosed || !PostgresConnection.isAnswer(error) {
+                try? await connection.close()
                 self.connection = nil
                 holdsLock = false
+                summaries.removeAll()
             }
             throw error
         }
     }
 
     func execute(_ sql: String) async throws {
+        let logger = logger
         try await using { connection in
             _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
         }
@@ -74,6 +83,7 @@ actor PostgreSQLWriter {
         guard let lockKey else { return true }
         let connection = try await connected()
         if holdsLock { return true }
+        let logger = logger
         let taken = try await using { connection in
             try await connection.query("SELECT pg_try_advisory_lock(hashtext(\(lockKey)))", logger: logger).collect().first?
                 .decode(Bool.self) ?? false
@@ -87,7 +97,8 @@ actor PostgreSQLWriter {
     }
 
     func appliedSeq() async throws -> UInt64 {
-        try await using { connection in
+        let logger = logger
+        return try await using { connection in
             let seq = try await connection.query(
                 "SELECT applied_seq FROM projection_checkpoint WHERE name = \(SQLiteProjectionStore.checkpointName)",
                 logger: logger
@@ -102,8 +113,9 @@ actor PostgreSQLWriter {
     func migrate(create: Bool) async throws {
         let migrations = try CustodySchema.projectionMigrations(.postgresql)
         let schema = schema
+        let logger = logger
         try await using { connection in
-            try await connection.withTransaction(logger: logger) { connection in
+            try await connection.inTransaction(logger: logger) { connection in
                 _ = try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("custody-migrations:" + schema)))", logger: logger)
                 if create { _ = try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger) }
                 _ = try await connection.query(
@@ -144,13 +156,10 @@ actor PostgreSQLWriter {
             throw CoreError(.conflict, "another node applies events to the projections in PostgreSQL (schema \(schema))")
         }
         let cache = summaries
+        let logger = logger
         let changes = try await using { connection in
-            do {
-                return try await connection.withTransaction(logger: logger) { connection in
-                    try await PostgreSQLBatchWriter(connection: connection, logger: logger, cache: cache).apply(batch)
-                }
-            } catch let error as PostgresTransactionError {
-                throw error.closureError ?? error
+            try await connection.inTransaction(logger: logger) { connection in
+                try await PostgreSQLBatchWriter(connection: connection, logger: logger, cache: cache).apply(batch)
             }
         }
         summaries.remove(changes.stale)
@@ -175,8 +184,9 @@ actor PostgreSQLWriter {
         let old = schema + "_old"
         try await execute("DROP SCHEMA IF EXISTS \(old) CASCADE")
         summaries.removeAll()
+        let (schema, logger) = (schema, logger)
         try await using { connection in
-            try await connection.withTransaction(logger: logger) { connection in
+            try await connection.inTransaction(logger: logger) { connection in
                 _ = try await connection.query(PostgresQuery(unsafeSQL: "ALTER SCHEMA \(schema) RENAME TO \(old)"), logger: logger)
                 _ = try await connection.query(PostgresQuery(unsafeSQL: "ALTER SCHEMA \(rebuilt) RENAME TO \(schema)"), logger: logger)
             }
@@ -187,14 +197,11 @@ actor PostgreSQLWriter {
 
     /// Runs `body` in a transaction on the writer connection (retention's pruning, a snapshot's
     /// load), emptying the summary cache: it changes rows the cache mirrors.
-    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         summaries.removeAll()
+        let logger = logger
         return try await using { connection in
-            do {
-                return try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
-            } catch let error as PostgresTransactionError {
-                throw error.closureError ?? error
-            }
+            try await connection.inTransaction(logger: logger) { connection in try await body(connection) }
         }
     }
 

@@ -230,7 +230,7 @@ struct ProjectionWriter {
         statement.bind(summary.end)
         statement.bind(Int64(summary.spanCount))
         statement.bind(Int64(summary.errorCount))
-        statement.bind(JSONValue.array(summary.sources.map(JSONValue.string)).jsonText.description)
+        statement.bind(summary.sourcesJSON)
         statement.bind(summary.replayOf)
         statement.bind(row.lastSeq)
     }

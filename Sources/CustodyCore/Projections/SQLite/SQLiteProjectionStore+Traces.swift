@@ -77,13 +77,7 @@ extension SQLiteProjectionStore {
             conditions.append("t.start <= ?")
             arguments.append(until)
         }
-        if let query = search.query, !query.isEmpty {
-            var pattern = "%"
-            for character in query {
-                if character == "\\" || character == "%" || character == "_" { pattern.append("\\") }
-                pattern.append(character)
-            }
-            pattern.append("%")
+        if let pattern = search.containsPattern {
             conditions.append("(t.trace_id LIKE ? ESCAPE '\\' OR t.root_operation LIKE ? ESCAPE '\\' OR t.sources LIKE ? ESCAPE '\\')")
             arguments += [pattern, pattern, pattern]
         }
