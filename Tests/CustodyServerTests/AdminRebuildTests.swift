@@ -17,14 +17,7 @@ import Testing
     /// equals a rebuild of the same log, row by row.
     @Test func onlineRebuildRepairsTheProjectionsWhileReadsAndWritesGoOn() async throws {
         try await ServerFixture.run(.router) { runtime, client in
-            for i in 0..<20 {
-                _ = try await client.call(.post, "/api/tasks", json: #"{"order_id":"o-\#(i % 3)","payload":{"n":\#(i)},"uuid":"t-\#(i)"}"#)
-                _ = try await client.call(
-                    .post,
-                    "/api/logs",
-                    json: #"[{"trace_id":"tr-\#(i)","source":"s"},{"trace_id":"tr-\#(i)","stage":"error"}]"#
-                )
-            }
+            try await Self.seed(client)
             // Damage: rows lost from the live projections.
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
@@ -35,20 +28,8 @@ import Testing
             }
             try intruder.close()
             #expect(try await client.call(.get, "/api/tasks/t-11").status == .notFound)
-            let started = try await client.call(.post, "/api/admin/rebuild")
-            #expect(started.status == .accepted)
             // Writes and reads go on while it runs.
-            var state = ""
-            var writes = 0
-            while state != "done" {
-                _ = try await client.call(.post, "/api/logs", json: #"{"trace_id":"during-\#(writes)","source":"s"}"#)
-                writes += 1
-                #expect(try await client.call(.get, "/api/traces?limit=5").status == .ok)
-                let stats = try await client.call(.get, "/api/admin/stats")
-                state = (stats.data["rebuild"] as? [String: Any])?["state"] as? String ?? ""
-                #expect(state == "building" || state == "done", "rebuild state \(state)")
-                if state == "failed" { return }
-            }
+            guard let writes = try await Self.rebuildWhileWriting(client) else { return }
             let again = try await client.call(.get, "/api/tasks/t-11")
             #expect(again.status == .ok)
             // The live projections equal a rebuild of the same log. A request's own spans are
@@ -88,29 +69,11 @@ import Testing
         let location = PostgreSQLLocation(host: "127.0.0.1", port: server.port, username: PostgreSQLServer.user, database: "postgres")
         try await PostgreSQLProjectionStore.withStore(at: location, logger: Logger(label: "test")) { store in
             try await ServerFixture.run(.router, projections: store) { runtime, client in
-                for i in 0..<20 {
-                    _ = try await client.call(.post, "/api/tasks", json: #"{"order_id":"o-\#(i % 3)","payload":{"n":\#(i)},"uuid":"t-\#(i)"}"#)
-                    _ = try await client.call(
-                        .post,
-                        "/api/logs",
-                        json: #"[{"trace_id":"tr-\#(i)","source":"s"},{"trace_id":"tr-\#(i)","stage":"error"}]"#
-                    )
-                }
+                try await Self.seed(client)
                 // Damage, by an operator's psql.
                 _ = try await server.psql("DELETE FROM custody.tasks WHERE uuid LIKE 't-1%'")
                 #expect(try await client.call(.get, "/api/tasks/t-11").status == .notFound)
-                #expect(try await client.call(.post, "/api/admin/rebuild").status == .accepted)
-                var state = ""
-                var writes = 0
-                while state != "done" {
-                    _ = try await client.call(.post, "/api/logs", json: #"{"trace_id":"during-\#(writes)","source":"s"}"#)
-                    writes += 1
-                    #expect(try await client.call(.get, "/api/traces?limit=5").status == .ok)
-                    let stats = try await client.call(.get, "/api/admin/stats")
-                    state = (stats.data["rebuild"] as? [String: Any])?["state"] as? String ?? ""
-                    #expect(state == "building" || state == "done", "rebuild state \(state): \(stats.data["rebuild"] ?? "")")
-                    if state == "failed" { return }
-                }
+                guard let writes = try await Self.rebuildWhileWriting(client) else { return }
                 #expect(try await client.call(.get, "/api/tasks/t-11").status == .ok)
                 let schemas = try await server.psql("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'custody%' ORDER BY 1")
                 #expect(schemas.split(separator: "\n") == ["custody"])
@@ -134,6 +97,36 @@ import Testing
                 #expect(try await store.rowCount(of: "trace_summaries") >= 20 + writes)
             }
         }
+    }
+
+    /// Twenty tasks over three orders, and twenty two-span traces (one span an error).
+    static func seed(_ client: some TestClientProtocol) async throws {
+        for i in 0..<20 {
+            _ = try await client.call(.post, "/api/tasks", json: #"{"order_id":"o-\#(i % 3)","payload":{"n":\#(i)},"uuid":"t-\#(i)"}"#)
+            _ = try await client.call(
+                .post,
+                "/api/logs",
+                json: #"[{"trace_id":"tr-\#(i)","source":"s"},{"trace_id":"tr-\#(i)","stage":"error"}]"#
+            )
+        }
+    }
+
+    /// Starts an online rebuild and writes and reads while it runs, until it is done: returns
+    /// how many spans were written meanwhile, nil when the rebuild failed.
+    static func rebuildWhileWriting(_ client: some TestClientProtocol) async throws -> Int? {
+        #expect(try await client.call(.post, "/api/admin/rebuild").status == .accepted)
+        var state = ""
+        var writes = 0
+        while state != "done" {
+            _ = try await client.call(.post, "/api/logs", json: #"{"trace_id":"during-\#(writes)","source":"s"}"#)
+            writes += 1
+            #expect(try await client.call(.get, "/api/traces?limit=5").status == .ok)
+            let stats = try await client.call(.get, "/api/admin/stats")
+            state = (stats.data["rebuild"] as? [String: Any])?["state"] as? String ?? ""
+            #expect(state == "building" || state == "done", "rebuild state \(state): \(stats.data["rebuild"] ?? "")")
+            if state == "failed" { return nil }
+        }
+        return writes
     }
 
     @Test func aSecondRebuildWhileOneRunsIsAConflict() async throws {

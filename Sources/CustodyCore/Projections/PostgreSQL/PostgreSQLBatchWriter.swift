@@ -16,7 +16,8 @@ struct PostgreSQLBatchWriter {
     let logger: Logger
     let cache: TraceSummaryCache
 
-    /// Binds per statement: PostgreSQL's limit is 65,535.
+    /// Binds per statement: PostgreSQL's limit is 65,535 (a state snapshot's rows are copied in
+    /// by multi-row VALUES lists).
     static let maximumBinds = 65_535
 
     func apply(_ batch: ProjectionBatch) async throws -> ProjectionWriter.SummaryChanges {

@@ -205,9 +205,6 @@ actor PostgreSQLWriter {
         }
     }
 
-    /// Whether this node holds the lock now (without trying to take it).
-    var isWriter: Bool { lockKey == nil || (holdsLock && connection?.isClosed == false) }
-
     func close() async {
         if let connection { try? await connection.close() }
         connection = nil
