@@ -3,6 +3,7 @@ import CustodySchema
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// ``ProjectionStore`` in a PostgreSQL schema that several Custody nodes share
 /// (docs/projections.md, "On PostgreSQL"): the tables of `schema/projections-postgresql/`, the
@@ -115,30 +116,48 @@ public final class PostgreSQLProjectionStore: ProjectionStore {
         }
     }
 
-    /// How long a read may take, waiting for a connection of the pool (which retries a server
-    /// that is down, queueing reads meanwhile) and then on it, before it fails.
-    static let readTimeout: Duration = .seconds(5)
+    /// How long a read waits for a connection of the pool (which retries a server that is down,
+    /// queueing reads meanwhile) before it fails: a server that cannot be reached in that time
+    /// is away.
+    static let connectionWait: Duration = .seconds(10)
 
-    /// Runs `body`, a read, on a connection of the pool, for at most ``readTimeout``: a server
-    /// that cannot be reached, or does not answer in time (its connection is then closed), is
-    /// ``CoreError/Code/storageUnavailable`` — what the API answers when the projections cannot
-    /// be read; an error the server reported stays as it is.
+    /// How long a read may run on its connection before the connection is closed and the read
+    /// fails: generous, because a busy machine can make a sound server slow; what this bounds is
+    /// a server that went away without closing the socket.
+    static let queryTimeout: Duration = .seconds(30)
+
+    /// Runs `body`, a read, on a connection of the pool — waiting at most ``connectionWait`` for
+    /// the connection and ``queryTimeout`` on it. A server that cannot be reached, or does not
+    /// answer in time (its connection is then closed), is ``CoreError/Code/storageUnavailable``:
+    /// what the API answers when the projections cannot be read. An error the server reported
+    /// stays as it is.
     func reading<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let client = try reader()
         let location = location
+        let leased = LeaseFlag()
         do {
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
-                    try await client.withConnection { connection in try await connection.withDeadline(Self.readTimeout, body) }
+                    try await client.withConnection { connection in
+                        leased.value.store(true, ordering: .releasing)
+                        return try await connection.withDeadline(Self.queryTimeout, body)
+                    }
                 }
                 group.addTask {
                     // Waiting for a connection: the lease is cancelled when this comes first.
-                    try await Task.sleep(for: Self.readTimeout + .seconds(1))
+                    try await Task.sleep(for: Self.connectionWait)
+                    if leased.value.load(ordering: .acquiring) {
+                        // Leased in time: the read's own deadline bounds it; this only backs it up.
+                        try await Task.sleep(for: Self.queryTimeout + .seconds(5))
+                    }
                     return nil
                 }
                 defer { group.cancelAll() }
                 guard let result = try await group.next(), let value = result else {
-                    throw CoreError(.storageUnavailable, "the projections' PostgreSQL server (\(location)) did not answer within \(Self.readTimeout)")
+                    throw CoreError(
+                        .storageUnavailable,
+                        "the projections' PostgreSQL server (\(location)) gave no connection within \(Self.connectionWait)"
+                    )
                 }
                 return value
             }
@@ -225,4 +244,9 @@ public final class PostgreSQLProjectionStore: ProjectionStore {
         await rebuilt.writer.close()
         return try await writer.swapSchema(with: rebuilt.schema)
     }
+}
+
+/// Whether a read got its connection: set by the read, looked at by its connection deadline.
+private final class LeaseFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }
