@@ -10,8 +10,9 @@ import Testing
 
 /// Two `custody serve --log nats://… --projections postgresql://…` nodes sharing one PostgreSQL
 /// schema (docs/projections.md, "On PostgreSQL"), spans written through both without pause while
-/// the node that applies events is killed with SIGKILL (twice) — and, with
-/// `CUSTODY_POSTGRESQL_KILL=1`, PostgreSQL itself is killed and restarted: the other node takes over the applying within 10 s, from the checkpoint; every
+/// the node that applies events is killed with SIGKILL (twice), and between those PostgreSQL
+/// itself is killed and restarted: the other node takes over the applying within 10 s, from the
+/// checkpoint, and the projections resume after PostgreSQL's restart; every
 /// acknowledged span is then in the projections exactly once, on both nodes' answers; and the
 /// shared projections answer every read as a rebuild of the stream into SQLite does.
 @Suite(.serialized, .timeLimit(.minutes(10)))
@@ -83,13 +84,8 @@ struct PostgreSQLClusterTests {
             }
         }
 
-        // Killing PostgreSQL in the middle of a batch can leave the applying node's writer
-        // waiting for good inside postgres-nio (2 runs in 3 here; issue 22's note): that round
-        // runs only with CUSTODY_POSTGRESQL_KILL=1 until it is fixed.
-        let killsPostgreSQL = ProcessInfo.processInfo.environment["CUSTODY_POSTGRESQL_KILL"] == "1"
         for round in 0..<3 {
             try await Task.sleep(for: .milliseconds(1500))
-            if round == 1 && !killsPostgreSQL { continue }
             if round == 1 {
                 // PostgreSQL dies with every session (and lock); the log goes on taking writes.
                 let before = await Self.projections(of: nodes[0])?.applied ?? 0

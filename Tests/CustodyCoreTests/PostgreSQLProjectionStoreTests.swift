@@ -160,6 +160,25 @@ import Testing
 
     /// Retention on PostgreSQL: pruning the spans of a deleted range, and a rebuild that starts
     /// from the state snapshot, leave the same answers as on SQLite.
+    /// A query on a connection whose server session has ended fails at once, even after the
+    /// channel has closed and dropped its handlers — postgres-nio's own `query` would wait for
+    /// good there (the hang when PostgreSQL was killed between two statements of a batch).
+    @Test func aQueryOnAClosedConnectionFailsInsteadOfWaiting() async throws {
+        let server = try await PostgreSQLServer()
+        defer { server.stop() }
+        let configuration = PostgreSQLProjectionStore.connectionConfiguration(Self.location(server, schema: "public"), schema: "public")
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Self.logger)
+        let backend = try await connection.queryIfOpen("SELECT pg_backend_pid()", logger: Self.logger).collect()[0].decode(Int32.self)
+        _ = try await server.psql("SELECT pg_terminate_backend(\(backend))")
+        try await connection.closeFuture.get()
+        #expect(connection.isClosed)
+        await #expect {
+            _ = try await connection.queryIfOpen("SELECT 1", logger: Self.logger)
+        } throws: { error in
+            (error as? CoreError)?.code == .storageUnavailable
+        }
+    }
+
     @Test func retentionPrunesAndRebuildsFromASnapshotAsOnSQLite() async throws {
         let server = try await PostgreSQLServer()
         defer { server.stop() }

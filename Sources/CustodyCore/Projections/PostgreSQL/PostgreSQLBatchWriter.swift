@@ -25,7 +25,7 @@ struct PostgreSQLBatchWriter {
         let grouping = batch.grouping
         // Nothing of this batch may be applied yet: the checkpoint is still before its first seq.
         let first = Int64(events.first?.seq ?? batch.checkpointSeq)
-        let moved = try await connection.query(
+        let moved = try await connection.queryIfOpen(
             """
             UPDATE projection_checkpoint SET applied_seq = \(Int64(batch.checkpointSeq)), applied_at = \(batch.checkpointTime)
             WHERE name = \(SQLiteProjectionStore.checkpointName) AND applied_seq < \(first) RETURNING applied_seq
@@ -60,7 +60,7 @@ struct PostgreSQLBatchWriter {
         }
         var replayOf: [String: String] = [:]
         if !unknown.isEmpty {
-            for row in try await connection.query(
+            for row in try await connection.queryIfOpen(
                 """
                 SELECT id, trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of, last_seq
                 FROM trace_summaries WHERE trace_id = ANY(\(unknown))
@@ -72,7 +72,7 @@ struct PostgreSQLBatchWriter {
             }
             let new = unknown.filter { known[$0] == nil }
             if !new.isEmpty {
-                for row in try await connection.query(
+                for row in try await connection.queryIfOpen(
                     "SELECT new_trace, from_trace FROM replays WHERE new_trace = ANY(\(new))",
                     logger: logger
                 ).collect() {
@@ -140,7 +140,7 @@ struct PostgreSQLBatchWriter {
         var bindings = PostgresBindings(capacity: 10)
         bindings.append(rows.map(\.id))
         columns.bind(to: &bindings)
-        _ = try await connection.query(
+        _ = try await connection.queryIfOpen(
             PostgresQuery(
                 unsafeSQL: """
                     UPDATE trace_summaries AS t SET root_operation = v.root_operation, start = v.start, "end" = v."end",
@@ -167,7 +167,7 @@ struct PostgreSQLBatchWriter {
         columns.bind(to: &bindings)
         var numbers: [String: Int64] = [:]
         numbers.reserveCapacity(rows.count)
-        for row in try await connection.query(
+        for row in try await connection.queryIfOpen(
             PostgresQuery(
                 unsafeSQL: """
                     INSERT INTO trace_summaries (trace_key, trace_id, root_operation, start, "end", span_count, error_count, sources, replay_of,
@@ -236,7 +236,7 @@ struct PostgreSQLBatchWriter {
         // Each row's seqs as an array literal, cast by PostgreSQL (unnest would flatten an array
         // of arrays).
         bindings.append(traces.map { "{" + $0.seqs.map(String.init).joined(separator: ",") + "}" })
-        _ = try await connection.query(
+        _ = try await connection.queryIfOpen(
             PostgresQuery(
                 unsafeSQL: """
                     INSERT INTO trace_spans (trace, first_seq, seqs)
@@ -299,7 +299,7 @@ struct PostgreSQLBatchWriter {
         bindings.append(isError)
         bindings.append(trace)
         bindings.append(nulls)
-        _ = try await connection.query(
+        _ = try await connection.queryIfOpen(
             PostgresQuery(
                 unsafeSQL: """
                     INSERT INTO operation_logs (seq, trace_id, span_id, parent_span_id, source, stage, operation, task_uuid, duration_ms,
@@ -322,7 +322,7 @@ struct PostgreSQLBatchWriter {
     // MARK: Events other than spans
 
     private func run(_ query: PostgresQuery) async throws {
-        _ = try await connection.query(query, logger: logger)
+        _ = try await connection.queryIfOpen(query, logger: logger)
     }
 
     func apply(_ event: Event) async throws {

@@ -34,10 +34,10 @@ extension PostgreSQLProjectionStore {
     }
 
     private static func orderActivity(orderId: String, on connection: PostgresConnection, logger: Logger) async throws -> OrderActivity {
-        _ = try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+        _ = try await connection.queryIfOpen("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
         do {
             func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
-                try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+                try await connection.queryIfOpen(query, logger: logger).collect().map { $0.makeRandomAccess() }
             }
             var activity = OrderActivity()
             activity.tasks = try await rows("SELECT * FROM tasks WHERE order_id = \(orderId) ORDER BY created_seq").map(
@@ -71,10 +71,10 @@ extension PostgreSQLProjectionStore {
                     try report[0].decode(Int64.self), JSONText(try report[1].decode(String.self)), try report[2].decode(Int64.self)
                 )
             }
-            _ = try await connection.query("COMMIT", logger: logger)
+            _ = try await connection.queryIfOpen("COMMIT", logger: logger)
             return activity
         } catch {
-            if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger) }
+            if !connection.isClosed { _ = try? await connection.queryIfOpen("ROLLBACK", logger: logger) }
             throw error
         }
     }

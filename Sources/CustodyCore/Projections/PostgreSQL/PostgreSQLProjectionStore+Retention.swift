@@ -49,12 +49,12 @@ extension PostgreSQLProjectionStore {
         let window: Int64 = 50_000
         var low =
             try await writer.transaction { connection in
-                try await connection.query("SELECT MIN(seq) FROM operation_logs", logger: logger).collect().first?.decode(Int64?.self)
+                try await connection.queryIfOpen("SELECT MIN(seq) FROM operation_logs", logger: logger).collect().first?.decode(Int64?.self)
             } ?? (through + 1)
         while low <= through {
             let (from, high) = (low, min(through, low + window - 1))
             pruning.spans += try await writer.transaction { connection in
-                let deleted = try await connection.query(
+                let deleted = try await connection.queryIfOpen(
                     "DELETE FROM operation_logs WHERE seq BETWEEN \(from) AND \(high) RETURNING 1",
                     logger: logger
                 ).collect()
@@ -63,14 +63,14 @@ extension PostgreSQLProjectionStore {
             low = high + 1
         }
         pruning.traces = try await writer.transaction { connection in
-            _ = try await connection.query(
+            _ = try await connection.queryIfOpen(
                 "DELETE FROM trace_spans WHERE trace IN (SELECT id FROM trace_summaries WHERE last_seq <= \(through))",
                 logger: logger
             )
-            let traces = try await connection.query("DELETE FROM trace_summaries WHERE last_seq <= \(through) RETURNING 1", logger: logger)
+            let traces = try await connection.queryIfOpen("DELETE FROM trace_summaries WHERE last_seq <= \(through) RETURNING 1", logger: logger)
                 .collect().count
             // Traces partly in the range: their rows of trace_spans keep the later seqs only.
-            _ = try await connection.query(
+            _ = try await connection.queryIfOpen(
                 """
                 WITH cut AS (
                     DELETE FROM trace_spans WHERE first_seq <= \(through)
@@ -93,7 +93,7 @@ extension PostgreSQLProjectionStore {
         let logger = logger
         try await writer.transaction { connection in
             for (table, rows) in tables { try await Self.insert(rows, into: table, over: connection, logger: logger) }
-            _ = try await connection.query("DELETE FROM projection_checkpoint", logger: logger)
+            _ = try await connection.queryIfOpen("DELETE FROM projection_checkpoint", logger: logger)
             try await Self.insert(checkpoint, into: "projection_checkpoint", over: connection, logger: logger)
         }
         return seq
@@ -141,7 +141,7 @@ extension PostgreSQLProjectionStore {
                 }
                 values.append("(" + (1...row.count).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
             }
-            _ = try await connection.query(
+            _ = try await connection.queryIfOpen(
                 PostgresQuery(
                     unsafeSQL: "INSERT INTO \(table) (\(columns)) VALUES \(values.joined(separator: ", ")) ON CONFLICT DO NOTHING",
                     binds: bindings

@@ -112,7 +112,7 @@ public final class PostgreSQLProjectionStore: ProjectionStore {
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
         let logger = logger
         return try await reading { connection in
-            try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+            try await connection.queryIfOpen(query, logger: logger).collect().map { $0.makeRandomAccess() }
         }
     }
 

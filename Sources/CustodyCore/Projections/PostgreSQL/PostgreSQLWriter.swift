@@ -73,7 +73,7 @@ actor PostgreSQLWriter {
     func execute(_ sql: String) async throws {
         let logger = logger
         try await using { connection in
-            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+            _ = try await connection.queryIfOpen(PostgresQuery(unsafeSQL: sql), logger: logger)
         }
     }
 
@@ -85,7 +85,7 @@ actor PostgreSQLWriter {
         if holdsLock { return true }
         let logger = logger
         let taken = try await using { connection in
-            try await connection.query("SELECT pg_try_advisory_lock(hashtext(\(lockKey)))", logger: logger).collect().first?
+            try await connection.queryIfOpen("SELECT pg_try_advisory_lock(hashtext(\(lockKey)))", logger: logger).collect().first?
                 .decode(Bool.self) ?? false
         }
         if taken, self.connection === connection {
@@ -99,7 +99,7 @@ actor PostgreSQLWriter {
     func appliedSeq() async throws -> UInt64 {
         let logger = logger
         return try await using { connection in
-            let seq = try await connection.query(
+            let seq = try await connection.queryIfOpen(
                 "SELECT applied_seq FROM projection_checkpoint WHERE name = \(SQLiteProjectionStore.checkpointName)",
                 logger: logger
             ).collect().first?.decode(Int64.self)
@@ -116,22 +116,24 @@ actor PostgreSQLWriter {
         let logger = logger
         try await using { connection in
             try await connection.inTransaction(logger: logger) { connection in
-                _ = try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("custody-migrations:" + schema)))", logger: logger)
-                if create { _ = try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger) }
-                _ = try await connection.query(
+                _ = try await connection.queryIfOpen("SELECT pg_advisory_xact_lock(hashtext(\("custody-migrations:" + schema)))", logger: logger)
+                if create { _ = try await connection.queryIfOpen(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger) }
+                _ = try await connection.queryIfOpen(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (name text COLLATE \"C\" PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
                     logger: logger
                 )
                 let done = Set(
-                    try await connection.query("SELECT name FROM schema_migrations", logger: logger).collect().map { try $0.decode(String.self) }
+                    try await connection.queryIfOpen("SELECT name FROM schema_migrations", logger: logger).collect().map {
+                        try $0.decode(String.self)
+                    }
                 )
                 for migration in migrations where !done.contains(migration.name) {
                     for statement in Self.statements(of: migration.sql) {
-                        _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        _ = try await connection.queryIfOpen(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
-                    _ = try await connection.query("INSERT INTO schema_migrations (name) VALUES (\(migration.name))", logger: logger)
+                    _ = try await connection.queryIfOpen("INSERT INTO schema_migrations (name) VALUES (\(migration.name))", logger: logger)
                 }
-                _ = try await connection.query(
+                _ = try await connection.queryIfOpen(
                     "INSERT INTO projection_checkpoint (name, applied_seq, applied_at) VALUES (\(SQLiteProjectionStore.checkpointName), 0, 0) ON CONFLICT DO NOTHING",
                     logger: logger
                 )
@@ -187,8 +189,8 @@ actor PostgreSQLWriter {
         let (schema, logger) = (schema, logger)
         try await using { connection in
             try await connection.inTransaction(logger: logger) { connection in
-                _ = try await connection.query(PostgresQuery(unsafeSQL: "ALTER SCHEMA \(schema) RENAME TO \(old)"), logger: logger)
-                _ = try await connection.query(PostgresQuery(unsafeSQL: "ALTER SCHEMA \(rebuilt) RENAME TO \(schema)"), logger: logger)
+                _ = try await connection.queryIfOpen(PostgresQuery(unsafeSQL: "ALTER SCHEMA \(schema) RENAME TO \(old)"), logger: logger)
+                _ = try await connection.queryIfOpen(PostgresQuery(unsafeSQL: "ALTER SCHEMA \(rebuilt) RENAME TO \(schema)"), logger: logger)
             }
         }
         try await execute("DROP SCHEMA IF EXISTS \(old) CASCADE")
