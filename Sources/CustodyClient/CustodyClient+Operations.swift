@@ -141,6 +141,12 @@ extension CustodyClient {
         return try await send(.GET, "/api/traces/" + Self.percentEncoded(traceId))
     }
 
+    /// The critical path of a trace (docs/api.md, "Trace analysis").
+    public func criticalPath(_ traceId: String) async throws(CustodyClientError) -> CriticalPathDocument {
+        if let rpc { return try await rpc.criticalPath(traceId) }
+        return try await send(.GET, "/api/traces/" + Self.percentEncoded(traceId) + "/critical-path")
+    }
+
     /// Traces matching the filters, newest first; `nextCursor` continues.
     public func searchTraces(
         source: String? = nil,

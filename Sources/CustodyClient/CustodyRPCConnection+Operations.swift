@@ -137,6 +137,38 @@ extension CustodyRPCConnection {
         )
     }
 
+    func criticalPath(_ traceId: String) async throws(CustodyClientError) -> CriticalPathDocument {
+        var request = Custody_V1_GetTraceRequest()
+        request.traceID = traceId
+        let reply = try await call { client, metadata, options in
+            try await Custody_V1_LogOps.Client(wrapping: client).criticalPath(request, metadata: metadata, options: options)
+        }
+        return CriticalPathDocument(
+            traceId: reply.traceID,
+            durationMs: reply.durationMs,
+            path: reply.path.map { step in
+                CriticalPathDocument.Step(
+                    spanId: step.hasSpanID ? step.spanID : nil,
+                    seq: step.seq,
+                    source: step.source,
+                    operation: step.operation,
+                    stage: step.stage,
+                    depth: Int(step.depth),
+                    selfMs: step.selfMs,
+                    startOffsetMs: step.startOffsetMs,
+                    sections: step.sections.map { [$0.fromMs, $0.toMs] }
+                )
+            },
+            gapMs: reply.gapMs,
+            retention: reply.hasRetainedFromSeq
+                ? TraceRetention(
+                    partial: true,
+                    firstSeq: reply.retainedFromSeq,
+                    note: "spans of this trace before seq \(reply.retainedFromSeq) were deleted by retention"
+                ) : nil
+        )
+    }
+
     // MARK: TraceReplay
 
     func replayTrace(_ traceId: String, mode: ReplayMode, speed: Double) async throws(CustodyClientError) -> ReplayResult {

@@ -154,6 +154,38 @@ public struct TraceDocument: Sendable, Hashable, Decodable {
     public var retention: TraceRetention?
 }
 
+/// A trace's critical path (docs/api.md, "Trace analysis"): the spans that determined its
+/// end-to-end latency, root first, with their time on the path.
+public struct CriticalPathDocument: Sendable, Hashable, Decodable {
+    public struct Step: Sendable, Hashable, Decodable {
+        public var spanId: String?
+        public var seq: UInt64
+        public var source: String
+        public var operation: String
+        public var stage: String
+        public var depth: Int
+        /// The span's time on the path.
+        public var selfMs: Double
+        /// When the span started, from the trace's start.
+        public var startOffsetMs: Double
+        /// The stretches it holds the path for, `[from, to]` from the trace's start.
+        public var sections: [[Double]]
+    }
+
+    public var traceId: String
+    public var durationMs: Double
+    public var path: [Step]
+    /// Time on the path covered by no span (a trace with several top-level spans).
+    public var gapMs: Double
+    public var retention: TraceRetention?
+
+    /// Time on the path by source (the answer's `by_source`, summed from ``path`` here: the
+    /// decoder's snake-case conversion would change source names that hold an underscore).
+    public var bySource: [String: Double] {
+        path.reduce(into: [:]) { totals, step in totals[step.source, default: 0] += step.selfMs }
+    }
+}
+
 /// A trace retention deleted part of (docs/api.md, "Storage lifecycle").
 public struct TraceRetention: Sendable, Hashable, Decodable {
     public var partial: Bool
@@ -187,6 +219,8 @@ public struct ReplayRecord: Sendable, Hashable, Decodable {
     public var fromTrace: String
     public var newTrace: String
     public var mode: ReplayMode
+    /// 0: as fast as possible; 1: the original pace.
+    public var speed: Double
     public var status: String
     public var spans: Int
     public var durationMs: Double?

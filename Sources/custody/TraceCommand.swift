@@ -21,7 +21,8 @@ struct TraceCommand: AsyncParsableCommand {
                 record decoded and compared with the span shown. Pin the key with --public-key HEX or \
                 --checkpoint FILE (saved by `custody log checkpoint --save`); a key the pinned one rotated to \
                 is accepted. Without a pin the server's own key is taken on first use, and the output says so. \
-                Exits 1 when a span is not verified.
+                Exits 1 when a span is not verified. --critical-path marks the spans that decided the trace's \
+                latency (GET /api/traces/{id}/critical-path) with their time on the path, and sums it by source.
                 """
         )
 
@@ -29,6 +30,7 @@ struct TraceCommand: AsyncParsableCommand {
         @Option(help: "The server (default $CUSTODY_SERVER, else http://127.0.0.1:8787).") var server: String?
         @Option(help: "Columns for the bars.") var width = 48
         @Flag(help: "Check every span against the server's signed checkpoints, here.") var verify = false
+        @Flag(name: .customLong("critical-path"), help: "Mark the critical path and show its time by source.") var criticalPath = false
         @Option(name: .customLong("public-key"), help: "With --verify: the signing key to trust (64 hex digits).") var publicKey: String?
         @Option(help: "With --verify: trust the key of this saved checkpoint.") var checkpoint: String?
 
@@ -42,13 +44,15 @@ struct TraceCommand: AsyncParsableCommand {
         func run() async throws {
             let client = CustodyClient.command(server: server)
             let document: TraceDocument
+            var path: CriticalPathDocument?
             do {
                 document = try await client.getTrace(traceId)
+                if criticalPath { path = try await client.criticalPath(traceId) }
             } catch {
                 printError("custody: \(error.message)")
                 throw ExitCode(1)
             }
-            print(Waterfall.render(document, width: max(width, 10), colour: ProcessEnvironment.standardOutputIsTerminal))
+            print(Waterfall.render(document, width: max(width, 10), colour: ProcessEnvironment.standardOutputIsTerminal, criticalPath: path))
             guard verify else { return }
             var pinned: Set<[UInt8]> = []
             if let publicKey, let key = Hex.decode(publicKey) { pinned.insert(key) }
@@ -68,9 +72,11 @@ struct TraceCommand: AsyncParsableCommand {
 }
 
 /// A trace as text: a header, then one row per span, indented under its parent, with a bar
-/// placed on the trace's time axis.
+/// placed on the trace's time axis; with a critical path, its spans marked `◆` with their time on
+/// it, and the time by source below.
 enum Waterfall {
-    static func render(_ trace: TraceDocument, width: Int, colour: Bool) -> String {
+    static func render(_ trace: TraceDocument, width: Int, colour: Bool, criticalPath: CriticalPathDocument? = nil) -> String {
+        let onPath = Dictionary((criticalPath?.path ?? []).map { ($0.seq, $0.selfMs) }, uniquingKeysWith: { first, _ in first })
         let spans = trace.spans
         let summary = trace.summary
         // In Double: a client's timestamps and durations may be anywhere in range.
@@ -109,8 +115,26 @@ enum Waterfall {
             let label = String(repeating: "  ", count: min(depth, 8)) + "\(span.source) \(span.operation)"
             let duration = span.durationMs.map { String(format: "%.2f ms", $0) } ?? ""
             let offset = String(format: "+%.2f ms", (startTimes[index] - origin) / 1e6)
-            let row = "│\(padded)│ \(SpanLine.pad(label, 40)) \(SpanLine.pad(span.stage, 18)) \(SpanLine.pad(duration, 11)) \(offset)"
+            var row = "│\(padded)│ \(SpanLine.pad(label, 40)) \(SpanLine.pad(span.stage, 18)) \(SpanLine.pad(duration, 11)) \(offset)"
+            if criticalPath != nil {
+                if let time = onPath[span.seq] {
+                    row = "◆ " + row + String(format: "  (%.2f ms on the critical path)", time)
+                } else {
+                    row = "  " + row
+                }
+            }
             lines.append(colour ? "\u{1B}[\(span.isError ? "31" : SpanLine.stageColour(span.stage))m\(row)\u{1B}[0m" : row)
+        }
+        if let criticalPath {
+            lines.append(String(repeating: "─", count: min(title.count + 10, 160)))
+            let total = max(criticalPath.durationMs, 1e-9)
+            var parts = criticalPath.bySource.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { source, time in
+                "\(source) " + String(format: "%.2f ms (%.0f%%)", time, time / total * 100)
+            }
+            if criticalPath.gapMs > 0 {
+                parts.append(String(format: "no span %.2f ms (%.0f%%)", criticalPath.gapMs, criticalPath.gapMs / total * 100))
+            }
+            lines.append("critical path: \(criticalPath.path.count) spans; by source: " + parts.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
     }

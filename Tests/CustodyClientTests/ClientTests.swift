@@ -5,6 +5,7 @@ import CustodyLogTesting
 import CustodyServer
 import CustodyServerTesting
 import Foundation
+import HTTPTypes
 import HummingbirdTesting
 import Testing
 
@@ -12,6 +13,43 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct ClientTests {
     static func client(_ test: any TestClientProtocol) throws -> CustodyClient {
         CustodyClient(baseURL: "http://127.0.0.1:\(try #require(test.port))")
+    }
+
+    /// The critical path of a recorded trace, over HTTP (docs/api.md, "Trace analysis").
+    @Test func criticalPathOfARecordedTrace() async throws {
+        try await ServerFixture.run(.live) { _, test in
+            let custody = try Self.client(test)
+            func entry(_ id: String, _ parent: String?, _ source: String, _ from: Int, _ to: Int) -> LogEntry {
+                LogEntry(
+                    traceId: "cp-1",
+                    spanId: id,
+                    parentSpanId: parent,
+                    source: source,
+                    operation: id,
+                    durationMs: Double(to - from),
+                    timestamp: "2026-12-05T10:00:00.\(String(format: "%03d", from))Z"
+                )
+            }
+            _ = try await custody.recordLog([
+                entry("root", nil, "orchestrator", 0, 100), entry("plan", "root", "agent_factory", 10, 40),
+                entry("load", "root", "data_factory", 20, 90), entry("check", "root", "ops-factory", 30, 60),
+            ])
+            let path = try await custody.criticalPath("cp-1")
+            #expect(path.traceId == "cp-1" && path.durationMs == 100)
+            #expect(path.path.map(\.operation) == ["root", "load"])
+            #expect(path.path.map(\.selfMs) == [30, 70])
+            #expect(path.path[1].startOffsetMs == 20 && path.path[1].sections == [[20, 90]] && path.path[1].depth == 1)
+            #expect(path.bySource == ["orchestrator": 30, "data_factory": 70])
+            // by_source as sent, source names untouched.
+            let raw = try await test.call(.get, "/api/traces/cp-1/critical-path")
+            #expect(raw.data["by_source"] as? [String: Double] == ["orchestrator": 30, "data_factory": 70])
+            do {
+                _ = try await custody.criticalPath("nobody")
+                Issue.record("a trace that is not there has a critical path")
+            } catch let error as CustodyClientError {
+                #expect(error.status == 404 && error.code == "trace_not_found")
+            }
+        }
     }
 
     /// Every typed call works and decodes; errors carry the server's status, code and field.
@@ -41,7 +79,7 @@ import Testing
             #expect(try await custody.getTrace("sdk-2").spans.filter { $0.source == "agent-factory" }.count == 3)
             let replay = try await custody.replayTrace("sdk-2")
             #expect(replay.status == "completed" && replay.spans == 3)
-            #expect(try await custody.replays().contains { $0.newTrace == replay.newTrace })
+            #expect(try await custody.replays().contains { $0.newTrace == replay.newTrace && $0.speed == 0 && $0.mode == .dryRun })
 
             await #expect(throws: CustodyClientError.self) { _ = try await custody.getTask("nobody") }
             do {

@@ -29,6 +29,20 @@ import Testing
             #expect(shown.status == 0, "\(shown.error)")
             #expect(shown.output.contains("trace cli-trace  2 spans"), "\(shown.output)")
             #expect(shown.output.contains("agent-factory agent.plan") && shown.output.contains("  data-factory data.load"), "\(shown.output)")
+            // --critical-path: the parent holds the path 7 ms of its 12, its child 5.
+            let path = try await CustodyCommand.run(
+                ["trace", "show", "cli-trace", "--critical-path", "--server", base],
+                environment: ["CUSTODY_TOKEN": "op-secret-1"]
+            )
+            #expect(path.status == 0, "\(path.error)")
+            #expect(
+                path.output.contains("(7.00 ms on the critical path)") && path.output.contains("(5.00 ms on the critical path)"),
+                "\(path.output)"
+            )
+            #expect(
+                path.output.contains("critical path: 2 spans; by source: agent-factory 7.00 ms (58%), data-factory 5.00 ms (42%)"),
+                "\(path.output)"
+            )
             let unauthorized = try await CustodyCommand.run(["trace", "show", "cli-trace", "--server", base], environment: ["CUSTODY_TOKEN": ""])
             #expect(unauthorized.status != 0 && unauthorized.error.contains("token"), "\(unauthorized.error)")
 

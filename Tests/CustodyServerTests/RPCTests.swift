@@ -171,6 +171,12 @@ import Testing
             let many = try await custody.recordLog((0..<3).map { LogEntry(traceId: "sdk-rpc-2", source: "agent-factory", operation: "op\($0)") })
             #expect(many.accepted == 3 && many.lastSeq == many.firstSeq + 2)
             let document = try await custody.getTrace("sdk-rpc-trace")
+            // The critical path over RPC is the core's.
+            let rpcPath = try await custody.criticalPath("sdk-rpc-2")
+            let corePath = try await runtime.traces.criticalPath("sdk-rpc-2")
+            #expect(rpcPath.path.map(\.seq) == corePath.steps.map(\.record.seq) && !rpcPath.path.isEmpty)
+            #expect(rpcPath.path.map(\.selfMs) == corePath.steps.map { Double($0.selfNanoseconds) / 1_000_000 })
+            #expect(rpcPath.durationMs == Double(corePath.durationNanoseconds) / 1_000_000 && rpcPath.traceId == "sdk-rpc-2")
             #expect(document.spans.contains { $0.operation == "one" && $0.details?["k"] == "v" })
             // The call itself is in the caller's trace (CustodyTrace.current went as metadata).
             let call = try await custody.getTrace("sdk-rpc-call")

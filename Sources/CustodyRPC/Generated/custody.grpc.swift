@@ -2514,10 +2514,24 @@ public enum Custody_V1_LogOps: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "criticalPath" metadata.
+        public enum criticalPath: Sendable {
+            /// Request type for "criticalPath".
+            public typealias Input = Custody_V1_GetTraceRequest
+            /// Response type for "criticalPath".
+            public typealias Output = Custody_V1_CriticalPath
+            /// Descriptor for "criticalPath".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "custody.v1.LogOps"),
+                method: "criticalPath",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "custody.v1.LogOps" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             recordLog.descriptor,
-            getTrace.descriptor
+            getTrace.descriptor,
+            criticalPath.descriptor
         ]
     }
 }
@@ -2579,6 +2593,24 @@ extension Custody_V1_LogOps {
             request: GRPCCore.StreamingServerRequest<Custody_V1_GetTraceRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Custody_V1_Trace>
+
+        /// Handle the "criticalPath" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The critical path of a trace (docs/api.md GET /api/traces/{trace_id}/critical-path).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Custody_V1_GetTraceRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Custody_V1_CriticalPath` messages.
+        func criticalPath(
+            request: GRPCCore.StreamingServerRequest<Custody_V1_GetTraceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Custody_V1_CriticalPath>
     }
 
     /// Service protocol for the "custody.v1.LogOps" service.
@@ -2624,6 +2656,24 @@ extension Custody_V1_LogOps {
             request: GRPCCore.ServerRequest<Custody_V1_GetTraceRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Custody_V1_Trace>
+
+        /// Handle the "criticalPath" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The critical path of a trace (docs/api.md GET /api/traces/{trace_id}/critical-path).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Custody_V1_GetTraceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Custody_V1_CriticalPath` message.
+        func criticalPath(
+            request: GRPCCore.ServerRequest<Custody_V1_GetTraceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Custody_V1_CriticalPath>
     }
 
     /// Simple service protocol for the "custody.v1.LogOps" service.
@@ -2667,6 +2717,24 @@ extension Custody_V1_LogOps {
             request: Custody_V1_GetTraceRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Custody_V1_Trace
+
+        /// Handle the "criticalPath" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The critical path of a trace (docs/api.md GET /api/traces/{trace_id}/critical-path).
+        ///
+        /// - Parameters:
+        ///   - request: A `Custody_V1_GetTraceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Custody_V1_CriticalPath` to respond with.
+        func criticalPath(
+            request: Custody_V1_GetTraceRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Custody_V1_CriticalPath
     }
 }
 
@@ -2691,6 +2759,17 @@ extension Custody_V1_LogOps.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Custody_V1_Trace>(),
             handler: { request, context in
                 try await self.getTrace(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Custody_V1_LogOps.Method.criticalPath.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Custody_V1_GetTraceRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Custody_V1_CriticalPath>(),
+            handler: { request, context in
+                try await self.criticalPath(
                     request: request,
                     context: context
                 )
@@ -2723,6 +2802,17 @@ extension Custody_V1_LogOps.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func criticalPath(
+        request: GRPCCore.StreamingServerRequest<Custody_V1_GetTraceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Custody_V1_CriticalPath> {
+        let response = try await self.criticalPath(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -2747,6 +2837,19 @@ extension Custody_V1_LogOps.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Custody_V1_Trace> {
         return GRPCCore.ServerResponse<Custody_V1_Trace>(
             message: try await self.getTrace(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func criticalPath(
+        request: GRPCCore.ServerRequest<Custody_V1_GetTraceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Custody_V1_CriticalPath> {
+        return GRPCCore.ServerResponse<Custody_V1_CriticalPath>(
+            message: try await self.criticalPath(
                 request: request.message,
                 context: context
             ),
@@ -2808,6 +2911,29 @@ extension Custody_V1_LogOps {
             deserializer: some GRPCCore.MessageDeserializer<Custody_V1_Trace>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Custody_V1_Trace>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "criticalPath" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The critical path of a trace (docs/api.md GET /api/traces/{trace_id}/critical-path).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Custody_V1_GetTraceRequest` message.
+        ///   - serializer: A serializer for `Custody_V1_GetTraceRequest` messages.
+        ///   - deserializer: A deserializer for `Custody_V1_CriticalPath` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func criticalPath<Result>(
+            request: GRPCCore.ClientRequest<Custody_V1_GetTraceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Custody_V1_GetTraceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Custody_V1_CriticalPath>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Custody_V1_CriticalPath>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2894,6 +3020,40 @@ extension Custody_V1_LogOps {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "criticalPath" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The critical path of a trace (docs/api.md GET /api/traces/{trace_id}/critical-path).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Custody_V1_GetTraceRequest` message.
+        ///   - serializer: A serializer for `Custody_V1_GetTraceRequest` messages.
+        ///   - deserializer: A deserializer for `Custody_V1_CriticalPath` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func criticalPath<Result>(
+            request: GRPCCore.ClientRequest<Custody_V1_GetTraceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Custody_V1_GetTraceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Custody_V1_CriticalPath>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Custody_V1_CriticalPath>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Custody_V1_LogOps.Method.criticalPath.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2953,6 +3113,35 @@ extension Custody_V1_LogOps.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Custody_V1_GetTraceRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Custody_V1_Trace>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "criticalPath" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The critical path of a trace (docs/api.md GET /api/traces/{trace_id}/critical-path).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Custody_V1_GetTraceRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func criticalPath<Result>(
+        request: GRPCCore.ClientRequest<Custody_V1_GetTraceRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Custody_V1_CriticalPath>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.criticalPath(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Custody_V1_GetTraceRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Custody_V1_CriticalPath>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3022,6 +3211,39 @@ extension Custody_V1_LogOps.ClientProtocol {
             metadata: metadata
         )
         return try await self.getTrace(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "criticalPath" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The critical path of a trace (docs/api.md GET /api/traces/{trace_id}/critical-path).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func criticalPath<Result>(
+        _ message: Custody_V1_GetTraceRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Custody_V1_CriticalPath>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Custody_V1_GetTraceRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.criticalPath(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -928,6 +928,91 @@ public nonisolated struct Custody_V1_Trace: Sendable {
   fileprivate var _summary: Custody_V1_TraceSummary? = nil
 }
 
+/// A stretch of the trace a span holds the critical path for, in milliseconds from the trace's start.
+public nonisolated struct Custody_V1_CriticalPathSection: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var fromMs: Double = 0
+
+  public var toMs: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A span on the critical path.
+public nonisolated struct Custody_V1_CriticalPathStep: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var spanID: String {
+    get {_spanID ?? String()}
+    set {_spanID = newValue}
+  }
+  /// Returns true if `spanID` has been explicitly set.
+  public var hasSpanID: Bool {self._spanID != nil}
+  /// Clears the value of `spanID`. Subsequent reads from it will return its default value.
+  public mutating func clearSpanID() {self._spanID = nil}
+
+  public var seq: UInt64 = 0
+
+  public var source: String = String()
+
+  public var operation: String = String()
+
+  public var stage: String = String()
+
+  public var depth: UInt32 = 0
+
+  public var selfMs: Double = 0
+
+  public var startOffsetMs: Double = 0
+
+  public var sections: [Custody_V1_CriticalPathSection] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _spanID: String? = nil
+}
+
+public nonisolated struct Custody_V1_CriticalPath: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var traceID: String = String()
+
+  public var durationMs: Double = 0
+
+  public var path: [Custody_V1_CriticalPathStep] = []
+
+  public var bySource: Dictionary<String,Double> = [:]
+
+  public var gapMs: Double = 0
+
+  /// Set when retention deleted part of the trace: the path is that of the spans from this seq on.
+  public var retainedFromSeq: UInt64 {
+    get {_retainedFromSeq ?? 0}
+    set {_retainedFromSeq = newValue}
+  }
+  /// Returns true if `retainedFromSeq` has been explicitly set.
+  public var hasRetainedFromSeq: Bool {self._retainedFromSeq != nil}
+  /// Clears the value of `retainedFromSeq`. Subsequent reads from it will return its default value.
+  public mutating func clearRetainedFromSeq() {self._retainedFromSeq = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _retainedFromSeq: UInt64? = nil
+}
+
 public nonisolated struct Custody_V1_ReplayTraceRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -2416,6 +2501,174 @@ nonisolated extension Custody_V1_Trace: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.traceID != rhs.traceID {return false}
     if lhs.spans != rhs.spans {return false}
     if lhs._summary != rhs._summary {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Custody_V1_CriticalPathSection: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CriticalPathSection"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_ms\0\u{3}to_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.fromMs) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.toMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.fromMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.fromMs, fieldNumber: 1)
+    }
+    if self.toMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.toMs, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Custody_V1_CriticalPathSection, rhs: Custody_V1_CriticalPathSection) -> Bool {
+    if lhs.fromMs != rhs.fromMs {return false}
+    if lhs.toMs != rhs.toMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Custody_V1_CriticalPathStep: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CriticalPathStep"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}span_id\0\u{1}seq\0\u{1}source\0\u{1}operation\0\u{1}stage\0\u{1}depth\0\u{3}self_ms\0\u{3}start_offset_ms\0\u{1}sections\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self._spanID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.source) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.operation) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.stage) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.depth) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.selfMs) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.startOffsetMs) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.sections) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._spanID {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 1)
+    } }()
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 2)
+    }
+    if !self.source.isEmpty {
+      try visitor.visitSingularStringField(value: self.source, fieldNumber: 3)
+    }
+    if !self.operation.isEmpty {
+      try visitor.visitSingularStringField(value: self.operation, fieldNumber: 4)
+    }
+    if !self.stage.isEmpty {
+      try visitor.visitSingularStringField(value: self.stage, fieldNumber: 5)
+    }
+    if self.depth != 0 {
+      try visitor.visitSingularUInt32Field(value: self.depth, fieldNumber: 6)
+    }
+    if self.selfMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.selfMs, fieldNumber: 7)
+    }
+    if self.startOffsetMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.startOffsetMs, fieldNumber: 8)
+    }
+    if !self.sections.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.sections, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Custody_V1_CriticalPathStep, rhs: Custody_V1_CriticalPathStep) -> Bool {
+    if lhs._spanID != rhs._spanID {return false}
+    if lhs.seq != rhs.seq {return false}
+    if lhs.source != rhs.source {return false}
+    if lhs.operation != rhs.operation {return false}
+    if lhs.stage != rhs.stage {return false}
+    if lhs.depth != rhs.depth {return false}
+    if lhs.selfMs != rhs.selfMs {return false}
+    if lhs.startOffsetMs != rhs.startOffsetMs {return false}
+    if lhs.sections != rhs.sections {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Custody_V1_CriticalPath: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CriticalPath"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}trace_id\0\u{3}duration_ms\0\u{1}path\0\u{3}by_source\0\u{3}gap_ms\0\u{3}retained_from_seq\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.traceID) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.durationMs) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.path) }()
+      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.bySource) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.gapMs) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self._retainedFromSeq) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.traceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.traceID, fieldNumber: 1)
+    }
+    if self.durationMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.durationMs, fieldNumber: 2)
+    }
+    if !self.path.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.path, fieldNumber: 3)
+    }
+    if !self.bySource.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.bySource, fieldNumber: 4)
+    }
+    if self.gapMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.gapMs, fieldNumber: 5)
+    }
+    try { if let v = self._retainedFromSeq {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 6)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Custody_V1_CriticalPath, rhs: Custody_V1_CriticalPath) -> Bool {
+    if lhs.traceID != rhs.traceID {return false}
+    if lhs.durationMs != rhs.durationMs {return false}
+    if lhs.path != rhs.path {return false}
+    if lhs.bySource != rhs.bySource {return false}
+    if lhs.gapMs != rhs.gapMs {return false}
+    if lhs._retainedFromSeq != rhs._retainedFromSeq {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -83,4 +83,35 @@ struct LogOpsService: Custody_V1_LogOps.SimpleServiceProtocol {
         reply.summary = try ProtobufJSON.message(Custody_V1_TraceSummary.self, from: summary.jsonValue)
         return reply
     }
+
+    func criticalPath(request: Custody_V1_GetTraceRequest, context: ServerContext) async throws -> Custody_V1_CriticalPath {
+        let path = try await runtime.traces.criticalPath(request.traceID)
+        func milliseconds(_ nanoseconds: Int64) -> Double { Double(nanoseconds) / 1_000_000 }
+        var reply = Custody_V1_CriticalPath()
+        reply.traceID = path.traceId
+        reply.durationMs = milliseconds(path.durationNanoseconds)
+        reply.path = path.steps.map { step in
+            var entry = Custody_V1_CriticalPathStep()
+            let span = step.record.span
+            if let spanId = span.spanId { entry.spanID = spanId }
+            entry.seq = step.record.seq
+            entry.source = span.source
+            entry.operation = span.operation
+            entry.stage = span.stage
+            entry.depth = UInt32(clamping: step.depth)
+            entry.selfMs = milliseconds(step.selfNanoseconds)
+            entry.startOffsetMs = milliseconds(span.timestamp - path.start)
+            entry.sections = step.sections.map { section in
+                var stretch = Custody_V1_CriticalPathSection()
+                stretch.fromMs = milliseconds(section.lowerBound)
+                stretch.toMs = milliseconds(section.upperBound)
+                return stretch
+            }
+            return entry
+        }
+        reply.bySource = path.bySource.mapValues(milliseconds)
+        reply.gapMs = milliseconds(path.gapNanoseconds)
+        if let retention = path.retention { reply.retainedFromSeq = retention.firstRetainedSeq }
+        return reply
+    }
 }

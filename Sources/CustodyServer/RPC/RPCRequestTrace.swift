@@ -33,13 +33,13 @@ enum RPCRequestTrace {
 /// from `x-trace-id` / `traceparent` metadata, echoed as `x-trace-id` response metadata; the
 /// call's `request_received` span appended with the operation's own events, then `response_sent`
 /// (details.status: the gRPC status code, 0) or, for a valid call about something missing or
-/// conflicting, an `error` span. Calls that only read traces (getTrace, TraceStream.Live) are not
+/// conflicting, an `error` span. Calls that only read traces (getTrace, criticalPath, TraceStream.Live) are not
 /// recorded (docs/api.md: no feedback loop). Every thrown error leaves as an ``RPCError`` mapped by
 /// ``RPCErrorMapping``.
 struct RPCTraceInterceptor: ServerInterceptor {
     let runtime: CoreRuntime
     /// Methods whose calls are not recorded in their trace.
-    static let untraced: Set<String> = ["getTrace", "Live"]
+    static let untraced: Set<String> = ["getTrace", "criticalPath", "Live"]
 
     func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>,

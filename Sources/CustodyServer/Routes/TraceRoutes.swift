@@ -3,7 +3,7 @@ import Hummingbird
 import NIOCore
 
 /// Reads of traces (docs/api.md "Traces"): the active-span cache, one trace (JSON, or a CSV/JSON
-/// download), search, compare, and the replays list. Reads of traces are not traced.
+/// download), its critical path, search, compare, and the replays list. Reads of traces are not traced.
 struct TraceRoutes {
     let runtime: CoreRuntime
 
@@ -69,6 +69,9 @@ struct TraceRoutes {
             return APIEnvelope.ok(
                 .object(["traces": .array(page.traces.map(\.jsonValue)), "next_cursor": page.nextCursor.map(JSONValue.string) ?? .null])
             )
+        }
+        router.get("/api/traces/{trace_id}/critical-path") { _, context in
+            APIEnvelope.ok(try await traces.criticalPath(try context.pathValue("trace_id")).jsonValue)
         }
         router.get("/api/traces/{trace_id}/compare/{other}") { _, context in
             let comparison = try await traces.compareTraces(try context.pathValue("trace_id"), try context.pathValue("other"))
