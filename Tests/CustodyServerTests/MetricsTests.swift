@@ -1,4 +1,5 @@
 import CompressNIO
+import CustodyCore
 import CustodyLogTesting
 import CustodyRPC
 import CustodyServer
@@ -64,29 +65,7 @@ import Testing
             let again = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
             #expect(Self.sample("custody_log_fsyncs_total", in: again)! > Self.sample("custody_log_fsyncs_total", in: text)!)
 
-            // promtool (Debian's prometheus, installed by make deps) finds nothing to complain of.
-            let promtool = try #require(
-                ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) },
-                "promtool is missing: make deps installs Debian's prometheus"
-            )
-            let input = FileManager.default.temporaryDirectory.appendingPathComponent("metrics-\(UUID().uuidString).txt")
-            let output = input.path + ".out"
-            defer {
-                try? FileManager.default.removeItem(at: input)
-                try? FileManager.default.removeItem(atPath: output)
-            }
-            try again.write(to: input, atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: promtool)
-            process.arguments = ["check", "metrics"]
-            process.standardInput = try FileHandle(forReadingFrom: input)
-            let out = try ChildProcess.outputFile(output)
-            process.standardOutput = out
-            process.standardError = out
-            try process.run()
-            try await ChildProcess.exit(process)
-            let complaints = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-            #expect(process.terminationStatus == 0 && complaints.isEmpty, "promtool: \(complaints)")
+            try await Self.expectPromtoolFindsNothing(again)
         }
     }
 
@@ -107,6 +86,83 @@ import Testing
             let bytes: [UInt8] = try request.serializedBytes()
             #expect(Self.sample("custody_ingest_bytes_total", in: text) == Double(bytes.count))
             #expect(Self.sample("custody_ingest_events_total", in: text) == 4)
+        }
+    }
+
+    /// promtool (Debian's prometheus, installed by make deps) finds nothing to complain of in `text`.
+    static func expectPromtoolFindsNothing(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let promtool = try #require(
+            ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) },
+            "promtool is missing: make deps installs Debian's prometheus"
+        )
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("metrics-\(UUID().uuidString).txt")
+        let output = input.path + ".out"
+        defer {
+            try? FileManager.default.removeItem(at: input)
+            try? FileManager.default.removeItem(atPath: output)
+        }
+        try text.write(to: input, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: promtool)
+        process.arguments = ["check", "metrics"]
+        process.standardInput = try FileHandle(forReadingFrom: input)
+        let out = try ChildProcess.outputFile(output)
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        try await ChildProcess.exit(process)
+        let complaints = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 0 && complaints.isEmpty, "promtool: \(complaints)", sourceLocation: sourceLocation)
+    }
+
+    /// The value of the sample `name{labels}` in Prometheus text, or nil.
+    static func sample(_ name: String, _ labels: String, in text: String) -> Double? {
+        sample(name + "{" + labels + "}", in: text)
+    }
+
+    /// RED span metrics (docs/api.md, "Trace analysis"): per (source, operation) counts, errors
+    /// and a duration histogram matching the spans sent, label values escaped, operations past the
+    /// cap in one `__other__` series per source; promtool takes it.
+    @Test func spanMetricsCountTheSpansSentWithCardinalityCapped() async throws {
+        try await ServerFixture.run(.router) { runtime, client in
+            var entries: [String] = []
+            for index in 0..<12 {
+                let stage = index < 2 ? "error" : "processing"
+                entries.append(#"{"trace_id":"red-1","source":"red-a","operation":"build","stage":"\#(stage)","duration_ms":5}"#)
+            }
+            for _ in 0..<3 { entries.append(#"{"trace_id":"red-1","source":"red-a","operation":"fetch","duration_ms":2000}"#) }
+            entries.append(#"{"trace_id":"red-2","source":"red_b","operation":"we\"ird\\op","details":{"error":"boom"}}"#)
+            let limit = runtime.spanMetrics.limits.operationsPerSource
+            for index in 0..<(limit + 5) { entries.append(#"{"trace_id":"red-3","source":"red-many","operation":"op-\#(index)","duration_ms":1}"#) }
+            let logged = try await client.call(.post, "/api/logs", json: "[" + entries.joined(separator: ",") + "]")
+            #expect(logged.status == .ok, "\(logged.errorMessage ?? "")")
+
+            // The metrics follow the log: wait until they have read it all.
+            var text = ""
+            for _ in 0..<200 {
+                text = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+                if Self.sample("custody_spans_total", #"source="red-many",operation="__other__""#, in: text) == 5 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let build = #"source="red-a",operation="build""#
+            #expect(Self.sample("custody_spans_total", build, in: text) == 12)
+            #expect(Self.sample("custody_span_errors_total", build, in: text) == 2)
+            #expect(Self.sample("custody_span_duration_seconds_bucket", build + #",le="0.001""#, in: text) == 0)
+            #expect(Self.sample("custody_span_duration_seconds_bucket", build + #",le="0.005""#, in: text) == 12)
+            #expect(Self.sample("custody_span_duration_seconds_count", build, in: text) == 12)
+            #expect(abs((Self.sample("custody_span_duration_seconds_sum", build, in: text) ?? 0) - 0.06) < 1e-9)
+            let fetch = #"source="red-a",operation="fetch""#
+            #expect(Self.sample("custody_span_duration_seconds_bucket", fetch + #",le="1.0""#, in: text) == 0)
+            #expect(Self.sample("custody_span_duration_seconds_bucket", fetch + #",le="2.5""#, in: text) == 3)
+            #expect(Self.sample("custody_span_errors_total", fetch, in: text) == 0)
+            let weird = #"source="red_b",operation="we\"ird\\op""#
+            #expect(Self.sample("custody_spans_total", weird, in: text) == 1)
+            #expect(Self.sample("custody_span_errors_total", weird, in: text) == 1)
+            #expect(Self.sample("custody_span_duration_seconds_count", weird, in: text) == 0)
+            let many = text.split(separator: "\n").filter { $0.hasPrefix(#"custody_spans_total{source="red-many""#) }
+            #expect(many.count == limit + 1, "\(many.count) series of red-many")
+            #expect(Self.sample("custody_spans_total", #"source="red-many",operation="__other__""#, in: text) == 5)
+            try await Self.expectPromtoolFindsNothing(text)
         }
     }
 }

@@ -128,6 +128,25 @@ try:
     check("seq" in by_id("json-inspector").text, "the JSON inspector lacks the span's fields")
     check(by_id("download-csv").get_attribute("href").endswith(f"{trace_id}?format=csv"), "no CSV download link")
     trace_shot = shot("trace-1440x900")
+    # Long operation names are cut in the middle, so siblings that differ at the end stay apart.
+    cut = driver.execute_async_script(
+        "const done = arguments[0]; import('/ui/util.js').then((m) => done(m.middleEllipsis('dashRootad9948aaaaaaaaaaaaaa01', 12)));")
+    check(cut.endswith("01") and cut.startswith("dash") and "…" in cut and len(cut) == 12, f"middle ellipsis gave {cut!r}")
+
+    # The critical path: the toggle marks its spans in the table and sums its time by source.
+    with urllib.request.urlopen(URL + f"api/traces/{trace_id}/critical-path", timeout=30) as response:
+        path = json.load(response)["data"]
+    by_id("details-critical").click()
+    wait(lambda: by_id("critical-summary").is_displayed() and "Critical path" in by_id("critical-summary").text, "the critical path's summary")
+    check(f"Critical path: {len(path['path'])} spans" in by_id("critical-summary").text, "the summary does not count the path's spans")
+    check(all(source in by_id("critical-summary").text for source in path["by_source"]), "the summary lacks a source of the path")
+    marked = driver.find_elements(By.CSS_SELECTOR, "#span-table .span-row.on-path")
+    check(len(marked) >= 1 and all(r.get_attribute("data-seq") in {str(step["seq"]) for step in path["path"]} for r in marked),
+          "the table marks spans that are not on the path")
+    check(by_id("details-critical").get_attribute("aria-pressed") == "true", "the toggle does not say it is on")
+    critical_shot = shot("critical-path-1440x900")
+    by_id("details-critical").click()
+    wait(lambda: not by_id("critical-summary").is_displayed(), "the critical path to clear")
 
     # A dry-run replay from the console.
     by_id("details-replay").click()
@@ -154,6 +173,11 @@ try:
     pairs = int(re.match(r"(\d+) pairs", summary).group(1))
     check(pairs > 0, f"the compare view matched no spans: {summary}")
     check(len(driver.find_elements(By.CSS_SELECTOR, "#compare-table .row")) == pairs + 1, "the compare table does not list every pair")
+    # One time scale for both traces by default; at speed 1 the durations compare, so no note.
+    check(by_id("compare-shared").is_selected(), "the compare view does not start on one time scale")
+    check(not by_id("compare-note").is_displayed(), "a replay at speed 1 is said not to be comparable")
+    by_id("compare-shared").click()
+    by_id("compare-shared").click()
     compare_shot = shot("compare-1440x900")
     driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     wait(lambda: not by_id("compare-view").is_displayed(), "Esc to close the compare view")
@@ -226,7 +250,7 @@ try:
     check(not errors, f"{len(errors)} JavaScript console errors")
     if DOCS:
         os.makedirs("docs/screenshots", exist_ok=True)
-        for path in (live_shot, trace_shot, replay_shot, compare_shot, small_shot, small_trace_shot, history_shot):
+        for path in (live_shot, trace_shot, critical_shot, replay_shot, compare_shot, small_shot, small_trace_shot, history_shot):
             shutil.copy(path, "docs/screenshots/")
 finally:
     driver.quit()

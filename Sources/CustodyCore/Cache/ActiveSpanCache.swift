@@ -181,8 +181,13 @@ public actor ActiveSpanCache: PositionFollower {
     }
 
     /// Reads the log from `seq` into the cache, to the head (`untilHead`) or for as long as the
-    /// task runs.
-    public func follow(_ log: any EventLog, from seq: UInt64, untilHead: Bool = false) async throws {
+    /// task runs; `observe` sees the events read, each once, before the cache takes them.
+    public func follow(
+        _ log: any EventLog,
+        from seq: UInt64,
+        untilHead: Bool = false,
+        observe: (@Sendable ([Event]) -> Void)? = nil
+    ) async throws {
         var next = seq
         // Everything before `seq` is in the cache already (refilled, or never wanted).
         followedSeq = max(followedSeq, seq - 1)
@@ -198,7 +203,9 @@ public actor ActiveSpanCache: PositionFollower {
                 }
                 continue
             }
-            insert(records.compactMap { try? EventCodec.decode($0) })
+            let events = records.compactMap { try? EventCodec.decode($0) }
+            observe?(events)
+            insert(events)
             next = last.seq + 1
             followedSeq = last.seq
             waiters.wake(upTo: followedSeq)

@@ -197,7 +197,7 @@ public struct ReplayRecord: Sendable, Hashable {
     public var jsonValue: JSONValue {
         .object([
             "started_at": .string(RFC3339.format(startedAt)), "from_trace": .string(fromTrace), "new_trace": .string(newTrace),
-            "mode": .string(mode.rawValue), "status": .string(status.rawValue), "spans": .integer(spans),
+            "mode": .string(mode.rawValue), "speed": .number(speed), "status": .string(status.rawValue), "spans": .integer(spans),
             "duration_ms": completedAt.map { .number(Double($0 - startedAt) / 1_000_000) } ?? .null,
         ])
     }

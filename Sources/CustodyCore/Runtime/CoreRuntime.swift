@@ -27,6 +27,8 @@ public final class CoreRuntime: Sendable {
     public let proofs: ProofOperations
     /// Online rebuilds of the projections (`POST /api/admin/rebuild`).
     public let rebuild = RebuildController()
+    /// RED metrics of the spans read from the log since this runtime started.
+    public let spanMetrics = SpanMetrics()
     /// The log's head when the derived views were brought up to date.
     let openedAt: UInt64
     public let logger: Logger
@@ -393,7 +395,7 @@ public final class CoreRuntime: Sendable {
     public func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.projector.run() }
-            group.addTask { try await self.cache.follow(self.log, from: self.openedAt + 1) }
+            group.addTask { try await self.cache.follow(self.log, from: self.openedAt + 1, observe: self.spanMetrics.record) }
             group.addTask { try await self.hub.run() }
             // It ends only when cancelled, after appending what is queued.
             group.addTask { await self.context.responses.run(self.context) }

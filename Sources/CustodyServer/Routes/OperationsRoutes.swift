@@ -28,6 +28,7 @@ struct OperationsRoutes {
             statistics.export(to: metrics)
             var bytes: [UInt8] = []
             metrics.registry.emit(into: &bytes)
+            runtime.spanMetrics.writePrometheus(into: &bytes)
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

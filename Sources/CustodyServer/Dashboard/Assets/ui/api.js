@@ -30,6 +30,7 @@ export const api = {
   stats: () => call("GET", "/api/admin/stats"),
   replays: (limit = 100) => call("GET", `/api/replays?limit=${limit}`),
   compare: (a, b) => call("GET", `/api/traces/${path(a)}/compare/${path(b)}`),
+  criticalPath: (id) => call("GET", `/api/traces/${path(id)}/critical-path`),
   downloadURL: (id, format) => `/api/traces/${path(id)}?format=${format}`,
   liveURL(sinceSeq) {
     const url = new URL("/api/traces/live", location.href);

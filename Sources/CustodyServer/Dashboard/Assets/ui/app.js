@@ -125,8 +125,30 @@ async function selectTrace(id) {
     $("back-live").hidden = false;
     if (spans.some((s) => s.error)) timeline.nextError();
     showVerification(id);
+    if (criticalOn) showCriticalPath(id);
   } catch (error) {
     toast(`Trace ${id}: ${error.message}`);
+  }
+}
+
+// The critical-path toggle: on, the selected trace's path is highlighted in the waterfall and the
+// table, with its time by source; it stays on for the next trace opened.
+let criticalOn = false;
+$("details-critical").onclick = () => {
+  criticalOn = !criticalOn;
+  $("details-critical").setAttribute("aria-pressed", String(criticalOn));
+  if (criticalOn && selected) showCriticalPath(selected);
+  if (!criticalOn) { details.setCriticalPath(null); timeline.setCriticalPath(null); }
+};
+
+async function showCriticalPath(id) {
+  try {
+    const path = await api.criticalPath(id);
+    if (selected !== id || !criticalOn) return;
+    details.setCriticalPath(path);
+    timeline.setCriticalPath(path);
+  } catch (error) {
+    toast(`Critical path of ${id}: ${error.message}`);
   }
 }
 

@@ -1,6 +1,7 @@
 // The selected trace: summary, its spans as an indented waterfall table (virtualized), a JSON
-// inspector for a span's details, downloads and the Replay button.
-import { VirtualList, escapeHTML, formatClock, formatDuration, stageColour, isError, parseTime } from "./util.js";
+// inspector for a span's details, downloads, the Replay button and the critical path (its spans
+// marked in the table, its time by source above it).
+import { VirtualList, escapeHTML, formatClock, formatDuration, stageColour, isError, parseTime, middleEllipsis } from "./util.js";
 import { api } from "./api.js";
 
 export class Details {
@@ -14,6 +15,8 @@ export class Details {
     this.list = new VirtualList(this.table, 24, (index, element) => this.renderRow(index, element));
     document.getElementById("details-replay").onclick = () => this.trace && this.onReplay(this.trace.trace_id);
     document.getElementById("details-close").onclick = () => this.onClose();
+    // Operation names are cut in the middle to the column's width (the whole name on hover).
+    window.addEventListener("resize", () => { this.operationChars = null; this.list.refresh(); });
     this.table.addEventListener("keydown", (event) => {
       if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
       event.preventDefault();
@@ -35,6 +38,7 @@ export class Details {
       return parent && seen < 32 ? depth(parent, seen + 1) + 1 : 0;
     };
     this.rows = spans.map((span) => ({ span, depth: depth(span) }));
+    this.setCriticalPath(null);
     const summary = trace.summary;
     document.getElementById("details-empty").hidden = true;
     document.getElementById("details-body").hidden = false;
@@ -51,6 +55,21 @@ export class Details {
     return spans;
   }
 
+  /** Marks the spans of a critical path (GET /api/traces/{id}/critical-path), or clears them. */
+  setCriticalPath(path) {
+    this.onPath = new Map((path?.path ?? []).map((step) => [step.seq, step.self_ms]));
+    const summary = document.getElementById("critical-summary");
+    summary.hidden = !path;
+    if (path) {
+      const total = Math.max(path.duration_ms, 1e-9);
+      const parts = Object.entries(path.by_source).sort((a, b) => b[1] - a[1])
+        .map(([source, ms]) => `<span class="part"><b>${escapeHTML(source)}</b> ${formatDuration(ms)} (${Math.round(ms / total * 100)}%)</span>`);
+      if (path.gap_ms > 0) parts.push(`<span class="part"><b>no span</b> ${formatDuration(path.gap_ms)} (${Math.round(path.gap_ms / total * 100)}%)</span>`);
+      summary.innerHTML = `<span class="muted">Critical path: ${path.path.length} spans · by source</span> ${parts.join(" ")}`;
+    }
+    this.list.refresh();
+  }
+
   hide() {
     this.trace = null;
     document.getElementById("details-empty").hidden = false;
@@ -61,13 +80,23 @@ export class Details {
     const row = this.rows[index];
     if (!row) { element.innerHTML = ""; return; }
     const s = row.span;
-    element.className = "span-row" + (s.error ? " error" : "") + (s.seq === this.selectedSeq ? " selected" : "");
+    const onPath = this.onPath?.get(s.seq);
+    element.className = "span-row" + (s.error ? " error" : "") + (s.seq === this.selectedSeq ? " selected" : "") + (onPath !== undefined ? " on-path" : "");
     element.setAttribute("role", "row");
     element.dataset.seq = String(s.seq);
     element.innerHTML = `<span class="stage"><i style="background:${s.error ? "#f44336" : stageColour(s.stage)}"></i>${escapeHTML(s.stage)}</span>` +
-      `<span style="padding-left:${Math.min(row.depth, 6) * 8}px" title="${escapeHTML(s.operation)}">${escapeHTML(s.operation)}</span>` +
+      `<span style="padding-left:${Math.min(row.depth, 6) * 8}px" title="${escapeHTML(s.operation)}${onPath !== undefined ? ` — ${formatDuration(onPath)} on the critical path` : ""}">${onPath !== undefined ? "◆ " : ""}${escapeHTML(middleEllipsis(s.operation, this.operationWidth(row.depth) - (onPath !== undefined ? 2 : 0)))}</span>` +
       `<span>${escapeHTML(s.source)}</span><span class="num">${formatDuration(s.duration_ms)}</span><span class="num">${formatClock(s.t).slice(3)}</span>`;
     element.onclick = () => this.inspect(s);
+  }
+
+  /** How many characters of an operation name fit its column at this depth (measured once per size). */
+  operationWidth(depth) {
+    if (!this.operationChars) {
+      const head = document.querySelector("#details .table-head span:nth-child(2)");
+      this.operationChars = Math.max(8, Math.floor((head?.clientWidth || 160) / 7));
+    }
+    return Math.max(6, this.operationChars - Math.ceil(Math.min(depth, 6) * 8 / 7));
   }
 
   inspect(span) {

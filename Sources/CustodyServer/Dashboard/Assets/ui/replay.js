@@ -14,6 +14,7 @@ export class ReplayConsole {
     document.getElementById("open-history").onclick = () => this.openHistory();
     document.getElementById("history-close").onclick = () => this.closeHistory();
     document.getElementById("compare-close").onclick = () => this.closeCompare();
+    document.getElementById("compare-shared").onchange = () => this.comparison && this.drawCompare();
     new ResizeObserver(() => this.comparison && this.drawCompare()).observe(document.getElementById("compare-canvas"));
   }
 
@@ -48,7 +49,7 @@ export class ReplayConsole {
         <div class="buttons"><button type="button" class="primary" id="replay-view">View in timeline</button>
         <button type="button" id="replay-compare">Compare with original</button></div>`;
       document.getElementById("replay-view").onclick = () => this.onView(result.new_trace);
-      document.getElementById("replay-compare").onclick = () => this.compare(result.from_trace, result.new_trace);
+      document.getElementById("replay-compare").onclick = () => this.compare(result.from_trace, result.new_trace, result);
       if (!document.getElementById("history").hidden) this.openHistory();
     } catch (error) {
       this.setStatus("Failed", "failed");
@@ -73,7 +74,7 @@ export class ReplayConsole {
           <span class="traces"><code title="original">${escapeHTML(replay.from_trace)}</code><code title="replay">${escapeHTML(replay.new_trace)}</code></span>
           <span>${escapeHTML(replay.mode)}</span><span class="status-${escapeHTML(replay.status)}">${escapeHTML(replay.status)}</span>
           <button type="button" class="compare">Compare</button>`;
-        row.querySelector(".compare").onclick = () => this.compare(replay.from_trace, replay.new_trace);
+        row.querySelector(".compare").onclick = () => this.compare(replay.from_trace, replay.new_trace, replay);
         row.querySelector(".compare").disabled = replay.status !== "completed";
         list.appendChild(row);
       }
@@ -85,7 +86,8 @@ export class ReplayConsole {
 
   closeHistory() { document.getElementById("history").hidden = true; }
 
-  async compare(a, b) {
+  /** Compares trace `a` with `b`; `replay`, when `b` replays `a`, says how (its mode and speed). */
+  async compare(a, b, replay) {
     try {
       this.comparison = await api.compare(a, b);
     } catch (error) {
@@ -99,6 +101,11 @@ export class ReplayConsole {
     document.getElementById("compare-b").textContent = b;
     document.getElementById("compare-summary").textContent =
       `${c.pairs.length} pairs · ${c.deviations} deviations · ${c.only_a.length} only in the first · ${c.only_b.length} only in the second`;
+    // A dry run at speed 0 runs nothing and waits for nothing: its durations say how fast Custody
+    // replayed, not how long the work took.
+    const note = document.getElementById("compare-note");
+    note.hidden = !(replay && replay.mode === "dry-run" && !replay.speed);
+    note.textContent = "The second trace is a dry run at speed 0 (as fast as possible): its durations are not comparable with the first's.";
     const table = document.getElementById("compare-table");
     table.innerHTML = `<div class="row head"><span>Operation</span><span>Source</span><span>Stage</span><span class="num">First</span><span class="num">Second</span><span class="num">Δ</span></div>` +
       c.pairs.map((p) => `<div class="row${p.deviates ? " bad" : ""}"><span>${escapeHTML(p.operation)}</span><span>${escapeHTML(p.source)}</span><span>${escapeHTML(p.stage)}</span>` +
@@ -121,8 +128,12 @@ export class ReplayConsole {
     if (!a.items.length || !b.items.length) return;
     const left = 12, right = width - 12, mid = height / 2;
     const bandA = { top: 26, bottom: mid - 24 }, bandB = { top: mid + 24, bottom: height - 10 };
+    // One scale for both (the longer trace fills the width), so that the joining lines compare
+    // like with like; or each trace fitted to the width.
+    const shared = document.getElementById("compare-shared").checked;
+    const longest = Math.max(a.end - a.start, b.end - b.start, 1e-6);
     const place = (l, band) => {
-      const scale = (right - left) / Math.max(l.end - l.start, 1e-6);
+      const scale = (right - left) / (shared ? longest : Math.max(l.end - l.start, 1e-6));
       const rowH = Math.max(2, Math.min(10, (band.bottom - band.top) / Math.max(1, l.items.length)));
       const map = new Map();
       l.items.forEach((item, i) => {

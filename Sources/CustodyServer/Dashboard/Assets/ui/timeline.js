@@ -29,12 +29,22 @@ export class Timeline {
 
   /** Live: the store's spans (a live reference). */
   showLive(spans) {
-    this.mode = "live"; this.spans = spans; this.setFollow(true); this.invalidate();
+    this.mode = "live"; this.spans = spans; this.lastError = null; this.setFollow(true); this.invalidate();
   }
 
   /** One trace's spans, fitted to the view. */
   showTrace(spans) {
+    this.critical = null; this.lastError = null;
     this.mode = "trace"; this.spans = spans; this.setFollow(false); this.fit();
+  }
+
+  /** Highlights a critical path on the trace shown (its sections are from the trace's start), or clears it. */
+  setCriticalPath(path) {
+    if (!path || this.mode !== "trace") { this.critical = null; this.invalidate(); return; }
+    let origin = Infinity;
+    for (const s of this.spans) origin = Math.min(origin, s.t);
+    this.critical = { origin, sections: new Map(path.path.map((step) => [step.seq, step.sections])) };
+    this.invalidate();
   }
 
   setFollow(follow) {
@@ -69,16 +79,21 @@ export class Timeline {
     this.invalidate();
   }
 
-  /** Centres the next error span after the view's centre (wrapping), and returns it. */
+  /** Flashes the next error span after the last one shown (wrapping), and returns it; the view
+   *  moves only when that span is not wholly in it (a trace stays fitted when its errors show). */
   nextError() {
-    const errors = this.spans.filter((s) => s.error && this.filter(s)).sort((a, b) => a.t - b.t);
+    const errors = this.spans.filter((s) => s.error && this.filter(s)).sort((a, b) => a.t - b.t || a.seq - b.seq);
     if (!errors.length) return null;
-    const centre = (this.view.start + this.view.end) / 2;
-    const target = errors.find((s) => s.t > centre + 1e-6) ?? errors[0];
-    const width = this.view.end - this.view.start;
-    this.view = { start: target.t - width / 2, end: target.t + width / 2 };
+    const last = this.lastError;
+    const after = last ? errors.findIndex((s) => s.t > last.t || (s.t === last.t && s.seq > last.seq)) : 0;
+    const target = errors[after === -1 ? 0 : after];
+    this.lastError = target;
+    if (target.t < this.view.start || target.t + target.d > this.view.end) {
+      const width = this.view.end - this.view.start;
+      this.view = { start: target.t - width / 2, end: target.t + width / 2 };
+      if (this.mode === "live") this.setFollow(false);
+    }
     this.flash = { span: target, until: performance.now() + 1500 };
-    if (this.mode === "live") this.setFollow(false);
     this.invalidate();
     return target;
   }
@@ -244,8 +259,13 @@ export class Timeline {
       const { s, x, w, row } = item;
       const top = laneTop.get(s.source) + row * pitch;
       item.top = top;
-      if (s.error || s === flash) { glowing.push(item); continue; }
-      const dim = this.selectedTrace && s.trace_id !== this.selectedTrace && this.mode === "live";
+      if (s.error || s === flash) {
+        glowing.push(item);
+        if (w > 60 && barH >= 11) labels.push(item);
+        continue;
+      }
+      const dim = (this.selectedTrace && s.trace_id !== this.selectedTrace && this.mode === "live")
+        || (this.critical && this.mode === "trace" && !this.critical.sections.has(s.seq));
       const key = (dim ? "d" : "") + stageColour(s.stage);
       const rowKey = top;
       const current = open.get(rowKey);
@@ -273,6 +293,18 @@ export class Timeline {
       ctx.fillRect(x, top, w, barH);
     }
     ctx.shadowBlur = 0;
+    if (this.critical && this.mode === "trace") {
+      // The path: each span's sections on it, outlined in amber across its bar.
+      ctx.strokeStyle = "#ffc107"; ctx.lineWidth = 2;
+      for (const { s, top } of placed) {
+        const sections = this.critical.sections.get(s.seq);
+        if (!sections) continue;
+        for (const [from, to] of sections) {
+          const x = LABEL + (this.critical.origin + from - start) * scale;
+          ctx.strokeRect(x + 1, top + 1, Math.max(2, (to - from) * scale) - 2, Math.max(barH - 2, 1));
+        }
+      }
+    }
     ctx.fillStyle = "#0b0c10"; ctx.font = "10px Inter, system-ui, sans-serif";
     for (const { s, x, w, top } of labels) ctx.fillText(s.operation.slice(0, Math.floor(w / 6)), x + 4, top + 10);
     ctx.restore();

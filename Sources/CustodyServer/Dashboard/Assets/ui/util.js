@@ -108,3 +108,12 @@ export class VirtualList {
     }
   }
 }
+
+/** `text` shortened to `max` characters by cutting its middle: siblings that differ only at the
+ *  end (`dashRootad9948…01`, `…02`) stay apart. */
+export function middleEllipsis(text, max) {
+  if (text.length <= max) return text;
+  const keep = Math.max(2, max - 1);
+  const head = Math.ceil(keep / 2), tail = keep - head;
+  return text.slice(0, head) + "…" + text.slice(text.length - tail);
+}
