@@ -5,8 +5,6 @@
 struct TraceQueryParser {
     private let tokens: [Token]
     private var position = 0
-    /// The first error of the lexer: reported when the parser reaches it.
-    private let endColumn: Int
 
     /// Deeper nesting than this is refused: a query is a line a person writes.
     static let maximumDepth = 64
@@ -14,7 +12,6 @@ struct TraceQueryParser {
     init(_ text: String) {
         var lexer = TraceQueryLexer(text)
         tokens = lexer.tokens()
-        endColumn = lexer.column
     }
 
     mutating func parseQuery() throws(TraceQueryError) -> TraceQuery {
