@@ -147,6 +147,12 @@ extension CustodyClient {
         return try await send(.GET, "/api/traces/" + Self.percentEncoded(traceId) + "/critical-path")
     }
 
+    /// The custody graph over a window: `since` and `until` are RFC 3339 (the server's defaults:
+    /// the hour before now); `source` keeps its edges and the nodes they join.
+    public func graph(since: String? = nil, until: String? = nil, source: String? = nil) async throws(CustodyClientError) -> GraphDocument {
+        try await send(.GET, "/api/graph", query: [("since", since), ("until", until), ("source", source)])
+    }
+
     /// Traces matching the filters, newest first; `nextCursor` continues.
     public func searchTraces(
         source: String? = nil,

@@ -186,6 +186,32 @@ public struct CriticalPathDocument: Sendable, Hashable, Decodable {
     }
 }
 
+/// The custody graph over a window (docs/analysis.md, "The custody graph").
+public struct GraphDocument: Sendable, Hashable, Decodable {
+    public struct Node: Sendable, Hashable, Decodable {
+        public var source: String
+        public var spans: Int64
+        public var errors: Int64
+        public var p50Ms: Double?
+        public var p99Ms: Double?
+    }
+
+    public struct Edge: Sendable, Hashable, Decodable {
+        public var from: String
+        public var to: String
+        public var calls: Int64
+        public var errors: Int64
+        public var p50Ms: Double?
+        public var p99Ms: Double?
+    }
+
+    /// The window covered: whole minutes (RFC 3339).
+    public var since: String
+    public var until: String
+    public var nodes: [Node]
+    public var edges: [Edge]
+}
+
 /// A trace retention deleted part of (docs/api.md, "Storage lifecycle").
 public struct TraceRetention: Sendable, Hashable, Decodable {
     public var partial: Bool

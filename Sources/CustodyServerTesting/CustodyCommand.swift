@@ -32,7 +32,32 @@ public struct CustodyCommand {
     }
 
     public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+
     public var error: String { (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "" }
+
+    /// For a failed test's record: whether the process runs or how it ended, and the last
+    /// `lines` lines of its standard error — from where it says it crashed, when it did (a
+    /// crashed process stays "running" while it writes its backtrace).
+    public func diagnosis(lines: Int = 40) -> String {
+        let state =
+            process.isRunning
+            ? "running (pid \(process.processIdentifier))"
+            : "ended: \(process.terminationReason == .uncaughtSignal ? "signal" : "status") \(process.terminationStatus)"
+        let all = error.split(separator: "\n", omittingEmptySubsequences: false)
+        let crash = all.firstIndex { $0.contains("Fatal error") || $0.contains("Program crashed") }
+        let shown = crash.map { all[max(all.startIndex, $0 - 5)...].prefix(150) } ?? all.suffix(lines)
+        return "\(state)\n\(shown.joined(separator: "\n"))"
+    }
+
+    /// ``diagnosis(lines:)`` once a process that says it crashed has finished writing its
+    /// backtrace (at most 30 s).
+    public func settledDiagnosis(lines: Int = 40) async -> String {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while process.isRunning && error.contains("Program crashed") && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return diagnosis(lines: lines)
+    }
 
     /// `custody serve` started on free ports: the command, once it prints its URL, and the URL.
     public static func serve(

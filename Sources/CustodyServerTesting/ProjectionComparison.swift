@@ -106,6 +106,12 @@ public enum ProjectionComparison {
             }
         }
         check(try await reference.replays(limit: 100_000), try await other.replays(limit: 100_000), "replays")
+        // The custody graph over every minute, summed per node and edge.
+        check(
+            try await reference.graph(fromMinute: .min, throughMinute: .max).tallies,
+            try await other.graph(fromMinute: .min, throughMinute: .max).tallies,
+            "the custody graph"
+        )
         check(try await reference.runningReplays(), try await other.runningReplays(), "running replays")
         for id in values.operations + ["no-such-operation"] {
             check(try await reference.githubOperation(id: id), try await other.githubOperation(id: id), "GitHub operation \(id)")

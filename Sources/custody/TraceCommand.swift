@@ -8,7 +8,7 @@ struct TraceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
         abstract: "Look at traces on a running server.",
-        subcommands: [Show.self]
+        subcommands: [Show.self, Graph.self]
     )
 
     struct Show: AsyncParsableCommand {
@@ -137,5 +137,62 @@ enum Waterfall {
             lines.append("critical path: \(criticalPath.path.count) spans; by source: " + parts.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+extension TraceCommand {
+    /// `custody trace graph`: the custody graph of a running server as two tables.
+    struct Graph: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show who handed work to whom: sources and the hand-offs between them over a window.",
+            discussion: """
+                Reads GET /api/graph. The window is whole minutes of span time, by default the last hour; a \
+                hand-off is a span whose parent span is of another source, with the child's duration as its \
+                latency (docs/analysis.md, "The custody graph").
+                """
+        )
+
+        @Option(help: "The server (default $CUSTODY_SERVER, else http://127.0.0.1:8787).") var server: String?
+        @Option(help: "The window's start, RFC 3339 (default: an hour before --until).") var since: String?
+        @Option(help: "The window's end, RFC 3339 (default: now).") var until: String?
+        @Option(help: "Only the hand-offs into and out of this source.") var source: String?
+
+        func run() async throws {
+            let graph: GraphDocument
+            do {
+                graph = try await CustodyClient.command(server: server).graph(since: since, until: until, source: source)
+            } catch {
+                printError("custody: \(error.message)")
+                throw ExitCode(1)
+            }
+            print(Self.render(graph))
+        }
+
+        static func render(_ graph: GraphDocument) -> String {
+            func milliseconds(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "-" }
+            func row(_ cells: [String], _ widths: [Int]) -> String {
+                zip(cells, widths).enumerated().map { index, pair in
+                    index == 0
+                        ? pair.0.padding(toLength: pair.1, withPad: " ", startingAt: 0)
+                        : String(repeating: " ", count: max(0, pair.1 - pair.0.count)) + pair.0
+                }.joined(separator: "  ")
+            }
+            var lines = ["Custody graph from \(graph.since) to \(graph.until)", ""]
+            let nameWidth = max(7, graph.nodes.map(\.source.count).max() ?? 0)
+            let widths = [nameWidth, 9, 7, 9, 9]
+            lines.append(row(["SOURCE", "SPANS", "ERRORS", "P50 MS", "P99 MS"], widths))
+            for node in graph.nodes {
+                lines.append(row([node.source, String(node.spans), String(node.errors), milliseconds(node.p50Ms), milliseconds(node.p99Ms)], widths))
+            }
+            lines.append("")
+            let handOffs = graph.edges.map { "\($0.from) → \($0.to)" }
+            let edgeWidths = [max(9, handOffs.map(\.count).max() ?? 0), 9, 7, 9, 9]
+            lines.append(row(["HAND-OFF", "CALLS", "ERRORS", "P50 MS", "P99 MS"], edgeWidths))
+            for (name, edge) in zip(handOffs, graph.edges) {
+                lines.append(row([name, String(edge.calls), String(edge.errors), milliseconds(edge.p50Ms), milliseconds(edge.p99Ms)], edgeWidths))
+            }
+            if graph.edges.isEmpty { lines.append("(no hand-offs in this window)") }
+            return lines.joined(separator: "\n")
+        }
     }
 }

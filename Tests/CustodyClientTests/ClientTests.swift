@@ -52,6 +52,53 @@ import Testing
         }
     }
 
+    /// The custody graph over the spans sent: hand-offs with their calls, errors and latency; a
+    /// source's edges; a window without them; a window the server refuses.
+    @Test func graphOfRecordedHandOffs() async throws {
+        try await ServerFixture.run(.live) { _, test in
+            let custody = try Self.client(test)
+            func entry(_ trace: String, _ id: String, _ parent: String?, _ source: String, _ ms: Double, error: Bool = false) -> LogEntry {
+                LogEntry(
+                    traceId: trace,
+                    spanId: id,
+                    parentSpanId: parent,
+                    source: source,
+                    stage: error ? "error" : "processing",
+                    operation: id,
+                    durationMs: ms,
+                    timestamp: "2026-12-05T10:00:30Z"
+                )
+            }
+            // Two traces: orchestrator calls agent_factory twice (one call fails), agent_factory
+            // calls data-factory once; a child sent before its parent counts the same.
+            _ = try await custody.recordLog([entry("g-1", "load", "plan", "data-factory", 20)])
+            _ = try await custody.recordLog([
+                entry("g-1", "root", nil, "orchestrator", 100), entry("g-1", "plan", "root", "agent_factory", 60),
+                entry("g-2", "root", nil, "orchestrator", 50), entry("g-2", "plan", "root", "agent_factory", 30, error: true),
+                entry("g-2", "more", "plan", "agent_factory", 5),
+            ])
+            let graph = try await custody.graph(since: "2026-12-05T10:00:00Z", until: "2026-12-05T10:00:59Z")
+            #expect(graph.since == "2026-12-05T10:00:00.000Z" && graph.until == "2026-12-05T10:01:00.000Z", "\(graph.since) \(graph.until)")
+            #expect(
+                graph.edges.map { "\($0.from)>\($0.to) \($0.calls) \($0.errors)" } == [
+                    "orchestrator>agent_factory 2 1", "agent_factory>data-factory 1 0",
+                ]
+            )
+            #expect(graph.edges[1].p50Ms.map { abs($0 - 20) <= 20 * 0.045 } == true, "\(graph.edges[1])")
+            #expect(graph.nodes.map { "\($0.source) \($0.spans) \($0.errors)" } == ["agent_factory 3 1", "orchestrator 2 0", "data-factory 1 0"])
+            let around = try await custody.graph(since: "2026-12-05T10:00:00Z", until: "2026-12-05T10:00:59Z", source: "data-factory")
+            #expect(around.edges.count == 1 && Set(around.nodes.map(\.source)) == ["agent_factory", "data-factory"])
+            let later = try await custody.graph(since: "2026-12-05T10:01:00Z", until: "2026-12-05T11:00:00Z")
+            #expect(later.edges.isEmpty && later.nodes.isEmpty)
+            do {
+                _ = try await custody.graph(since: "2026-12-05T11:00:00Z", until: "2026-12-05T10:00:00Z")
+                Issue.record("a window that ends before it starts was answered")
+            } catch let error as CustodyClientError {
+                #expect(error.status == 422 && error.code == "invalid_argument" && error.field == "since", "\(error)")
+            }
+        }
+    }
+
     /// Every typed call works and decodes; errors carry the server's status, code and field.
     @Test func typedCallsForEveryOperation() async throws {
         try await ServerFixture.run(.live) { _, test in

@@ -43,6 +43,16 @@ import Testing
                 path.output.contains("critical path: 2 spans; by source: agent-factory 7.00 ms (58%), data-factory 5.00 ms (42%)"),
                 "\(path.output)"
             )
+            // trace graph: the hand-off from agent-factory to data-factory over the last hour.
+            let graph = try await CustodyCommand.run(["trace", "graph", "--server", base], environment: ["CUSTODY_TOKEN": "op-secret-1"])
+            #expect(graph.status == 0, "\(graph.error)")
+            #expect(graph.output.contains("Custody graph from "), "\(graph.output)")
+            #expect(
+                graph.output.split(separator: "\n").contains {
+                    $0.hasPrefix("agent-factory → data-factory") && $0.split(separator: " ").contains("1")
+                },
+                "\(graph.output)"
+            )
             let unauthorized = try await CustodyCommand.run(["trace", "show", "cli-trace", "--server", base], environment: ["CUSTODY_TOKEN": ""])
             #expect(unauthorized.status != 0 && unauthorized.error.contains("token"), "\(unauthorized.error)")
 

@@ -76,6 +76,19 @@ import Testing
             a.stop()
             b.stop()
         }
+        do {
+            try await Self.followRetention(cluster, key: key, a: a, b: b)
+        } catch {
+            // What the nodes said and whether they still run: a request a node did not answer
+            // is otherwise only "could not be reached".
+            for node in [a, b] {
+                Issue.record("node \(node.name) at \(node.client.baseURL): \(await node.server?.settledDiagnosis() ?? "not running")")
+            }
+            throw error
+        }
+    }
+
+    static func followRetention(_ cluster: NATSCluster, key: String, a: Node, b: Node) async throws {
         try await a.start(cluster, key: key)
         try await b.start(cluster, key: key)
         #expect(a.server?.output.contains("purging allowed for retention") == true, "\(a.server?.output ?? "")")

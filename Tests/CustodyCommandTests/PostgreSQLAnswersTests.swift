@@ -67,6 +67,8 @@ struct PostgreSQLAnswersTests {
                     LogEntry(
                         traceId: trace,
                         spanId: "s\(step)-\(index)",
+                        // Parents in the same request, in an earlier one, or never recorded.
+                        parentSpanId: index > 0 ? "s\(step)-\(index - 1)" : step % 3 == 0 ? "s\(step - 1)-0" : nil,
                         source: ["agent-factory", "ui-factory", "orchestrator"][Int(random.next(upperBound: 3))],
                         stage: ["processing", "error", "before_rpc"][Int(random.next(upperBound: 3))],
                         operation: names[Int(random.next(upperBound: UInt64(names.count)))],
@@ -110,7 +112,14 @@ struct PostgreSQLAnswersTests {
 
         // Every question, of both.
         let until = ISO8601DateFormatter().string(from: copiedAt)
-        var paths: [String] = ["/api/tasks?limit=1000", "/api/replays?limit=1000", "/api/github/operations", "/api/log/checkpoint"]
+        // The custody graph over the traffic's hours, whole and by source — first: the routes that
+        // are traced (a delivery's follow-ups, say) add request spans of their own timing to
+        // the graph's last minute on each server.
+        let since = ISO8601DateFormatter().string(from: copiedAt.addingTimeInterval(-7200))
+        var paths = ["", "&source=orchestrator", "&source=agent-factory", "&source=no-such-source"].map {
+            "/api/graph?since=\(percent(since))&until=\(percent(until))" + $0
+        }
+        paths += ["/api/tasks?limit=1000", "/api/replays?limit=1000", "/api/github/operations", "/api/log/checkpoint"]
         paths += ["/api/log/checkpoints?limit=1000", "/api/tasks?status=complete", "/api/github/operations?status=succeeded"]
         for uuid in tasks + ["no-such-task"] { paths.append("/api/tasks/\(uuid)") }
         for order in orders {
@@ -139,7 +148,12 @@ struct PostgreSQLAnswersTests {
             let left = try await Self.body(of: sqliteBase + path, http)
             let right = try await Self.body(of: postgresBase + path, http)
             compared += 1
-            if left != right { differing.append("\(path):\n  sqlite:     \(left.prefix(300))\n  postgresql: \(right.prefix(300))") }
+            if left != right {
+                // From a little before the first difference.
+                let same = zip(left, right).prefix { $0 == $1 }.count
+                let (l, r) = (left.dropFirst(max(0, same - 100)).prefix(300), right.dropFirst(max(0, same - 100)).prefix(300))
+                differing.append("\(path) (from character \(max(0, same - 100))):\n  sqlite:     \(l)\n  postgresql: \(r)")
+            }
         }
         #expect(compared > 200)
         #expect(differing.isEmpty, "\(differing.count) of \(compared) answers differ:\n\(differing.prefix(3).joined(separator: "\n"))")

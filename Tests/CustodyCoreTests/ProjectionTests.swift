@@ -163,10 +163,20 @@ struct ScenarioGenerator {
                 case 1: JSONValue.object(["error": .string("boom")]).jsonText
                 default: JSONValue.object(["ok": .bool(true), "nested": .object(["error": .string("not top level")])]).jsonText
                 }
+            // Parents (for the custody graph) among nearby spans: earlier or later ones, of this
+            // trace or another; now and then an id given twice, or none.
+            let parentSpanId: String? =
+                switch random.next(upperBound: 6) {
+                case 0: nil
+                case 1: "span-\(counter + 1 + Int(random.next(upperBound: 8)))"
+                default: "span-\(counter - 1 - Int(random.next(upperBound: 12)))"
+                }
+            let spanId = random.next(upperBound: 40) == 0 ? "span-\(counter - 1)" : "span-\(counter)"
             return .span(
                 Span(
                     traceId: trace,
-                    spanId: "span-\(counter)",
+                    spanId: spanId,
+                    parentSpanId: parentSpanId,
                     source: ["agent-factory", "ui-factory", "orchestrator"][Int(random.next(upperBound: 3))],
                     stage: stages[Int(random.next(upperBound: UInt64(stages.count)))],
                     operation: "op\(random.next(upperBound: 7))",
@@ -213,9 +223,19 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
             .taskCreated(TaskCreated(uuid: "t1", orderId: "o1", payload: JSONText(#"{"a":1}"#))),
             .taskStatusChanged(TaskStatusChanged(uuid: "t1", status: .inProgress, previousStatus: .pending)),
             .span(
-                Span(traceId: "tr", source: "ui-factory", stage: "request_received", operation: "render", durationMs: 10, timestamp: t0 + 5_000_000)
+                Span(
+                    traceId: "tr",
+                    parentSpanId: "root",
+                    source: "ui-factory",
+                    stage: "request_received",
+                    operation: "render",
+                    durationMs: 10,
+                    timestamp: t0 + 5_000_000
+                )
             ),
-            .span(Span(traceId: "tr", source: "agent-factory", stage: "processing", operation: "root", durationMs: 100, timestamp: t0)),
+            .span(
+                Span(traceId: "tr", spanId: "root", source: "agent-factory", stage: "processing", operation: "root", durationMs: 100, timestamp: t0)
+            ),
             .span(
                 Span(
                     traceId: "tr",
@@ -288,8 +308,10 @@ func fetchRow(_ db: Database, _ sql: String) throws -> [String: String]? {
         #expect(github["attempts"] == "2")
         #expect(github["error"] == #"{"status":502}"#)
         // tasks, followups, operation_logs, error_events, delivery_reports, github_operations, replays, trace_summaries,
-        // log_losses, log_checkpoints, log_retentions, retired_traces (filled by retention's pruning only)
-        #expect(rows.counts == [1, 1, 5, 1, 1, 1, 1, 2, 1, 1, 1, 0])
+        // log_losses, log_checkpoints, log_retentions, retired_traces (filled by retention's pruning only),
+        // graph_nodes (three sources in one minute), graph_edges (agent-factory → ui-factory, its
+        // child recorded first)
+        #expect(rows.counts == [1, 1, 5, 1, 1, 1, 1, 2, 1, 1, 1, 0, 3, 1])
         try store.closeDatabase()
         await log.close()
     }

@@ -107,6 +107,10 @@ public protocol ProjectionStore: Sendable {
     /// The newest replays first, at most `limit`.
     func replays(limit: Int) async throws -> [ReplayRecord]
 
+    /// The custody graph's rows from minute `first` through minute `last` (minutes since the
+    /// epoch, ``GraphProjection/minute(ofTimestamp:)``), summed per node and edge.
+    func graph(fromMinute first: Int64, throughMinute last: Int64) async throws -> GraphProjection.Window
+
     /// Replays recorded as started and not completed, oldest first.
     func runningReplays() async throws -> [ReplayRecord]
 

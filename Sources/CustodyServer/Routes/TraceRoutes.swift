@@ -73,6 +73,14 @@ struct TraceRoutes {
         router.get("/api/traces/{trace_id}/critical-path") { _, context in
             APIEnvelope.ok(try await traces.criticalPath(try context.pathValue("trace_id")).jsonValue)
         }
+        router.get("/api/graph") { request, _ in
+            let graph = try await traces.graph(
+                since: try QueryValues.instant(request.query("since"), "since"),
+                until: try QueryValues.instant(request.query("until"), "until"),
+                source: request.text("source")
+            )
+            return APIEnvelope.ok(graph.jsonValue)
+        }
         router.get("/api/traces/{trace_id}/compare/{other}") { _, context in
             let comparison = try await traces.compareTraces(try context.pathValue("trace_id"), try context.pathValue("other"))
             return APIEnvelope.ok(comparison.jsonValue)

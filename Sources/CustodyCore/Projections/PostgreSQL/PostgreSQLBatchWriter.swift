@@ -15,6 +15,8 @@ struct PostgreSQLBatchWriter {
     let connection: PostgresConnection
     let logger: Logger
     let cache: TraceSummaryCache
+    /// The custody graph's links of recent traces (``TraceLinksCache``).
+    let links: TraceLinksCache
 
     /// Binds per statement: PostgreSQL's limit is 65,535 (a state snapshot's rows are copied in
     /// by multi-row VALUES lists).
@@ -120,6 +122,8 @@ struct PostgreSQLBatchWriter {
             traceNumbers.append(row.id)
             changes.written.append((traceId, row))
         }
+        let isNew = traces.map { known[$0.part.summary.traceId] == nil }
+        changes.links = try await applyGraph(batch, numbers: traceNumbers, isNew: isNew, links: links).links
         try await insertTraceSpans(traces, numbers: traceNumbers)
         try await insertSpans(events, grouping: grouping, numbers: traceNumbers)
         return changes

@@ -12,8 +12,9 @@ import PostgresNIO
 /// Rules:
 /// - A lost connection is opened again on the next call; the lock went with it, so it is taken
 ///   again (or not) before the next batch.
-/// - ``TraceSummaryCache`` mirrors the rows this connection committed. It is emptied whenever the
-///   lock is (re)taken or the contents are replaced: another writer may have changed the rows.
+/// - ``TraceSummaryCache`` and ``TraceLinksCache`` mirror the rows this connection committed.
+///   They are emptied whenever the lock is (re)taken or the contents are replaced: another writer
+///   may have changed the rows.
 actor PostgreSQLWriter {
     let configuration: PostgresConnection.Configuration
     let schema: String
@@ -23,6 +24,7 @@ actor PostgreSQLWriter {
     private var connection: PostgresConnection?
     private var holdsLock = false
     private var summaries = TraceSummaryCache()
+    private var links = TraceLinksCache()
     private var connections = 0
 
     init(configuration: PostgresConnection.Configuration, schema: String, lockKey: String?, logger: Logger) {
@@ -36,7 +38,7 @@ actor PostgreSQLWriter {
     func connected() async throws -> PostgresConnection {
         if let connection, !connection.isClosed { return connection }
         holdsLock = false
-        summaries.removeAll()
+        forgetCommittedRows()
         connection = nil
         connections += 1
         do {
@@ -64,7 +66,7 @@ actor PostgreSQLWriter {
                 try? await connection.close()
                 self.connection = nil
                 holdsLock = false
-                summaries.removeAll()
+                forgetCommittedRows()
             }
             throw error
         }
@@ -90,7 +92,7 @@ actor PostgreSQLWriter {
         }
         if taken, self.connection === connection {
             holdsLock = true
-            summaries.removeAll()
+            forgetCommittedRows()
             logger.notice("this node now applies events to the projections in PostgreSQL", metadata: ["schema": "\(schema)"])
         }
         return holdsLock
@@ -133,6 +135,7 @@ actor PostgreSQLWriter {
                     }
                     _ = try await connection.queryIfOpen("INSERT INTO schema_migrations (name) VALUES (\(migration.name))", logger: logger)
                 }
+                try await PostgreSQLBatchWriter.backfillGraph(connection, logger: logger)
                 _ = try await connection.queryIfOpen(
                     "INSERT INTO projection_checkpoint (name, applied_seq, applied_at) VALUES (\(SQLiteProjectionStore.checkpointName), 0, 0) ON CONFLICT DO NOTHING",
                     logger: logger
@@ -157,15 +160,22 @@ actor PostgreSQLWriter {
         guard try await mayApply() else {
             throw CoreError(.conflict, "another node applies events to the projections in PostgreSQL (schema \(schema))")
         }
-        let cache = summaries
+        let (cache, links) = (summaries, self.links)
         let logger = logger
         let changes = try await using { connection in
             try await connection.inTransaction(logger: logger) { connection in
-                try await PostgreSQLBatchWriter(connection: connection, logger: logger, cache: cache).apply(batch)
+                try await PostgreSQLBatchWriter(connection: connection, logger: logger, cache: cache, links: links).apply(batch)
             }
         }
         summaries.remove(changes.stale)
         summaries.record(changes.written)
+        self.links.record(changes.links)
+    }
+
+    /// Empties what mirrors committed rows (see the rules above).
+    private func forgetCommittedRows() {
+        summaries.removeAll()
+        links.removeAll()
     }
 
     /// Drops this writer's schema (a rebuild target's) with everything in it.
@@ -185,7 +195,7 @@ actor PostgreSQLWriter {
         }
         let old = schema + "_old"
         try await execute("DROP SCHEMA IF EXISTS \(old) CASCADE")
-        summaries.removeAll()
+        forgetCommittedRows()
         let (schema, logger) = (schema, logger)
         try await using { connection in
             try await connection.inTransaction(logger: logger) { connection in
@@ -200,7 +210,7 @@ actor PostgreSQLWriter {
     /// Runs `body` in a transaction on the writer connection (retention's pruning, a snapshot's
     /// load), emptying the summary cache: it changes rows the cache mirrors.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        summaries.removeAll()
+        forgetCommittedRows()
         let logger = logger
         return try await using { connection in
             try await connection.inTransaction(logger: logger) { connection in try await body(connection) }

@@ -13,15 +13,20 @@ struct ProjectionWriter {
     let cachedSummary: (String) -> TraceSummaryCache.Entry?
     /// The numbers of the traces not yet in `trace_keys` (``RecentTraces``).
     let recentNumber: (String) -> Int64?
+    /// The custody graph's links of recent traces (``TraceLinksCache``); nil when the store keeps
+    /// no graph.
+    let cachedLinks: ((String) -> TraceLinks?)?
 
     init(
         _ db: Database,
         cachedSummary: @escaping (String) -> TraceSummaryCache.Entry?,
-        recentNumber: @escaping (String) -> Int64?
+        recentNumber: @escaping (String) -> Int64?,
+        cachedLinks: ((String) -> TraceLinks?)?
     ) {
         self.db = db
         self.cachedSummary = cachedSummary
         self.recentNumber = recentNumber
+        self.cachedLinks = cachedLinks
     }
 
     /// What a batch changed in `trace_summaries`, for ``TraceSummaryCache`` once it commits.
@@ -34,13 +39,16 @@ struct ProjectionWriter {
         var numbered: [(traceId: String, id: Int64)] = []
         /// Set when the transaction also wrote every trace up to this number to `trace_keys`.
         var keysIndexedThrough: Int64?
+        /// The batch's traces' links for the custody graph, as committed.
+        var links: [String: TraceLinks] = [:]
     }
 
     /// Applies a batch. The batch's other events are applied in seq order; then each trace of
     /// the batch gets one `trace_summaries` update (its spans folded in Swift and merged into the
     /// row) and one `trace_spans` row; then the spans go into `operation_logs` with their trace's
-    /// number, and the batch's values into `value_batches`. The rows come out exactly as if each
-    /// span had been applied on its own, in seq order. `grouping` is `ProjectionBatch.SpanGrouping(events)`.
+    /// number, and the batch's values into `value_batches`, and what they count into the custody
+    /// graph. The rows come out exactly as if each span had been applied on its own, in seq order.
+    /// `grouping` is `ProjectionBatch.SpanGrouping(events)`.
     func apply(_ events: [Event], grouping: ProjectionBatch.SpanGrouping) throws -> SummaryChanges {
         var changes = SummaryChanges()
         let traces = grouping.traces
@@ -55,6 +63,8 @@ struct ProjectionWriter {
         var replays = try DirectStatement(db, sql: "SELECT from_trace FROM replays WHERE new_trace = ?")
         var traceSpans = try DirectStatement(db, sql: "INSERT INTO trace_spans (trace, first_seq, seqs) VALUES (?, ?, ?)")
         changes.written.reserveCapacity(traces.count)
+        var isNew: [Bool] = []
+        isNew.reserveCapacity(traces.count)
         for trace in traces {
             let traceId = trace.part.summary.traceId
             // The row as last committed: from memory, unless a replay started in this batch
@@ -68,6 +78,7 @@ struct ProjectionWriter {
                 bind(row, to: &updateSummary)
                 updateSummary.bind(row.id)
                 try updateSummary.run(db)
+                isNew.append(false)
             } else {
                 row = trace.part
                 replays.bind(traceId)
@@ -77,6 +88,7 @@ struct ProjectionWriter {
                 try insertSummary.run(db)
                 row.id = db.lastInsertedRowID
                 changes.numbered.append((traceId, row.id))
+                isNew.append(true)
             }
             traceSpans.bind(row.id)
             traceSpans.bind(trace.seqs[0])
@@ -85,6 +97,9 @@ struct ProjectionWriter {
             changes.written.append((traceId, row))
         }
         let numbers = changes.written.map(\.entry.id)
+        if let cachedLinks {
+            changes.links = try applyGraph(events, grouping: grouping, numbers: numbers, isNew: isNew, cachedLinks: cachedLinks).links
+        }
         var spans = SpanInserter(db)
         for index in events.indices where grouping.slot[index] >= 0 {
             guard case .span(let span) = events[index].body else { continue }

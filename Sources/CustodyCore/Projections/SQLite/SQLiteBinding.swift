@@ -54,6 +54,11 @@ struct DirectStatement {
         sqlite3_column_int64(handle, column)
     }
 
+    /// The real in column `column` (from 0) of the current row; nil for NULL.
+    func double(_ column: Int32) -> Double? {
+        sqlite3_column_type(handle, column) == SQLITE_NULL ? nil : sqlite3_column_double(handle, column)
+    }
+
     /// The text in column `column` (from 0) of the current row; nil for NULL.
     func text(_ column: Int32) -> String? {
         guard sqlite3_column_type(handle, column) != SQLITE_NULL, let bytes = sqlite3_column_text(handle, column) else { return nil }

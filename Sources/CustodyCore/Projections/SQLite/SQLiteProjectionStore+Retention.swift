@@ -76,6 +76,8 @@ extension SQLiteProjectionStore {
             low = high + 1
         }
         summaries.withLock { $0.removeAll() }
+        // The graph's links of a trace are read again from what is left of its spans.
+        links.withLock { $0.removeAll() }
         defer { summaries.withLock { $0.removeAll() } }
         let (traces, fresh) = try await pool.writeWithoutTransaction { db -> (Int, RecentTraces) in
             try db.execute(sql: "ATTACH DATABASE ? AS snapshot", arguments: [snapshotPath])

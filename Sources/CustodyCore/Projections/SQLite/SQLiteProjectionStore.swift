@@ -45,6 +45,12 @@ public final class SQLiteProjectionStore: ProjectionStore {
     /// need not look there. Set when the store opens and after what can fill the table (pruning,
     /// a snapshot loaded, contents replaced).
     let hasRetiredTraces = Atomic<Bool>(false)
+    /// The custody graph's links of the traces applied last (``GraphProjection``): changed, like
+    /// `summaries`, only after a transaction commits; emptied when the tables change otherwise.
+    let links = Mutex(TraceLinksCache())
+    /// Whether the projector keeps the custody graph (`graph_nodes`, `graph_edges`); off only to
+    /// measure what keeping it costs (`custody bench ingest --no-graph`).
+    public let keepsGraph: Bool
     /// The secondary indexes dropped by ``beginBulkLoad()``, to create again.
     private let droppedIndexes = Mutex<[String]>([])
 
@@ -61,18 +67,27 @@ public final class SQLiteProjectionStore: ProjectionStore {
     public convenience init(
         path: String,
         durability: Durability = .synchronous,
-        keysWrittenPerMerge: Int = SQLiteProjectionStore.defaultKeysWrittenPerMerge
+        keysWrittenPerMerge: Int = SQLiteProjectionStore.defaultKeysWrittenPerMerge,
+        keepsGraph: Bool = true
     ) throws {
-        try self.init(path: path, durability: durability, keysWrittenPerMerge: keysWrittenPerMerge, isRebuildTarget: false)
+        try self.init(
+            path: path,
+            durability: durability,
+            keysWrittenPerMerge: keysWrittenPerMerge,
+            isRebuildTarget: false,
+            keepsGraph: keepsGraph
+        )
     }
 
     init(
         path: String,
         durability: Durability,
         keysWrittenPerMerge: Int = SQLiteProjectionStore.defaultKeysWrittenPerMerge,
-        isRebuildTarget: Bool
+        isRebuildTarget: Bool,
+        keepsGraph: Bool = true
     ) throws {
         self.path = path
+        self.keepsGraph = keepsGraph
         self.isRebuildTarget = isRebuildTarget
         self.keysWrittenPerMerge = max(1, keysWrittenPerMerge)
         var configuration = Configuration()
@@ -101,6 +116,7 @@ public final class SQLiteProjectionStore: ProjectionStore {
             migrator.registerMigration(migration.name) { db in try db.execute(sql: sql) }
         }
         try migrator.migrate(pool)
+        try pool.write(Self.backfillGraph)
         recent = Mutex(try pool.read(RecentTraces.load))
         hasRetiredTraces.store(try pool.read(Self.anyRetiredTraces), ordering: .releasing)
     }
@@ -171,7 +187,8 @@ public final class SQLiteProjectionStore: ProjectionStore {
             let writer = ProjectionWriter(
                 db,
                 cachedSummary: { traceId in self.summaries.withLock { $0.entry(traceId) } },
-                recentNumber: { traceId in self.recent.withLock { $0.number(of: traceId) } }
+                recentNumber: { traceId in self.recent.withLock { $0.number(of: traceId) } },
+                cachedLinks: self.keepsGraph ? { traceId in self.links.withLock { $0.links(of: traceId) } } : nil
             )
             var changes = try writer.apply(events, grouping: grouping)
             let (count, throughId) = self.recent.withLock { ($0.count, $0.throughId) }
@@ -192,6 +209,7 @@ public final class SQLiteProjectionStore: ProjectionStore {
             cache.remove(changes.stale)
             cache.record(changes.written)
         }
+        if !changes.links.isEmpty { links.withLock { $0.record(changes.links) } }
         recent.withLock { recent in
             if let through = changes.keysIndexedThrough {
                 recent.indexed(through: through)
@@ -207,7 +225,11 @@ public final class SQLiteProjectionStore: ProjectionStore {
     /// new checkpoint.
     func replaceContents(withDatabaseAt path: String) async throws -> UInt64 {
         summaries.withLock { $0.removeAll() }
-        defer { summaries.withLock { $0.removeAll() } }
+        links.withLock { $0.removeAll() }
+        defer {
+            summaries.withLock { $0.removeAll() }
+            links.withLock { $0.removeAll() }
+        }
         let (seq, fresh) = try await pool.writeWithoutTransaction { db in
             try db.execute(sql: "ATTACH DATABASE ? AS fresh", arguments: [path])
             defer { try? db.execute(sql: "DETACH DATABASE fresh") }
@@ -268,7 +290,7 @@ public final class SQLiteProjectionStore: ProjectionStore {
 
     public static let tables = [
         "tasks", "followups", "operation_logs", "error_events", "delivery_reports", "github_operations", "replays", "trace_summaries",
-        "log_losses", "log_checkpoints", "log_retentions", "retired_traces",
+        "log_losses", "log_checkpoints", "log_retentions", "retired_traces", "graph_nodes", "graph_edges",
     ]
 
     /// Tables that index the projections rather than project events: their rows depend on how
