@@ -1,3 +1,5 @@
+import Foundation
+import NIOCore
 import NIOHTTP1
 
 /// One typed call per operation of docs/api.md. Each runs in the current trace (``CustodyTrace``).
@@ -151,6 +153,43 @@ extension CustodyClient {
     /// the hour before now); `source` keeps its edges and the nodes they join.
     public func graph(since: String? = nil, until: String? = nil, source: String? = nil) async throws(CustodyClientError) -> GraphDocument {
         try await send(.GET, "/api/graph", query: [("since", since), ("until", until), ("source", source)])
+    }
+
+    /// Traces matching a query of the query language (`{ source = "x" && duration > 100ms }`),
+    /// newest first; `nextCursor` continues. A query the indexes cannot narrow needs `since`.
+    public func queryTraces(
+        _ query: String,
+        since: String? = nil,
+        until: String? = nil,
+        limit: Int = 50,
+        cursor: String? = nil
+    ) async throws(CustodyClientError) -> TracePage {
+        try await send(
+            .GET,
+            "/api/traces",
+            query: [("q", query), ("since", since), ("until", until), ("limit", String(limit)), ("cursor", cursor)]
+        )
+    }
+
+    /// A metrics query (`{ status = error } | rate() by (source)`) as time series over a window
+    /// (the server's defaults: the last hour, sixty steps). `step` is seconds or `30s`, `1m`.
+    public func queryMetrics(
+        _ query: String,
+        since: String? = nil,
+        until: String? = nil,
+        step: String? = nil
+    ) async throws(CustodyClientError) -> MetricsDocument {
+        let body = try await exchange(
+            .GET,
+            "/api/metrics/query",
+            query: [("q", query), ("since", since), ("until", until), ("step", step)],
+            body: nil
+        )
+        do {
+            return try JSONDecoder().decode(Envelope<MetricsDocument>.self, from: Data(body.readableBytesView)).data
+        } catch {
+            throw CustodyClientError(status: 200, code: "invalid_answer", message: "the answer could not be decoded: \(error)")
+        }
     }
 
     /// Traces matching the filters, newest first; `nextCursor` continues.

@@ -186,6 +186,27 @@ public struct CriticalPathDocument: Sendable, Hashable, Decodable {
     }
 }
 
+/// The time series of a metrics query (`GET /api/metrics/query`; docs/analysis.md, "The query
+/// language"). Decoded without the client's snake-case conversion: label names are the
+/// server's own (`.attributes.user_id`).
+public struct MetricsDocument: Sendable, Hashable, Decodable {
+    public struct Series: Sendable, Hashable, Decodable {
+        public var labels: [String: String]
+        /// `[unix seconds, value]` pairs.
+        public var points: [[Double]]
+    }
+
+    public var since: String
+    public var until: String
+    public var stepSeconds: Double
+    public var series: [Series]
+
+    enum CodingKeys: String, CodingKey {
+        case since, until, series
+        case stepSeconds = "step_seconds"
+    }
+}
+
 /// The custody graph over a window (docs/analysis.md, "The custody graph").
 public struct GraphDocument: Sendable, Hashable, Decodable {
     public struct Node: Sendable, Hashable, Decodable {

@@ -52,23 +52,23 @@ extension JetStreamLog {
         guard let position = entries.firstIndex(where: { $0.firstSeq == cut }) else {
             throw LogError(.invalidArgument, "retention cuts the stream only at a message's first seq; \(cut) is not one")
         }
-        let chain = position == 0 ? startChain : entries[position - 1].chain
+        // Everything the deletion says is taken now: the awaits below let this actor run other
+        // work meanwhile (the follower seeing another node's purge moves startSeq and drops
+        // entries), and a range taken after them could end before it starts.
+        let (start, startChainNow, firstEntry) = (startSeq, startChain, entries[0])
+        let chain = position == 0 ? startChainNow : entries[position - 1].chain
         let sequence = entries[position].sequence
+        let bytes = entries[..<position].reduce(Int64(0)) { $0 + Int64($1.bytes) }
         let bucket = try await keyValueBucket(StreamStart.bucketSuffix)
         var record = try await StreamStart.read(from: bucket) ?? StreamStart(starts: [])
-        record.starts.removeAll { $0.seq < startSeq || $0.seq == cut }
-        if startSeq > 1 && !record.starts.contains(where: { $0.seq == startSeq }), let first = entries.first {
-            record.starts.append(StreamStart.Start(seq: startSeq, streamSequence: first.sequence, chainBefore: startChain.hex))
+        record.starts.removeAll { $0.seq < start || $0.seq == cut }
+        if start > 1 && !record.starts.contains(where: { $0.seq == start }) {
+            record.starts.append(StreamStart.Start(seq: start, streamSequence: firstEntry.sequence, chainBefore: startChainNow.hex))
         }
         record.starts.append(StreamStart.Start(seq: cut, streamSequence: sequence, chainBefore: chain.hex))
         _ = try await bucket.set(StreamStart.key, Array(try JSONEncoder().encode(record)))
         try await connection.purgeStream(configuration.stream, before: sequence)
-        let deletion = LogDeletion(
-            firstSeq: startSeq,
-            lastSeq: cut - 1,
-            segments: position,
-            bytes: entries[..<position].reduce(Int64(0)) { $0 + Int64($1.bytes) }
-        )
+        let deletion = LogDeletion(firstSeq: start, lastSeq: cut - 1, segments: position, bytes: bytes)
         forget(before: sequence)
         return deletion
     }

@@ -27,7 +27,9 @@ public enum SamplePayloads {
 
     /// A span-like JSON document of about `size` bytes (at least ~200), varying with `n`.
     /// `spansPerTrace` consecutive values of `n` share a trace id (with the same `traceSalt`), as
-    /// the spans of one request do; 1 gives every span its own trace.
+    /// the spans of one request do; 1 gives every span its own trace. Within a trace, every span
+    /// after the first is a child of the first (`parent_span_id`), mostly of another source: the
+    /// hand-offs the custody graph counts.
     public static func span(
         _ n: Int,
         size: Int = 256,
@@ -42,10 +44,21 @@ public enum SamplePayloads {
         } else {
             trace = String(UInt64.random(in: 0...UInt64.max, using: &random) & 0xFFFF_FFFF_FFFF, radix: 16)
         }
-        let span = String(UInt64.random(in: 0...UInt64.max, using: &random), radix: 16)
+        let span: String
+        var parent = ""
+        if spansPerTrace > 1 {
+            func id(_ n: Int) -> String {
+                var mixer = SplitMix64(seed: traceSalt ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15))
+                return String(mixer.next(), radix: 16)
+            }
+            span = id(n)
+            if n % spansPerTrace != 0 { parent = #""parent_span_id":"\#(id(n - n % spansPerTrace))","# }
+        } else {
+            span = String(UInt64.random(in: 0...UInt64.max, using: &random), radix: 16)
+        }
         let duration = Double(Int.random(in: 1...250_000, using: &random)) / 100
         var json =
-            #"{"type":"span","trace_id":"\#(trace)","span_id":"\#(span)","source":"\#(sources[n % sources.count])","#
+            #"{"type":"span","trace_id":"\#(trace)","span_id":"\#(span)",\#(parent)"source":"\#(sources[n % sources.count])","#
             + #""stage":"\#(stages[(n / 3) % stages.count])","operation":"\#(operations[(n / 7) % operations.count])","#
             + #""task_uuid":null,"duration_ms":\#(duration),"timestamp":"\#(timestamp(n))","details":{"ok":true"#
         if json.utf8.count + 20 < size {

@@ -59,6 +59,10 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Spans per trace (consecutive spans of one appender share a trace).") var spansPerTrace = 8
         @Option(help: "fsync policy: always, interval=MS or never.") var fsync = "always"
         @Flag(help: "Run the projections alongside ingest and report their throughput and lag.") var project = false
+        @Flag(
+            name: .customLong("no-graph"),
+            help: "With --project into SQLite: leave the custody graph out of the projections, to measure what it costs."
+        ) var noGraph = false
         @Option(help: "With --project: keep the projections in PostgreSQL at this URL (postgresql://user@host:port/db[?schema=NAME]).")
         var projections: String?
         @Option(help: "With --in-process: append at this many events/s in all (paced), not as fast as the log takes them.")
@@ -102,6 +106,7 @@ struct BenchCommand: AsyncParsableCommand {
                 throw ValidationError("--events, --batch, --concurrency, --event-bytes and --spans-per-trace must be positive")
             }
             if let rate, rate <= 0 || !inProcess { throw ValidationError("--rate takes a positive number of events/s, with --in-process") }
+            if noGraph && (!project || projections != nil) { throw ValidationError("--no-graph goes with --project into SQLite") }
             if let projections {
                 guard project else { throw ValidationError("--projections goes with --project") }
                 do {
@@ -239,7 +244,7 @@ struct BenchCommand: AsyncParsableCommand {
             // The projections, when asked for: a projector following the log, and a sampler of its lag.
             var projection: (store: any ProjectionStore, projector: Projector, running: Task<Void, any Error>, appliedBefore: UInt64)?
             if project {
-                let store = try external ?? SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
+                let store = try external ?? SQLiteProjectionStore(path: ProjectionPaths.database(in: directory), keepsGraph: !noGraph)
                 let projector = Projector(log: log, store: store)
                 try await projector.catchUp()
                 projection = (store, projector, Task { try await projector.run() }, await projector.appliedSeq)

@@ -33,7 +33,7 @@ struct Custody: AsyncParsableCommand {
         discussion: "Every operation is an event in one durable, append-only, LZ4-compressed segment log.",
         subcommands: [
             ServeCommand.self, DemoCommand.self, WorkerCommand.self, ReplayCommand.self, TailCommand.self, TraceCommand.self, RebuildCommand.self,
-            LogCommand.self, BenchCommand.self, ClusterCommand.self, BackupCommand.self, RestoreCommand.self,
+            LogCommand.self, BenchCommand.self, ClusterCommand.self, BackupCommand.self, RestoreCommand.self, QueryCommand.self,
         ]
     )
 }

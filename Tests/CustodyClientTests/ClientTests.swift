@@ -99,6 +99,59 @@ import Testing
         }
     }
 
+    /// The query language over HTTP: traces by query (a substring search still works), a metrics
+    /// query's series with label names as the server wrote them, and its refusals.
+    @Test func queryLanguageOverHTTP() async throws {
+        try await ServerFixture.run(.live) { _, test in
+            let custody = try Self.client(test)
+            func entry(_ trace: String, _ id: String, _ parent: String?, _ source: String, _ ms: Double, user: String) -> LogEntry {
+                LogEntry(
+                    traceId: trace,
+                    spanId: id,
+                    parentSpanId: parent,
+                    source: source,
+                    operation: id,
+                    durationMs: ms,
+                    timestamp: "2026-12-05T10:00:30Z",
+                    details: ["attributes": ["user_id": .string(user)]]
+                )
+            }
+            _ = try await custody.recordLog([
+                entry("ql-1", "root", nil, "orchestrator", 300, user: "u1"), entry("ql-1", "load", "root", "data-factory", 250, user: "u1"),
+                entry("ql-2", "root", nil, "orchestrator", 40, user: "u2"), entry("ql-2", "load", "root", "data-factory", 20, user: "u2"),
+            ])
+            let slow = try await custody.queryTraces(#"{ source = "data-factory" && duration > 100ms }"#)
+            #expect(slow.traces.map(\.traceId) == ["ql-1"])
+            let below = try await custody.queryTraces(#"{ source = "orchestrator" } > { .attributes.user_id = "u2" }"#)
+            #expect(below.traces.map(\.traceId) == ["ql-2"])
+            #expect(try await custody.searchTraces(query: "ql-").traces.count == 2)
+            let metrics = try await custody.queryMetrics(
+                #"{ source = "data-factory" } | count_over_time() by (.attributes.user_id)"#,
+                since: "2026-12-05T10:00:00Z",
+                until: "2026-12-05T10:02:00Z",
+                step: "1m"
+            )
+            #expect(metrics.stepSeconds == 60)
+            #expect(metrics.series.map(\.labels) == [[".attributes.user_id": "u1"], [".attributes.user_id": "u2"]])
+            #expect(metrics.series.map { $0.points.map { $0[1] } } == [[1, 0], [1, 0]])
+            for (call, words) in [
+                ({ _ = try await custody.queryTraces("{ duration > 1s }") }, "time window"),
+                ({ _ = try await custody.queryTraces(#"{ source = "x" "#) }, "column 16"),
+                ({ _ = try await custody.queryMetrics(#"{ source = "x" }"#) }, "not a metrics query"),
+            ] as [(() async throws -> Void, String)] {
+                do {
+                    try await call()
+                    Issue.record("answered: \(words)")
+                } catch let error as CustodyClientError {
+                    #expect(
+                        error.status == 422 && error.code == "invalid_argument" && error.field == "q" && error.message.contains(words),
+                        "\(error)"
+                    )
+                }
+            }
+        }
+    }
+
     /// Every typed call works and decodes; errors carry the server's status, code and field.
     @Test func typedCallsForEveryOperation() async throws {
         try await ServerFixture.run(.live) { _, test in

@@ -53,6 +53,24 @@ import Testing
                 },
                 "\(graph.output)"
             )
+            // query: the trace with a slow data-factory span; a metrics query drawn; a query
+            // that does not parse, marked at its column.
+            let token = ["CUSTODY_TOKEN": "op-secret-1"]
+            let found = try await CustodyCommand.run(
+                ["query", #"{ source = "data-factory" && duration > 1ms }"#, "--server", base],
+                environment: token
+            )
+            #expect(found.status == 0 && found.output.contains("cli-trace"), "\(found.output) \(found.error)")
+            let drawn = try await CustodyCommand.run(
+                ["query", #"{ source = "agent-factory" } | rate() by (source)"#, "--server", base],
+                environment: token
+            )
+            #expect(
+                drawn.status == 0 && drawn.output.contains(#"{source="agent-factory"}"#) && drawn.output.contains("█"),
+                "\(drawn.output) \(drawn.error)"
+            )
+            let broken = try await CustodyCommand.run(["query", "{ duration > 1 }", "--server", base], environment: token)
+            #expect(broken.status != 0 && broken.error.contains("              ^ expected a duration"), "\(broken.error)")
             let unauthorized = try await CustodyCommand.run(["trace", "show", "cli-trace", "--server", base], environment: ["CUSTODY_TOKEN": ""])
             #expect(unauthorized.status != 0 && unauthorized.error.contains("token"), "\(unauthorized.error)")
 

@@ -59,6 +59,23 @@ import Testing
         }
     }
 
+    /// Waits (at most 60 s) until `node` has followed the newest deletion recorded and the stream
+    /// starts right after it, two looks 1 s apart.
+    static func waitUntilSettled(_ node: Node) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        var settledLooks = 0
+        while settledLooks < 2 {
+            let status = try await RetentionCommandTests.retention(node.client)
+            let last = status["latest"]?["last_seq"]?.numberValue ?? 0
+            let settled = status["followed_through"]?.numberValue == last && status["first_seq"]?.numberValue == last + 1
+            settledLooks = settled ? settledLooks + 1 : 0
+            guard ContinuousClock.now < deadline else {
+                throw CustodyCommand.CommandFailed(message: "node \(node.name)'s retention did not settle: \(status)")
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
     /// The stream as `/api/admin/cluster` shows it.
     static func stream(_ client: CustodyClient) async throws -> JSON {
         try await client.clusterStatus()["stream"] ?? .null
@@ -185,7 +202,11 @@ import Testing
             #expect(refused.status != 0 && refused.error.contains("retention deleted seqs"), "\(refused.error)")
         }
 
-        // Every node's projections equal a rebuild of them from its snapshot and the stream.
+        // Every node's projections equal a rebuild of them from its snapshot and the stream, once
+        // it has followed the newest deletion and the stream is purged past it (killed in
+        // between, a node's projections lack spans the stream still holds; it prunes them again
+        // when it starts).
+        try await Self.waitUntilSettled(b)
         try await b.kill()
         let copy = ServerFixture.directory()
         defer { removeDataDirectory(copy) }

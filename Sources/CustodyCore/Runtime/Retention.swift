@@ -24,7 +24,8 @@ public final class Retention: Sendable {
     /// other nodes (``LogPeers``).
     public var snapshotSeq: UInt64 { snapshots.all().last?.seq ?? 0 }
 
-    var followedThrough: UInt64 {
+    /// The last seq of the newest deletion this node has followed since it started (0: none).
+    public var followedThrough: UInt64 {
         get { followed.withLock { $0 } }
         set { followed.withLock { $0 = max($0, newValue) } }
     }
@@ -178,8 +179,8 @@ extension CoreRuntime {
         for (position, end) in ends.enumerated() {
             if position > 0 { try await stop(at: "between-deletions", retention) }
             let deletion = try await log.deleteRecords(before: end)
-            if deletion.segments > 0 {
-                deleted = (deleted?.lowerBound ?? deletion.firstSeq)...deletion.lastSeq
+            if deletion.segments > 0, deletion.firstSeq <= deletion.lastSeq {
+                deleted = min(deleted?.lowerBound ?? deletion.firstSeq, deletion.firstSeq)...max(deleted?.upperBound ?? 0, deletion.lastSeq)
                 pass.segments += deletion.segments
                 pass.bytes += deletion.bytes
             }
@@ -268,6 +269,7 @@ extension CoreRuntime {
             "passes_that_deleted": .integer(Int64(record?.passes ?? 0)),
             "latest": record.map { $0.latest.jsonValue } ?? .null,
             "last_pass": retention?.lastPass?.jsonValue ?? .null,
+            "followed_through": .integer(Int64(retention?.followedThrough ?? 0)),
         ])
     }
 }

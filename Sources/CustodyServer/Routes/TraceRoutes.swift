@@ -65,13 +65,25 @@ struct TraceRoutes {
             search.query = text("q")
             search.limit = try QueryValues.integer(raw("limit"), "limit") ?? 50
             search.cursor = text("cursor")
-            let page = try await traces.searchTraces(search)
+            // A query of the query language starts with a brace; other text is a substring.
+            let isQuery = search.query?.first { !$0.isWhitespace } == "{"
+            let page = try await isQuery ? traces.queryTraces(search.query ?? "", search: search) : traces.searchTraces(search)
             return APIEnvelope.ok(
                 .object(["traces": .array(page.traces.map(\.jsonValue)), "next_cursor": page.nextCursor.map(JSONValue.string) ?? .null])
             )
         }
         router.get("/api/traces/{trace_id}/critical-path") { _, context in
             APIEnvelope.ok(try await traces.criticalPath(try context.pathValue("trace_id")).jsonValue)
+        }
+        router.get("/api/metrics/query") { request, _ in
+            guard let query = request.text("q") else { throw CoreError.invalidArgument("q", "is required: a metrics query") }
+            let series = try await traces.queryMetrics(
+                query,
+                since: try QueryValues.instant(request.query("since"), "since"),
+                until: try QueryValues.instant(request.query("until"), "until"),
+                step: try QueryValues.step(request.query("step"), "step")
+            )
+            return APIEnvelope.ok(series.jsonValue)
         }
         router.get("/api/graph") { request, _ in
             let graph = try await traces.graph(
