@@ -30,6 +30,10 @@ export const api = {
   stats: () => call("GET", "/api/admin/stats"),
   replays: (limit = 100) => call("GET", `/api/replays?limit=${limit}`),
   compare: (a, b) => call("GET", `/api/traces/${path(a)}/compare/${path(b)}`),
+  graph: (since, until) => call("GET", `/api/graph?since=${encodeURIComponent(since)}&until=${encodeURIComponent(until)}`),
+  queryTraces: (q, since, limit = 50) => call("GET", `/api/traces?limit=${limit}&q=${encodeURIComponent(q)}&since=${encodeURIComponent(since)}`),
+  metrics: (q, since, until) =>
+    call("GET", `/api/metrics/query?q=${encodeURIComponent(q)}&since=${encodeURIComponent(since)}&until=${encodeURIComponent(until)}`),
   criticalPath: (id) => call("GET", `/api/traces/${path(id)}/critical-path`),
   downloadURL: (id, format) => `/api/traces/${path(id)}?format=${format}`,
   liveURL(sinceSeq) {

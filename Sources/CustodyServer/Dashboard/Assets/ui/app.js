@@ -7,6 +7,7 @@ import { Feed } from "./feed.js";
 import { Details } from "./details.js";
 import { Metrics } from "./metrics.js";
 import { ReplayConsole } from "./replay.js";
+import { Analysis } from "./analysis.js";
 import { STAGE_COLOURS, escapeHTML, toast } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
@@ -49,6 +50,7 @@ $("search").addEventListener("keydown", async (event) => {
   if (event.key !== "Enter") return;
   const query = event.target.value.trim();
   if (!query) return;
+  if (query.startsWith("{")) return analysis.open("query", query);
   if (store.traces.has(query)) return selectTrace(query);
   try {
     const { traces } = await api.search(query);
@@ -102,10 +104,14 @@ document.querySelector(".tabs").addEventListener("keydown", (event) => {
 // Esc closes the topmost panel.
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
-  if (!$("compare-view").hidden) replay.closeCompare();
+  if (analysis.isOpen) analysis.close();
+  else if (!$("compare-view").hidden) replay.closeCompare();
   else if (!$("history").hidden) replay.closeHistory();
   else if (selected) backToLive();
 });
+
+// The analysis overlay: the custody graph and the query box.
+const analysis = new Analysis({ openTrace: (id) => selectTrace(id) });
 
 // Selecting a trace: its spans in the timeline and the details panel.
 async function selectTrace(id) {
