@@ -44,9 +44,13 @@ extension TraceQueries {
         var found: [TraceSummaryRecord] = []
         var scanned = 0
         var cursor = search.cursor
+        // Candidate pages start at what is asked for and double while few match: a query most
+        // traces match reads few summaries, a rare one soon reads many per page.
+        var pageSize = search.limit
         while found.count < search.limit && scanned < Self.queryScanBudget {
             candidates.cursor = cursor
-            candidates.limit = min(200, Self.queryScanBudget - scanned)
+            candidates.limit = min(pageSize, 1000, Self.queryScanBudget - scanned)
+            pageSize *= 2
             let page = try await searchTraces(candidates)
             for summary in page.traces {
                 scanned += 1
