@@ -145,11 +145,7 @@ extension TraceQueries {
             throw CoreError.internal("reading trace \(traceId) failed", error)
         }
         guard let found = location, !found.seqs.isEmpty else { return nil }
-        let events = try await events(at: found.seqs)
-        let spans = found.seqs.compactMap { seq -> SpanRecord? in
-            guard case .span(let span)? = events[seq]?.body else { return nil }
-            return SpanRecord(seq: seq, span: span)
-        }
+        let spans = try await spans(at: found)
         return spans.isEmpty ? nil : (spans, found.summary)
     }
 }

@@ -250,14 +250,18 @@ public struct TraceQueries: Sendable {
             retention = TraceRetention(firstRetainedSeq: first)
         }
         guard let found = location, !found.seqs.isEmpty else { throw CoreError(.traceNotFound, "there is no trace \(traceId)") }
-        let summary = found.summary
-        let events = try await events(at: found.seqs)
-        var spans = found.seqs.compactMap { seq -> SpanRecord? in
+        var spans = try await spans(at: found)
+        spans.sort { ($0.span.timestamp, $0.seq) < ($1.span.timestamp, $1.seq) }
+        return (spans, found.summary, retention)
+    }
+
+    /// The spans at a trace's seqs, read from the log (with their `details`), in seq order.
+    func spans(at location: TraceLocation) async throws(CoreError) -> [SpanRecord] {
+        let events = try await events(at: location.seqs)
+        return location.seqs.compactMap { seq -> SpanRecord? in
             guard case .span(let span)? = events[seq]?.body else { return nil }
             return SpanRecord(seq: seq, span: span)
         }
-        spans.sort { ($0.span.timestamp, $0.seq) < ($1.span.timestamp, $1.seq) }
-        return (spans, summary, retention)
     }
 
     /// The events at the given seqs, read from the log in one scattered read (each batch once).

@@ -76,12 +76,12 @@ extension PostgreSQLBatchWriter {
                 let (minute, source, count, errors, durations) = try row.decode((Int64, String, Int64, Int64, String).self)
                 try merge(&merged, GraphProjection.Key(minute: minute, from: nil, source: source), count, errors, durations)
             }
-            let keys = Array(merged.keys)
+            let rows = Array(merged)
             _ = try await connection.queryIfOpen(
                 """
                 INSERT INTO graph_nodes (minute, source, spans, errors, durations)
-                SELECT * FROM unnest(\(keys.map(\.minute))::bigint[], \(keys.map(\.source))::text[], \(keys.map { merged[$0]!.count })::bigint[],
-                    \(keys.map { merged[$0]!.errors })::bigint[], \(keys.map { merged[$0]!.durations.text })::text[])
+                SELECT * FROM unnest(\(rows.map(\.key.minute))::bigint[], \(rows.map(\.key.source))::text[], \(rows.map(\.value.count))::bigint[],
+                    \(rows.map(\.value.errors))::bigint[], \(rows.map(\.value.durations.text))::text[])
                 ON CONFLICT (minute, source) DO UPDATE SET spans = excluded.spans, errors = excluded.errors, durations = excluded.durations
                 """,
                 logger: logger
@@ -103,13 +103,13 @@ extension PostgreSQLBatchWriter {
                 let (minute, from, to, count, errors, durations) = try row.decode((Int64, String, String, Int64, Int64, String).self)
                 try merge(&merged, GraphProjection.Key(minute: minute, from: from, source: to), count, errors, durations)
             }
-            let keys = Array(merged.keys)
+            let rows = Array(merged)
             _ = try await connection.queryIfOpen(
                 """
                 INSERT INTO graph_edges (minute, from_source, to_source, calls, errors, durations)
-                SELECT * FROM unnest(\(keys.map(\.minute))::bigint[], \(keys.map { $0.from ?? "" })::text[], \(keys.map(\.source))::text[],
-                    \(keys.map { merged[$0]!.count })::bigint[], \(keys.map { merged[$0]!.errors })::bigint[],
-                    \(keys.map { merged[$0]!.durations.text })::text[])
+                SELECT * FROM unnest(\(rows.map(\.key.minute))::bigint[], \(rows.map { $0.key.from ?? "" })::text[], \(rows.map(\.key.source))::text[],
+                    \(rows.map(\.value.count))::bigint[], \(rows.map(\.value.errors))::bigint[],
+                    \(rows.map(\.value.durations.text))::text[])
                 ON CONFLICT (minute, from_source, to_source) DO UPDATE SET calls = excluded.calls, errors = excluded.errors,
                     durations = excluded.durations
                 """,
