@@ -277,6 +277,96 @@ try:
     check(frames >= 5 and live_frames >= 5, f"the page drew {frames:.0f} and {live_frames:.0f} frames/s under load")
     load_shot = shot("load-1440x900")
 
+    # The span tree and the flame graph of a 100,000-span trace: an 8-way tree seven levels deep,
+    # each child inside its parent's time; a span's eight children call four operations twice
+    # each (the flame graph merges each pair), over seven sources.
+    huge = "huge-" + str(int(time.time()))
+    base = time.time() - 30
+    starts, durations, depths, entries = [0.0], [5000.0], [0], []
+    for i in range(100000):
+        k = (i - 1) % 8
+        if i:
+            parent = (i - 1) // 8
+            durations.append(durations[parent] * 0.11)
+            starts.append(starts[parent] + durations[parent] * (0.02 + 0.11 * k))
+            depths.append(depths[parent] + 1)
+        at = base + starts[i] / 1000
+        entries.append({"trace_id": huge, "span_id": f"{i + 1:016x}", "parent_span_id": f"{(i - 1) // 8 + 1:016x}" if i else None,
+                        "source": f"svc-{(depths[i] + k % 4) % 7 if i else 0}", "stage": "error" if i % 997 == 5 else "processing",
+                        "operation": f"step-{depths[i]}-{k % 4}" if i else "handle",
+                        "duration_ms": round(durations[i], 4),
+                        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1e6) % 1000000:06d}Z"})
+    for chunk in range(0, len(entries), 10000):
+        post(entries[chunk:chunk + 10000])
+    posted = time.time()
+
+    def projected():
+        try:
+            with urllib.request.urlopen(URL + "api/traces?limit=1&q=" + huge, timeout=30) as response:
+                return json.load(response)["data"]["traces"]
+        except Exception:
+            return []
+
+    wait(projected, "the 100,000-span trace in the projections", timeout=180)
+    print(f"100,000 spans: posted and projected {time.time() - posted:.1f} s after the last post")
+    search.send_keys(huge)
+    opened = time.time()
+    search.send_keys(Keys.ENTER)
+    wait(lambda: by_id("details-trace-id").text == huge and by_id("details-spans").text == "100000", "the 100,000-span trace", timeout=180)
+    trace_seconds = time.time() - opened
+    search.send_keys(Keys.CONTROL, "a")
+    search.send_keys(Keys.DELETE)
+    opened = time.time()
+    by_id("details-tree").click()
+    tree = by_id("tree-canvas")
+    wait(lambda: tree.get_attribute("data-rows") == "100000" and tree.get_attribute("data-drawn"), "the span tree of 100,000 spans")
+    tree_seconds = time.time() - opened
+    build_ms = float(tree.get_attribute("data-build-ms"))
+    scrolling = driver.execute_async_script(
+        "const done = arguments[0], box = document.getElementById('tree-scroll'), canvas = document.getElementById('tree-canvas');"
+        "let n = 0, worst = 0; const t0 = performance.now();"
+        "function f() { n++; worst = Math.max(worst, Number(canvas.dataset.drawMs)); box.scrollTop += 997;"
+        " if (performance.now() - t0 < 3000) requestAnimationFrame(f); else done([n / 3, worst, box.scrollTop]); } requestAnimationFrame(f);")
+    check(scrolling[2] >= 997 * 3, f"the span tree did not scroll ({scrolling[2]} px)")
+    # Keyboard: Home selects the root, ← folds it (one row left), → opens it again.
+    scroller = by_id("tree-scroll")
+    scroller.send_keys(Keys.HOME)
+    wait(lambda: "depth 0" in by_id("tree-status").text and "99999 below" in by_id("tree-status").text, "the root selected by Home")
+    scroller.send_keys(Keys.ARROW_LEFT)
+    wait(lambda: tree.get_attribute("data-rows") == "1", "the root folded by ←")
+    scroller.send_keys(Keys.ARROW_RIGHT)
+    wait(lambda: tree.get_attribute("data-rows") == "100000", "the root opened by →")
+    by_id("tree-collapse").click()
+    wait(lambda: tree.get_attribute("data-rows") == "9", "the tree collapsed to depth 1 (the root and its 8 children)")
+    scroller.send_keys(Keys.ARROW_DOWN)
+    scroller.send_keys(Keys.ARROW_DOWN)
+    scroller.send_keys(Keys.ENTER)
+    wait(lambda: tree.get_attribute("data-rows") == "17", "a child opened by Enter (its 8 children shown)")
+    by_id("tree-expand").click()
+    wait(lambda: tree.get_attribute("data-rows") == "100000", "expand all")
+    scroller.send_keys(Keys.HOME)
+    time.sleep(0.5)
+    tree_shot = shot("tree-1440x900")
+    by_id("tree-tab-flame").click()
+    wait(lambda: int(tree.get_attribute("data-frames-drawn") or 0) > 50, "the flame graph drawn")
+    flame_ms = float(tree.get_attribute("data-draw-ms"))
+    frames_total = int(tree.get_attribute("data-frames"))
+    check(1000 < frames_total < 10000, f"the flame graph has {frames_total} frames (4 per frame a level down, merged from 8 spans)")
+    # A click on a frame of the second level zooms into it; the top bar zooms back out.
+    rect = driver.execute_script("const r = document.getElementById('tree-canvas').getBoundingClientRect(); return [r.width, r.height];")
+    ActionChains(driver).move_to_element_with_offset(tree, int(-rect[0] / 2 + 60), int(-rect[1] / 2 + 24 + 20 + 10)).click().perform()
+    wait(lambda: tree.get_attribute("data-zoomed") == "true", "a flame frame zoomed into")
+    ActionChains(driver).move_to_element(by_id("tree-summary")).perform()
+    time.sleep(0.3)
+    flame_shot = shot("flame-1440x900")
+    by_id("flame-reset").click()
+    wait(lambda: tree.get_attribute("data-zoomed") == "false", "the flame graph's zoom reset")
+    driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    wait(lambda: not by_id("tree-view").is_displayed(), "Esc closing the span tree")
+    print(f"100,000 spans: trace opened in {trace_seconds:.1f} s, span tree in {tree_seconds:.2f} s (built in {build_ms:.0f} ms); scrolling {scrolling[0]:.0f} frames/s "
+          f"(slowest draw {scrolling[1]:.1f} ms); flame graph of {frames_total} frames drawn in {flame_ms:.1f} ms")
+    check(scrolling[0] >= 5, f"the span tree scrolled at {scrolling[0]:.0f} frames/s")
+
     # The malformed query typed above is answered 422 on purpose, and Chromium logs any 4xx.
     deliberate = "q=%7B%20duration%20%3E%201%20%7D"
     errors = earlier_errors + [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE" and deliberate not in entry["message"]]
@@ -285,7 +375,7 @@ try:
     check(not errors, f"{len(errors)} JavaScript console errors")
     if DOCS:
         os.makedirs("docs/screenshots", exist_ok=True)
-        for path in (live_shot, trace_shot, critical_shot, graph_shot, query_shot, replay_shot, compare_shot, small_shot, small_trace_shot, history_shot):
+        for path in (live_shot, trace_shot, critical_shot, tree_shot, flame_shot, graph_shot, query_shot, replay_shot, compare_shot, small_shot, small_trace_shot, history_shot):
             shutil.copy(path, "docs/screenshots/")
 finally:
     driver.quit()

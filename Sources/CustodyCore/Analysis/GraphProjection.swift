@@ -135,7 +135,9 @@ public enum GraphProjection {
         for index in events.indices where grouping.slot[index] >= 0 {
             guard case .span(let span) = events[index].body else { continue }
             let slot = Int(grouping.slot[index])
-            var trace = try links[slot] ?? linksBefore(slot)
+            // Taken out of the array while it changes: a copy left there would make every span
+            // copy the trace's dictionaries (quadratic in a trace's spans).
+            var trace = try links[slot].take() ?? linksBefore(slot)
             trace.add(span, isError: grouping.isError[index], into: &changes)
             links[slot] = trace
         }

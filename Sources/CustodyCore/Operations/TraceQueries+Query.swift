@@ -52,10 +52,11 @@ extension TraceQueries {
             candidates.limit = min(pageSize, 1000, Self.queryScanBudget - scanned)
             pageSize *= 2
             let page = try await searchTraces(candidates)
+            let spansOfPage = try await spans(ofTraces: page.traces.map(\.traceId))
             for summary in page.traces {
                 scanned += 1
                 cursor = "\(summary.start)~\(summary.traceId)"
-                if let (spans, _) = try await spans(ofTrace: summary.traceId), !evaluator.matchingSpans(evaluator.trace(spans)).isEmpty {
+                if let spans = spansOfPage[summary.traceId], !evaluator.matchingSpans(evaluator.trace(spans)).isEmpty {
                     found.append(summary)
                     if found.count == search.limit { break }
                 }
@@ -101,15 +102,16 @@ extension TraceQueries {
         var read = 0
         while true {
             let page = try await searchTraces(candidates)
+            guard read + page.traces.count <= Self.metricsTraceBudget else {
+                throw CoreError.invalidArgument(
+                    "q",
+                    "matches more than \(Self.metricsTraceBudget) traces in the window: add source = \"…\", operation = \"…\" or stage = \"…\" to a span condition, or shorten the window"
+                )
+            }
+            read += page.traces.count
+            let spansOfPage = try await spans(ofTraces: page.traces.map(\.traceId))
             for summary in page.traces {
-                read += 1
-                guard read <= Self.metricsTraceBudget else {
-                    throw CoreError.invalidArgument(
-                        "q",
-                        "matches more than \(Self.metricsTraceBudget) traces in the window: add source = \"…\", operation = \"…\" or stage = \"…\" to a span condition, or shorten the window"
-                    )
-                }
-                guard let (spans, _) = try await spans(ofTrace: summary.traceId) else { continue }
+                guard let spans = spansOfPage[summary.traceId] else { continue }
                 for index in evaluator.matchingSpans(evaluator.trace(spans)) where (since..<until).contains(spans[index].span.timestamp) {
                     series.add(spans[index].span)
                 }
@@ -134,6 +136,27 @@ extension TraceQueries {
         } catch {
             throw CoreError.invalidArgument("q", "does not parse: \(error)")
         }
+    }
+
+    /// The spans of several traces (from the log, with their details, each trace's in seq
+    /// order): their locations in one projections read, their events in one scattered log read
+    /// (each batch decompressed once however many of the traces it holds). A trace with no spans
+    /// left is missing.
+    func spans(ofTraces traceIds: [String]) async throws(CoreError) -> [String: [SpanRecord]] {
+        guard !traceIds.isEmpty else { return [:] }
+        let locations: [String: TraceLocation]
+        do {
+            locations = try await context.store.traces(traceIds)
+        } catch {
+            throw CoreError.internal("reading \(traceIds.count) traces failed", error)
+        }
+        let events = try await events(at: locations.values.flatMap(\.seqs).sorted())
+        var found: [String: [SpanRecord]] = [:]
+        for (traceId, location) in locations {
+            let spans = Self.spans(at: location.seqs, in: events)
+            if !spans.isEmpty { found[traceId] = spans }
+        }
+        return found
     }
 
     /// A trace's spans (from the log, with their details) and summary; nil when it has none left.

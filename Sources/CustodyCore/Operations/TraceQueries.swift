@@ -257,8 +257,12 @@ public struct TraceQueries: Sendable {
 
     /// The spans at a trace's seqs, read from the log (with their `details`), in seq order.
     func spans(at location: TraceLocation) async throws(CoreError) -> [SpanRecord] {
-        let events = try await events(at: location.seqs)
-        return location.seqs.compactMap { seq -> SpanRecord? in
+        Self.spans(at: location.seqs, in: try await events(at: location.seqs))
+    }
+
+    /// The spans among `events` at these seqs, in their order.
+    static func spans(at seqs: [UInt64], in events: [UInt64: Event]) -> [SpanRecord] {
+        seqs.compactMap { seq -> SpanRecord? in
             guard case .span(let span)? = events[seq]?.body else { return nil }
             return SpanRecord(seq: seq, span: span)
         }

@@ -99,6 +99,10 @@ public protocol ProjectionStore: Sendable {
     /// A trace's span seqs (in `trace_spans` order) and its summary; nil for an unknown trace.
     func trace(_ traceId: String) async throws -> TraceLocation?
 
+    /// The span seqs and summaries of several traces, by trace id (unknown ones left out): one
+    /// read of a consistent state where the engine can (the default asks ``trace(_:)`` for each).
+    func traces(_ traceIds: [String]) async throws -> [String: TraceLocation]
+
     /// Summaries of the traces matching `search` (its cursor already parsed as `after`), newest
     /// first by (start, trace id), at most `limit`. `search.limit` and `search.cursor` are
     /// ignored here.
@@ -142,6 +146,14 @@ public protocol ProjectionStore: Sendable {
 
 extension ProjectionStore {
     public func mayApply() async throws -> Bool { true }
+
+    public func traces(_ traceIds: [String]) async throws -> [String: TraceLocation] {
+        var found: [String: TraceLocation] = [:]
+        for traceId in traceIds where found[traceId] == nil {
+            if let location = try await trace(traceId) { found[traceId] = location }
+        }
+        return found
+    }
 }
 
 /// Where a trace's spans are: their seqs in the log and the trace's summary.

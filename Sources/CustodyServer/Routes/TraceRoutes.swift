@@ -22,6 +22,8 @@ struct TraceRoutes {
             guard format == nil || format == "json" || format == "csv" else {
                 throw CoreError.invalidArgument("format", "must be csv or json")
             }
+            // The request is whole; a trace of many spans may take long to read and write.
+            context.allowSlowAnswer()
             let trace = try await traces.getTrace(traceId)
             // {"spans": [...], "summary": {...}, "trace_id": "..."}, the spans written directly.
             func document() -> ByteBuffer {

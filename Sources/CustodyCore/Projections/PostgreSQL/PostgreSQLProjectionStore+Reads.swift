@@ -110,8 +110,8 @@ extension PostgreSQLProjectionStore {
             return "$\(bindings.count)"
         }
         if let after {
-            let start = bind(after.start)
-            conditions.append("(t.start < \(start) OR (t.start = \(start) AND t.trace_id < \(bind(after.traceId))))")
+            // A row value: one range of the (start, trace_id) index.
+            conditions.append("(t.start, t.trace_id) < (\(bind(after.start)), \(bind(after.traceId)))")
         }
         // A trace's sources are in its summary; its operations and stages in its spans, found
         // through the (operation, trace) and (stage, trace) indexes.

@@ -8,21 +8,35 @@ extension SQLiteProjectionStore {
         // A recent trace's number is in memory; the others' are in trace_keys. Looked up before
         // the snapshot is taken (RecentTraces).
         let recentNumber = recentTraceNumber(traceId)
+        return try await read { db in try Self.trace(traceId, number: recentNumber, db) }
+    }
+
+    /// The traces in one read (one snapshot), their numbers looked up in memory first.
+    public func traces(_ traceIds: [String]) async throws -> [String: TraceLocation] {
+        let lookups = traceIds.map { ($0, recentTraceNumber($0)) }
         return try await read { db in
-            var seqs: [UInt64] = []
-            let row: Row?
-            if let recentNumber {
-                row = try Row.fetchOne(db, sql: "SELECT * FROM trace_summaries WHERE id = ?", arguments: [recentNumber])
-            } else {
-                row = try Row.fetchOne(db, sql: "SELECT s.* " + RecentTraces.byKey, arguments: [TraceKey.of(traceId), traceId])
+            var found: [String: TraceLocation] = [:]
+            for (traceId, number) in lookups where found[traceId] == nil {
+                if let location = try Self.trace(traceId, number: number, db) { found[traceId] = location }
             }
-            guard let row else { return nil }
-            let id: Int64 = row["id"]
-            for list in try String.fetchAll(db, sql: "SELECT seqs FROM trace_spans WHERE trace = ? ORDER BY first_seq", arguments: [id]) {
-                seqs += Self.seqs(inJSONArray: list)
-            }
-            return TraceLocation(seqs: seqs, summary: TraceSummaryRecord(row: row))
+            return found
         }
+    }
+
+    private static func trace(_ traceId: String, number recentNumber: Int64?, _ db: Database) throws -> TraceLocation? {
+        var seqs: [UInt64] = []
+        let row: Row?
+        if let recentNumber {
+            row = try Row.fetchOne(db, sql: "SELECT * FROM trace_summaries WHERE id = ?", arguments: [recentNumber])
+        } else {
+            row = try Row.fetchOne(db, sql: "SELECT s.* " + RecentTraces.byKey, arguments: [TraceKey.of(traceId), traceId])
+        }
+        guard let row else { return nil }
+        let id: Int64 = row["id"]
+        for list in try String.fetchAll(db, sql: "SELECT seqs FROM trace_spans WHERE trace = ? ORDER BY first_seq", arguments: [id]) {
+            seqs += Self.seqs(inJSONArray: list)
+        }
+        return TraceLocation(seqs: seqs, summary: TraceSummaryRecord(row: row))
     }
 
     /// The seqs of a `trace_spans.seqs` array (`[1,2,3]`).
@@ -48,8 +62,11 @@ extension SQLiteProjectionStore {
         var conditions: [String] = []
         var arguments: [any DatabaseValueConvertible] = []
         if let after {
-            conditions.append("(t.start < ? OR (t.start = ? AND t.trace_id < ?))")
-            arguments += [after.start, after.start, after.traceId]
+            // A row value, not `start < ? OR (start = ? AND trace_id < ?)`: SQLite plans that OR
+            // as two index lookups whose union it then sorts whole — every trace older than the
+            // cursor read and sorted, seconds a page on a 10M-event log (docs/benchmarks.md).
+            conditions.append("(t.start, t.trace_id) < (?, ?)")
+            arguments += [after.start, after.traceId]
         }
         // A trace's sources are in its summary; its operations and stages are in its spans,
         // found through trace_spans.

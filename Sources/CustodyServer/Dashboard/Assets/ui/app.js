@@ -8,12 +8,13 @@ import { Details } from "./details.js";
 import { Metrics } from "./metrics.js";
 import { ReplayConsole } from "./replay.js";
 import { Analysis } from "./analysis.js";
+import { TraceViews } from "./tree.js";
 import { STAGE_COLOURS, escapeHTML, toast } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
 const store = new SpanStore();
 const filters = { source: "", stage: "", operation: "", query: "" };
-let paused = false, pausedArrivals = 0, selected = null;
+let paused = false, pausedArrivals = 0, selected = null, selectedSpans = [], selectedPath = null;
 
 const spanFilter = (s) =>
   (!filters.source || s.source === filters.source) && (!filters.stage || s.stage === filters.stage) && (!filters.operation || s.operation === filters.operation);
@@ -104,7 +105,8 @@ document.querySelector(".tabs").addEventListener("keydown", (event) => {
 // Esc closes the topmost panel.
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
-  if (analysis.isOpen) analysis.close();
+  if (traceViews.isOpen) { traceViews.close(); $("details-tree").focus(); }
+  else if (analysis.isOpen) analysis.close();
   else if (!$("compare-view").hidden) replay.closeCompare();
   else if (!$("history").hidden) replay.closeHistory();
   else if (selected) backToLive();
@@ -113,15 +115,31 @@ document.addEventListener("keydown", (event) => {
 // The analysis overlay: the custody graph and the query box.
 const analysis = new Analysis({ openTrace: (id) => selectTrace(id) });
 
+// The span tree and the flame graph of the selected trace; a span chosen there is inspected in the
+// details panel.
+// The waterfall under it is not drawn while it is open.
+const traceViews = new TraceViews({
+  onSelect: (span) => details.inspect(span),
+  onOpenChange: (open) => { timeline.covered = open; if (!open) timeline.invalidate(); },
+});
+$("details-tree").onclick = () => { if (selected) traceViews.open(selected, selectedSpans, criticalOn ? selectedPath : null); };
+
 // Selecting a trace: its spans in the timeline and the details panel.
+let reading = false, lastRead = { at: 0, ms: 0 };
 async function selectTrace(id) {
   selected = id;
   feed.select(id);
   replay.prefill(id);
   try {
-    const trace = await api.trace(id);
+    const began = performance.now();
+    reading = true;
+    const trace = await api.trace(id).finally(() => { reading = false; });
+    lastRead = { at: performance.now(), ms: performance.now() - began };
     if (selected !== id) return;
     const spans = details.show(trace);
+    selectedSpans = spans;
+    selectedPath = null;
+    if (traceViews.isOpen) traceViews.setTrace(id, spans, null);
     showTab("details");
     timeline.selectedTrace = id;
     timeline.showTrace(spans);
@@ -144,15 +162,17 @@ $("details-critical").onclick = () => {
   criticalOn = !criticalOn;
   $("details-critical").setAttribute("aria-pressed", String(criticalOn));
   if (criticalOn && selected) showCriticalPath(selected);
-  if (!criticalOn) { details.setCriticalPath(null); timeline.setCriticalPath(null); }
+  if (!criticalOn) { details.setCriticalPath(null); timeline.setCriticalPath(null); traceViews.setCriticalPath(null); }
 };
 
 async function showCriticalPath(id) {
   try {
     const path = await api.criticalPath(id);
     if (selected !== id || !criticalOn) return;
+    selectedPath = path;
     details.setCriticalPath(path);
     timeline.setCriticalPath(path);
+    if (traceViews.isOpen) traceViews.setCriticalPath(path);
   } catch (error) {
     toast(`Critical path of ${id}: ${error.message}`);
   }
@@ -186,6 +206,8 @@ async function showVerification(id) {
 
 function backToLive() {
   selected = null;
+  selectedSpans = [];
+  traceViews.close();
   feed.select(null);
   details.hide();
   timeline.selectedTrace = null;
@@ -205,11 +227,17 @@ function onSpans(batch) {
     $("pause").textContent = `Resume (+${pausedArrivals.toLocaleString()})`;
     return;
   }
-  timeline.invalidate();
+  // A trace shown in the waterfall does not change with arrivals (it is read again instead).
+  if (timeline.mode === "live") timeline.invalidate();
   if (!feedTimer) feedTimer = setTimeout(() => { feedTimer = null; feed.update(store.traces); refreshFilterOptions(); }, 250);
 }
+// The selected trace is read again when spans of it arrive: every 1.5 s, or for a large trace no
+// sooner than four times its last read took, and never while a read is under way.
 setInterval(() => {
-  if (selected && selectedTouched && !paused) { selectedTouched = false; selectTrace(selected); }
+  if (!selected || !selectedTouched || paused || reading) return;
+  if (performance.now() - lastRead.at < 4 * lastRead.ms) return;
+  selectedTouched = false;
+  selectTrace(selected);
 }, 1500);
 
 // The rate shown in the header, and the count the tests read.

@@ -2,7 +2,7 @@
 // coloured by stage, error spans glowing red. Live, the window follows now and new spans slide
 // in from the right; wheel / drag / buttons zoom and pan (which stops following). Drawn on a
 // canvas, at most once per animation frame.
-import { fitCanvas, formatClock, formatDuration, stageColour, escapeHTML } from "./util.js";
+import { fitCanvas, formatClock, formatDuration, niceStep, stageColour, escapeHTML } from "./util.js";
 
 const LABEL = 132, AXIS = 22, ROW = 14, GAP = 3, MAX_ROWS = 8;
 
@@ -163,7 +163,7 @@ export class Timeline {
   }
 
   frame() {
-    if (this.paused) return;
+    if (this.paused || this.covered) return;
     const flashing = this.flash && performance.now() < this.flash.until;
     const now = performance.now();
     if (!this.dirty && !(this.mode === "live" && this.follow) && !flashing) return;
@@ -315,10 +315,4 @@ export class Timeline {
     }
     this.visibleCount = visible.length;
   }
-}
-
-function niceStep(raw) {
-  const power = 10 ** Math.floor(Math.log10(Math.max(raw, 1e-3)));
-  for (const m of [1, 2, 5, 10]) if (raw <= m * power) return m * power;
-  return 10 * power;
 }

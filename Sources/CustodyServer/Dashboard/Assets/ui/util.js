@@ -117,3 +117,10 @@ export function middleEllipsis(text, max) {
   const head = Math.ceil(keep / 2), tail = keep - head;
   return text.slice(0, head) + "…" + text.slice(text.length - tail);
 }
+
+/** A round step (1, 2 or 5 times a power of ten) at least as large as `raw`: axis ticks. */
+export function niceStep(raw) {
+  const power = 10 ** Math.floor(Math.log10(Math.max(raw, 1e-3)));
+  for (const m of [1, 2, 5, 10]) if (raw <= m * power) return m * power;
+  return 10 * power;
+}
