@@ -1,13 +1,35 @@
-import CustodyCore
 import CustodyLog
 import CustodyLogTesting
 import Foundation
+import GRDB
 import Testing
+
+@testable import CustodyCore
 
 /// `GET /api/traces` filters on a value found in few batches go through `value_batches` (a scan
 /// of those batches' seq ranges); on a common value, through traces newest first. Both give the
 /// same answers.
 @Suite struct TraceSearchTests {
+    /// A page after a cursor is one descending range of the `start` index: no union of index
+    /// lookups sorted whole (`MULTI-INDEX OR`, `TEMP B-TREE FOR ORDER BY`), which on a
+    /// 10M-event log read every trace since `since` for each page (docs/benchmarks.md, P14).
+    @Test func aPageAfterACursorIsOneRangeOfTheStartIndex() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-search-\(UUID().uuidString)").path
+        defer { removeDataDirectory(directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let store = try SQLiteProjectionStore(path: ProjectionPaths.database(in: directory))
+        defer { try? store.closeDatabase() }
+        let sql = SQLiteProjectionStore.searchSQL([
+            SQLiteProjectionStore.afterCursor, "EXISTS (SELECT 1 FROM json_each(t.sources) s WHERE s.value = ?)", "t.start >= ?",
+        ])
+        let plan = try await store.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: [1_000, "t42", "s1", 0, 21]).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("USING INDEX trace_summaries_by_start") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("MULTI-INDEX") }, "\(plan)")
+        #expect(!plan.contains { $0 == "USE TEMP B-TREE FOR ORDER BY" }, "the page sorts every row it reads: \(plan)")
+    }
+
     @Test func rareAndCommonValuesFindTheSameTracesAsTheyShould() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custody-search-\(UUID().uuidString)").path
         defer { removeDataDirectory(directory) }

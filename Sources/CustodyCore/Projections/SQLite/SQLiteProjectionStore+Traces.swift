@@ -62,10 +62,7 @@ extension SQLiteProjectionStore {
         var conditions: [String] = []
         var arguments: [any DatabaseValueConvertible] = []
         if let after {
-            // A row value, not `start < ? OR (start = ? AND trace_id < ?)`: SQLite plans that OR
-            // as two index lookups whose union it then sorts whole — every trace older than the
-            // cursor read and sorted, seconds a page on a 10M-event log (docs/benchmarks.md).
-            conditions.append("(t.start, t.trace_id) < (?, ?)")
+            conditions.append(Self.afterCursor)
             arguments += [after.start, after.traceId]
         }
         // A trace's sources are in its summary; its operations and stages are in its spans,
@@ -123,11 +120,21 @@ extension SQLiteProjectionStore {
                 statementArguments += [JSONValue.array(numbers.sorted().map { .integer($0) }).jsonText.description]
             }
             statementArguments += [limit]
-            let sql =
-                "SELECT t.* FROM trace_summaries t" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
-                + " ORDER BY t.start DESC, t.trace_id DESC LIMIT ?"
-            return try Row.fetchAll(db, sql: sql, arguments: statementArguments).map(TraceSummaryRecord.init(row:))
+            return try Row.fetchAll(db, sql: Self.searchSQL(conditions), arguments: statementArguments).map(TraceSummaryRecord.init(row:))
         }
+    }
+
+    /// The condition for the traces after a cursor (arguments: start, trace id). A row value, not
+    /// `start < ? OR (start = ? AND trace_id < ?)`: SQLite plans that OR as two index lookups whose
+    /// union it then sorts whole — every trace older than the cursor read and sorted, seconds a
+    /// page on a 10M-event log (docs/benchmarks.md, P14).
+    static let afterCursor = "(t.start, t.trace_id) < (?, ?)"
+
+    /// A page of ``searchTraces(_:after:limit:)`` over these conditions on `t` (`trace_summaries`),
+    /// newest first; its last argument is the limit.
+    static func searchSQL(_ conditions: [String]) -> String {
+        "SELECT t.* FROM trace_summaries t" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY t.start DESC, t.trace_id DESC LIMIT ?"
     }
 
     /// At most this many batches hold a value for a filter on it to go through `value_batches`.
