@@ -116,8 +116,7 @@ document.addEventListener("keydown", (event) => {
 const analysis = new Analysis({ openTrace: (id) => selectTrace(id) });
 
 // The span tree and the flame graph of the selected trace; a span chosen there is inspected in the
-// details panel.
-// The waterfall under it is not drawn while it is open.
+// details panel, and the waterfall under it is not drawn while it is open.
 const traceViews = new TraceViews({
   onSelect: (span) => details.inspect(span),
   onOpenChange: (open) => { timeline.covered = open; if (!open) timeline.invalidate(); },

@@ -132,6 +132,7 @@ export class TraceViews {
     this.rows = new Int32Array(0);
     this.selected = -1;
     this.onPath = new Set();
+    this.pathFrames = new Set();
     $("tree-close").onclick = () => this.close();
     $("tree-tab-tree").onclick = () => this.show("tree");
     $("tree-tab-flame").onclick = () => this.show("flame");
@@ -184,8 +185,11 @@ export class TraceViews {
     this.canvas.dataset.frames = String(this.flame.frames.length);
   }
 
+  /** Marks the spans of a critical path, and the flame frames that hold one (once, not per draw). */
   setCriticalPath(path) {
     this.onPath = new Set((path?.path ?? []).map((step) => step.seq));
+    this.pathFrames = new Set(this.onPath.size && this.flame
+      ? this.flame.frames.filter((f) => f.members.some((m) => this.onPath.has(this.tree.spans[m].seq))) : []);
     this.invalidate();
   }
 
@@ -398,7 +402,7 @@ export class TraceViews {
       if (y + LEVEL < AXIS || y > height) return;
       ctx.fillStyle = f.errors ? "#e53935" : flameColour(f);
       ctx.fillRect(x, y + 1, Math.max(w - 1, 0.5), LEVEL - 2);
-      if (f.members.some((m) => this.onPath.has(this.tree.spans[m].seq))) { ctx.strokeStyle = "#ffc107"; ctx.lineWidth = 1.5; ctx.strokeRect(x + 0.75, y + 1.75, Math.max(w - 2.5, 0.5), LEVEL - 3.5); }
+      if (this.pathFrames.has(f)) { ctx.strokeStyle = "#ffc107"; ctx.lineWidth = 1.5; ctx.strokeRect(x + 0.75, y + 1.75, Math.max(w - 2.5, 0.5), LEVEL - 3.5); }
       if (w > 36) {
         ctx.fillStyle = "#0b0c10";
         const count = f.members.length > 1 ? ` ×${f.members.length.toLocaleString()}` : "";
