@@ -60,7 +60,7 @@ public enum ServerFixture {
             directory: directory,
             store: projections,
             configuration: runtimeConfiguration,
-            encodeLive: CustodyApplication.encodeLive
+            liveEncoding: CustodyApplication.liveEncoding
         )
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.limits = limits

@@ -23,11 +23,16 @@ extension BenchCommand {
         @Option(help: "WebSocket clients.") var clients = 100
         @Option(help: "Spans per second posted.") var rate = 10_000
         @Option(help: "Seconds to post for.") var duration = 10
-        @Option(help: "Spans per request.") var batch = 100
+        @Option(name: .customLong("request-spans"), help: "Spans per request.") var requestSpans = 100
+        @Flag(help: "Clients ask for batched frames (?batch=1): every span since the last frame, at most one frame per 20 ms.")
+        var batch = false
         @Flag(help: "Print the report as JSON.") var json = false
 
         struct Report: Codable {
             var clients: Int
+            var batchedFrames: Bool
+            /// Frames the clients received, in all.
+            var frames: Int
             var spansPosted: Int
             var spansPerSecond: Double
             var deliveries: Int
@@ -40,12 +45,13 @@ extension BenchCommand {
         final class Received: Sendable {
             let histogram = Mutex(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
             let count = Atomic<Int>(0)
+            let frames = Atomic<Int>(0)
             let lagged = Atomic<Int>(0)
         }
 
         func run() async throws {
             let base = ServerURL.resolve(server)
-            let url = base.replacingOccurrences(of: "http://", with: "ws://") + "/api/traces/live?source=bench-live"
+            let url = base.replacingOccurrences(of: "http://", with: "ws://") + "/api/traces/live?source=bench-live" + (batch ? "&batch=1" : "")
             let received = Received()
             let marker = "bench-live-\(UUID().uuidString.prefix(8))"
             let totalSpans = rate * duration
@@ -60,20 +66,22 @@ extension BenchCommand {
                             ) { inbound, _, _ in
                                 for try await frame in inbound {
                                     // Light on purpose: the clients share the machine with the
-                                    // server, so they read just the two fields they need.
+                                    // server, so they scan for the two fields they need.
                                     guard frame.opcode == .text else { continue }
                                     let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
-                                    let text = String(buffer: frame.data)
-                                    if text.hasPrefix(#"{"dropped""#) || text.contains(#""event":"lagged""#) {
-                                        let dropped = text.split(separator: ":").dropFirst().first.flatMap { Int($0.prefix { $0.isNumber }) } ?? 0
+                                    received.frames.wrappingAdd(1, ordering: .relaxed)
+                                    if let dropped = LiveFrameScan.dropped(in: frame.data) {
                                         received.lagged.wrappingAdd(dropped, ordering: .relaxed)
                                         continue
                                     }
-                                    guard text.contains(marker), let range = text.range(of: #""sent_us":"#),
-                                        let sent = Int(text[range.upperBound...].prefix { $0.isNumber })
-                                    else { continue }
-                                    received.histogram.withLock { _ = $0.record(UInt64(max(now - Int64(sent), 1))) }
-                                    if received.count.wrappingAdd(1, ordering: .relaxed).newValue >= totalSpans * clients { return }
+                                    // One span a frame, or many (`?batch=1`): each span's sent_us,
+                                    // found in the frame's bytes without making a String of them.
+                                    let delays = LiveFrameScan.sentMicroseconds(in: frame.data).map { UInt64(max(now - $0, 1)) }
+                                    guard !delays.isEmpty else { continue }
+                                    received.histogram.withLock { histogram in
+                                        for delay in delays { _ = histogram.record(delay) }
+                                    }
+                                    if received.count.wrappingAdd(delays.count, ordering: .relaxed).newValue >= totalSpans * clients { return }
                                 }
                             }
                         }
@@ -82,7 +90,7 @@ extension BenchCommand {
                 }
             }
             try await Task.sleep(for: .seconds(2))  // let every client connect
-            let requestsPerSecond = max(rate / batch, 1)
+            let requestsPerSecond = max(rate / requestSpans, 1)
             let interval = Duration.nanoseconds(1_000_000_000 / requestsPerSecond)
             let started = ContinuousClock.now
             var posted = 0
@@ -95,10 +103,10 @@ extension BenchCommand {
                     let sentMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
                     let body =
                         "["
-                        + (0..<batch).map { i in
+                        + (0..<requestSpans).map { i in
                             #"{"source":"bench-live","operation":"tick","trace_id":"\#(marker)-\#(posted + i)","details":{"run":"\#(marker)","sent_us":\#(sentMicros)}}"#
                         }.joined(separator: ",") + "]"
-                    posted += batch
+                    posted += requestSpans
                     if inFlight >= 64 {
                         try await group.next()
                         inFlight -= 1
@@ -124,6 +132,8 @@ extension BenchCommand {
             listeners.cancel()
             let report = Report(
                 clients: clients,
+                batchedFrames: batch,
+                frames: received.frames.load(ordering: .relaxed),
                 spansPosted: posted,
                 spansPerSecond: Double(posted) / elapsed,
                 deliveries: received.count.load(ordering: .relaxed),
@@ -137,12 +147,67 @@ extension BenchCommand {
                 let d = report.delayMicroseconds
                 print(
                     """
-                    live stream: \(clients) clients, \(posted) spans posted at \(String(format: "%.0f", report.spansPerSecond))/s
-                      delivered   \(report.deliveries) of \(report.expectedDeliveries) (dropped for lagging clients: \(report.lagged))
+                    live stream: \(clients) clients\(batch ? " (batched frames)" : ""), \(posted) spans posted at \(String(format: "%.0f", report.spansPerSecond))/s
+                      delivered   \(report.deliveries) of \(report.expectedDeliveries) in \(report.frames) frames (dropped for lagging clients: \(report.lagged))
                       delay       p50 \(formatMicros(d.p50))  p90 \(formatMicros(d.p90))  p99 \(formatMicros(d.p99))  p99.9 \(formatMicros(d.p999))  max \(formatMicros(d.max))
                     """
                 )
             }
         }
+    }
+}
+
+/// What `bench live`'s clients read of a frame, straight from its bytes: they share the machine
+/// with the server, so they must cost far less than it does.
+enum LiveFrameScan {
+    private static let sentKey = Array(#""sent_us":"#.utf8)
+    private static let laggedKey = Array(#""event":"lagged""#.utf8)
+    private static let droppedKey = Array(#""dropped":"#.utf8)
+
+    /// The spans a `lagged` notice reports dropped; nil for any other frame.
+    static func dropped(in buffer: ByteBuffer) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes in
+            // A notice is short; a frame of spans starts with `{"event":"trace`.
+            guard bytes.count < 128, firstIndex(of: laggedKey, in: bytes, from: 0) != nil,
+                let at = firstIndex(of: droppedKey, in: bytes, from: 0)
+            else { return nil }
+            return number(in: bytes, at: at + droppedKey.count).map(Int.init)
+        }
+    }
+
+    /// Every `"sent_us":N` in the frame, in order.
+    static func sentMicroseconds(in buffer: ByteBuffer) -> [Int64] {
+        buffer.withUnsafeReadableBytes { bytes in
+            var values: [Int64] = []
+            var from = 0
+            while let at = firstIndex(of: sentKey, in: bytes, from: from) {
+                from = at + sentKey.count
+                if let value = number(in: bytes, at: from) { values.append(value) }
+            }
+            return values
+        }
+    }
+
+    private static func number(in bytes: UnsafeRawBufferPointer, at start: Int) -> Int64? {
+        var value: Int64 = 0
+        var index = start
+        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+            value = value * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
+            index += 1
+        }
+        return index > start ? value : nil
+    }
+
+    private static func firstIndex(of key: [UInt8], in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard let base = bytes.baseAddress else { return nil }
+        var at = start
+        while at + key.count <= bytes.count {
+            // memchr for the key's first byte, then the rest compared.
+            guard let found = memchr(base + at, Int32(key[0]), bytes.count - at - key.count + 1) else { return nil }
+            let index = base.distance(to: UnsafeRawPointer(found))
+            if key.withUnsafeBytes({ memcmp(base + index, $0.baseAddress!, key.count) }) == 0 { return index }
+            at = index + 1
+        }
+        return nil
     }
 }

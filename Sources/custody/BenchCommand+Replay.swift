@@ -70,7 +70,7 @@ extension BenchCommand {
             let opened = clock.now
             let logger = Logger(label: "custody.bench")
             let runtime = try await awaitingCleanErrors {
-                try await CoreRuntime.open(directory: dataDirectory, store: store, logger: logger, encodeLive: CustodyApplication.encodeLive)
+                try await CoreRuntime.open(directory: dataDirectory, store: store, logger: logger, liveEncoding: CustodyApplication.liveEncoding)
             }
             let startup = (clock.now - opened).inSeconds
             let events = await runtime.log.lastSeq

@@ -26,7 +26,7 @@ extension ServeCommand {
         store: (any ProjectionStore)?,
         configuration: CoreRuntime.Configuration,
         logger: Logger,
-        encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer
+        liveEncoding: LiveEncoding
     ) async throws -> (CoreRuntime, ClusterPresence, String) {
         if cluster.durability == .fsync {
             try await checkSyncAlways(cluster.monitorURLs)
@@ -55,7 +55,7 @@ extension ServeCommand {
             store: store,
             configuration: configuration,
             logger: logger,
-            encodeLive: encodeLive
+            liveEncoding: liveEncoding
         )
         let presence = ClusterPresence(log: log, bucket: nodes, runtime: runtime, lease: lease, logger: logger)
         let line =

@@ -504,7 +504,7 @@ struct ServeCommand: AsyncParsableCommand {
                     store: store,
                     configuration: configuration,
                     logger: logger,
-                    encodeLive: CustodyApplication.encodeLive
+                    liveEncoding: CustodyApplication.liveEncoding
                 )
                 clusterLine = line
                 presence = membership
@@ -515,7 +515,7 @@ struct ServeCommand: AsyncParsableCommand {
                 store: store,
                 configuration: configuration,
                 logger: logger,
-                encodeLive: CustodyApplication.encodeLive
+                liveEncoding: CustodyApplication.liveEncoding
             )
         }
         var checkpointLine = "Signed checkpoints: off"

@@ -15,6 +15,8 @@ import Testing
 /// What a live-stream client received, decoded.
 struct LiveMessages: Sendable {
     var spans: [(seq: Int, traceId: String, source: String)] = []
+    /// The number of spans in each batched frame (`?batch=1`).
+    var frames: [Int] = []
     var lagged: [Int] = []
     var pings = 0
     /// Answers to ``roundTrip(_:_:_:)``'s command.
@@ -30,6 +32,12 @@ struct LiveMessages: Sendable {
         case "trace":
             let data = object["data"] as? [String: Any] ?? [:]
             spans.append((data["seq"] as? Int ?? -1, data["trace_id"] as? String ?? "", data["source"] as? String ?? ""))
+        case "traces":
+            let data = object["data"] as? [[String: Any]] ?? []
+            frames.append(data.count)
+            for span in data {
+                spans.append((span["seq"] as? Int ?? -1, span["trace_id"] as? String ?? "", span["source"] as? String ?? ""))
+            }
         case "lagged": lagged.append(object["dropped"] as? Int ?? 0)
         case "ping": pings += 1
         case "error" where (object["message"] as? String)?.hasPrefix("unknown op \(Self.roundTripOp)") == true: roundTrips += 1
@@ -60,6 +68,23 @@ func record(_ runtime: CoreRuntime, count: Int, source: String = "w", trace: Str
 }
 
 let wsConfiguration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
+
+/// Every span's seq in the log up to its head, in order (the log also holds the signed
+/// checkpoints written every 10 s, which are not spans).
+func spanSeqsOfLog(_ runtime: CoreRuntime) async throws -> [UInt64] {
+    let head = await runtime.log.lastSeq
+    var spanSeqs: [UInt64] = []
+    var next: UInt64 = 1
+    while next <= head {
+        let records = try await runtime.log.read(from: next, maxRecords: 4096)
+        guard let last = records.last else { break }
+        for record in records where record.seq <= head {
+            if case .span = try EventCodec.decode(record).body { spanSeqs.append(record.seq) }
+        }
+        next = last.seq + 1
+    }
+    return spanSeqs
+}
 /// Spans appended while a client is stalled.
 let stalledTestSpans = 40 * 250
 
@@ -85,19 +110,7 @@ let stalledTestSpans = 40 * 250
             }
             try await writer.value
             let spans = received.withLock { $0.spans }
-            let head = await runtime.log.lastSeq
-            // Every span of the log, in seq order (the log also holds the signed checkpoints
-            // written every 10 s, which are not spans).
-            var spanSeqs: [UInt64] = []
-            var next: UInt64 = 1
-            while next <= head {
-                let records = try await runtime.log.read(from: next, maxRecords: 4096)
-                guard let last = records.last else { break }
-                for record in records where record.seq <= head {
-                    if case .span = try EventCodec.decode(record).body { spanSeqs.append(record.seq) }
-                }
-                next = last.seq + 1
-            }
+            let spanSeqs = try await spanSeqsOfLog(runtime)
             #expect(spans.count == spanSeqs.count)
             #expect(spans.map { UInt64($0.seq) } == spanSeqs)
         }

@@ -488,7 +488,7 @@ extension TraceReplay {
     /// request, so one still running when a data directory is opened was cut short by a crash or
     /// a kill. Each gets `replay_abort` (in its trace) and `replay.completed` with status
     /// `aborted`, so the replays list does not show it running forever. Called by
-    /// ``CoreRuntime/open(directory:configuration:logger:encodeLive:)`` once the projections
+    /// ``CoreRuntime/open(directory:configuration:logger:liveEncoding:)`` once the projections
     /// hold the whole log; returns how many were closed.
     static func closeInterrupted(log: any EventLog, store: any ProjectionStore) async throws -> Int {
         let running = try await store.runningReplays().map { replay in

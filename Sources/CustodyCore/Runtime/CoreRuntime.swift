@@ -6,7 +6,7 @@ import NIOCore
 /// projector, the active-span cache, the live hub, and the core operations over them. The server,
 /// the RPC service and the commands all work through one of these.
 ///
-/// ``open(directory:configuration:logger:encodeLive:)`` recovers the log, brings the projections
+/// ``open(directory:configuration:logger:liveEncoding:)`` recovers the log, brings the projections
 /// up to its head and refills the cache before returning (docs/benchmarks.md P10 measures exactly this);
 /// ``run()`` then keeps every derived view following the log until it is cancelled, and
 /// ``close()`` checkpoints and closes.
@@ -44,7 +44,7 @@ public final class CoreRuntime: Sendable {
     /// The state snapshots retention takes.
     var snapshots: StateSnapshots? { retention?.snapshots }
 
-    /// What ``open(directory:configuration:logger:encodeLive:)`` needs beyond the directory.
+    /// What ``open(directory:configuration:logger:liveEncoding:)`` needs beyond the directory.
     public struct Configuration: Sendable {
         public var log = LogConfiguration()
         public var damagePolicy = DamagePolicy.refuse
@@ -137,7 +137,7 @@ public final class CoreRuntime: Sendable {
     }
 
     /// Opens (creating if needed) the data directory: recovers the log, catches the projections
-    /// up with it and refills the active-span cache. `encodeLive` encodes a span once for every
+    /// up with it and refills the active-span cache. `liveEncoding` encodes a span once for every
     /// live client (the adapter's wire format).
     ///
     /// `store` is where the projections are when not in the directory's `projections.sqlite`
@@ -147,7 +147,7 @@ public final class CoreRuntime: Sendable {
         store external: (any ProjectionStore)? = nil,
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "custody"),
-        encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer = { _ in ByteBuffer() }
+        liveEncoding: LiveEncoding = .none
     ) async throws -> CoreRuntime {
         let databasePath = ProjectionPaths.database(in: directory)
         // Whatever the projections applied had been acknowledged: a log that ends before it has
@@ -180,7 +180,7 @@ public final class CoreRuntime: Sendable {
             store: store,
             configuration: configuration.signingBeside(directory),
             logger: logger,
-            encodeLive: encodeLive
+            liveEncoding: liveEncoding
         )
     }
 
@@ -197,7 +197,7 @@ public final class CoreRuntime: Sendable {
         store external: (any ProjectionStore)? = nil,
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "custody"),
-        encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer = { _ in ByteBuffer() }
+        liveEncoding: LiveEncoding = .none
     ) async throws -> CoreRuntime {
         let store: any ProjectionStore
         do {
@@ -223,7 +223,7 @@ public final class CoreRuntime: Sendable {
             store: store,
             configuration: configuration.signingBeside(directory),
             logger: logger,
-            encodeLive: encodeLive
+            liveEncoding: liveEncoding
         )
     }
 
@@ -235,7 +235,7 @@ public final class CoreRuntime: Sendable {
         store: any ProjectionStore,
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "custody"),
-        encodeLive: @escaping @Sendable (SpanRecord) -> ByteBuffer = { _ in ByteBuffer() }
+        liveEncoding: LiveEncoding = .none
     ) async throws -> CoreRuntime {
         do {
             try await checkNotBehindRetention(log: log, store: store)
@@ -249,7 +249,7 @@ public final class CoreRuntime: Sendable {
             let cache = ActiveSpanCache(ttl: configuration.cacheTTL, capacity: configuration.cacheCapacity)
             let head = await log.lastSeq
             try await cache.refill(from: log)
-            let hub = LiveHub(log: log, startingAfter: head, logger: logger, encode: encodeLive)
+            let hub = LiveHub(log: log, startingAfter: head, logger: logger, encoding: liveEncoding)
             var context = CoreContext(log: log, projector: projector, readTimeout: configuration.readTimeout)
             context.snapshots = configuration.snapshots
             // The outbox reads what is pending each time it starts (when this node takes the

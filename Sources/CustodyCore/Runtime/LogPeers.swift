@@ -5,7 +5,7 @@
 /// Rules for an implementation:
 /// - ``nodesWithoutSnapshot(through:)`` names every node seen alive whose newest state snapshot
 ///   ends before `seq`; a node that is not seen alive is not waited for (it refuses to start
-///   once the log starts past its projections: ``CoreRuntime/start(log:store:configuration:logger:encodeLive:)``).
+///   once the log starts past its projections: ``CoreRuntime/start(log:store:configuration:logger:liveEncoding:)``).
 /// - It throws when it cannot tell (the engine does not answer): retention then deletes nothing.
 public protocol LogPeers: Sendable {
     /// The nodes seen alive whose snapshots do not reach `seq` yet; empty when all do.

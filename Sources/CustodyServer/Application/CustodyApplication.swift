@@ -28,8 +28,9 @@ public struct ServerConfiguration: Sendable {
 /// Builds the HTTP API over a ``CoreRuntime``: the router with every route of docs/api.md, its
 /// middleware, and the services that run with it.
 public enum CustodyApplication {
-    /// How the live hub encodes a span for every WebSocket client (once per span).
-    public static let encodeLive: @Sendable (SpanRecord) -> ByteBuffer = LiveStreamRoute.encode
+    /// How the live hub encodes for WebSocket clients: a span once for every client that takes
+    /// one span a frame, a batched frame once for every client with the same filter.
+    public static let liveEncoding = LiveEncoding(span: LiveStreamRoute.encode, batch: LiveStreamRoute.encode)
 
     /// The router: middleware (trace, metrics), every route, and 405 answers for known paths
     /// asked with another method.

@@ -28,6 +28,13 @@ struct TraceStreamService: Custody_V1_TraceStream.SimpleServiceProtocol {
                     switch item {
                     case .span(let delivery):
                         message.trace = try ProtobufJSON.message(Custody_V1_Span.self, from: delivery.record.jsonValue)
+                    case .frame(let frame):
+                        // This stream never asks for frames; were it to get one, one message a span.
+                        for record in frame.records {
+                            message.trace = try ProtobufJSON.message(Custody_V1_Span.self, from: record.jsonValue)
+                            try await response.write(message)
+                        }
+                        return
                     case .lagged(let dropped):
                         message.lagged.dropped = UInt64(dropped)
                     }

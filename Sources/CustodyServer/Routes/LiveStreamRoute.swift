@@ -25,10 +25,12 @@ struct LiveStreamRoute {
     var bufferSize = 4096
     var pingInterval: Duration = .seconds(10)
 
-    /// The query of a live request: filters and `since_seq`.
+    /// The query of a live request: filters, `since_seq` and `batch`.
     struct Parameters {
         var filter: LiveFilter
         var sinceSeq: UInt64?
+        /// `batch=1`: frames of spans, `{"event": "traces", "data": [Span, …]}`.
+        var batched = false
 
         init(_ request: Request) throws(CoreError) {
             let query = request.uri.queryParameters
@@ -37,6 +39,11 @@ struct LiveStreamRoute {
             if let since = request.query("since_seq") {
                 guard let seq = UInt64(since) else { throw CoreError.invalidArgument("since_seq", "must be a seq (a non-negative integer)") }
                 sinceSeq = seq
+            }
+            switch request.query("batch") {
+            case nil, "0", "false": batched = false
+            case "1", "true": batched = true
+            case let other?: throw CoreError.invalidArgument("batch", "must be 1 or 0, not \(other)")
             }
         }
     }
@@ -75,7 +82,7 @@ struct LiveStreamRoute {
     }
 
     func stream(_ parameters: Parameters, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, logger: Logger) async throws {
-        let session = await LiveSession(hub: runtime.hub, filter: parameters.filter, bufferSize: bufferSize)
+        let session = await LiveSession(hub: runtime.hub, filter: parameters.filter, bufferSize: bufferSize, batched: parameters.batched)
         let send = { @Sendable (buffer: ByteBuffer) async throws in
             try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
         }
@@ -103,6 +110,7 @@ struct LiveStreamRoute {
                 try await session.run(since: parameters.sinceSeq, filter: parameters.filter) { item in
                     switch item {
                     case .span(let delivery): try await send(delivery.encoded)
+                    case .frame(let frame): try await send(frame.encoded)
                     case .lagged(let dropped): try await send(Self.notice(["event": .string("lagged"), "dropped": .integer(Int64(dropped))]))
                     }
                 }
@@ -128,6 +136,14 @@ struct LiveStreamRoute {
     static func encode(_ record: SpanRecord) -> ByteBuffer {
         var buffer = ByteBuffer(string: #"{"event":"trace","data":"#)
         record.write(into: &buffer)
+        buffer.writeString("}")
+        return buffer
+    }
+
+    /// The live stream's batched frame: `{"event": "traces", "data": [Span, …]}`.
+    static func encode(_ records: [SpanRecord]) -> ByteBuffer {
+        var buffer = ByteBuffer(string: #"{"event":"traces","data":"#)
+        SpanRecord.writeArray(records, into: &buffer)
         buffer.writeString("}")
         return buffer
     }

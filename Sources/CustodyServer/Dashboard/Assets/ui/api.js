@@ -39,6 +39,7 @@ export const api = {
   liveURL(sinceSeq) {
     const url = new URL("/api/traces/live", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    url.searchParams.set("batch", "1");
     if (sinceSeq !== null && sinceSeq !== undefined) url.searchParams.set("since_seq", String(sinceSeq));
     if (token) url.searchParams.set("access_token", token);
     return url.toString();

@@ -26,13 +26,17 @@ export class LiveConnection {
     socket.onmessage = (message) => {
       let event;
       try { event = JSON.parse(message.data); } catch { return; }
-      if (event.event === "trace" && event.data) {
-        const span = event.data;
-        if (this.lastSeq !== null && span.seq <= this.lastSeq) return;
-        this.lastSeq = span.seq;
-        this.pending.push(span);
-        // Spans are handed over once per frame, however many arrive.
-        if (!this.flushScheduled) {
+      // Batched frames ({"event": "traces", "data": [...]}); single spans from an older server.
+      const spans = event.event === "traces" && Array.isArray(event.data) ? event.data
+        : event.event === "trace" && event.data ? [event.data] : null;
+      if (spans) {
+        for (const span of spans) {
+          if (this.lastSeq !== null && span.seq <= this.lastSeq) continue;
+          this.lastSeq = span.seq;
+          this.pending.push(span);
+        }
+        // Spans are handed over once per animation frame, however many arrive.
+        if (this.pending.length && !this.flushScheduled) {
           this.flushScheduled = true;
           if (document.hidden) setTimeout(() => this.flush(), 250);
           else requestAnimationFrame(() => this.flush());
