@@ -13,7 +13,7 @@ CUSTODY := .build/release/custody
 
 
 .PHONY: cluster-demo
-.PHONY: run demo test deps build release bench bench-replay benchmarks schemathesis fuzz format lint clean dashboard-screenshots
+.PHONY: run demo test deps build release bench bench-compare bench-replay benchmarks schemathesis fuzz format lint clean dashboard-screenshots
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
@@ -52,6 +52,12 @@ cluster-demo: release
 # trace fetch and replay of a 1,000-span trace in it.
 bench-replay: release
 	$(CUSTODY) bench replay --data-dir $(DATA_DIR)-p6
+
+# Custody beside what a user would pick instead, in one run (a few minutes): appends against the
+# seed design's one SQLite INSERT per event and a NATS JetStream stream, projections against
+# PostgreSQL COPY; prints each ratio and draws docs/plots/bench-compare.png (docs/benchmarks.md).
+bench-compare: release
+	scripts/bench-compare.sh
 
 # An in-process ingest of a million span events with the projections following, a timed start-up
 # of that directory, and a look at what was written (no server needed).

@@ -237,6 +237,33 @@ public final class JetStreamConnection: @unchecked Sendable {
         }
     }
 
+    /// Publishes every payload on `subject` without waiting for each acknowledgement in turn
+    /// (nats.c's asynchronous publishing: each message is acknowledged by JetStream, the
+    /// acknowledgements are collected as they come), then waits up to `maxWait` until all of them
+    /// are acknowledged. Returns how many were not. For `custody bench compare`: what a user of
+    /// plain JetStream would do to append as fast as it takes them.
+    public func publishPipelined(subject: String, payloads: [[UInt8]], maxWait: Duration = .seconds(60)) async throws -> Int {
+        try await threads.runIfActive { () throws(JetStreamError) -> Int in
+            for payload in payloads {
+                let status = payload.withUnsafeBytes { raw in
+                    js_PublishAsync(self.context, subject, raw.baseAddress, Int32(raw.count), nil)
+                }
+                guard status == NATS_OK else {
+                    throw JetStreamError("publishing to \(subject)", status: status, errorCode: jsErrCode(rawValue: 0))
+                }
+            }
+            var options = jsPubOptions()
+            jsPubOptions_Init(&options)
+            options.MaxWait = maxWait.milliseconds
+            let completed = js_PublishAsyncComplete(self.context, &options)
+            guard completed != NATS_OK else { return 0 }
+            var pending = natsMsgList()
+            guard js_PublishAsyncGetPendingList(&pending, self.context) == NATS_OK else { return payloads.count }
+            defer { natsMsgList_Destroy(&pending) }
+            return Int(pending.Count)
+        }
+    }
+
     /// The largest message the servers take, in bytes (their `max_payload`).
     public var maximumPayload: Int { Int(natsConnection_GetMaxPayload(connection)) }
 

@@ -31,7 +31,8 @@ public final class NATSCluster: @unchecked Sendable {
     public static let maximumPayload = 8 << 20
 
     /// Starts `nodes` servers (named `n0`, `n1`, …) and returns once each answers on its
-    /// monitoring port; JetStream may still be electing its meta leader.
+    /// monitoring port; JetStream may still be electing its meta leader. One node runs alone (no
+    /// cluster block).
     public init(nodes: Int = 3, basePort: Int? = nil) async throws {
         directory = TemporaryDirectory("nats")
         let base = basePort ?? Self.nextBasePort()
@@ -48,12 +49,17 @@ public final class NATSCluster: @unchecked Sendable {
                 http: 127.0.0.1:\(monitorPorts[node])
                 max_payload: \(Self.maximumPayload)
                 jetstream { store_dir: "\(directory.file("store-\(node)"))" }
-                cluster {
-                  name: custody-test
-                  listen: 127.0.0.1:\(routePorts[node])
-                  routes: [\(routes)]
-                }
                 """
+                + (nodes == 1
+                    ? ""
+                    : """
+
+                    cluster {
+                      name: custody-test
+                      listen: 127.0.0.1:\(routePorts[node])
+                      routes: [\(routes)]
+                    }
+                    """)
             try config.write(toFile: directory.file("n\(node).conf"), atomically: true, encoding: .utf8)
         }
         do {

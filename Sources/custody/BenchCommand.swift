@@ -12,7 +12,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Load tests with a report.",
-        subcommands: [Ingest.self, Startup.self, Live.self, Replay.self]
+        subcommands: [Ingest.self, Startup.self, Live.self, Replay.self, Compare.self]
     )
 
     struct Ingest: AsyncParsableCommand {
