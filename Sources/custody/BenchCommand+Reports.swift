@@ -52,6 +52,8 @@ struct IngestReport: Codable {
     var compressionRatio: Double
     var writes: Int
     var fsyncs: Int
+    /// The mean time of one `fdatasync` of the appends, in µs (0 without any).
+    var fsyncMeanMicroseconds: Double
     var eventsPerWrite: Double
     var projections: ProjectionReport?
     /// Whether the log was hash-chained, and how many signed checkpoints were appended (the
@@ -69,7 +71,7 @@ struct IngestReport: Codable {
               throughput   \(String(format: "%.0f", eventsPerSecond)) events/s, \(String(format: "%.1f", megabytesPerSecond)) MB/s of span JSON, \(String(format: "%.2f", seconds)) s
               ack latency  p50 \(formatMicros(l.p50))  p90 \(formatMicros(l.p90))  p99 \(formatMicros(l.p99))  p99.9 \(formatMicros(l.p999))  max \(formatMicros(l.max))
               disk         \(formatBytes(bytesOnDisk)) for \(formatBytes(Int64(rawBytes))) of span JSON (\(formatBytes(Int64(encodedBytes))) encoded): \(String(format: "%.2f", compressionRatio))× smaller
-              group commit \(writes) writes, \(fsyncs) fsyncs, \(String(format: "%.0f", eventsPerWrite)) events per write
+              group commit \(writes) writes, \(fsyncs) fsyncs of \(String(format: "%.0f", fsyncMeanMicroseconds)) µs on average, \(String(format: "%.0f", eventsPerWrite)) events per write
               chain        \(hashChain ? "on, \(checkpoints) signed checkpoints" : "off, no checkpoints")
               seqs         \(firstSeq)–\(lastSeq) in \(dataDirectory)
             """

@@ -350,6 +350,8 @@ struct BenchCommand: AsyncParsableCommand {
                 compressionRatio: diskBytes > 0 ? Double(rawBytes) / Double(diskBytes) : 0,
                 writes: statistics.writes,
                 fsyncs: statistics.synchronizations,
+                fsyncMeanMicroseconds: statistics.synchronizations > 0
+                    ? Double(statistics.synchronizationNanoseconds) / Double(statistics.synchronizations) / 1000 : 0,
                 eventsPerWrite: statistics.writes > 0 ? Double(statistics.recordsAppended) / Double(statistics.writes) : 0,
                 projections: projectionReport,
                 hashChain: chain,

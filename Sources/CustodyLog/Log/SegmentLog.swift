@@ -301,6 +301,9 @@ public actor SegmentLog: EventLog {
         try await append([payload], timestamp: timestamp)
     }
 
+    /// Groups up to this size are chained and compressed on one thread, not two.
+    static let smallGroupBytes: Int64 = 64 << 10
+
     private func startFlushing() {
         guard !flushing else { return }
         flushing = true
@@ -388,7 +391,17 @@ public actor SegmentLog: EventLog {
             return WrittenGroup(headers: headers, receiptChains: chain?.afterWaiter ?? [], syncNanoseconds: syncNanoseconds)
         }
         let result: Result<WrittenGroup, any Error>
-        if chained {
+        if chained && groupBytes <= Self.smallGroupBytes {
+            // A small group (one-event appends at a low concurrency) is compressed, chained,
+            // written and synchronized on one writer thread: two hand-offs between threads
+            // would cost more than the parallel work saves (docs/benchmarks.md P1).
+            let start = chain
+            result = await runWriterIO {
+                var compressed = CompressedGroup(batches, firstSeq: firstSeq, chained: true, capacity: capacity)
+                let groupChain = GroupChain(batches: batches, firstSeq: firstSeq, start: start, waiterEnds: waiterEnds)
+                return try write(&compressed, groupChain)
+            }
+        } else if chained {
             // The group is compressed on one writer thread while its chain is computed on the
             // other (the chain is serial, and as costly as the compression); then sealed and
             // written.
