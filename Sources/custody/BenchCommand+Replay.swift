@@ -15,8 +15,8 @@ import Synchronization
 
 extension BenchCommand {
     /// `custody bench replay`: docs/benchmarks.md P6 — a 1,000-span trace spread evenly through a
-    /// 10,000,000-event log (one span every 10,000 events: every span in a different batch, the
-    /// worst case for reading it back). Builds that data directory once (kept for later runs),
+    /// 10,000,000-event log (one span in every stretch of 10,000 events, at a scattered place in it:
+    /// every span in a different batch, the worst case for reading it back). Builds that data directory once (kept for later runs),
     /// starts the server on it in this process, then measures over HTTP: `GET /api/traces/{id}`
     /// latency, and for dry-run replays the delay from sending the request to the arrival of the
     /// replay's first event (`replay_start`) on the live stream, and the whole replay.
@@ -29,6 +29,8 @@ extension BenchCommand {
         var dataDirectory = "./custody-bench-p6"
         @Option(help: "Events in the log.") var events = 10_000_000
         @Option(name: .customLong("trace-spans"), help: "Spans of the trace fetched and replayed.") var traceSpans = 1_000
+        @Option(name: .customLong("batch-bytes"), help: "When building the log: its batches' uncompressed size (the log's default, 64 KiB).")
+        var batchBytes = 64 << 10
         @Option(help: "Trace fetches measured.") var fetches = 200
         @Option(help: "Replays measured.") var replays = 20
         @Option(help: "Keep the projections in PostgreSQL at this URL (postgresql://user@host:port/db[?schema=NAME]) instead of the data directory.")
@@ -47,10 +49,11 @@ extension BenchCommand {
         }
 
         func validate() throws {
-            guard events >= traceSpans, traceSpans >= 1, traceSpans <= 10_000 else {
-                throw ValidationError("--trace-spans must be 1–10000 and at most --events")
+            guard events >= 2 * traceSpans, traceSpans >= 1, traceSpans <= 10_000 else {
+                throw ValidationError("--trace-spans must be 1–10000 and at most half of --events")
             }
             guard fetches >= 1, replays >= 1 else { throw ValidationError("--fetches and --replays must be at least 1") }
+            guard (1 << 10)...(32 << 20) ~= batchBytes else { throw ValidationError("--batch-bytes must be 1 KiB–32 MiB") }
         }
 
         func run() async throws {
@@ -164,9 +167,9 @@ extension BenchCommand {
         }
 
         /// Appends span events until the log holds `events`: traces of 8 spans from five
-        /// factories, and one span of ``traceId`` every `events / traceSpans` events.
+        /// factories, and one span of ``traceId`` in every stretch of `events / traceSpans` events.
         func fill() async throws {
-            let log = try await SegmentLog.open(directory: dataDirectory, configuration: LogConfiguration(fsync: .never))
+            let log = try await SegmentLog.open(directory: dataDirectory, configuration: LogConfiguration(fsync: .never, batchBytes: batchBytes))
             var next = await log.lastSeq + 1
             let target = UInt64(events)
             guard next <= target else {
@@ -185,7 +188,11 @@ extension BenchCommand {
                 var payloads: [ByteBuffer] = []
                 payloads.reserveCapacity(count)
                 for seq in next..<(next + UInt64(count)) {
-                    let inTrace = seq % every == 0 && seq / every <= UInt64(traceSpans)
+                    // One span of the trace in each stretch of `every` events, at a scattered
+                    // place in it (not always the last record of a batch, as a place fixed to the
+                    // appends of 10,000 would make it).
+                    let stretch = seq / every
+                    let inTrace = seq % every == (stretch &* 2_654_435_761) % (every - 1) + 1 && stretch < UInt64(traceSpans)
                     let span = Span(
                         traceId: inTrace ? Self.traceId : "bench-\(seq / 8)",
                         spanId: String(seq, radix: 16),

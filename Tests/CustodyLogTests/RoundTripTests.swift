@@ -29,6 +29,42 @@ import Testing
         #expect(try LogDirectory(path: directory.path).verify().isClean)
     }
 
+    /// Scattered reads of a few records from compressed batches of records of very different
+    /// sizes (small first, large first, mixed) return exactly what reading the whole log returns.
+    @Test func scatteredReadsOfCompressedBatchesMatchWholeReads() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try await openLog(directory: directory.path)
+        var random = SplitMix64(seed: 7)
+        for batch in 0..<40 {
+            // Compressible records; in some batches small ones first and large ones last, in
+            // others the other way round.
+            let sizes = (0..<100).map { index -> Int in
+                switch batch % 3 {
+                case 0: return 20 + Int(random.next() % 200)
+                case 1: return index < 50 ? 12 : 1_500 + Int(random.next() % 500)
+                default: return index < 50 ? 1_500 + Int(random.next() % 500) : 12
+                }
+            }
+            let payloads = sizes.enumerated().map { index, size in
+                ByteBuffer(string: String(repeating: "span \(batch)-\(index) source=data-factory ", count: size / 40 + 1).prefix(size).description)
+            }
+            _ = try await log.append(payloads)
+        }
+        let all = try await readAll(log)
+        #expect(all.count == 4_000)
+        for _ in 0..<400 {
+            let count = 1 + Int(random.next() % 6)
+            let seqs = (0..<count).map { _ in 1 + random.next() % 4_000 }
+            let records = try await log.read(seqs: seqs)
+            let expected = Set(seqs).sorted().map { all[Int($0) - 1] }
+            #expect(records.map(\.seq) == expected.map(\.seq))
+            #expect(records.map(\.payload) == expected.map(\.payload))
+            #expect(records.map(\.timestamp) == expected.map(\.timestamp))
+        }
+        await log.close()
+    }
+
     @Test func emptyAndOversizedAppendsAreRefusedAndAppendNothing() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
