@@ -157,27 +157,15 @@ extension BenchCommand {
         /// 64 appenders, each appending its share `perAppend` events a call.
         static func appendToSegmentLog(_ payloads: [ByteBuffer], perAppend: Int, fsync: FsyncPolicy, directory: String) async throws -> Figure {
             let log = try await SegmentLog.open(directory: directory, configuration: LogConfiguration(fsync: fsync))
-            let appenders = 64
-            let share = payloads.count / appenders
-            let clock = ContinuousClock()
-            let started = clock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for appender in 0..<appenders {
-                    let mine = Array(payloads[(appender * share)..<((appender + 1) * share)])
-                    group.addTask {
-                        var start = 0
-                        while start < mine.count {
-                            let end = min(start + perAppend, mine.count)
-                            _ = try await log.append(Array(mine[start..<end]))
-                            start = end
-                        }
-                    }
+            let (events, seconds) = try await timedWriters(payloads) { mine in
+                var start = 0
+                while start < mine.count {
+                    let end = min(start + perAppend, mine.count)
+                    _ = try await log.append(Array(mine[start..<end]))
+                    start = end
                 }
-                try await group.waitForAll()
             }
-            let seconds = (clock.now - started).inSeconds
             await log.close()
-            let events = share * appenders
             return Figure(
                 job: "append",
                 system:
@@ -186,6 +174,26 @@ extension BenchCommand {
                 seconds: seconds,
                 perSecond: Double(events) / seconds
             )
+        }
+
+        /// Runs `write` on `writers` concurrent tasks, each given an equal share of `items` (the
+        /// remainder left out); returns how many were handed out and the seconds it all took.
+        static func timedWriters<Item: Sendable>(
+            _ items: [Item],
+            writers: Int = 64,
+            write: @escaping @Sendable ([Item]) async throws -> Void
+        ) async throws -> (count: Int, seconds: Double) {
+            let share = items.count / writers
+            let clock = ContinuousClock()
+            let started = clock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<writers {
+                    let mine = Array(items[(writer * share)..<((writer + 1) * share)])
+                    group.addTask { try await write(mine) }
+                }
+                try await group.waitForAll()
+            }
+            return (share * writers, (clock.now - started).inSeconds)
         }
 
         /// The seed design: one INSERT, one transaction, per event; WAL with `synchronous=FULL`
@@ -199,30 +207,16 @@ extension BenchCommand {
                 guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else { throw ValidationError("SQLite refused synchronous=FULL") }
                 try db.execute(sql: "CREATE TABLE operation_logs (id INTEGER PRIMARY KEY, ingested_at INTEGER NOT NULL, body BLOB NOT NULL)")
             }
-            let appenders = 64
-            let share = payloads.count / appenders
-            let clock = ContinuousClock()
-            let started = clock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for appender in 0..<appenders {
-                    let mine = payloads[(appender * share)..<((appender + 1) * share)].map { Data($0.readableBytesView) }
-                    group.addTask {
-                        for body in mine {
-                            try await pool.write { db in
-                                try db.execute(
-                                    sql: "INSERT INTO operation_logs (ingested_at, body) VALUES (?, ?)",
-                                    arguments: [SegmentLog.now(), body]
-                                )
-                            }
-                        }
+            let (events, seconds) = try await timedWriters(payloads.map { Data($0.readableBytesView) }) { mine in
+                for body in mine {
+                    try await pool.write { db in
+                        try db.execute(sql: "INSERT INTO operation_logs (ingested_at, body) VALUES (?, ?)", arguments: [SegmentLog.now(), body])
                     }
                 }
-                try await group.waitForAll()
             }
-            let seconds = (clock.now - started).inSeconds
             let stored = try await pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM operation_logs") } ?? 0
             try pool.close()
-            guard stored == share * appenders else { throw ValidationError("SQLite holds \(stored) rows, not \(share * appenders)") }
+            guard stored == events else { throw ValidationError("SQLite holds \(stored) rows, not \(events)") }
             return Figure(
                 job: "append",
                 system: "SQLite, one INSERT per event (seed), WAL, synchronous=FULL, 64 writers",
@@ -233,8 +227,9 @@ extension BenchCommand {
         }
 
         /// One JetStream message per event on an R1 file stream (acknowledged once written to the
-        /// server's file; nats-server 2.9 fsyncs on a timer), published pipelined (nats.c's asynchronous publishing) by 8 connections, every
-        /// acknowledgement collected; the stream's message count checked after.
+        /// server's file; nats-server 2.9 fsyncs on a timer), published pipelined (nats.c's
+        /// asynchronous publishing) by 8 connections, every acknowledgement collected; the
+        /// stream's message count checked after.
         static func publishToJetStream(_ payloads: [ByteBuffer], urls: String) async throws -> Figure {
             let setup = try await JetStreamConnection.connect(to: urls)
             // A fresh single server elects itself JetStream's leader within a moment.
