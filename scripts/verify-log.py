@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Verify a Custody data directory's hash chain without Custody's code.
 
-Written from docs/log-format.md alone ("Batch", "The hash chain"): reads every segment file,
-checks each batch's CRC-32C, decompresses LZ4 payloads (the `lz4` module when installed; stored
-batches need nothing), recomputes chain(n) = SHA-256(chain(n-1) || seq as u64 LE || record bytes)
+Written from docs/log-format.md alone ("Batch", "Segment dictionaries", "The hash chain"): reads
+every segment file, checks each batch's CRC-32C, decompresses LZ4 payloads (the `lz4` module when
+installed; stored batches need nothing; codec 2 batches against the segment's `.dict` file),
+recomputes chain(n) = SHA-256(chain(n-1) || seq as u64 LE || record bytes)
 from 32 zero bytes, and compares it with the value each format-2 batch stores after its payload.
 Checks receipts given as SEQ:HEX. Exits 0 when everything holds.
 
@@ -31,13 +32,13 @@ def crc32c(data, crc=0):
     return crc ^ 0xFFFFFFFF
 
 
-def lz4_block(data, size):
+def lz4_block(data, size, dictionary=b""):
     try:
         import lz4.block
-        return lz4.block.decompress(data, uncompressed_size=size)
+        return lz4.block.decompress(data, uncompressed_size=size, dict=dictionary)
     except ImportError:
         pass
-    out = bytearray()  # the LZ4 block format, by hand
+    out = bytearray(dictionary)  # the LZ4 block format, by hand; matches may reach into the dictionary
     i = 0
     while i < len(data):
         token = data[i]; i += 1
@@ -57,7 +58,22 @@ def lz4_block(data, size):
         m += 4
         for _ in range(m):
             out.append(out[-offset])
-    return bytes(out)
+    return bytes(out[len(dictionary):])
+
+
+def segment_dictionary(path):
+    """The dictionary in a segment's .dict file (docs/log-format.md, "Segment dictionaries"):
+    None when there is none, raises ValueError when it is damaged."""
+    path = path[:-len(".log")] + ".dict"
+    if not os.path.exists(path):
+        return None
+    data = open(path, "rb").read()
+    if len(data) < 16 or data[0:4] != b"CDCT" or data[4] != 1 or data[5:8] != b"\0\0\0":
+        raise ValueError("%s: not a dictionary file" % os.path.basename(path))
+    length, crc = struct.unpack_from("<II", data, 8)
+    if len(data) != 16 + length or crc32c(data[16:], crc32c(data[:12])) != crc:
+        raise ValueError("%s: damaged dictionary" % os.path.basename(path))
+    return data[16:]
 
 
 def main(argv):
@@ -71,6 +87,7 @@ def main(argv):
     chain = None
     expected_seq = None
     records = 0
+    dictionary_batches = 0
     segments = sorted(f for f in os.listdir(directory) if f.endswith(".log"))
     # After retention deleted the oldest segments, the chain starts from the value
     # retention.json records before the first segment left.
@@ -82,6 +99,11 @@ def main(argv):
             chain = bytes.fromhex(before)
     for name in segments:
         data = open(os.path.join(directory, name), "rb").read()
+        try:
+            dictionary = segment_dictionary(os.path.join(directory, name))
+        except ValueError as error:
+            problems.append(str(error))
+            dictionary = None
         offset = 0
         while offset + 48 <= len(data):
             header = data[offset:offset + 48]
@@ -94,7 +116,13 @@ def main(argv):
             if expected_seq is not None and first != expected_seq:
                 problems.append("%s byte %d: batch starts at seq %d, expected %d" % (name, offset, first, expected_seq))
             stored = data[offset + 48:offset + 48 + slen]
-            payload = lz4_block(stored, ulen) if codec == 1 else stored
+            if codec == 2 and dictionary is None:
+                problems.append("%s byte %d: compressed against a dictionary the segment does not have" % (name, offset))
+                break
+            payload = lz4_block(stored, ulen) if codec == 1 else lz4_block(stored, ulen, dictionary) if codec == 2 else stored
+            if len(payload) != ulen:
+                problems.append("%s byte %d: the payload does not decompress to %d bytes" % (name, offset, ulen))
+                break
             p = 0
             value = chain if chain is not None else bytes(32)
             for k in range(count):
@@ -105,6 +133,7 @@ def main(argv):
                 if first + k in receipts and receipts.pop(first + k) != value.hex():
                     problems.append("receipt of seq %d does not hold" % (first + k))
             records += count
+            dictionary_batches += codec == 2
             if version >= 2:
                 if value != data[end - 32:end]:
                     problems.append("%s byte %d seqs %d-%d: hash chain mismatch" % (name, offset, first, first + count - 1))
@@ -117,8 +146,9 @@ def main(argv):
         problems.append("receipt of seq %d: the log does not reach it" % seq)
     for problem in problems:
         print("DAMAGE: " + problem)
-    print("%d segments, %d records, chain head %s: %s" % (
-        len(segments), records, chain.hex() if chain else "none", "clean" if not problems else "%d problem(s)" % len(problems)))
+    print("%d segments, %d records (%d batches compressed against a dictionary), chain head %s: %s" % (
+        len(segments), records, dictionary_batches, chain.hex() if chain else "none",
+        "clean" if not problems else "%d problem(s)" % len(problems)))
     return 1 if problems else 0
 
 

@@ -1,4 +1,5 @@
 #ifndef CUSTODY_CLZ4_SHIM_H
 #define CUSTODY_CLZ4_SHIM_H
 #include <lz4.h>
+#include <lz4hc.h>
 #endif

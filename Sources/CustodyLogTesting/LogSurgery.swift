@@ -26,7 +26,10 @@ public struct LogSurgery {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".log") }.sorted()
         return try names.map { name in
             let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))
-            return Segment(name: name, baseSeq: UInt64(name.dropLast(4))!, batches: SegmentBatch.parse(segment: bytes))
+            // Codec 2 batches decode with the segment's dictionary; rewritten, they are codec 1.
+            let dictionary = (try? Data(contentsOf: URL(fileURLWithPath: directory + "/" + name.dropLast(4) + ".dict")))
+                .flatMap { LZ4Dictionary.parse(file: [UInt8]($0)) }
+            return Segment(name: name, baseSeq: UInt64(name.dropLast(4))!, batches: SegmentBatch.parse(segment: bytes, dictionary: dictionary))
         }
     }
 

@@ -72,6 +72,11 @@ struct BenchCommand: AsyncParsableCommand {
                 "With --in-process: the hash chain and signed checkpoints (a log.checkpoint every 10 s and every 16,384 events, as the server writes them), on or off."
         )
         var chain: Switch = .on
+        @Option(
+            help:
+                "With --in-process: segment dictionaries (small batches compressed against the log's recent data; docs/log-format.md), on or off."
+        )
+        var dictionary: Switch = .on
         @Flag(
             name: .customLong("compare-chain"),
             help: "With --in-process: measure with the chain and checkpoints off and on, alternately, --rounds times each, and compare (P13)."
@@ -185,6 +190,7 @@ struct BenchCommand: AsyncParsableCommand {
         func measure(directory: String, chain: Bool, store external: (any ProjectionStore)? = nil) async throws -> IngestReport {
             var configuration = LogConfiguration(fsync: FsyncPolicy(fsync)!)
             configuration.hashChain = chain
+            configuration.compressionDictionary = dictionary == .on
             let log: any EventLog
             if let logURLs {
                 log = try await JetStreamLog.open(
@@ -331,7 +337,11 @@ struct BenchCommand: AsyncParsableCommand {
             let after = await log.status()
             await log.close()
             let seconds = elapsed.inSeconds
-            let diskBytes = after.segments.reduce(0) { $0 + $1.bytes } - before.segments.reduce(0) { $0 + $1.bytes }
+            // Segment files and their dictionaries.
+            let dictionaryBytes = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+                .filter { $0.hasSuffix(".dict") }
+                .reduce(0) { $0 + (((try? FileManager.default.attributesOfItem(atPath: directory + "/" + $1))?[.size] as? Int) ?? 0) }
+            let diskBytes = after.segments.reduce(0) { $0 + $1.bytes } - before.segments.reduce(0) { $0 + $1.bytes } + Int64(dictionaryBytes)
             let statistics = after.statistics
             return IngestReport(
                 events: totalEvents,

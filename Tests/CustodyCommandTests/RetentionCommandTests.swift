@@ -232,12 +232,13 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: CustodyExecutable.path), "build the custody executable first")
         let directory = ServerFixture.directory()
         defer { removeDataDirectory(directory) }
-        // A log of many sealed segments, written without retention.
+        // A log of many sealed segments (over twice the retention limit, compressed), written
+        // without retention.
         var (server, base) = try await CustodyCommand.serve(directory, ["--segment-bytes", String(Self.segmentBytes)])
         var client = CustodyClient(baseURL: base)
         let task = try await client.createTask(orderId: "o-crash", payload: .object(["point": .string(point)]))
         _ = try await client.updateTaskStatus(taskId: task.uuid, status: "blocked")
-        try await Self.write(client, requests: 160, prefix: "fill")
+        try await Self.write(client, requests: 220, prefix: "fill")
         try await server.stop()
         server.removeFiles()
         #expect(Self.segmentBytes(in: directory) > 2 * Self.maxBytes)

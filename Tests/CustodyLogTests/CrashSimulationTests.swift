@@ -8,15 +8,20 @@ import Testing
 /// every acknowledged append is readable, nothing unacknowledged appears half-written, and seqs
 /// have no gaps.
 @Suite struct CrashSimulationTests {
-    /// Small segments, a dense index and frequent recovery points, so a short run crosses
-    /// segment rolls, index writes and recovery-point renames.
-    static let configuration = LogConfiguration(
-        fsync: .always,
-        segmentBytes: 2048,
-        indexIntervalBytes: 128,
-        batchBytes: 512,
-        recoveryPointIntervalBytes: 1024
-    )
+    /// Small segments, a dense index, frequent recovery points and small dictionaries, so a short
+    /// run crosses segment rolls, index writes, recovery-point renames and the writing of each
+    /// segment's dictionary before its first codec 2 batch.
+    static let configuration: LogConfiguration = {
+        var configuration = LogConfiguration(
+            fsync: .always,
+            segmentBytes: 2048,
+            indexIntervalBytes: 128,
+            batchBytes: 512,
+            recoveryPointIntervalBytes: 1024
+        )
+        configuration.dictionaryBytes = 256
+        return configuration
+    }()
 
     struct Outcome {
         /// seq → payload of every acknowledged record.
@@ -77,6 +82,9 @@ import Testing
         let probe = TemporaryDirectory("crash-probe")
         let counter = FaultInjectingFileSystem()
         let full = await Self.runSequential(directory: probe.path, fileSystem: counter)
+        // The run writes segment dictionaries, so the crash points include theirs.
+        let batches = try LogSurgery(directory: probe.path).segments().flatMap(\.batches)
+        #expect(batches.contains { $0.header.codec == .lz4Dictionary })
         probe.remove()
         let operations = counter.mutatingOperationCount
         #expect(full.acknowledged.count > 60)

@@ -5,9 +5,10 @@ import NIOCore
 import NIOPosix
 import Testing
 
-/// A real process, really killed: `custody log stress` appends with 8 concurrent appenders and
-/// prints each acknowledged seq range; the test kills it with SIGKILL at a random moment, reopens
-/// the log, and checks every acknowledged seq. Rounds continue on the same directory, so later
+/// A real process, really killed: `custody log stress` appends with 8 concurrent appenders (its
+/// segments and their dictionaries made as it goes) and prints each acknowledged seq range; the
+/// test kills it with SIGKILL at a random moment, reopens the log, and checks every acknowledged
+/// seq. Rounds continue on the same directory, so later
 /// rounds also recover from earlier kills.
 @Suite struct KillTests {
     /// The `custody` executable built next to the test bundle.
@@ -74,5 +75,8 @@ import Testing
         #expect(verification.isClean, "\(verification.damage)")
         #expect(verification.records == checkedUpTo)
         #expect(verification.segments > 1)
+        // The kills fell among segment dictionaries being made and used (docs/log-format.md).
+        let batches = try LogSurgery(directory: directory.path).segments().flatMap(\.batches)
+        #expect(batches.contains { $0.header.codec == .lz4Dictionary })
     }
 }

@@ -70,6 +70,9 @@ import Testing
             func post(_ path: String, _ body: String, trace: String) async throws {
                 let answer = try await client.call(.post, path, json: body, headers: [Self.traceHeader: trace])
                 try #require(answer.ok, "\(path): \(answer.json)")
+                // Each request's closing span in the log before the next request (the recorder
+                // lingers to share appends), so that both runs number their events alike.
+                await runtime.context.responses.idle()
             }
             try await post("/api/tasks", #"{"order_id":"o-1","uuid":"t-1","payload":\#(Self.payload)}"#, trace: "step-1")
             try await post("/api/tasks/updateStatus", #"{"task_id":"t-1","status":"in_progress"}"#, trace: "step-2")
@@ -93,10 +96,12 @@ import Testing
             create.uuid = "t-1"
             create.payload = try Google_Protobuf_Struct(jsonString: Self.payload)
             _ = try await tasks.createTask(create, metadata: ["x-trace-id": "step-1"])
+            await runtime.context.responses.idle()
             var update = Custody_V1_UpdateTaskStatusRequest()
             update.taskID = "t-1"
             update.status = "in_progress"
             _ = try await tasks.updateTaskStatus(update, metadata: ["x-trace-id": "step-2"])
+            await runtime.context.responses.idle()
             var failure = Custody_V1_RecordFactoryErrorRequest()
             failure.source = "data-factory"
             failure.message = "disk full"
@@ -105,6 +110,7 @@ import Testing
             failure.errorType = "io"
             failure.payload = try Google_Protobuf_Struct(jsonString: #"{"disk":"/d"}"#)
             _ = try await tasks.recordFactoryError(failure, metadata: ["x-trace-id": "step-3"])
+            await runtime.context.responses.idle()
             let delivery = Custody_V1_DeliveryOps.Client(wrapping: client)
             var followup = Custody_V1_SubmitOpsFollowupRequest()
             followup.orderID = "o-1"
@@ -112,6 +118,7 @@ import Testing
             followup.note = "check it"
             followup.impact = "high"
             _ = try await delivery.submitOpsFollowup(followup, metadata: ["x-trace-id": "step-4"])
+            await runtime.context.responses.idle()
             var record = Custody_V1_RecordLogRequest()
             record.entries = try Self.spans.map { span in
                 var entry = Custody_V1_LogEntry()
@@ -127,9 +134,11 @@ import Testing
                 return entry
             }
             _ = try await Custody_V1_LogOps.Client(wrapping: client).recordLog(record, metadata: ["x-trace-id": "step-5"])
+            await runtime.context.responses.idle()
             var finalize = Custody_V1_FinalizeDeliveryReportRequest()
             finalize.orderID = "o-1"
             _ = try await delivery.finalizeDeliveryReport(finalize, metadata: ["x-trace-id": "step-6"])
+            await runtime.context.responses.idle()
             return try await Self.rows(runtime)
         }
         #expect(overHTTP.keys.sorted() == overRPC.keys.sorted())

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Part of `make test`: scripts/verify-log.py, written from docs/log-format.md alone, verifies the
 # hash chain and a receipt of a log written by a real `custody serve` (LZ4 batches, several
-# segments), and fails once one byte of an event is changed with its batch CRC recomputed.
+# segments with their dictionaries), and fails once one byte of an event is changed with its batch CRC recomputed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=$(mktemp -d)
@@ -28,7 +28,10 @@ PY
 kill -TERM $SERVER
 wait $SERVER || true
 [ "$(ls "$DATA/data"/*.log | wc -l)" -ge 2 ] || { echo "expected several segments"; exit 1; }
-python3 scripts/verify-log.py "$DATA/data" --receipt "$RECEIPT"
+python3 scripts/verify-log.py "$DATA/data" --receipt "$RECEIPT" | tee "$DATA/clean"
+# Segments after the first are compressed against their dictionaries (docs/log-format.md).
+[ "$(ls "$DATA/data"/*.dict | wc -l)" -ge 1 ] || { echo "expected segment dictionaries"; exit 1; }
+grep -Eq "\(([1-9][0-9]*) batches compressed against a dictionary\)" "$DATA/clean" || { echo "expected codec 2 batches"; exit 1; }
 # One byte of the first stored (uncompressed) batch's payload changed, CRC recomputed: the chain must catch it.
 python3 - "$DATA/data" <<'PY'
 import os, struct, sys

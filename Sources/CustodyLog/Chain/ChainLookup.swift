@@ -10,13 +10,22 @@ struct ChainLookup {
 
     let directory: String
     let fileSystem: any LogFileSystem
+    /// The segments' dictionaries (codec 2 batches).
+    let dictionaries: SegmentDictionaries
     /// Every segment, in order, with what of it is acknowledged.
     let segments: [Segment]
     /// The chain value before the first segment's first seq, when retention deleted the segments
     /// before it (``RetainedStart``); the first segment starts from zero otherwise.
     let starts: [UInt64: ChainValue]
 
-    init(directory: String, fileSystem: any LogFileSystem, segments: [Segment], starts: [UInt64: ChainValue] = [:]) {
+    init(
+        directory: String,
+        fileSystem: any LogFileSystem,
+        segments: [Segment],
+        starts: [UInt64: ChainValue] = [:],
+        dictionaries: SegmentDictionaries? = nil
+    ) {
+        self.dictionaries = dictionaries ?? SegmentDictionaries(fileSystem: fileSystem)
         self.directory = directory
         self.fileSystem = fileSystem
         self.segments = segments
@@ -35,9 +44,16 @@ struct ChainLookup {
         // The batch before the one holding seq starts at or after the entry before seq's entry.
         let entry = entries.lastIndex(where: { $0.seq <= seq }) ?? 0
         let start = entry >= 1 ? entries[entry - 1].offset : 0
-        let file = try fileSystem.openFile(at: joinPath(directory, SegmentName.segment(segment.baseSeq)), mode: .readOnly)
+        let segmentPath = joinPath(directory, SegmentName.segment(segment.baseSeq))
+        let file = try fileSystem.openFile(at: segmentPath, mode: .readOnly)
         defer { try? file.close() }
-        var scanner = SegmentScanner(file: file, length: segment.index.coveredLength, readAhead: 64 << 10)
+        var scanner = SegmentScanner(
+            file: file,
+            length: segment.index.coveredLength,
+            readAhead: 64 << 10,
+            path: segmentPath,
+            dictionaries: dictionaries
+        )
         var offset = start
         // The chain value after the batch before the current one; nil until one was read.
         var before: ChainValue?

@@ -24,8 +24,24 @@ struct FramedRecords: Sendable {
     }
 }
 
+/// How a batch's payload is compressed when that makes it smaller (stored as it is otherwise).
+enum BatchCompression: Sendable {
+    /// LZ4 alone (codec 1).
+    case lz4
+    /// LZ4 against the segment's dictionary (codec 2).
+    case dictionary(LZ4Dictionary)
+    /// LZ4HC against the segment's dictionary (codec 2, read as the above): while the log is
+    /// quiet.
+    case highCompression(LZ4HighCompressionDictionary)
+}
+
 /// Turns framed records into batch bytes and back.
 enum BatchCodec {
+    /// Payloads larger than this are compressed without the dictionary whatever the
+    /// ``BatchCompression``: they hold enough to repeat by themselves (measured: 6.12× alone,
+    /// 6.16× with it, for 64 KiB batches), and LZ4 against an external dictionary is slower.
+    static let dictionaryPayloadLimit = 32 << 10
+
     /// Appends one encoded batch (header, payload and, when `chain` is given, the chain value
     /// after its last record: a version 2 batch; a version 1 batch without) to `output`. The
     /// payload is LZ4-compressed when that makes it smaller, stored as it is otherwise.
@@ -35,9 +51,10 @@ enum BatchCodec {
         firstSeq: UInt64,
         flags: UInt16,
         chain: ChainValue?,
+        compression: BatchCompression = .lz4,
         into output: inout ByteBuffer
     ) -> BatchHeader {
-        var batch = compress(records, firstSeq: firstSeq, chained: chain != nil, into: &output)
+        var batch = compress(records, firstSeq: firstSeq, chained: chain != nil, compression: compression, into: &output)
         seal(&batch, flags: flags, chain: chain, in: &output)
         return batch.header
     }
@@ -55,12 +72,14 @@ enum BatchCodec {
     }
 
     /// Appends a batch to `output` with its header (and, when `chained`, its chain trailer) left
-    /// as zeros: the payload LZ4-compressed when that makes it smaller, stored as it is
-    /// otherwise. The batch is not valid until ``seal(_:flags:chain:in:)`` has written them.
+    /// as zeros: the payload compressed as `compression` says when that makes it smaller, stored
+    /// as it is otherwise. The batch is not valid until
+    /// ``seal(_:flags:chain:in:)`` has written them.
     static func compress(
         _ records: FramedRecords,
         firstSeq: UInt64,
         chained: Bool,
+        compression: BatchCompression = .lz4,
         into output: inout ByteBuffer
     ) -> UnsealedBatch {
         let offset = output.writerIndex
@@ -72,10 +91,19 @@ enum BatchCodec {
                 let body = UnsafeMutableRawBufferPointer(rebasing: destination[BatchHeader.size...])
                 var codec = BatchHeader.Codec.stored
                 var storedLength = payload.count
+                let room = UnsafeMutableRawBufferPointer(rebasing: body[0..<bound])
                 // Only keep the compressed form when it saves space.
-                if let compressed = LZ4Block.compress(payload, into: UnsafeMutableRawBufferPointer(rebasing: body[0..<bound])),
-                    compressed < payload.count
-                {
+                let againstDictionary: Int? =
+                    switch compression {
+                    case .lz4: nil
+                    case _ where payload.count > Self.dictionaryPayloadLimit: nil
+                    case .dictionary(let dictionary): dictionary.compress(payload, into: room)
+                    case .highCompression(let dictionary): dictionary.compress(payload, into: room)
+                    }
+                if let compressed = againstDictionary, compressed < payload.count {
+                    codec = .lz4Dictionary
+                    storedLength = compressed
+                } else if let compressed = LZ4Block.compress(payload, into: room), compressed < payload.count {
                     codec = .lz4
                     storedLength = compressed
                 } else {
@@ -123,10 +151,14 @@ enum BatchCodec {
     /// header announces.
     /// The records of a batch whose seqs are in `wanted` (all of them when nil). Every record's
     /// framing is checked whatever `wanted` is; only the wanted ones are sliced out.
+    ///
+    /// A codec 2 batch needs its segment's dictionary: `dictionary` is asked for it only then, and
+    /// the batch is ``BatchHeader/Defect/missingDictionary`` when it gives none.
     static func decodeRecords(
         _ header: BatchHeader,
         stored: UnsafeRawBufferPointer,
-        wanted: ClosedRange<UInt64>? = nil
+        wanted: ClosedRange<UInt64>? = nil,
+        dictionary: () -> LZ4Dictionary? = { nil }
     ) -> Result<[LogRecord], BatchHeader.Defect> {
         var payload = ByteBufferAllocator().buffer(capacity: Int(header.uncompressedLength))
         switch header.codec {
@@ -136,6 +168,14 @@ enum BatchCodec {
             var ok = false
             payload.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(header.uncompressedLength)) { destination in
                 ok = LZ4Block.decompress(stored, into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<Int(header.uncompressedLength)]))
+                return ok ? Int(header.uncompressedLength) : 0
+            }
+            guard ok else { return .failure(.badPayload) }
+        case .lz4Dictionary:
+            guard let dictionary = dictionary() else { return .failure(.missingDictionary) }
+            var ok = false
+            payload.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(header.uncompressedLength)) { destination in
+                ok = dictionary.decompress(stored, into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<Int(header.uncompressedLength)]))
                 return ok ? Int(header.uncompressedLength) : 0
             }
             guard ok else { return .failure(.badPayload) }

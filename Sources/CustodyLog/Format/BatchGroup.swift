@@ -62,7 +62,8 @@ public struct BatchGroup: Sendable {
         }
         let groupChain = GroupChain(batches: framed, firstSeq: firstSeq, start: chain, waiterEnds: ends)
         let capacity = bytes + framed.count * (BatchHeader.size + ChainValue.byteCount) + 64
-        var compressed = SegmentLog.CompressedGroup(framed, firstSeq: firstSeq, chained: true, capacity: capacity)
+        // A group stands alone (a JetStream message): never compressed against a dictionary.
+        var compressed = SegmentLog.CompressedGroup(framed, firstSeq: firstSeq, chained: true, compression: .lz4, capacity: capacity)
         let sealed = compressed.seal(flags: { position, count in position == count - 1 ? BatchHeader.flagEndOfWrite : 0 }, chain: groupChain)
         let group = BatchGroup(
             bytes: compressed.output,

@@ -6,7 +6,7 @@
 /// |---|---|---|
 /// | 0 | 4 | magic `CBAT` |
 /// | 4 | 1 | format version (1) |
-/// | 5 | 1 | codec: 0 stored, 1 LZ4 block |
+/// | 5 | 1 | codec: 0 stored, 1 LZ4 block, 2 LZ4 block against the segment's dictionary |
 /// | 6 | 2 | flags: bit 0 = last batch of its write, bit 1 = acknowledged before fsync |
 /// | 8 | 8 | first seq |
 /// | 16 | 4 | record count (≥ 1) |
@@ -32,6 +32,9 @@ public struct BatchHeader: Sendable, Hashable {
     public enum Codec: UInt8, Sendable {
         case stored = 0
         case lz4 = 1
+        /// An LZ4 block compressed against the segment's dictionary (``LZ4Dictionary``), which
+        /// is in the segment's `.dict` file: docs/log-format.md, "Segment dictionaries".
+        case lz4Dictionary = 2
     }
 
     /// Bit 0 of the flags: the last batch of one group-commit write. Recovery uses it to tell a
@@ -74,6 +77,8 @@ public struct BatchHeader: Sendable, Hashable {
         case badTimestamps
         case checksumMismatch
         case badPayload
+        /// A codec 2 batch whose segment has no valid dictionary file.
+        case missingDictionary
         case unexpectedSeq(expected: UInt64, found: UInt64)
 
         public var description: String {
@@ -86,6 +91,7 @@ public struct BatchHeader: Sendable, Hashable {
             case .badTimestamps: "timestamps out of order in batch header"
             case .checksumMismatch: "CRC-32C mismatch"
             case .badPayload: "payload does not decode to the records the header announces"
+            case .missingDictionary: "the batch is compressed against the segment's dictionary, and the segment's .dict file is missing or damaged"
             case .unexpectedSeq(let expected, let found): "batch starts at seq \(found) where seq \(expected) was expected"
             }
         }

@@ -12,8 +12,8 @@ public struct SegmentBatch: Sendable {
     public var chain: ChainValue?
 
     /// The batches of a segment file's bytes, from the start up to the first bytes that are not
-    /// a valid batch (CRC included).
-    public static func parse(segment bytes: [UInt8]) -> [SegmentBatch] {
+    /// a valid batch (CRC included), codec 2 batches decoded with `dictionary` (the segment's).
+    public static func parse(segment bytes: [UInt8], dictionary: LZ4Dictionary? = nil) -> [SegmentBatch] {
         var batches: [SegmentBatch] = []
         bytes.withUnsafeBytes { raw in
             var offset = 0
@@ -27,7 +27,9 @@ public struct SegmentBatch: Sendable {
                 else { return }
                 let payloadStart = offset + BatchHeader.size
                 let stored = UnsafeRawBufferPointer(rebasing: raw[payloadStart..<(payloadStart + Int(header.storedLength))])
-                guard case .success(let records) = BatchCodec.decodeRecords(header, stored: stored) else { return }
+                guard case .success(let records) = BatchCodec.decodeRecords(header, stored: stored, dictionary: { dictionary }) else {
+                    return
+                }
                 let chain = header.isChained ? ChainValue.load(from: raw, at: payloadStart + Int(header.storedLength)) : nil
                 batches.append(SegmentBatch(offset: offset, header: header, records: records, chain: chain))
                 offset += header.totalLength

@@ -57,7 +57,8 @@ extension SegmentLog {
             var extra: [LogBackupPoint.File] = []
             for name in try fileSystem.contentsOfDirectory(at: directory).sorted()
             where name.hasSuffix(".index") || name.hasSuffix(".timeindex") || name.contains(".quarantine-")
-                || name == SegmentName.quarantineManifest || name == SegmentName.retainedStart
+                || name.hasSuffix(SegmentName.dictionarySuffix) || name == SegmentName.quarantineManifest
+                || name == SegmentName.retainedStart
             {
                 let file = try fileSystem.openFile(at: joinPath(directory, name), mode: .readOnly)
                 defer { try? file.close() }
@@ -65,7 +66,10 @@ extension SegmentLog {
                     .init(
                         name: name,
                         bytes: try file.size(),
+                        // The active segment's dictionary may still be made again (a new
+                        // segment of that name after a failed first write): copied each time.
                         sealed: name != SegmentName.quarantineManifest && name != SegmentName.retainedStart
+                            && name != SegmentName.dictionary(activeSegment.base)
                     )
                 )
             }
@@ -147,7 +151,8 @@ extension LogBackupPoint {
         for name in try fileSystem.contentsOfDirectory(at: destination) where !named.contains(name) {
             let isLogFile =
                 SegmentName.baseSeq(ofSegment: name) != nil || name.hasSuffix(".index") || name.hasSuffix(".timeindex")
-                || name.contains(".quarantine-") || name == SegmentName.quarantineManifest || name.hasSuffix(SegmentName.temporarySuffix)
+                || name.hasSuffix(SegmentName.dictionarySuffix) || name.contains(".quarantine-") || name == SegmentName.quarantineManifest
+                || name.hasSuffix(SegmentName.temporarySuffix)
             if isLogFile { try fileSystem.removeFile(at: joinPath(destination, name)) }
         }
         try fileSystem.synchronizeDirectory(at: destination)

@@ -63,6 +63,18 @@ public struct LogConfiguration: Sendable {
     /// then on starts its chain at the first chained batch, and one written on and then off
     /// fails `verify` (a chain that stops is what a rewrite looks like).
     public var hashChain = true
+    /// Whether segments get an LZ4 dictionary of the log's recent data, against which their
+    /// batches are compressed (codec 2; docs/log-format.md, "Segment dictionaries"). On by
+    /// default; a log written with it on is read whatever this says.
+    public var compressionDictionary = true
+    /// How many bytes of recent records make a segment's dictionary (at most 64 KiB, what LZ4
+    /// looks back; tests make it small so that short runs cross the dictionary's creation).
+    public var dictionaryBytes = LZ4Dictionary.maximumBytes
+    /// While the log writes less than this many bytes of records per second, a group of at most
+    /// 64 KiB is compressed against its segment's dictionary with LZ4HC instead of LZ4 (the same
+    /// codec 2 on disk): a few tens of µs of CPU per small batch, which a quiet log has, for about
+    /// 15% less space (docs/benchmarks.md P8). 0 never does.
+    public var highCompressionBelowBytesPerSecond: Int64 = 1 << 20
 
     public init(
         fsync: FsyncPolicy = .always,

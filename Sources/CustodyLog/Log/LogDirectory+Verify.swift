@@ -147,6 +147,7 @@ struct VerificationPass {
 
     mutating func run(acknowledged: AcknowledgedMark?) throws {
         let fileSystem = directory.fileSystem
+        let dictionaries = SegmentDictionaries(fileSystem: fileSystem)
         let bases = try directory.segmentBases()
         let gaps = directory.quarantineRecords()
         func isGap(_ from: UInt64, _ to: UInt64) -> Bool {
@@ -209,7 +210,7 @@ struct VerificationPass {
             result.segments += 1
             result.bytes += length
             lastLength = length
-            var scanner = SegmentScanner(file: file, length: length)
+            var scanner = SegmentScanner(file: file, length: length, path: joinPath(directory.path, name), dictionaries: dictionaries)
             var index = SegmentIndex(baseSeq: base)
             var batchStarts: [Int64: (seq: UInt64, timestamp: Int64)] = [:]
             var offset: Int64 = 0

@@ -155,6 +155,7 @@ public struct LogDirectory: Sendable {
     /// CRC-32C; `body` returns false to stop. Uses the segment file names to skip whole segments.
     public func forEachRecord(in seqs: ClosedRange<UInt64>, _ body: (LogRecord) throws -> Bool) throws {
         let bases = try segmentBases()
+        let dictionaries = SegmentDictionaries(fileSystem: fileSystem)
         for (position, base) in bases.enumerated() {
             if position + 1 < bases.count && bases[position + 1] <= seqs.lowerBound { continue }
             if base > seqs.upperBound { return }
@@ -166,7 +167,7 @@ public struct LogDirectory: Sendable {
             if let index = SegmentIndexFile.load(fileSystem: fileSystem, directory: path, baseSeq: base, segmentLength: length) {
                 start = index.offset(forSeq: seqs.lowerBound)
             }
-            var scanner = SegmentScanner(file: file, length: length)
+            var scanner = SegmentScanner(file: file, length: length, path: joinPath(path, name), dictionaries: dictionaries)
             var offset = start
             reading: while true {
                 switch try scanner.batch(at: offset, check: .checksum) {

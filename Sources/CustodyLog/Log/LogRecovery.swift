@@ -121,6 +121,13 @@ struct LogRecovery {
             try fileSystem.removeFile(at: path(name))
             report.removedFiles.append(name)
         }
+        // A dictionary whose segment is gone (retention stopped between the two deletions).
+        for name in names where name.hasSuffix(SegmentName.dictionarySuffix) {
+            let segment = String(name.dropLast(SegmentName.dictionarySuffix.count)) + SegmentName.segmentSuffix
+            guard SegmentName.baseSeq(ofSegment: segment) != nil, !names.contains(segment) else { continue }
+            try fileSystem.removeFile(at: path(name))
+            report.removedFiles.append(name)
+        }
         quarantine = try loadQuarantine()
         var bases = names.compactMap(SegmentName.baseSeq(ofSegment:)).sorted()
         let recoveryPoint = loadRecoveryPoint()

@@ -11,13 +11,14 @@ extension SegmentLog {
         var output: ByteBuffer
         var unsealed: [BatchCodec.UnsealedBatch] = []
 
-        /// `batches` compressed one after the other, the first record being `firstSeq`.
-        init(_ batches: [FramedRecords], firstSeq: UInt64, chained: Bool, capacity: Int) {
+        /// `batches` compressed one after the other as `compression` says, the first record
+        /// being `firstSeq`.
+        init(_ batches: [FramedRecords], firstSeq: UInt64, chained: Bool, compression: BatchCompression, capacity: Int) {
             output = ByteBufferAllocator().buffer(capacity: capacity)
             unsealed.reserveCapacity(batches.count)
             var seq = firstSeq
             for batch in batches {
-                unsealed.append(BatchCodec.compress(batch, firstSeq: seq, chained: chained, into: &output))
+                unsealed.append(BatchCodec.compress(batch, firstSeq: seq, chained: chained, compression: compression, into: &output))
                 seq += UInt64(batch.count)
             }
         }

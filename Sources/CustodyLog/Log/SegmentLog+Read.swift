@@ -26,7 +26,13 @@ extension SegmentLog {
         if seq + 1 == firstSeq, let start = retainedStart?.chainValue(before: seq + 1) { return start }
         var segments = sealedSegments.map { ChainLookup.Segment(baseSeq: $0.baseSeq, index: $0.index) }
         segments.append(ChainLookup.Segment(baseSeq: activeSegment.baseSeq, index: activeSegment.index))
-        let lookup = ChainLookup(directory: directory, fileSystem: fileSystem, segments: segments, starts: retainedStart?.starts ?? [:])
+        let lookup = ChainLookup(
+            directory: directory,
+            fileSystem: fileSystem,
+            segments: segments,
+            starts: retainedStart?.starts ?? [:],
+            dictionaries: dictionaries
+        )
         return try await runIO { try lookup.value(after: seq) }.get()
     }
 
@@ -35,8 +41,9 @@ extension SegmentLog {
     /// past the last acknowledged record.
     public func read(from seq: UInt64, maxRecords: Int = 10_000) async throws -> [LogRecord] {
         guard let plan = readPlan(from: seq) else { return [] }
-        let fileSystem = fileSystem
-        return try await runIO { try Self.readRecords(plan, from: seq, maxRecords: maxRecords, fileSystem: fileSystem) }.get()
+        let (fileSystem, dictionaries) = (fileSystem, dictionaries)
+        return try await runIO { try Self.readRecords(plan, from: seq, maxRecords: maxRecords, fileSystem: fileSystem, dictionaries: dictionaries) }
+            .get()
     }
 
     /// The records at the given seqs (in seq order; a seq the log does not hold is left out):
@@ -51,7 +58,7 @@ extension SegmentLog {
         for seq in wanted {
             if let plan = readPlan(from: seq) { plans.append((seq, plan)) }
         }
-        let fileSystem = fileSystem
+        let (fileSystem, dictionaries) = (fileSystem, dictionaries)
         // Many seqs: two halves on the two I/O threads at once (each batch still read once: a
         // batch's wanted seqs stay in one half).
         var split = plans.count / 2
@@ -62,16 +69,20 @@ extension SegmentLog {
         }
         guard plans.count >= 64, split < plans.count else {
             let planned = plans
-            return try await runIO { try Self.readScattered(planned, fileSystem: fileSystem) }.get()
+            return try await runIO { try Self.readScattered(planned, fileSystem: fileSystem, dictionaries: dictionaries) }.get()
         }
         let first = Array(plans[..<split])
         let second = Array(plans[split...])
-        async let head = runIO { try Self.readScattered(first, fileSystem: fileSystem) }
-        async let tail = runIO { try Self.readScattered(second, fileSystem: fileSystem) }
+        async let head = runIO { try Self.readScattered(first, fileSystem: fileSystem, dictionaries: dictionaries) }
+        async let tail = runIO { try Self.readScattered(second, fileSystem: fileSystem, dictionaries: dictionaries) }
         return try await head.get() + tail.get()
     }
 
-    static func readScattered(_ plans: [(seq: UInt64, plan: ReadPlan)], fileSystem: any LogFileSystem) throws -> [LogRecord] {
+    static func readScattered(
+        _ plans: [(seq: UInt64, plan: ReadPlan)],
+        fileSystem: any LogFileSystem,
+        dictionaries: SegmentDictionaries
+    ) throws -> [LogRecord] {
         var records: [LogRecord] = []
         records.reserveCapacity(plans.count)
         var index = 0
@@ -84,7 +95,13 @@ extension SegmentLog {
             defer { try? file.close() }
             // Scattered reads: read ahead about one compressed batch (a batch of the default
             // 64 KiB compresses to ~11 KiB); a longer batch is read whole once its header is seen.
-            var scanner = SegmentScanner(file: file, length: plans[index].plan.end, readAhead: 16 << 10)
+            var scanner = SegmentScanner(
+                file: file,
+                length: plans[index].plan.end,
+                readAhead: 16 << 10,
+                path: path,
+                dictionaries: dictionaries
+            )
             while index < end {
                 let seq = plans[index].seq
                 var offset = plans[index].plan.start
@@ -149,10 +166,16 @@ extension SegmentLog {
         )
     }
 
-    static func readRecords(_ plan: ReadPlan, from seq: UInt64, maxRecords: Int, fileSystem: any LogFileSystem) throws -> [LogRecord] {
+    static func readRecords(
+        _ plan: ReadPlan,
+        from seq: UInt64,
+        maxRecords: Int,
+        fileSystem: any LogFileSystem,
+        dictionaries: SegmentDictionaries
+    ) throws -> [LogRecord] {
         let file = try fileSystem.openFile(at: plan.path, mode: .readOnly)
         defer { try? file.close() }
-        var scanner = SegmentScanner(file: file, length: plan.end)
+        var scanner = SegmentScanner(file: file, length: plan.end, path: plan.path, dictionaries: dictionaries)
         var records: [LogRecord] = []
         var offset = plan.start
         while records.count < maxRecords {
@@ -230,12 +253,12 @@ extension SegmentLog {
             start: segment.index.offset(forTimestamp: timestamp),
             end: segment.index.coveredLength
         )
-        let fileSystem = fileSystem
+        let (fileSystem, dictionaries) = (fileSystem, dictionaries)
         let fallback = segment.index.endSeq
         return try await runIO {
             let file = try fileSystem.openFile(at: plan.path, mode: .readOnly)
             defer { try? file.close() }
-            var scanner = SegmentScanner(file: file, length: plan.end)
+            var scanner = SegmentScanner(file: file, length: plan.end, path: plan.path, dictionaries: dictionaries)
             var offset = plan.start
             while case .batch(let header, let at) = try scanner.batch(at: offset, check: .checksum) {
                 offset = at + Int64(header.totalLength)

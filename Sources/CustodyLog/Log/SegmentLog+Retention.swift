@@ -53,11 +53,15 @@ extension SegmentLog {
             try await runWriterIO {
                 let names = try fileSystem.contentsOfDirectory(at: directory).filter { name in
                     name == SegmentName.segment(base) || name == SegmentName.offsetIndex(base) || name == SegmentName.timeIndex(base)
-                        || name.hasPrefix(SegmentName.padded(base) + ".quarantine-")
+                        || name.hasPrefix(SegmentName.padded(base) + ".quarantine-") || name == SegmentName.dictionary(base)
                 }
-                for name in names { try fileSystem.removeFile(at: joinPath(directory, name)) }
+                // The dictionary last: the segment is never left without it.
+                for name in names.sorted(by: { $1 == SegmentName.dictionary(base) && $0 != $1 }) {
+                    try fileSystem.removeFile(at: joinPath(directory, name))
+                }
                 try fileSystem.synchronizeDirectory(at: directory)
             }.get()
+            dictionaries.forget(segmentAt: joinPath(directory, SegmentName.segment(base)))
             deletion.segments += 1
             deletion.bytes += oldest.length
             logger.notice(

@@ -57,6 +57,15 @@ public actor SegmentLog: EventLog {
         var synchronizedLength: Int64
         /// When the segment was started, on ``LogConfiguration/clock``.
         var openedAt: Duration
+        /// The segment's dictionary, once its `.dict` file is durable: its batches are compressed
+        /// against it from then on.
+        var dictionary: LZ4Dictionary? = nil
+        /// The dictionary prepared for LZ4HC, made when the log is first quiet in this segment.
+        var highCompression: LZ4HighCompressionDictionary? = nil
+        /// The segment gets no dictionary (its file could not be written, or one found at open
+        /// is damaged): never one with another content under the same name.
+        var dictionaryRefused = false
+        var path: String { SegmentName.segment(baseSeq) }
     }
 
     struct Waiter {
@@ -107,6 +116,13 @@ public actor SegmentLog: EventLog {
     private var chain: ChainValue
     private var chainSeq: UInt64
     private var pending = PendingGroup()
+    /// The last ``LZ4Dictionary/maximumBytes`` of framed records written: a new segment's
+    /// dictionary.
+    private var recentRecords: RecentBytes
+    /// How many bytes the log wrote in the last second or so: quiet or busy.
+    private var writeRate = WriteRate()
+    /// The segments' dictionaries, for readers (and the writer's own, once made).
+    nonisolated let dictionaries: SegmentDictionaries
     private var flushing = false
     private var failure: LogError?
     private var lifecycle = Lifecycle.open
@@ -127,6 +143,12 @@ public actor SegmentLog: EventLog {
     private var pendingFenceKeys: Set<String> = []
     static let fenceKeyLimit = 100_000
 
+    /// What opening finds beside recovery: the chain's head and the active segment's dictionary.
+    struct OpenedHead: Sendable {
+        var head: ChainHead
+        var activeDictionary: SegmentDictionaries.Stored
+    }
+
     init(
         directory: String,
         configuration: LogConfiguration,
@@ -134,10 +156,10 @@ public actor SegmentLog: EventLog {
         threadPool: NIOThreadPool,
         logger: Logger,
         recovered: LogRecovery.Recovered,
-        chain: ChainHead
+        chain: OpenedHead
     ) {
-        self.chain = chain.chain
-        self.chainSeq = chain.seq
+        self.chain = chain.head.chain
+        self.chainSeq = chain.head.seq
         self.directory = directory
         self.configuration = configuration
         self.fileSystem = fileSystem
@@ -148,6 +170,8 @@ public actor SegmentLog: EventLog {
         self.sealed = recovered.sealed
         self.retainedStart = RetainedStart.read(in: directory, fileSystem: fileSystem)
         self.lock = recovered.lock
+        self.dictionaries = SegmentDictionaries(fileSystem: fileSystem)
+        self.recentRecords = RecentBytes(capacity: max(1, min(configuration.dictionaryBytes, LZ4Dictionary.maximumBytes)))
         self.active = ActiveSegment(
             baseSeq: recovered.activeBase,
             index: recovered.activeIndex,
@@ -155,6 +179,13 @@ public actor SegmentLog: EventLog {
             synchronizedLength: recovered.activeIndex.coveredLength,
             openedAt: configuration.clock.now()
         )
+        switch chain.activeDictionary {
+        case .valid(let dictionary):
+            active.dictionary = dictionary
+            dictionaries.remember(dictionary, forSegmentAt: joinPath(directory, active.path))
+        case .damaged: active.dictionaryRefused = true
+        case .absent: break
+        }
         self.lastSynchronization = configuration.clock.now()
         self.endSeq = recovered.activeIndex.endSeq
         self.lastTimestamp = recovered.lastTimestamp
@@ -219,7 +250,14 @@ public actor SegmentLog: EventLog {
             let starts = RetainedStart.read(in: directory, fileSystem: fileSystem)?.starts ?? [:]
             let value = try ChainLookup(directory: directory, fileSystem: fileSystem, segments: segments, starts: starts)
                 .value(after: lastHeld)
-            return ChainHead(seq: lastHeld, chain: value ?? starts[lastHeld + 1] ?? .zero)
+            // The active segment's dictionary, when it has one: its directory entry synchronized
+            // again, as a dictionary found after a crash may be one whose rename was not.
+            let dictionary = SegmentDictionaries.load(
+                forSegmentAt: joinPath(directory, SegmentName.segment(recovered.activeBase)),
+                fileSystem: fileSystem
+            )
+            if case .valid = dictionary { try fileSystem.synchronizeDirectory(at: directory) }
+            return OpenedHead(head: ChainHead(seq: lastHeld, chain: value ?? starts[lastHeld + 1] ?? .zero), activeDictionary: dictionary)
         }
         return SegmentLog(
             directory: directory,
@@ -353,6 +391,24 @@ public actor SegmentLog: EventLog {
             }
         }
 
+        if configuration.compressionDictionary && active.dictionary == nil && !active.dictionaryRefused && recentRecords.isFull {
+            await makeDictionary()
+        }
+        let compression: BatchCompression
+        let now = configuration.clock.now()
+        if let dictionary = active.dictionary {
+            if groupBytes <= Self.smallGroupBytes && configuration.highCompressionBelowBytesPerSecond > 0
+                && writeRate.isQuiet(below: configuration.highCompressionBelowBytesPerSecond, at: now)
+            {
+                if active.highCompression == nil { active.highCompression = LZ4HighCompressionDictionary(dictionary) }
+                compression = active.highCompression.map { .highCompression($0) } ?? .dictionary(dictionary)
+            } else {
+                compression = .dictionary(dictionary)
+            }
+        } else {
+            compression = .lz4
+        }
+        writeRate.note(groupBytes, at: now)
         let firstSeq = endSeq
         let file = active.file
         let offset = active.length
@@ -397,7 +453,7 @@ public actor SegmentLog: EventLog {
             // would cost more than the parallel work saves (docs/benchmarks.md P1).
             let start = chain
             result = await runWriterIO {
-                var compressed = CompressedGroup(batches, firstSeq: firstSeq, chained: true, capacity: capacity)
+                var compressed = CompressedGroup(batches, firstSeq: firstSeq, chained: true, compression: compression, capacity: capacity)
                 let groupChain = GroupChain(batches: batches, firstSeq: firstSeq, start: start, waiterEnds: waiterEnds)
                 return try write(&compressed, groupChain)
             }
@@ -406,7 +462,7 @@ public actor SegmentLog: EventLog {
             // other (the chain is serial, and as costly as the compression); then sealed and
             // written.
             async let compressed = runWriterIO {
-                Handoff(CompressedGroup(batches, firstSeq: firstSeq, chained: true, capacity: capacity))
+                Handoff(CompressedGroup(batches, firstSeq: firstSeq, chained: true, compression: compression, capacity: capacity))
             }
             let start = chain
             let computed = await runWriterIO { GroupChain(batches: batches, firstSeq: firstSeq, start: start, waiterEnds: waiterEnds) }
@@ -421,7 +477,7 @@ public actor SegmentLog: EventLog {
             }
         } else {
             result = await runWriterIO {
-                var group = CompressedGroup(batches, firstSeq: firstSeq, chained: false, capacity: capacity)
+                var group = CompressedGroup(batches, firstSeq: firstSeq, chained: false, compression: compression, capacity: capacity)
                 return try write(&group, nil)
             }
         }
@@ -458,6 +514,16 @@ public actor SegmentLog: EventLog {
             }
             endSeq = active.index.endSeq
             statistics.recordsAppended += endSeq - firstSeq
+            if configuration.compressionDictionary {
+                // Only the tail can end up in the dictionary.
+                var kept = 0
+                var first = batches.endIndex
+                while first > batches.startIndex && kept < recentRecords.capacity {
+                    first -= 1
+                    kept += batches[first].bytes.readableBytes
+                }
+                for batch in batches[first...] { recentRecords.append(batch.bytes) }
+            }
             if let last = chains.last {
                 chain = last
                 chainSeq = endSeq - 1
@@ -528,6 +594,7 @@ public actor SegmentLog: EventLog {
             return file
         }.get()
         if old.length > 0 { sealed.append(SealedSegment(baseSeq: old.baseSeq, index: old.index)) }
+        dictionaries.forget(segmentAt: joinPath(directory, SegmentName.segment(base)))
         active = ActiveSegment(
             baseSeq: base,
             index: SegmentIndex(baseSeq: base),
@@ -538,6 +605,29 @@ public actor SegmentLog: EventLog {
         logger.notice("the log is writable again", metadata: ["segment": "\(SegmentName.segment(base))"])
         failure = nil
         await saveRecoveryPoint()
+    }
+
+    /// Makes the active segment's dictionary of the records written last, durable before any
+    /// batch is compressed against it. A failure costs only the compression: the segment then
+    /// has none, and the next segment tries again.
+    private func makeDictionary() async {
+        guard let dictionary = LZ4Dictionary.of(recentRecords.bytes) else { return }
+        let (base, directory, fileSystem) = (active.baseSeq, directory, fileSystem)
+        let result = await runWriterIO {
+            try SegmentDictionaries.write(dictionary, segment: base, directory: directory, fileSystem: fileSystem)
+        }
+        switch result {
+        case .success:
+            active.dictionary = dictionary
+            dictionaries.remember(dictionary, forSegmentAt: joinPath(directory, active.path))
+            statistics.dictionariesWritten += 1
+        case .failure(let error):
+            active.dictionaryRefused = true
+            logger.warning(
+                "cannot write a segment's compression dictionary; its batches are compressed without",
+                metadata: ["segment": "\(active.path)", "error": "\(error)"]
+            )
+        }
     }
 
     /// Seals the active segment (synchronized, index files written) and starts the next one.
@@ -555,6 +645,7 @@ public actor SegmentLog: EventLog {
             return file
         }.get()
         sealed.append(SealedSegment(baseSeq: old.baseSeq, index: old.index))
+        dictionaries.forget(segmentAt: joinPath(directory, SegmentName.segment(base)))
         active = ActiveSegment(
             baseSeq: base,
             index: SegmentIndex(baseSeq: base),
@@ -570,6 +661,9 @@ public actor SegmentLog: EventLog {
     /// failed half-way (no record has a seq at or after `base` yet); it must be empty.
     static func createSegmentFile(_ base: UInt64, directory: String, fileSystem: any LogFileSystem) throws -> any LogFile {
         let path = joinPath(directory, SegmentName.segment(base))
+        // A dictionary of that name is left over too: the new segment makes its own.
+        let dictionaryPath = joinPath(directory, SegmentName.dictionary(base))
+        if fileSystem.fileExists(at: dictionaryPath) { try fileSystem.removeFile(at: dictionaryPath) }
         if fileSystem.fileExists(at: path) {
             let existing = try fileSystem.openFile(at: path, mode: .readOnly)
             let size = try existing.size()
@@ -730,5 +824,7 @@ public struct LogStatistics: Sendable, Hashable, Codable {
     public var synchronizationNanoseconds: Int64 = 0
     public var longestSynchronizationNanoseconds: Int64 = 0
     public var segmentsRolled = 0
+    /// Segment dictionaries made (docs/log-format.md, "Segment dictionaries").
+    public var dictionariesWritten = 0
     public var failures = 0
 }

@@ -185,6 +185,7 @@ enum SegmentName {
     static let quarantineManifest = "quarantine.json"
     static let retainedStart = "retention.json"
     static let temporarySuffix = ".tmp"
+    static let dictionarySuffix = ".dict"
 
     static func padded(_ seq: UInt64) -> String {
         let digits = String(seq)
@@ -194,6 +195,7 @@ enum SegmentName {
     static func segment(_ baseSeq: UInt64) -> String { padded(baseSeq) + segmentSuffix }
     static func offsetIndex(_ baseSeq: UInt64) -> String { padded(baseSeq) + ".index" }
     static func timeIndex(_ baseSeq: UInt64) -> String { padded(baseSeq) + ".timeindex" }
+    static func dictionary(_ baseSeq: UInt64) -> String { padded(baseSeq) + dictionarySuffix }
     static func quarantine(_ baseSeq: UInt64, offset: Int64) -> String { padded(baseSeq) + ".quarantine-\(offset)" }
 
     /// The base seq of a segment file name, nil for any other name.

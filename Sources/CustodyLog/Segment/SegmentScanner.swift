@@ -26,10 +26,18 @@ struct SegmentScanner {
     private var windowStart: Int64 = 0
     private let readAhead: Int
 
-    init(file: any LogFile, length: Int64, readAhead: Int = 1 << 20) {
+    /// Where a codec 2 batch's dictionary comes from: the segment's, looked up by its path.
+    private let dictionaries: SegmentDictionaries?
+    private let path: String
+
+    /// A scanner of `file`, the segment at `path`; `dictionaries` gives the segment's dictionary
+    /// to ``records(of:at:wanted:)`` (without, a codec 2 batch's records do not decode).
+    init(file: any LogFile, length: Int64, readAhead: Int = 1 << 20, path: String = "", dictionaries: SegmentDictionaries? = nil) {
         self.file = file
         self.length = length
         self.readAhead = readAhead
+        self.path = path
+        self.dictionaries = dictionaries
     }
 
     /// Makes `count` bytes at `offset` available in the window; false when the segment is shorter.
@@ -87,8 +95,9 @@ struct SegmentScanner {
         [LogRecord], BatchHeader.Defect
     > {
         guard try ensure(offset, header.totalLength) else { return .failure(.truncated) }
+        let (dictionaries, path) = (dictionaries, path)
         return withBytes(offset + Int64(BatchHeader.size), Int(header.storedLength)) {
-            BatchCodec.decodeRecords(header, stored: $0, wanted: wanted)
+            BatchCodec.decodeRecords(header, stored: $0, wanted: wanted) { dictionaries?.dictionary(forSegmentAt: path) }
         }
     }
 
