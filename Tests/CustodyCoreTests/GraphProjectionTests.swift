@@ -1,9 +1,10 @@
-import CustodyCore
 import CustodyLog
 import CustodyLogTesting
 import Foundation
 import GRDB
 import Testing
+
+@testable import CustodyCore
 
 /// The custody graph the projector keeps (docs/analysis.md, "The custody graph") against a
 /// recomputation from `operation_logs` that reads the rule literally, on hand-built traces and on
@@ -105,6 +106,33 @@ import Testing
         guard !durations.isEmpty else { return nil }
         let sorted = durations.sorted()
         return sorted[max(1, Int((q * Double(sorted.count)).rounded(.up))) - 1]
+    }
+
+    /// The links cache is bounded by the spans its traces hold, not by a number of traces: many
+    /// large traces push the oldest out as soon as few small ones would (docs/benchmarks.md P9).
+    @Test func theLinksCacheIsBoundedBySpans() {
+        func trace(_ spans: Int) -> TraceLinks {
+            var links = TraceLinks()
+            var changes = GraphProjection.Changes()
+            for index in 0..<spans {
+                let call = GraphProjection.Call(source: "s\(index % 3)", minute: 0, durationMs: 1, isError: false)
+                links.add(.init(spanId: "span-\(index)", parentSpanId: index == 0 ? nil : "span-\(index - 1)", call: call), into: &changes)
+            }
+            return links
+        }
+        var cache = TraceLinksCache(capacity: 100)
+        // Ten traces of 10 spans fill one generation, the next ten the other: all still there.
+        for index in 0..<20 { cache.record(["big-\(index)": trace(10)]) }
+        #expect((0..<20).allSatisfy { cache.links(of: "big-\($0)") != nil })
+        #expect(cache.links(of: "big-0")?.spanCount == 10)
+        // Ten more: the first ten are dropped.
+        for index in 20..<30 { cache.record(["big-\(index)": trace(10)]) }
+        #expect((0..<10).allSatisfy { cache.links(of: "big-\($0)") == nil })
+        #expect((10..<30).allSatisfy { cache.links(of: "big-\($0)") != nil })
+        // One-span traces: a hundred of them per generation.
+        var small = TraceLinksCache(capacity: 100)
+        for index in 0..<150 { small.record(["small-\(index)": trace(1)]) }
+        #expect((0..<150).allSatisfy { small.links(of: "small-\($0)") != nil })
     }
 
     @Test func handBuiltTracesGiveTheirHandOffs() async throws {

@@ -156,6 +156,9 @@ public struct TraceLinks: Sendable, Hashable {
     /// Spans whose parent is not recorded yet, by the parent's span id.
     var waiting: [String: [GraphProjection.Call]] = [:]
 
+    /// About how many spans these links hold (what bounds ``TraceLinksCache``).
+    var spanCount: Int { max(1, sources.count + waiting.count) }
+
     public init() {}
 
     /// A stored span as the links need it.
@@ -201,26 +204,32 @@ public struct TraceLinks: Sendable, Hashable {
     }
 }
 
-/// The links of recently applied traces, in memory, bounded: two generations of at most
-/// `capacity` traces each; a trace looked up in the older generation moves to the newer one, and
-/// when the newer fills up the older is dropped. A trace not found is read from its spans.
+/// The links of recently applied traces, in memory, bounded by the spans they hold: two
+/// generations of traces holding at most `capacity` spans each (so its memory does not grow with
+/// the ingest rate, as a bound in traces did: docs/benchmarks.md P9); a trace looked up in the
+/// older generation moves to the newer one, and when the newer fills up the older is dropped. A
+/// trace not found is read from its spans.
 struct TraceLinksCache: Sendable {
     let capacity: Int
     private var newer: [String: TraceLinks] = [:]
     private var older: [String: TraceLinks] = [:]
+    /// The spans the newer generation's traces held when recorded.
+    private var newerSpans = 0
 
-    init(capacity: Int = 50_000) { self.capacity = max(1, capacity) }
+    init(capacity: Int = 100_000) { self.capacity = max(1, capacity) }
 
     func links(of traceId: String) -> TraceLinks? { newer[traceId] ?? older[traceId] }
 
     /// Records what a committed batch left.
     mutating func record(_ links: [String: TraceLinks]) {
         for (traceId, trace) in links {
-            if newer.count >= capacity {
+            if newerSpans >= capacity {
                 older = newer
                 newer = [:]
+                newerSpans = 0
             }
             newer[traceId] = trace
+            newerSpans += trace.spanCount
             if !older.isEmpty { older.removeValue(forKey: traceId) }
         }
     }
@@ -228,5 +237,6 @@ struct TraceLinksCache: Sendable {
     mutating func removeAll() {
         newer = [:]
         older = [:]
+        newerSpans = 0
     }
 }
