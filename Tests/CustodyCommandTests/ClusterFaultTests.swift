@@ -325,8 +325,10 @@ struct ClusterFaultTests {
     /// a node not there yet counts 0).
     static func appliedHeads(of nodes: [Node]) async throws -> [UInt64] {
         var heads: [UInt64] = []
+        var previous: [UInt64] = []
         let agreeBy = ContinuousClock.now + .seconds(60)
         repeat {
+            previous = heads
             heads = []
             for node in nodes {
                 let stats = try? await CustodyClient(baseURL: node.base, timeout: .seconds(5)).adminStats()
@@ -334,7 +336,9 @@ struct ClusterFaultTests {
                 let head = stats?["log"]?["last_seq"]?.numberValue.map { UInt64($0) } ?? 1
                 heads.append(applied == head ? head : 0)
             }
-            if heads[0] > 0 && Set(heads).count == 1 { break }
+            // Standing still: the same head on both, twice 200 ms apart (closing spans are
+            // appended up to the ResponseRecorder's 20 ms linger after their request answered).
+            if heads[0] > 0 && Set(heads).count == 1 && heads == previous { break }
             try await Task.sleep(for: .milliseconds(200))
         } while ContinuousClock.now < agreeBy
         return heads

@@ -396,7 +396,7 @@ public actor SegmentLog: EventLog {
         }
         let compression: BatchCompression
         let now = configuration.clock.now()
-        if let dictionary = active.dictionary {
+        if configuration.compressionDictionary, let dictionary = active.dictionary {
             if groupBytes <= Self.smallGroupBytes && configuration.highCompressionBelowBytesPerSecond > 0
                 && writeRate.isQuiet(below: configuration.highCompressionBelowBytesPerSecond, at: now)
             {
