@@ -164,18 +164,14 @@ enum BatchCodec {
         switch header.codec {
         case .stored:
             payload.writeBytes(stored)
-        case .lz4:
+        case .lz4, .lz4Dictionary:
+            // Codec 2 decompresses against the segment's dictionary, codec 1 alone.
+            let segmentDictionary = header.codec == .lz4Dictionary ? dictionary() : nil
+            guard header.codec == .lz4 || segmentDictionary != nil else { return .failure(.missingDictionary) }
             var ok = false
             payload.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(header.uncompressedLength)) { destination in
-                ok = LZ4Block.decompress(stored, into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<Int(header.uncompressedLength)]))
-                return ok ? Int(header.uncompressedLength) : 0
-            }
-            guard ok else { return .failure(.badPayload) }
-        case .lz4Dictionary:
-            guard let dictionary = dictionary() else { return .failure(.missingDictionary) }
-            var ok = false
-            payload.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(header.uncompressedLength)) { destination in
-                ok = dictionary.decompress(stored, into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<Int(header.uncompressedLength)]))
+                let output = UnsafeMutableRawBufferPointer(rebasing: destination[0..<Int(header.uncompressedLength)])
+                ok = segmentDictionary?.decompress(stored, into: output) ?? LZ4Block.decompress(stored, into: output)
                 return ok ? Int(header.uncompressedLength) : 0
             }
             guard ok else { return .failure(.badPayload) }

@@ -44,9 +44,6 @@ public final class LZ4Dictionary: @unchecked Sendable {
         bytes.deallocate()
     }
 
-    /// The dictionary's bytes.
-    public var content: [UInt8] { Array(UnsafeRawBufferPointer(bytes)) }
-
     public var count: Int { bytes.count }
 
     /// Runs `body` with the dictionary's bytes (which never change).
@@ -101,14 +98,11 @@ extension LZ4Dictionary {
 
     /// The bytes of a dictionary file (docs/log-format.md, "Segment dictionaries").
     public func fileBytes() -> [UInt8] {
-        var file = [UInt8](repeating: 0, count: Self.fileHeaderSize)
-        file.replaceSubrange(0..<4, with: Self.fileMagic)
-        file[4] = 1
-        let length = UInt32(bytes.count)
-        for i in 0..<4 { file[8 + i] = UInt8(truncatingIfNeeded: length >> (8 * UInt32(i))) }
-        var crc = file.withUnsafeBytes { CRC32C.update(0, UnsafeRawBufferPointer(rebasing: $0[0..<12])) }
-        crc = CRC32C.update(crc, UnsafeRawBufferPointer(bytes))
-        for i in 0..<4 { file[12 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
+        var file = Self.fileMagic
+        file += [1, 0, 0, 0]
+        file.appendLittleEndian(UInt32(bytes.count))
+        let crc = CRC32C.update(file.withUnsafeBytes { CRC32C.update(0, $0) }, UnsafeRawBufferPointer(bytes))
+        file.appendLittleEndian(crc)
         file.append(contentsOf: UnsafeRawBufferPointer(bytes))
         return file
     }
@@ -116,20 +110,17 @@ extension LZ4Dictionary {
     /// The dictionary a dictionary file holds; nil when the bytes are not a valid one (wrong
     /// magic or version, a length that does not match, or a CRC that does not).
     public static func parse(file: [UInt8]) -> LZ4Dictionary? {
-        guard file.count > fileHeaderSize, Array(file[0..<4]) == fileMagic, file[4] == 1, file[5] == 0, file[6] == 0, file[7] == 0 else {
-            return nil
+        file.withUnsafeBytes { raw -> LZ4Dictionary? in
+            guard raw.count > fileHeaderSize, Array(raw[0..<4]) == fileMagic, raw[4] == 1, raw[5] == 0, raw[6] == 0, raw[7] == 0 else {
+                return nil
+            }
+            let length = Int(raw.littleEndian(at: 8, as: UInt32.self))
+            guard length >= 1, length <= maximumBytes, raw.count == fileHeaderSize + length else { return nil }
+            let content = UnsafeRawBufferPointer(rebasing: raw[fileHeaderSize...])
+            let crc = CRC32C.update(CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<12])), content)
+            guard crc == raw.littleEndian(at: 12, as: UInt32.self) else { return nil }
+            return LZ4Dictionary(content)
         }
-        func u32(_ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(file[at + $1]) << (8 * UInt32($1)) } }
-        let length = Int(u32(8))
-        guard length >= 1, length <= maximumBytes, file.count == fileHeaderSize + length else { return nil }
-        let crc = file.withUnsafeBytes { raw in
-            CRC32C.update(
-                CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<12])),
-                UnsafeRawBufferPointer(rebasing: raw[fileHeaderSize...])
-            )
-        }
-        guard crc == u32(12) else { return nil }
-        return file.withUnsafeBytes { LZ4Dictionary(UnsafeRawBufferPointer(rebasing: $0[fileHeaderSize...])) }
     }
 }
 
