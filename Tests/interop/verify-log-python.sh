@@ -32,25 +32,30 @@ python3 scripts/verify-log.py "$DATA/data" --receipt "$RECEIPT" | tee "$DATA/cle
 # Segments after the first are compressed against their dictionaries (docs/log-format.md).
 [ "$(ls "$DATA/data"/*.dict | wc -l)" -ge 1 ] || { echo "expected segment dictionaries"; exit 1; }
 grep -Eq "\(([1-9][0-9]*) batches compressed against a dictionary\)" "$DATA/clean" || { echo "expected codec 2 batches"; exit 1; }
-# One byte of the first stored (uncompressed) batch's payload changed, CRC recomputed: the chain must catch it.
+# One byte of the first batch's first record changed, the batch written back stored (codec 0)
+# with its CRC recomputed: the chain must catch it. The first batch may be stored or compressed
+# (with or without the dictionary), depending on what the server's groups held.
 python3 - "$DATA/data" <<'PY'
 import os, struct, sys
 sys.path.insert(0, "scripts")
 verify = __import__("verify-log")
 path = os.path.join(sys.argv[1], sorted(f for f in os.listdir(sys.argv[1]) if f.endswith(".log"))[0])
-data = bytearray(open(path, "rb").read())
-offset = 0
-while True:
-    version, codec = data[offset + 4], data[offset + 5]
-    slen = struct.unpack_from("<I", data, offset + 40)[0]
-    if codec == 0:
-        break
-    offset += 48 + slen + (32 if version >= 2 else 0)
-data[offset + 48 + 20] ^= 1
+data = bytes(open(path, "rb").read())
+header = bytearray(data[0:48])
+version, codec = header[4], header[5]
+ulen, slen = struct.unpack_from("<I", header, 20)[0], struct.unpack_from("<I", header, 40)[0]
 trailer = 32 if version >= 2 else 0
-crc = verify.crc32c(bytes(data[offset + 48:offset + 48 + slen + trailer]), verify.crc32c(bytes(data[offset:offset + 44])))
-struct.pack_into("<I", data, offset + 44, crc)
-open(path, "wb").write(data)
+stored = data[48:48 + slen]
+dictionary = verify.segment_dictionary(path) if codec == 2 else b""
+payload = bytearray(stored if codec == 0 else verify.lz4_block(stored, ulen, dictionary))
+assert len(payload) == ulen
+payload[20] ^= 1
+header[5] = 0
+struct.pack_into("<I", header, 40, ulen)
+rest = bytes(payload) + data[48 + slen:48 + slen + trailer]
+struct.pack_into("<I", header, 44, verify.crc32c(rest, verify.crc32c(bytes(header[:44]))))
+open(path, "wb").write(bytes(header) + rest + data[48 + slen + trailer:])
+print("tampered: the first batch (codec %d) of %s" % (codec, os.path.basename(path)))
 PY
 if python3 scripts/verify-log.py "$DATA/data" > "$DATA/tampered"; then echo "the tampered log passed"; cat "$DATA/tampered"; exit 1; fi
 grep -q "hash chain mismatch" "$DATA/tampered"
