@@ -60,6 +60,8 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
         ),
+        // glibc's <malloc.h> (mallinfo2, for the memory figures of /api/admin/stats).
+        .systemLibrary(name: "CMalloc"),
         // nats.c from the system (Debian: libnats-dev): the JetStream log of cluster mode.
         .systemLibrary(
             name: "CNATS",
@@ -188,6 +190,7 @@ let package = Package(
             name: "CustodyClient",
             dependencies: [
                 "CustodyRPC",
+                "CMalloc",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),

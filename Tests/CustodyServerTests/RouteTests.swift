@@ -279,6 +279,7 @@ import Testing
                 "custody_log_head_seq", "custody_log_bytes_on_disk", "custody_projection_lag_events", "custody_cache_spans",
                 "custody_live_clients", "custody_ingest_events_total", "custody_http_request_duration_seconds_bucket",
                 "custody_log_fsync_duration_seconds_bucket", "custody_log_compression_ratio", "custody_outbox_depth",
+                "custody_process_resident_bytes", "custody_process_heap_in_use_bytes", "custody_process_sqlite_bytes",
             ] {
                 #expect(metrics.contains(name), "\(name) is missing from /metrics")
             }
@@ -286,6 +287,14 @@ import Testing
             let log = try #require(stats.data["log"] as? [String: Any])
             #expect((log["last_seq"] as? Int ?? 0) >= 3)
             #expect((stats.data["cache"] as? [String: Any])?["spans"] as? Int ?? 0 >= 1)
+            // Where the memory is: resident, malloc's heap and in use, SQLite's page caches (the
+            // projections have an open database, so SQLite holds some).
+            let process = try #require(stats.data["process"] as? [String: Any])
+            let resident = try #require(process["rss_bytes"] as? Int)
+            let heap = try #require(process["heap_bytes"] as? Int)
+            let inUse = try #require(process["heap_in_use_bytes"] as? Int)
+            let sqlite = try #require(process["sqlite_bytes"] as? Int)
+            #expect(sqlite > 0 && sqlite < inUse && inUse <= heap && resident > 0)
         }
     }
 

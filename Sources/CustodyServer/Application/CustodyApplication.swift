@@ -110,7 +110,8 @@ public enum CustodyApplication {
             server: serverBuilder(router: router, limits: configuration.limits),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             // Shut down in reverse: the HTTP server, then the other listeners, then the runtime.
-            services: [RuntimeService(runtime: runtime, logger: logger)] + (rpc.map { [$0] } ?? []) + services,
+            services: [RuntimeService(runtime: runtime, logger: logger), HeapTrimService(logger: logger)] + (rpc.map { [$0] } ?? [])
+                + services,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )

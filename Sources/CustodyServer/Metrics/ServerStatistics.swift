@@ -5,6 +5,7 @@ import Prometheus
 import Synchronization
 
 #if canImport(Glibc)
+import CMalloc
 import Glibc
 #endif
 #if canImport(FoundationEssentials)
@@ -33,7 +34,7 @@ struct ServerStatistics: Sendable {
     var ingestRefused: Int
     var rejected: [String: Int]
     var rebuild: JSONValue
-    var residentBytes: Int?
+    var memory: ProcessMemory
     /// GitHub operations pending in the outbox; nil when GitHub is not configured.
     var outboxDepth: Int?
     /// What retention keeps and deleted (``CoreRuntime/retentionStatus()``).
@@ -57,7 +58,7 @@ struct ServerStatistics: Sendable {
             ingestRefused: gate.refused.load(ordering: .relaxed),
             rejected: metrics.rejected,
             rebuild: runtime.rebuild.status,
-            residentBytes: ProcessMemory.residentBytes(),
+            memory: ProcessMemory.current(),
             outboxDepth: runtime.github.isConfigured ? runtime.github.outboxDepth : nil,
             retention: await runtime.retentionStatus()
         )
@@ -117,7 +118,12 @@ struct ServerStatistics: Sendable {
             "outbox": .object(["configured": .bool(outboxDepth != nil), "depth": .integer(Int64(outboxDepth ?? 0))]),
             "rebuild": rebuild,
             "retention": retention,
-            "process": .object(["rss_bytes": residentBytes.map { .integer(Int64($0)) } ?? .null]),
+            "process": .object([
+                "rss_bytes": memory.residentBytes.map { .integer(Int64($0)) } ?? .null,
+                "heap_bytes": memory.heapBytes.map { .integer(Int64($0)) } ?? .null,
+                "heap_in_use_bytes": memory.heapInUseBytes.map { .integer(Int64($0)) } ?? .null,
+                "sqlite_bytes": .integer(memory.sqliteBytes),
+            ]),
         ])
     }
 
@@ -161,13 +167,39 @@ struct ServerStatistics: Sendable {
         gauge("custody_ingest_in_flight", "Ingest requests being processed.", Double(ingestInFlight))
         metrics.counter("custody_ingest_refused_total", "Ingest requests refused as overloaded.", value: Int64(ingestRefused))
         gauge("custody_outbox_depth", "GitHub operations waiting to run.", Double(outboxDepth ?? 0))
-        if let residentBytes { gauge("custody_process_resident_bytes", "Resident memory of the server process.", Double(residentBytes)) }
+        if let residentBytes = memory.residentBytes {
+            gauge("custody_process_resident_bytes", "Resident memory of the server process.", Double(residentBytes))
+        }
+        if let heapBytes = memory.heapBytes {
+            gauge("custody_process_heap_bytes", "Bytes malloc holds from the system (all arenas).", Double(heapBytes))
+        }
+        if let heapInUseBytes = memory.heapInUseBytes {
+            gauge("custody_process_heap_in_use_bytes", "Bytes of malloc's heap in allocated blocks.", Double(heapInUseBytes))
+        }
+        gauge("custody_process_sqlite_bytes", "Memory SQLite has allocated (page caches, statements).", Double(memory.sqliteBytes))
     }
 }
 
-/// The process's resident memory, from `/proc/self/statm` (Linux); nil elsewhere.
-enum ProcessMemory {
-    static func residentBytes() -> Int? {
+/// Where the process's memory is: resident (`/proc/self/statm`, Linux), malloc's heap (glibc's
+/// `mallinfo2`: what it holds from the system and what is in allocated blocks; the difference is
+/// free memory malloc keeps), and SQLite's share of the heap. nil where the platform cannot say.
+struct ProcessMemory: Sendable {
+    var residentBytes: Int?
+    var heapBytes: Int?
+    var heapInUseBytes: Int?
+    var sqliteBytes: Int64
+
+    static func current() -> ProcessMemory {
+        var memory = ProcessMemory(residentBytes: readResidentBytes(), sqliteBytes: SQLiteProjectionStore.memoryInUse)
+        #if canImport(Glibc)
+        let heap = mallinfo2()
+        memory.heapBytes = Int(heap.arena + heap.hblkhd)
+        memory.heapInUseBytes = Int(heap.uordblks + heap.hblkhd)
+        #endif
+        return memory
+    }
+
+    static func readResidentBytes() -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
         let fields = text.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return nil }

@@ -2,6 +2,7 @@ import CustodyLog
 import CustodySchema
 import Foundation
 import GRDB
+import GRDBSQLite
 import NIOPosix
 import Synchronization
 
@@ -97,9 +98,11 @@ public final class SQLiteProjectionStore: ProjectionStore {
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             db.add(function: TraceKey.function)
-            // A page cache that holds the indexes being written (the default ~2 MB makes every
-            // insert read and write pages through the kernel), and fewer, larger checkpoints.
-            try db.execute(sql: "PRAGMA cache_size = -131072")
+            // The writer: a page cache that holds the indexes being written (the default ~2 MB
+            // makes every insert read and write pages through the kernel), and fewer, larger
+            // checkpoints. Readers (up to five): a smaller cache each, so that queries cannot
+            // take five times the writer's memory; the kernel's page cache holds the file.
+            try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -131072")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
             if durability == .deferred {
                 try db.execute(sql: "PRAGMA synchronous = OFF")
@@ -120,6 +123,10 @@ public final class SQLiteProjectionStore: ProjectionStore {
         recent = Mutex(try pool.read(RecentTraces.load))
         hasRetiredTraces.store(try pool.read(Self.anyRetiredTraces), ordering: .releasing)
     }
+
+    /// Bytes SQLite has allocated in this process (`sqlite3_memory_used`): the page caches of
+    /// every connection (each up to the `cache_size` set above) and prepared statements.
+    public static var memoryInUse: Int64 { sqlite3_memory_used() }
 
     /// The checkpoint of the database at `path` without opening it as a store (no migration, no
     /// memory loaded): 0 when there is no database or it has applied nothing.
