@@ -190,7 +190,6 @@ let package = Package(
             name: "CustodyClient",
             dependencies: [
                 "CustodyRPC",
-                "CMalloc",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -212,6 +211,7 @@ let package = Package(
             name: "CustodyServer",
             dependencies: [
                 "CustodyRPC",
+                "CMalloc",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
