@@ -320,6 +320,9 @@ public actor Projector: PositionFollower {
     /// How far behind the log the projections are: in events, and in seconds — how long the
     /// oldest event not yet applied has been in the log (0 when caught up).
     public func lag() async -> (events: UInt64, seconds: Double) {
+        // The seq applied when asked: the loop may apply more during the awaits below (this actor
+        // is reentrant), even past `head`.
+        let applied = applied
         let head = await log.lastSeq
         guard head > applied else { return (0, 0) }
         guard let oldest = try? await log.read(from: applied + 1, maxRecords: 1).first(where: { $0.seq > applied }) else {
