@@ -183,18 +183,37 @@ struct ServerStatistics: Sendable {
 /// Where the process's memory is: resident (`/proc/self/statm`, Linux), malloc's heap (glibc's
 /// `mallinfo2`: what it holds from the system and what is in allocated blocks; the difference is
 /// free memory malloc keeps), and SQLite's share of the heap. nil where the platform cannot say.
+///
+/// The heap figures are measured at most once per ``heapSampleInterval``: `mallinfo2` walks every
+/// free chunk of every arena under that arena's lock, which took ~4 ms on a fragmented heap under
+/// load (docs/benchmarks.md, P3) — a dashboard or a load generator polling the stats must not make
+/// the server's allocations wait that often.
 struct ProcessMemory: Sendable {
     var residentBytes: Int?
     var heapBytes: Int?
     var heapInUseBytes: Int?
     var sqliteBytes: Int64
 
-    static func current() -> ProcessMemory {
+    /// How old the heap figures may be.
+    static let heapSampleInterval: Duration = .seconds(2)
+    private static let heapSample = Mutex<(at: ContinuousClock.Instant, bytes: Int, inUse: Int)?>(nil)
+
+    /// The figures now, the heap's as of at most `heapAge` ago.
+    static func current(heapAge: Duration = heapSampleInterval) -> ProcessMemory {
         var memory = ProcessMemory(residentBytes: readResidentBytes(), sqliteBytes: SQLiteProjectionStore.memoryInUse)
         #if canImport(Glibc)
-        let heap = mallinfo2()
-        memory.heapBytes = Int(heap.arena + heap.hblkhd)
-        memory.heapInUseBytes = Int(heap.uordblks + heap.hblkhd)
+        let now = ContinuousClock.now
+        let heap: (bytes: Int, inUse: Int)
+        if let sample = heapSample.withLock({ $0 }), now - sample.at < heapAge {
+            heap = (sample.bytes, sample.inUse)
+        } else {
+            // Measured outside the lock: a concurrent caller measures too rather than wait.
+            let info = mallinfo2()
+            heap = (Int(info.arena + info.hblkhd), Int(info.uordblks + info.hblkhd))
+            heapSample.withLock { $0 = (now, heap.bytes, heap.inUse) }
+        }
+        memory.heapBytes = heap.bytes
+        memory.heapInUseBytes = heap.inUse
         #endif
         return memory
     }
