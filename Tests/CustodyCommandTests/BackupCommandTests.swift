@@ -86,6 +86,12 @@ import FoundationNetworking
         let head = try #require(report["head_seq"] as? Int)
         #expect(head > firstHead, "the second backup's head \(head) is not past the first's \(firstHead)")
         #expect((report["files_kept"] as? Int ?? 0) > 0, "the second backup copied every file again: \(report)")
+        // The projections are copied whole each time, and counted with the log's files.
+        let projectionsBytes = try #require(
+            (try FileManager.default.attributesOfItem(atPath: backup + "/projections.sqlite")[.size] as? NSNumber)?.intValue
+        )
+        #expect((report["bytes_copied"] as? Int ?? 0) > projectionsBytes, "\(report), projections \(projectionsBytes) bytes")
+        #expect((report["files_copied"] as? Int ?? 0) >= 1)
         #expect(!FileManager.default.fileExists(atPath: backup + "/signing-key"), "the key was copied without --include-key")
         await written.stop()
         await writer.value
